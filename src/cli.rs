@@ -29,6 +29,11 @@ pub struct CommonArgs {
     /// Ring buffer size in KiB (a power of two, 4 to 1048576)
     #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ringbuf_kib)]
     pub ringbuf_size: u32,
+
+    /// Print what this kernel offers (BTF, ring buffer, fentry, kprobes, tracepoints, uprobes)
+    /// and how this tool would attach, then exit
+    #[arg(long)]
+    pub check: bool,
 }
 
 impl CommonArgs {

@@ -2,8 +2,10 @@
 //! `src/tools/`; they share the ring-buffer consumer (`ringbuf`), the sinks (`output`), the
 //! command-line conventions (`cli`) and the set-up around loading (`setup`).
 
+pub mod attach;
 pub mod cli;
 pub mod clock;
+pub mod errno;
 pub mod escape;
 pub mod exit_status;
 pub mod output;

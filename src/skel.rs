@@ -17,3 +17,4 @@ macro_rules! skeleton {
 
 skeleton!(execsnoop, "execsnoop.skel.rs");
 skeleton!(exitsnoop, "exitsnoop.skel.rs");
+skeleton!(unlinksnoop, "unlinksnoop.skel.rs");

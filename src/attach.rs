@@ -1,0 +1,643 @@
+//! The suite's attach strategy, in one place. A tool's hook declares the methods it can use, in
+//! order of preference (fentry/fexit, kprobe/kretprobe, tracepoint, uprobe); we check what the
+//! running kernel offers, try the methods in turn (loading and attaching for real: the kernel is
+//! the only reliable judge), and keep the first that works. `--attach METHOD` forces one, and
+//! `--check` reports what this kernel offers and what the tool would use.
+//!
+//! Kernels differ a lot here: some refuse fentry programs (lockdown, old kernels, some clouds),
+//! some are built without kprobes, and functions get renamed or inlined. Tracepoints are the
+//! stable floor.
+
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use libbpf_rs::btf::types::{Func, FuncProto};
+use libbpf_rs::btf::{BtfKind, ReferencesType};
+use libbpf_rs::{libbpf_sys, Btf, OpenObject};
+use serde::Serialize;
+
+use crate::setup;
+
+/// One way of hooking the kernel (or a user program).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// fentry/fexit: BTF-typed trampolines, the cheapest; needs BPF trampolines (5.5+).
+    Fentry,
+    /// kprobe/kretprobe: breakpoints on a kernel function; needs CONFIG_KPROBES.
+    Kprobe,
+    /// Static tracepoints: stable, always there, but only where the kernel put them.
+    Tracepoint,
+    /// uprobe/uretprobe on a function in a user-space binary.
+    Uprobe,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::Fentry,
+        Method::Kprobe,
+        Method::Tracepoint,
+        Method::Uprobe,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fentry => "fentry",
+            Method::Kprobe => "kprobe",
+            Method::Tracepoint => "tracepoint",
+            Method::Uprobe => "uprobe",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What `--attach` asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    Force(Method),
+}
+
+/// `--attach auto|fentry|kprobe|tracepoint`, for tools with more than one method.
+#[derive(Args, Debug, Clone)]
+pub struct AttachArg {
+    /// How to hook the kernel: auto (the best this kernel can do), fentry, kprobe or tracepoint
+    #[arg(long = "attach", value_name = "METHOD", default_value = "auto", value_parser = parse_choice)]
+    pub attach: Choice,
+}
+
+fn parse_choice(s: &str) -> Result<Choice, String> {
+    if s == "auto" {
+        return Ok(Choice::Auto);
+    }
+    Method::parse(s).map(Choice::Force).ok_or_else(|| {
+        format!("'{s}' is not an attach method: give auto, fentry, kprobe, tracepoint or uprobe")
+    })
+}
+
+/// What a tool hooks, by method.
+pub struct Hook {
+    /// The methods the tool has programs for, best first.
+    pub methods: &'static [Method],
+    /// Kernel functions the fentry and kprobe programs attach to.
+    pub functions: &'static [&'static str],
+    /// Tracepoints (`category/name`) the tracepoint programs need.
+    pub tracepoints: &'static [&'static str],
+    /// Tracepoints used where the kernel has them (the tool turns their programs off elsewhere).
+    pub optional_tracepoints: &'static [&'static str],
+}
+
+impl Hook {
+    /// What the method attaches to, for messages.
+    fn targets(&self, method: Method) -> String {
+        match method {
+            Method::Fentry | Method::Kprobe => self.functions.join(", "),
+            Method::Tracepoint => self
+                .tracepoints
+                .iter()
+                .chain(
+                    self.optional_tracepoints
+                        .iter()
+                        .filter(|t| tracepoint_exists(t)),
+                )
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            Method::Uprobe => "a function in a user-space binary".into(),
+        }
+    }
+}
+
+/// The outcome of trying one method.
+pub type Attempt<'a, T> = &'a mut dyn FnMut(Method) -> Result<T>;
+
+/// Picks, loads and attaches: `attempt(method)` opens the tool's skeleton with only that
+/// method's programs enabled, loads and attaches it. With `-v`, says which method was used and
+/// why the better ones were not.
+pub fn select<T>(
+    tool: &str,
+    hook: &Hook,
+    choice: Choice,
+    verbose: bool,
+    attempt: Attempt<'_, T>,
+) -> Result<(T, Method)> {
+    select_with(tool, hook, choice, verbose, &precheck, attempt)
+}
+
+type Precheck<'a> = &'a dyn Fn(&Hook, Method) -> Result<(), String>;
+
+fn select_with<T>(
+    tool: &str,
+    hook: &Hook,
+    choice: Choice,
+    verbose: bool,
+    precheck: Precheck<'_>,
+    attempt: Attempt<'_, T>,
+) -> Result<(T, Method)> {
+    let mut refused: Vec<(Method, String)> = Vec::new();
+    let order: Vec<Method> = match choice {
+        Choice::Auto => hook.methods.to_vec(),
+        Choice::Force(m) if hook.methods.contains(&m) => vec![m],
+        Choice::Force(m) => bail!(
+            "--attach {m}: this tool has no {m} programs; give --attach {}",
+            names(hook.methods, " or ")
+        ),
+    };
+    for method in order {
+        match try_method(hook, method, precheck, attempt) {
+            Ok(value) => {
+                if verbose {
+                    let why = refused
+                        .iter()
+                        .map(|(m, why)| format!("{m}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let why = if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({why})")
+                    };
+                    eprintln!(
+                        "{tool}: attached with {method} to {}{why}",
+                        hook.targets(method)
+                    );
+                }
+                return Ok((value, method));
+            }
+            Err(why) => refused.push((method, why)),
+        }
+    }
+    if let Choice::Force(m) = choice {
+        let why = &refused[0].1;
+        let others: Vec<Method> = hook
+            .methods
+            .iter()
+            .copied()
+            .filter(|&o| o != m && try_method(hook, o, precheck, attempt).is_ok())
+            .collect();
+        let can = if others.is_empty() {
+            "none of the others either".to_string()
+        } else {
+            format!("--attach {}", names(&others, " or "))
+        };
+        bail!("cannot attach with {m}: {why}; this kernel can do: {can}");
+    }
+    let why = refused
+        .iter()
+        .map(|(m, why)| format!("{m}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    bail!("no attach method works on this kernel ({why}); run with --check for details")
+}
+
+fn names(methods: &[Method], sep: &str) -> String {
+    methods
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// The cheap checks first (they give the clearest reasons), then the real load and attach.
+fn try_method<T>(
+    hook: &Hook,
+    method: Method,
+    precheck: Precheck<'_>,
+    attempt: Attempt<'_, T>,
+) -> Result<T, String> {
+    precheck(hook, method)?;
+    attempt(method).map_err(|e| format!("{e:#}"))
+}
+
+/// Can this kernel possibly do `method` for `hook`? `Err` says why not.
+pub fn precheck(hook: &Hook, method: Method) -> Result<(), String> {
+    match method {
+        Method::Fentry => {
+            let btf = vmlinux_btf().ok_or("the kernel has no BTF")?;
+            for f in hook.functions {
+                if btf.type_by_name::<Func>(f).is_none() {
+                    return Err(format!("{f} is not in the kernel's BTF"));
+                }
+            }
+            traceable(hook.functions)
+        }
+        Method::Kprobe => {
+            if !Path::new(KPROBE_PMU).exists() {
+                return Err(format!(
+                    "this kernel has no kprobes (no {KPROBE_PMU}: built without CONFIG_KPROBES)"
+                ));
+            }
+            traceable(hook.functions)
+        }
+        Method::Tracepoint => {
+            for tp in hook.tracepoints {
+                if !tracepoint_exists(tp) {
+                    return Err(format!("tracepoint {tp} does not exist here"));
+                }
+            }
+            Ok(())
+        }
+        Method::Uprobe => {
+            if Path::new(UPROBE_PMU).exists() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "this kernel has no uprobes (no {UPROBE_PMU}: built without CONFIG_UPROBE_EVENTS)"
+                ))
+            }
+        }
+    }
+}
+
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
+
+fn tracefs() -> Option<&'static str> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .find(|d| Path::new(d).join("events").is_dir())
+}
+
+/// Whether tracefs lists `category/name` (e.g. `syscalls/sys_enter_unlink`, absent on arm64).
+pub fn tracepoint_exists(tp: &str) -> bool {
+    tracefs().is_some_and(|t| Path::new(t).join("events").join(tp).is_dir())
+}
+
+/// Functions the kernel can put a trampoline or probe on are listed in
+/// available_filter_functions; one missing there was inlined or is marked notrace. When the
+/// list cannot be read we let the load decide.
+fn traceable(functions: &[&str]) -> Result<(), String> {
+    let Some(t) = tracefs() else { return Ok(()) };
+    let Ok(list) = std::fs::read_to_string(Path::new(t).join("available_filter_functions")) else {
+        return Ok(());
+    };
+    for f in functions {
+        let listed = list.lines().any(|l| l.split_whitespace().next() == Some(f));
+        if !listed {
+            return Err(format!(
+                "{f} cannot be traced here (not in available_filter_functions: inlined or notrace)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's BTF, read once.
+pub fn vmlinux_btf() -> Option<&'static Btf<'static>> {
+    struct Shared(Option<Btf<'static>>);
+    // SAFETY: the BTF is only read after it has been parsed, and never freed.
+    unsafe impl Sync for Shared {}
+    unsafe impl Send for Shared {}
+    static BTF: OnceLock<Shared> = OnceLock::new();
+    BTF.get_or_init(|| Shared(Btf::from_vmlinux().ok()))
+        .0
+        .as_ref()
+}
+
+/// The C type of parameter `index` of kernel function `func` as BTF describes it (`struct
+/// filename *`, `const char *`, `int`); `None` if the function or parameter is not in BTF. For
+/// functions whose arguments changed type between kernel versions: the tool reads it before
+/// load and tells its BPF side (a .rodata flag) how to read the argument.
+pub fn param_type(func: &str, index: usize) -> Option<String> {
+    let btf = vmlinux_btf()?;
+    let f = btf.type_by_name::<Func>(func)?;
+    let proto = FuncProto::try_from(f.referenced_type()).ok()?;
+    let param = proto.get(index)?;
+    let ty = btf.type_by_id::<libbpf_rs::btf::BtfType>(param.ty)?;
+    Some(c_type(ty, 0))
+}
+
+/// A BTF type written as C, enough to tell argument types apart.
+fn c_type(ty: libbpf_rs::btf::BtfType<'_>, depth: u32) -> String {
+    let name = || {
+        ty.name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let next = |prefix: &str, suffix: &str| match ty.next_type() {
+        Some(t) if depth < 8 => format!("{prefix}{}{suffix}", c_type(t, depth + 1)),
+        _ => format!("{prefix}void{suffix}"),
+    };
+    match ty.kind() {
+        BtfKind::Ptr => next("", " *"),
+        BtfKind::Const => next("const ", ""),
+        BtfKind::Volatile => next("volatile ", ""),
+        BtfKind::Restrict | BtfKind::TypeTag => next("", ""),
+        BtfKind::Struct => format!("struct {}", name()),
+        BtfKind::Union => format!("union {}", name()),
+        BtfKind::Enum | BtfKind::Enum64 => format!("enum {}", name()),
+        BtfKind::Void => "void".into(),
+        _ => name(),
+    }
+}
+
+/// Storage for one skeleton attempt. Every attempt opens its own object; a failed one is closed
+/// when its skeleton drops, and its few bytes of storage stay allocated (at most one per method).
+pub fn object_storage() -> &'static mut MaybeUninit<OpenObject> {
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+/// One line of `--check`.
+#[derive(Serialize)]
+struct Feature {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+impl Feature {
+    fn new(name: &'static str, result: Result<String, String>) -> Self {
+        let ok = result.is_ok();
+        let detail = result.unwrap_or_else(|e| e);
+        Feature { name, ok, detail }
+    }
+}
+
+#[derive(Serialize)]
+struct CheckReport {
+    kernel: String,
+    features: Vec<Feature>,
+    tool: String,
+    methods: Vec<Feature>,
+    would_use: Option<Method>,
+}
+
+/// `--check`: what this kernel offers, and what `tool` would use, printed as a table or as one
+/// JSON object. With `attempt`, each method is really loaded and attached (then detached);
+/// without, only the cheap checks run.
+pub fn check<T>(
+    tool: &str,
+    hook: &Hook,
+    choice: Choice,
+    json: bool,
+    mut attempt: Option<Attempt<'_, T>>,
+) -> Result<()> {
+    // Tracepoints need tracefs; mounting it is what the tool itself would do.
+    let tracefs_state = match setup::ensure_tracefs() {
+        Ok(()) => Ok(format!("tracefs at {}", tracefs().unwrap_or("?"))),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let features = vec![
+        Feature::new("BTF", btf_state()),
+        Feature::new("ring buffer", ringbuf_state()),
+        Feature::new("fentry/fexit", fentry_state(hook)),
+        Feature::new("kprobes", kprobe_state()),
+        Feature::new("tracepoints", tracefs_state),
+        Feature::new("uprobes", uprobe_state()),
+    ];
+    let mut methods = Vec::new();
+    let mut would_use = None;
+    for &m in hook.methods {
+        let mut result = precheck(hook, m);
+        if result.is_ok() {
+            if let Some(attempt) = attempt.as_mut() {
+                result = attempt(m).map(drop).map_err(|e| format!("{e:#}"));
+            }
+        }
+        let wanted = match choice {
+            Choice::Auto => true,
+            Choice::Force(f) => f == m,
+        };
+        if result.is_ok() && wanted && would_use.is_none() {
+            would_use = Some(m);
+        }
+        let name: &'static str = m.name();
+        methods.push(Feature::new(
+            name,
+            result.map(|()| format!("works: {}", hook.targets(m))),
+        ));
+    }
+    let report = CheckReport {
+        kernel: kernel_release(),
+        features,
+        tool: tool.to_string(),
+        methods,
+        would_use,
+    };
+    let mut out = String::new();
+    if json {
+        out = serde_json::to_string(&report)?;
+        out.push('\n');
+    } else {
+        use std::fmt::Write as _;
+        let _ = writeln!(out, "kernel: {}", report.kernel);
+        for f in &report.features {
+            let _ = writeln!(out, "  {:<13} {:<3}  {}", f.name, yes(f.ok), f.detail);
+        }
+        let _ = writeln!(out, "{tool}:");
+        for f in &report.methods {
+            let _ = writeln!(out, "  {:<13} {:<3}  {}", f.name, yes(f.ok), f.detail);
+        }
+        let _ = match report.would_use {
+            Some(m) => writeln!(out, "  would use:    {m}"),
+            None => writeln!(out, "  would use:    nothing: no method works here"),
+        };
+    }
+    use std::io::Write as _;
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn kernel_release() -> String {
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "unknown".into();
+    }
+    let field = |f: &[libc::c_char]| crate::escape::escaped(crate::escape::c_str_bytes(f));
+    format!(
+        "{} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.machine)
+    )
+}
+
+fn btf_state() -> Result<String, String> {
+    match vmlinux_btf() {
+        Some(_) => Ok(setup::KERNEL_BTF.to_string()),
+        None => Err(format!(
+            "{} missing or unreadable: CO-RE needs CONFIG_DEBUG_INFO_BTF=y",
+            setup::KERNEL_BTF
+        )),
+    }
+}
+
+fn ringbuf_state() -> Result<String, String> {
+    let r = unsafe {
+        libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null())
+    };
+    match r {
+        1 => Ok("BPF_MAP_TYPE_RINGBUF".into()),
+        0 => Err("no BPF ring buffer: the kernel is older than 5.8".into()),
+        e => Err(format!(
+            "probing failed: {}",
+            std::io::Error::from_raw_os_error(-e)
+        )),
+    }
+}
+
+/// Loads a two-instruction fentry program on a function every kernel has (or on the hook's own).
+fn fentry_state(hook: &Hook) -> Result<String, String> {
+    let btf = vmlinux_btf().ok_or("needs kernel BTF")?;
+    let (func, id) = ["vfs_read", "vfs_write"]
+        .iter()
+        .chain(hook.functions)
+        .find_map(|f| btf.type_by_name::<Func>(f).map(|t| (*f, t.type_id())))
+        .ok_or("no known function in the kernel's BTF to probe with")?;
+    let mut insns: [libbpf_sys::bpf_insn; 2] = unsafe { std::mem::zeroed() };
+    insns[0].code = 0xb7; // r0 = 0
+    insns[1].code = 0x95; // exit
+    let mut opts = libbpf_sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+        expected_attach_type: libbpf_sys::BPF_TRACE_FENTRY,
+        attach_btf_id: id.into(),
+        ..Default::default()
+    };
+    let fd = unsafe {
+        libbpf_sys::bpf_prog_load(
+            libbpf_sys::BPF_PROG_TYPE_TRACING,
+            c"probe_fentry".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            &mut opts,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "the kernel refused a fentry program on {func}: {}",
+            std::io::Error::from_raw_os_error(-fd)
+        ));
+    }
+    unsafe { libc::close(fd) };
+    Ok(format!("a fentry program on {func} loaded"))
+}
+
+fn kprobe_state() -> Result<String, String> {
+    if Path::new(KPROBE_PMU).exists() {
+        Ok(format!("{KPROBE_PMU}"))
+    } else {
+        Err(format!(
+            "no {KPROBE_PMU}: the kernel is built without CONFIG_KPROBES"
+        ))
+    }
+}
+
+fn uprobe_state() -> Result<String, String> {
+    if Path::new(UPROBE_PMU).exists() {
+        Ok(format!("{UPROBE_PMU}"))
+    } else {
+        Err(format!(
+            "no {UPROBE_PMU}: the kernel is built without CONFIG_UPROBE_EVENTS"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static HOOK: Hook = Hook {
+        methods: &[Method::Fentry, Method::Kprobe, Method::Tracepoint],
+        functions: &["f"],
+        tracepoints: &["t/t"],
+        optional_tracepoints: &[],
+    };
+
+    #[test]
+    fn choice_parses() {
+        assert_eq!(parse_choice("auto").unwrap(), Choice::Auto);
+        assert_eq!(
+            parse_choice("kprobe").unwrap(),
+            Choice::Force(Method::Kprobe)
+        );
+        assert!(parse_choice("ebpf").unwrap_err().contains("fentry"));
+    }
+
+    /// Fakes the kernel: only the methods in `works` load.
+    fn fake(works: &'static [Method]) -> impl FnMut(Method) -> Result<Method> {
+        move |m| {
+            if works.contains(&m) {
+                Ok(m)
+            } else {
+                bail!("{m} refused")
+            }
+        }
+    }
+
+    fn no_precheck(_: &Hook, _: Method) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn pick(choice: Choice, works: &'static [Method]) -> Result<Method> {
+        let mut f = fake(works);
+        select_with("t", &HOOK, choice, false, &no_precheck, &mut f).map(|(m, _)| m)
+    }
+
+    #[test]
+    fn best_working_method_wins() {
+        assert_eq!(
+            pick(Choice::Auto, &[Method::Kprobe, Method::Tracepoint]).unwrap(),
+            Method::Kprobe
+        );
+        assert_eq!(
+            pick(Choice::Auto, &[Method::Tracepoint]).unwrap(),
+            Method::Tracepoint
+        );
+        let err = pick(Choice::Auto, &[]).unwrap_err().to_string();
+        assert!(err.contains("fentry: fentry refused"), "{err}");
+    }
+
+    #[test]
+    fn a_forced_method_that_fails_says_why_and_what_works() {
+        let err = pick(Choice::Force(Method::Fentry), &[Method::Tracepoint])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "cannot attach with fentry: fentry refused; this kernel can do: --attach tracepoint"
+        );
+        assert_eq!(
+            pick(
+                Choice::Force(Method::Kprobe),
+                &[Method::Kprobe, Method::Tracepoint]
+            )
+            .unwrap(),
+            Method::Kprobe
+        );
+    }
+
+    #[test]
+    fn forcing_a_method_the_tool_lacks_names_the_ones_it_has() {
+        let mut f = fake(&[Method::Tracepoint]);
+        let err = select("t", &HOOK, Choice::Force(Method::Uprobe), false, &mut f)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no uprobe programs")
+                && err.contains("fentry or kprobe or tracepoint"),
+            "{err}"
+        );
+    }
+}

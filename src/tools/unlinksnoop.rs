@@ -1,0 +1,435 @@
+//! unlinksnoop: who deletes which files and directories, did it work, and how long it took.
+//!
+//! The BPF side resolves each path in the kernel at entry (against the caller's working
+//! directory or directory fd), so it is the full path even when the caller is gone by the time
+//! we read the record. It attaches with fentry/fexit, else kprobes, else the syscall tracepoints
+//! (see [`crate::attach`]); fentry and kprobes also see removals that do not come through the
+//! unlink syscalls (io_uring's IORING_OP_UNLINKAT).
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use serde::Serialize;
+
+use crate::attach::{self, AttachArg, Hook, Method};
+use crate::cli::{parse_pid, CgroupArg, CommonArgs};
+use crate::clock::{Clock, TimeMode};
+use crate::errno;
+use crate::escape::{c_str_bytes, escape_into, escaped};
+use crate::output::{Cells, Column, Sink};
+use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::setup;
+use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder};
+
+unsafe impl plain::Plain for unlink_event {}
+
+const OP_RMDIR: u8 = 1;
+const PATH_TRUNCATED_HEAD: u8 = 1;
+const PATH_UNRESOLVED: u8 = 2;
+const PATH_TRUNCATED_TAIL: u8 = 4;
+const TASK_COMM_LEN: usize = 16;
+
+/// What unlinksnoop hooks, by method, best first.
+pub static HOOK: Hook = Hook {
+    methods: &[Method::Fentry, Method::Kprobe, Method::Tracepoint],
+    functions: &["do_unlinkat", "do_rmdir"],
+    // unlink(2) and rmdir(2) do not exist on every architecture (arm64 has only unlinkat).
+    tracepoints: &["syscalls/sys_enter_unlinkat", "syscalls/sys_exit_unlinkat"],
+    optional_tracepoints: &[
+        "syscalls/sys_enter_unlink",
+        "syscalls/sys_exit_unlink",
+        "syscalls/sys_enter_rmdir",
+        "syscalls/sys_exit_rmdir",
+    ],
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "unlinksnoop",
+    version,
+    about = "Trace file and directory removals (unlink, unlinkat, rmdir): who, which full path, the result and the latency",
+    after_help = "Examples:\n  unlinksnoop              # trace every removal\n  unlinksnoop -x           # only removals that failed\n  unlinksnoop -T           # with wall-clock time\n  unlinksnoop -p 181       # only PID 181\n  unlinksnoop -u 1000      # only UID 1000\n  unlinksnoop -n rm        # only commands whose name contains \"rm\"\n  unlinksnoop --json       # one JSON object per removal\n  unlinksnoop --check      # what this kernel offers, and how unlinksnoop would attach\n  unlinksnoop --attach tracepoint -v   # force the syscall tracepoints"
+)]
+pub struct Args {
+    /// Include time column (HH:MM:SS)
+    #[arg(short = 'T', long = "time")]
+    pub time: bool,
+
+    /// Include timestamp column (seconds since unlinksnoop started)
+    #[arg(short = 't', long = "timestamp", conflicts_with = "time")]
+    pub timestamp: bool,
+
+    /// Trace this PID only
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pid: Option<u32>,
+
+    /// Trace this UID only
+    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Only commands whose name contains NAME (at most 15 bytes, as the kernel keeps them)
+    #[arg(short = 'n', long = "name", value_name = "NAME", value_parser = parse_comm)]
+    pub name: Option<String>,
+
+    /// Only removals that failed
+    #[arg(short = 'x', long = "failed")]
+    pub failed: bool,
+
+    #[command(flatten)]
+    pub cgroup: CgroupArg,
+
+    #[command(flatten)]
+    pub attach: AttachArg,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name must not be empty".into());
+    }
+    if s.len() > TASK_COMM_LEN - 1 {
+        return Err(format!(
+            "'{s}' is longer than 15 bytes: the kernel keeps only the first 15 bytes of a command name, give a part of it"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    setup::preflight()?;
+    setup::libbpf_log(args.common.verbose);
+    let cgroup = args
+        .cgroup
+        .cgroup
+        .as_deref()
+        .map(setup::open_cgroup)
+        .transpose()?;
+
+    if args.common.check {
+        let mut attempt = |m| load(&args, None, m).map(drop);
+        return attach::check(
+            "unlinksnoop",
+            &HOOK,
+            args.attach.attach,
+            args.common.json,
+            Some(&mut attempt),
+        );
+    }
+
+    let stop = Stop::install(args.common.timeout)?;
+    let (skel, _method) = attach::select(
+        "unlinksnoop",
+        &HOOK,
+        args.attach.attach,
+        args.common.verbose,
+        &mut |m| load(&args, cgroup.as_ref(), m),
+    )?;
+    let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut printer)?;
+    Ok(())
+}
+
+/// Opens the skeleton with only `method`'s programs, loads and attaches it.
+fn load(
+    args: &Args,
+    cgroup: Option<&std::fs::File>,
+    method: Method,
+) -> Result<UnlinksnoopSkel<'static>> {
+    let mut open = UnlinksnoopSkelBuilder::default()
+        .open(attach::object_storage())
+        .context("opening the BPF object")?;
+    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+
+    let progs = &mut open.progs;
+    let fentry = method == Method::Fentry;
+    let kprobe = method == Method::Kprobe;
+    let tp = method == Method::Tracepoint;
+    for (prog, on) in [
+        (&mut progs.fentry_unlinkat, fentry),
+        (&mut progs.fexit_unlinkat, fentry),
+        (&mut progs.fentry_rmdir, fentry),
+        (&mut progs.fexit_rmdir, fentry),
+        (&mut progs.kprobe_unlinkat, kprobe),
+        (&mut progs.kretprobe_unlinkat, kprobe),
+        (&mut progs.kprobe_rmdir, kprobe),
+        (&mut progs.kretprobe_rmdir, kprobe),
+        (&mut progs.tp_enter_unlinkat, tp),
+        (&mut progs.tp_exit_unlinkat, tp),
+        (
+            &mut progs.tp_enter_unlink,
+            tp && attach::tracepoint_exists("syscalls/sys_enter_unlink"),
+        ),
+        (
+            &mut progs.tp_exit_unlink,
+            tp && attach::tracepoint_exists("syscalls/sys_exit_unlink"),
+        ),
+        (
+            &mut progs.tp_enter_rmdir,
+            tp && attach::tracepoint_exists("syscalls/sys_enter_rmdir"),
+        ),
+        (
+            &mut progs.tp_exit_rmdir,
+            tp && attach::tracepoint_exists("syscalls/sys_exit_rmdir"),
+        ),
+    ] {
+        prog.set_autoload(on);
+    }
+
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("no .rodata in the BPF object")?;
+    rodata.wakeup_bytes = wakeup;
+    rodata.filter_cgroup = cgroup.is_some();
+    rodata.targ_pid = args.pid.unwrap_or(0);
+    if let Some(uid) = args.uid {
+        rodata.filter_uid = true;
+        rodata.targ_uid = uid;
+    }
+    if let Some(name) = &args.name {
+        for (dst, &src) in rodata.targ_comm.iter_mut().zip(name.as_bytes()) {
+            *dst = src as _;
+        }
+        rodata.targ_comm_len = name.len() as u32;
+    }
+    rodata.failed_only = args.failed;
+    if fentry || kprobe {
+        // do_rmdir took the user's string before 5.11; a `struct filename *` since.
+        rodata.unlinkat_takes_filename = takes_filename("do_unlinkat")?;
+        rodata.rmdir_takes_filename = takes_filename("do_rmdir")?;
+    }
+
+    let skel = open
+        .load()
+        .map_err(|e| anyhow::anyhow!("the kernel refused to load the programs: {e}"))?;
+    if let Some(cg) = cgroup {
+        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
+    }
+    let mut skel = skel;
+    skel.attach()
+        .map_err(|e| anyhow::anyhow!("attaching failed: {e}"))?;
+    Ok(skel)
+}
+
+/// Whether `func(int dfd, NAME)` takes NAME as a `struct filename *` (or, before 5.11 for
+/// do_rmdir, as the user's `const char *`). Any other signature is one we do not know how to
+/// read: refuse the method rather than report garbage.
+fn takes_filename(func: &str) -> Result<bool> {
+    match attach::param_type(func, 1).as_deref() {
+        Some("struct filename *") => Ok(true),
+        Some("const char *") | Some("char *") => Ok(false),
+        Some(other) => {
+            bail!("{func} takes its name as `{other}` here, a signature unlinksnoop does not know")
+        }
+        None => bail!("{func} is not in the kernel's BTF"),
+    }
+}
+
+/// Turns removal records into rows or JSON objects.
+pub struct UnlinkPrinter {
+    sink: Sink,
+    clock: Clock,
+    time: TimeMode,
+    // Reused buffers: no allocation per event in table mode.
+    path_bytes: Vec<u8>,
+    path_text: String,
+    comm_text: String,
+    ret_text: String,
+    lat_text: String,
+    time_text: String,
+}
+
+impl UnlinkPrinter {
+    pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
+        let time = if args.time {
+            TimeMode::Wall
+        } else if args.timestamp {
+            TimeMode::Relative
+        } else {
+            TimeMode::None
+        };
+        let mut cols = Vec::new();
+        if let Some((name, width)) = time.column() {
+            cols.push(Column::left(name, width));
+        }
+        cols.extend([
+            Column::right("PID", 7),
+            Column::left("COMM", 16),
+            Column::right("UID", 6),
+            Column::left("RET", 9),
+            Column::right("LAT(us)", 9),
+            Column::left("PATH", 0),
+        ]);
+        sink.columns(cols)?;
+        Ok(UnlinkPrinter {
+            sink,
+            clock: Clock::new(),
+            time,
+            path_bytes: Vec::with_capacity(4096),
+            path_text: String::with_capacity(4096),
+            comm_text: String::new(),
+            ret_text: String::new(),
+            lat_text: String::new(),
+            time_text: String::new(),
+        })
+    }
+}
+
+impl Handler for UnlinkPrinter {
+    fn event(&mut self, data: &[u8]) -> Result<()> {
+        let (e, tail) = decode::<unlink_event>(data)?;
+        let raw = &tail[..(e.path_len as usize).min(tail.len())];
+        let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
+        let name_off = (e.name_off as usize).min(raw.len());
+        self.path_bytes.clear();
+        if e.flags & PATH_UNRESOLVED != 0 || name_off == 0 {
+            self.path_bytes.extend_from_slice(raw);
+        } else {
+            join_path(&mut self.path_bytes, &raw[..name_off], &raw[name_off..]);
+        }
+        self.path_text.clear();
+        if e.flags & PATH_TRUNCATED_HEAD != 0 {
+            self.path_text.push_str("...");
+        }
+        escape_into(&mut self.path_text, &self.path_bytes);
+        if e.flags & PATH_TRUNCATED_TAIL != 0 {
+            self.path_text.push_str("...");
+        }
+        let comm = c_str_bytes(&e.comm);
+
+        if self.sink.is_json() {
+            let record = UnlinkJson {
+                time: self.clock.rfc3339(e.ts),
+                pid: e.pid,
+                tid: e.tid,
+                comm: escaped(comm),
+                uid: e.uid,
+                op: if e.op == OP_RMDIR { "rmdir" } else { "unlink" },
+                ret: e.ret,
+                error: (e.ret < 0).then(|| errno::name(-e.ret)).flatten(),
+                lat_us: e.lat_ns as f64 / 1e3,
+                path: &self.path_text,
+                path_truncated: e.flags & (PATH_TRUNCATED_HEAD | PATH_TRUNCATED_TAIL) != 0,
+                path_relative: e.flags & PATH_UNRESOLVED != 0,
+            };
+            return Ok(self.sink.json(&record)?);
+        }
+
+        self.comm_text.clear();
+        escape_into(&mut self.comm_text, comm);
+        self.ret_text.clear();
+        errno::result_text(e.ret, &mut self.ret_text);
+        self.lat_text.clear();
+        let _ = write!(self.lat_text, "{:.1}", e.lat_ns as f64 / 1e3);
+        let time = self.clock.cell(self.time, e.ts, &mut self.time_text);
+        let mut cells = Cells::new();
+        if self.time != TimeMode::None {
+            cells.push(&time);
+        }
+        cells.push(&e.pid);
+        cells.push(&self.comm_text);
+        cells.push(&e.uid);
+        cells.push(&self.ret_text);
+        cells.push(&self.lat_text);
+        cells.push(&self.path_text);
+        Ok(self.sink.row(cells.as_slice())?)
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+}
+
+#[derive(Serialize)]
+struct UnlinkJson<'a> {
+    time: String,
+    pid: u32,
+    tid: u32,
+    comm: String,
+    uid: u32,
+    op: &'static str,
+    ret: i32,
+    error: Option<&'static str>,
+    lat_us: f64,
+    path: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    path_truncated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    path_relative: bool,
+}
+
+/// `base` (an absolute directory path ending in '/', as the kernel walked it) joined with the
+/// `name` the caller gave. `.` components and repeated slashes are dropped; the leading `..`
+/// components of `name` step up from `base`, which is exact because `base` holds no symbolic
+/// links. A `..` after another component stays: the component may be a symbolic link.
+pub fn join_path(out: &mut Vec<u8>, base: &[u8], name: &[u8]) {
+    out.extend_from_slice(base);
+    let mut leading = true;
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => continue,
+            b".." if leading => {
+                // Drop the last component of what we have ("/a/b/" -> "/a/"); "/" stays "/".
+                let trimmed = out.len().saturating_sub(1);
+                let cut = out[..trimmed]
+                    .iter()
+                    .rposition(|&b| b == b'/')
+                    .map_or(1, |i| i + 1);
+                out.truncate(cut.max(1));
+                continue;
+            }
+            _ => leading = false,
+        }
+        if out.last() != Some(&b'/') {
+            out.push(b'/');
+        }
+        out.extend_from_slice(part);
+    }
+    if name.ends_with(b"/") && out.last() != Some(&b'/') {
+        out.push(b'/');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(base: &str, name: &str) -> String {
+        let mut v = Vec::new();
+        join_path(&mut v, base.as_bytes(), name.as_bytes());
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn relative_names_join_the_base() {
+        assert_eq!(join("/home/a/", "f"), "/home/a/f");
+        assert_eq!(join("/home/a/", "./sub//f"), "/home/a/sub/f");
+        assert_eq!(join("/", "f"), "/f");
+    }
+
+    #[test]
+    fn leading_dotdot_steps_up_from_the_base_only() {
+        assert_eq!(join("/home/a/b/", "../f"), "/home/a/f");
+        assert_eq!(join("/home/a/b/", "../../x/f"), "/home/x/f");
+        assert_eq!(join("/home/", "../../../f"), "/f");
+        // After a component that may be a symlink, `..` is left for the reader.
+        assert_eq!(join("/home/a/", "link/../f"), "/home/a/link/../f");
+    }
+
+    #[test]
+    fn trailing_slash_of_a_directory_stays() {
+        assert_eq!(join("/t/", "dir/"), "/t/dir/");
+    }
+
+    #[test]
+    fn comm_filter_checks_length() {
+        assert!(parse_comm("rm").is_ok());
+        assert!(parse_comm("a-very-long-command").is_err());
+        assert!(parse_comm("").is_err());
+    }
+}
