@@ -9,6 +9,7 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use serde::Serialize;
 
+use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_millis, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into};
@@ -25,6 +26,19 @@ const EXEC_ARGS_TRUNCATED: u32 = 1;
 const EXEC_EXITED: u32 = 2;
 /// Processes -d can follow at once (each holds its arguments in the kernel until it exits).
 const LIVE_PROCESSES: u32 = 8192;
+
+/// What execsnoop hooks: tracepoints only (they exist on every kernel it supports).
+pub static HOOK: Hook = Hook {
+    methods: &[Method::Tracepoint],
+    functions: &[],
+    tracepoints: &[
+        "syscalls/sys_enter_execve",
+        "syscalls/sys_exit_execve",
+        "syscalls/sys_enter_execveat",
+        "syscalls/sys_exit_execveat",
+    ],
+    optional_tracepoints: &[],
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,6 +99,22 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
+    if args.common.check {
+        // A real load and attach (then detach), so the answer is the kernel's.
+        let mut attempt = |_| -> Result<()> {
+            let open = ExecsnoopSkelBuilder::default().open(attach::object_storage())?;
+            let mut skel = open.load()?;
+            skel.attach()?;
+            Ok(())
+        };
+        return attach::check(
+            "execsnoop",
+            &HOOK,
+            Choice::Auto,
+            args.common.json,
+            Some(&mut attempt),
+        );
+    }
     let cgroup = args
         .cgroup
         .cgroup

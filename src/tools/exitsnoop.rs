@@ -7,6 +7,7 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use serde::Serialize;
 
+use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into, escaped};
@@ -17,6 +18,14 @@ use crate::setup;
 use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkelBuilder};
 
 unsafe impl plain::Plain for exit_event {}
+
+/// What exitsnoop hooks: tracepoints only (they exist on every kernel it supports).
+pub static HOOK: Hook = Hook {
+    methods: &[Method::Tracepoint],
+    functions: &[],
+    tracepoints: &["sched/sched_process_exit"],
+    optional_tracepoints: &[],
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +65,22 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
+    if args.common.check {
+        // A real load and attach (then detach), so the answer is the kernel's.
+        let mut attempt = |_| -> Result<()> {
+            let open = ExitsnoopSkelBuilder::default().open(attach::object_storage())?;
+            let mut skel = open.load()?;
+            skel.attach()?;
+            Ok(())
+        };
+        return attach::check(
+            "exitsnoop",
+            &HOOK,
+            Choice::Auto,
+            args.common.json,
+            Some(&mut attempt),
+        );
+    }
     let cgroup = args
         .cgroup
         .cgroup
