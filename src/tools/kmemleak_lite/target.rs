@@ -116,14 +116,18 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
 /// (a static binary with symbols), else, for a dynamic executable, the system libc (the one
 /// this tool maps itself; a command with its own libc through RUNPATH is not seen).
 pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
-    let functions = find_functions(exe)?;
-    if defines_malloc_and_free(&functions) {
-        return Ok(Allocator {
-            path: exe.to_path_buf(),
-            functions,
-        });
+    // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
+    let dynamic = is_script(exe) || has_interpreter(exe)?;
+    if !is_script(exe) {
+        let functions = find_functions(exe)?;
+        if defines_malloc_and_free(&functions) {
+            return Ok(Allocator {
+                path: exe.to_path_buf(),
+                functions,
+            });
+        }
     }
-    if !has_interpreter(exe)? {
+    if !dynamic {
         bail!(
             "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
             exe.display()
@@ -145,12 +149,20 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     })
 }
 
+fn is_script(exe: &Path) -> bool {
+    let mut head = [0u8; 2];
+    std::fs::File::open(exe)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#!"
+}
+
 /// Whether an ELF executable names a program interpreter (is dynamically linked).
 fn has_interpreter(exe: &Path) -> Result<bool> {
     let data = std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?;
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
         bail!(
-            "{} is not a 64-bit little-endian ELF executable",
+            "cannot start {}: it is neither a script (#!) nor a 64-bit little-endian ELF executable",
             exe.display()
         );
     }
