@@ -43,6 +43,50 @@ fn argv_with_spaces_is_shown_in_order() {
 }
 
 #[test]
+fn execveat_is_traced_too() {
+    if !require_bpf() {
+        return;
+    }
+    use std::ffi::CString;
+    let m = marker("execveat");
+    let path = CString::new("/bin/echo").unwrap();
+    let args = [path.clone(), CString::new(m.clone()).unwrap()];
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let t = Traced::start("execsnoop", &[]);
+    // SAFETY: the child only makes raw system calls before it execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            libc::dup2(devnull, 1);
+            libc::syscall(
+                libc::SYS_execveat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                0,
+            );
+            libc::_exit(127);
+        }
+    }
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let out = stop_after(t, &m);
+    let rows = out.lines_with(&m);
+    assert_eq!(rows.len(), 1, "{out:?}");
+    assert!(rows[0].ends_with(&format!(" /bin/echo {m}")), "{}", rows[0]);
+    assert_eq!(
+        rows[0].split_whitespace().nth(1),
+        Some(pid.to_string().as_str())
+    );
+}
+
+#[test]
 fn quote_and_uid_and_time_columns() {
     if !require_bpf() {
         return;
