@@ -114,7 +114,9 @@ enum Target {
 pub fn run(args: Args) -> Result<()> {
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
-            bail!("--min-size {min} is larger than --max-size {max}: give a range that is not empty");
+            bail!(
+                "--min-size {min} is larger than --max-size {max}: give a range that is not empty"
+            );
         }
     }
     if args.pages && (args.pid.is_some() || args.command.is_some()) {

@@ -194,7 +194,9 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
         module: module.map(|m| m.display().to_string()),
         text: String::new(),
     };
-    let base = module.and_then(|m| m.file_name()).map(|n| n.to_string_lossy());
+    let base = module
+        .and_then(|m| m.file_name())
+        .map(|n| n.to_string_lossy());
     if let Some(Symbolized::Sym(sym)) = sym {
         let mut name = String::new();
         escape_into(&mut name, sym.name.as_bytes());
@@ -215,7 +217,10 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
         frame.symbol = Some(name);
         frame.offset = Some(sym.offset as u64);
         if frame.module.is_none() {
-            frame.module = sym.module.as_ref().map(|m| m.to_string_lossy().into_owned());
+            frame.module = sym
+                .module
+                .as_ref()
+                .map(|m| m.to_string_lossy().into_owned());
         }
     } else {
         let _ = write!(frame.text, "{addr:#x}");

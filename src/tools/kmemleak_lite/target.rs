@@ -81,7 +81,12 @@ fn defines_malloc_and_free(functions: &[(Probe, &'static str, u64)]) -> bool {
 fn is_libc(path: &Path) -> bool {
     path.file_name()
         .map(|n| n.to_string_lossy())
-        .is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-") || n.starts_with("libc.musl") || n.starts_with("ld-musl"))
+        .is_some_and(|n| {
+            n.starts_with("libc.so")
+                || n.starts_with("libc-")
+                || n.starts_with("libc.musl")
+                || n.starts_with("ld-musl")
+        })
 }
 
 /// The allocator of a running process: a non-libc object that defines malloc and free (the
@@ -98,7 +103,8 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
     let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
     for path in others.into_iter().chain(libc) {
         // Files of another mount namespace are reached through the process's root.
-        let reach = Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+        let reach =
+            Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
         let Ok(functions) = find_functions(&reach) else {
             continue;
         };
@@ -284,7 +290,10 @@ impl Child {
         }
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            bail!("cannot start the command: fork: {}", std::io::Error::last_os_error());
+            bail!(
+                "cannot start the command: fork: {}",
+                std::io::Error::last_os_error()
+            );
         }
         if pid == 0 {
             // Child: only async-signal-safe calls from here on.
@@ -379,7 +388,10 @@ mod tests {
     #[test]
     fn own_libc_has_the_allocator() {
         let own = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = parse_maps(&own).into_iter().map(|m| m.path).find(|p| is_libc(p));
+        let libc = parse_maps(&own)
+            .into_iter()
+            .map(|m| m.path)
+            .find(|p| is_libc(p));
         if let Some(libc) = libc {
             let f = find_functions(&libc).unwrap();
             assert!(defines_malloc_and_free(&f), "{f:?}");
