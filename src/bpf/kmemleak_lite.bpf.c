@@ -111,13 +111,15 @@ static __always_inline void record_free(__u64 addr)
 {
 	struct alloc_info *info;
 
+	/* Most frees are of untracked blocks (older than the tool, filtered, sampled out): a
+	 * lockless lookup spares them the bucket lock a delete takes. */
+	info = bpf_map_lookup_elem(&allocs, &addr);
+	if (!info)
+		return;
 	if (!combined) {
 		bpf_map_delete_elem(&allocs, &addr);
 		return;
 	}
-	info = bpf_map_lookup_elem(&allocs, &addr);
-	if (!info)
-		return;
 	/* Copy before the delete; only the CPU whose delete succeeded subtracts. */
 	__s64 stack_id = info->stack_id;
 	__u64 size = info->size;

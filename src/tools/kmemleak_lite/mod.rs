@@ -339,3 +339,44 @@ fn attach_allocator(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_takes_zero_and_rejects_junk() {
+        assert_eq!(parse_older("0").unwrap(), 0);
+        assert_eq!(parse_older("500").unwrap(), 500);
+        assert!(parse_older("-1").is_err());
+        assert!(parse_older("1s").is_err());
+    }
+
+    #[test]
+    fn options_as_memleak_users_type_them() {
+        let args = Args::try_parse_from([
+            "kmemleak-lite",
+            "-i",
+            "2",
+            "-T",
+            "3",
+            "-o",
+            "100",
+            "-a",
+            "-z",
+            "16",
+            "-Z",
+            "4096",
+            "-s",
+            "4",
+            "--combined-only",
+        ])
+        .unwrap();
+        assert_eq!(args.interval, Duration::from_secs(2));
+        assert_eq!((args.top, args.older, args.sample_rate), (3, Some(100), 4));
+        assert!(args.show_allocs && args.combined);
+        assert_eq!((args.min_size, args.max_size), (Some(16), Some(4096)));
+        assert!(Args::try_parse_from(["kmemleak-lite", "-s", "0"]).is_err());
+        assert!(Args::try_parse_from(["kmemleak-lite", "-p", "1", "-c", "ls"]).is_err());
+    }
+}
