@@ -398,6 +398,12 @@ pub fn check<T>(
         Feature::new("tracepoints", tracefs_state),
         Feature::new("uprobes", uprobe_state()),
     ];
+    // "works" only when the programs really loaded and attached.
+    let verdict = if attempt.is_some() {
+        "works"
+    } else {
+        "available"
+    };
     let mut methods = Vec::new();
     let mut would_use = None;
     for &m in hook.methods {
@@ -417,7 +423,7 @@ pub fn check<T>(
         let name: &'static str = m.name();
         methods.push(Feature::new(
             name,
-            result.map(|()| format!("works: {}", hook.targets(m))),
+            result.map(|()| format!("{verdict}: {}", hook.targets(m))),
         ));
     }
     let report = CheckReport {
