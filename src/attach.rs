@@ -542,7 +542,7 @@ fn fentry_state(hook: &Hook) -> Result<String, String> {
 
 fn kprobe_state() -> Result<String, String> {
     if Path::new(KPROBE_PMU).exists() {
-        Ok(format!("{KPROBE_PMU}"))
+        Ok(KPROBE_PMU.to_string())
     } else {
         Err(format!(
             "no {KPROBE_PMU}: the kernel is built without CONFIG_KPROBES"
@@ -552,7 +552,7 @@ fn kprobe_state() -> Result<String, String> {
 
 fn uprobe_state() -> Result<String, String> {
     if Path::new(UPROBE_PMU).exists() {
-        Ok(format!("{UPROBE_PMU}"))
+        Ok(UPROBE_PMU.to_string())
     } else {
         Err(format!(
             "no {UPROBE_PMU}: the kernel is built without CONFIG_UPROBE_EVENTS"

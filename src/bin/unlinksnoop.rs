@@ -1,6 +1,8 @@
-use clap::Parser;
+//! unlinksnoop: see `coretrace::tools::unlinksnoop`.
 use coretrace::tools::unlinksnoop::{run, Args};
 
 fn main() -> std::process::ExitCode {
-    coretrace::cli::main_with("unlinksnoop", || run(Args::parse()))
+    coretrace::cli::main_with("unlinksnoop", || {
+        run(coretrace::cli::parse::<Args>("unlinksnoop"))
+    })
 }

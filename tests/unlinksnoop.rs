@@ -1,0 +1,434 @@
+//! unlinksnoop as a user runs it: files and directories the test makes and removes, by absolute
+//! path, relative path, directory fd, rmdir, and failing removals.
+//!
+//! The attach method is the kernel's best (here: the syscall tracepoints). To run the same
+//! assertions with another method (the kernel matrix does, on kernels that have them), set
+//! CORETRACE_TEST_ATTACH=fentry or =kprobe: every tracer then runs with `--attach METHOD` and
+//! must say it attached with it.
+
+mod common;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{assert_one_line_error, marker, require_bpf, Finished, Traced};
+
+const WAIT: Duration = Duration::from_secs(10);
+const TOOL: &str = env!("CARGO_BIN_EXE_unlinksnoop");
+
+/// Starts unlinksnoop (with the method CORETRACE_TEST_ATTACH forces, if any).
+fn tracer(args: &[&str]) -> Traced {
+    let mut cmd = Command::new(TOOL);
+    cmd.args(args).arg("-v");
+    let forced = std::env::var("CORETRACE_TEST_ATTACH").ok();
+    if let Some(m) = &forced {
+        cmd.args(["--attach", m]);
+    }
+    let t = Traced::start_cmd(cmd);
+    if let Some(m) = &forced {
+        let err = t.stderr_text();
+        assert!(
+            err.contains(&format!("attached with {m}")),
+            "not attached with {m}: {err}"
+        );
+    }
+    t
+}
+
+/// A fresh directory for one test (canonical: it is what the kernel will report).
+fn workdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(marker(tag));
+    fs::create_dir_all(&dir).unwrap();
+    fs::canonicalize(&dir).unwrap()
+}
+
+fn touch(p: &Path) {
+    fs::write(p, b"x").unwrap();
+}
+
+fn run(cmd: &mut Command) -> u32 {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn c(p: impl AsRef<Path>) -> CString {
+    CString::new(p.as_ref().as_os_str().as_bytes()).unwrap()
+}
+
+/// One table row: PID COMM UID RET LAT(us) PATH.
+#[derive(Debug)]
+struct Row {
+    pid: u32,
+    comm: String,
+    uid: u32,
+    ret: String,
+    lat_us: f64,
+}
+
+/// The row whose PATH is exactly `path`.
+fn row(out: &Finished, path: &Path) -> Option<Row> {
+    let path = path.to_str().unwrap();
+    out.stdout.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.len() == 6 && cols[5] == path).then(|| Row {
+            pid: cols[0].parse().unwrap(),
+            comm: cols[1].to_string(),
+            uid: cols[2].parse().unwrap(),
+            ret: cols[3].to_string(),
+            lat_us: cols[4].parse().unwrap(),
+        })
+    })
+}
+
+fn expect_row(out: &Finished, path: &Path) -> Row {
+    row(out, path).unwrap_or_else(|| panic!("no row for {}: {out:?}", path.display()))
+}
+
+fn stop_after(t: Traced, last: &Path) -> Finished {
+    let needle = last.to_str().unwrap().to_string();
+    t.wait_for(WAIT, |out| out.lines().any(|l| l.ends_with(&needle)));
+    t.stop()
+}
+
+#[test]
+fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
+    if !require_bpf() {
+        return;
+    }
+    let d = workdir("paths");
+    let sub = d.join("sub");
+    let dirfd_dir = d.join("byfd");
+    fs::create_dir_all(&sub).unwrap();
+    fs::create_dir_all(dirfd_dir.join("fdsubdir")).unwrap();
+    fs::create_dir_all(d.join("emptydir")).unwrap();
+    fs::create_dir_all(d.join("full")).unwrap();
+    for f in [
+        d.join("abs-file"),
+        sub.join("rel-file"),
+        d.join("up-file"),
+        dirfd_dir.join("fd-file"),
+        d.join("full/keep"),
+    ] {
+        touch(&f);
+    }
+
+    let t = tracer(&[]);
+    let abs = run(Command::new("rm").arg(d.join("abs-file")));
+    // Relative to the caller's working directory (and `..` from it).
+    let rel = run(Command::new("rm").arg("rel-file").current_dir(&sub));
+    let up = run(Command::new("rm").arg("../up-file").current_dir(&sub));
+    // Relative to a directory fd, from this process: a file, then a directory.
+    let dir = fs::File::open(&dirfd_dir).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    assert_eq!(unsafe { libc::unlinkat(fd, c"fd-file".as_ptr(), 0) }, 0);
+    let removedir = libc::AT_REMOVEDIR;
+    assert_eq!(
+        unsafe { libc::unlinkat(fd, c"fdsubdir".as_ptr(), removedir) },
+        0
+    );
+    drop(dir);
+    let rmdir = run(Command::new("rmdir").arg("emptydir").current_dir(&d));
+    // Failures: a name that does not exist, a directory that is not empty.
+    let missing = d.join("missing");
+    assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
+    assert_eq!(unsafe { libc::rmdir(c(d.join("full")).as_ptr()) }, -1);
+    let last = d.join("last");
+    touch(&last);
+    fs::remove_file(&last).unwrap();
+    let out = stop_after(t, &last);
+    assert!(out.stdout.starts_with("    PID COMM"), "{}", out.stdout);
+
+    let me = std::process::id();
+    let r = expect_row(&out, &d.join("abs-file"));
+    assert_eq!((r.pid, r.comm.as_str(), r.uid), (abs, "rm", 0));
+    assert_eq!(r.ret, "0");
+    assert!(r.lat_us > 0.0 && r.lat_us < 1e6, "{r:?}");
+    assert_eq!(expect_row(&out, &sub.join("rel-file")).pid, rel);
+    assert_eq!(expect_row(&out, &d.join("up-file")).pid, up);
+    let r = expect_row(&out, &dirfd_dir.join("fd-file"));
+    assert_eq!((r.pid, r.ret.as_str()), (me, "0"));
+    assert_eq!(expect_row(&out, &dirfd_dir.join("fdsubdir")).pid, me);
+    let r = expect_row(&out, &d.join("emptydir"));
+    assert_eq!(
+        (r.pid, r.comm.as_str(), r.ret.as_str()),
+        (rmdir, "rmdir", "0")
+    );
+    assert_eq!(expect_row(&out, &missing).ret, "ENOENT");
+    assert_eq!(expect_row(&out, &d.join("full")).ret, "ENOTEMPTY");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn paths_cross_mounts_and_deep_paths_are_marked() {
+    if !require_bpf() {
+        return;
+    }
+    let d = workdir("mounts");
+    let mnt = d.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let mounted = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c(&mnt).as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } == 0;
+    let inner = mnt.join("inner");
+    fs::create_dir_all(&inner).unwrap();
+    touch(&inner.join("f"));
+    // Deeper than the BPF side walks (64 levels): the top is cut and marked with "...".
+    let mut deep = d.join("deep");
+    for _ in 0..70 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    touch(&deep.join("g"));
+
+    let t = tracer(&[]);
+    run(Command::new("rm").arg("f").current_dir(&inner));
+    run(Command::new("rm").arg("g").current_dir(&deep));
+    let last = d.join("last");
+    touch(&last);
+    fs::remove_file(&last).unwrap();
+    let out = stop_after(t, &last);
+    if mounted {
+        unsafe { libc::umount2(c(&mnt).as_ptr(), libc::MNT_DETACH) };
+    }
+    expect_row(&out, &inner.join("f"));
+    let tail = format!("{}/g", "/d".repeat(40));
+    let deep_line = out
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(&tail))
+        .unwrap_or_else(|| panic!("no row for the deep file: {out:?}"));
+    let path = deep_line.split_whitespace().last().unwrap();
+    assert!(path.starts_with(".../d/"), "{path}");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn pid_uid_name_and_failed_filters() {
+    if !require_bpf() {
+        return;
+    }
+    let d = workdir("filters");
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    let path = |n: &str| d.join(n);
+    for n in ["by-me", "by-child", "by-nobody", "by-root", "by-rm", "ok"] {
+        touch(&path(n));
+    }
+    fs::create_dir(path("by-rmdir")).unwrap();
+    let me = std::process::id().to_string();
+    let nobody = 65534u32;
+
+    let by_pid = tracer(&["-p", &me]);
+    let by_uid = tracer(&["-u", &nobody.to_string()]);
+    let by_name = tracer(&["-n", "rmdi"]);
+    let failed = tracer(&["-x"]);
+
+    fs::remove_file(path("by-me")).unwrap();
+    run(Command::new("rm").arg(path("by-child")));
+    run(Command::new("rm")
+        .arg(path("by-nobody"))
+        .uid(nobody)
+        .gid(nobody));
+    run(Command::new("rm").arg(path("by-root")));
+    run(Command::new("rm").arg(path("by-rm")));
+    run(Command::new("rmdir").arg(path("by-rmdir")));
+    fs::remove_file(path("ok")).unwrap();
+    let missing = path("missing");
+    assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
+    // The last event the uid, name and failed tracers all let through.
+    let last = path("last-missing");
+    run(Command::new("rmdir").arg(&last).uid(nobody).gid(nobody));
+
+    let out = stop_after(by_pid, &missing);
+    assert!(row(&out, &path("by-me")).is_some(), "{out:?}");
+    assert!(row(&out, &path("by-child")).is_none(), "{out:?}");
+
+    let out = stop_after(by_uid, &last);
+    assert_eq!(expect_row(&out, &path("by-nobody")).uid, nobody);
+    assert!(row(&out, &path("by-root")).is_none(), "{out:?}");
+
+    let out = stop_after(by_name, &last);
+    assert!(row(&out, &path("by-rmdir")).is_some(), "{out:?}");
+    assert!(row(&out, &path("by-rm")).is_none(), "{out:?}");
+
+    let out = stop_after(failed, &last);
+    assert_eq!(expect_row(&out, &missing).ret, "ENOENT");
+    assert!(row(&out, &path("ok")).is_none(), "{out:?}");
+    assert!(row(&out, &path("by-rm")).is_none(), "{out:?}");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn json_lines_have_stable_fields() {
+    if !require_bpf() {
+        return;
+    }
+    let d = workdir("json");
+    let file = d.join("file");
+    let dir = d.join("dir");
+    touch(&file);
+    fs::create_dir(&dir).unwrap();
+    let t = tracer(&["--json"]);
+    let rm = run(Command::new("rm").arg("file").current_dir(&d));
+    fs::remove_dir(&dir).unwrap();
+    let missing = d.join("missing");
+    assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
+    let out = stop_after(t, &missing);
+    let records = out.json();
+    let by_path = |p: &Path| {
+        records
+            .iter()
+            .find(|r| r["path"] == p.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no record for {}: {out:?}", p.display()))
+    };
+    let r = by_path(&file);
+    assert_eq!(r["pid"], rm);
+    assert_eq!(r["comm"], "rm");
+    assert_eq!(r["uid"], 0);
+    assert_eq!(r["op"], "unlink");
+    assert_eq!(r["ret"], 0);
+    assert!(r["error"].is_null());
+    assert!(r["lat_us"].as_f64().unwrap() > 0.0);
+    assert!(r["time"].as_str().unwrap().contains('T'));
+    assert_eq!(by_path(&dir)["op"], "rmdir");
+    let r = by_path(&missing);
+    assert_eq!(r["ret"], -libc::ENOENT);
+    assert_eq!(r["error"], "ENOENT");
+    let _ = fs::remove_dir_all(&d);
+}
+
+/// What `--check --json` says about each method.
+fn methods_here() -> Vec<(String, bool)> {
+    let out = Command::new(TOOL)
+        .args(["--check", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn forcing_a_method_this_kernel_lacks_fails_in_one_line() {
+    if !require_bpf() {
+        return;
+    }
+    let methods = methods_here();
+    let working: Vec<&str> = methods
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(m, _)| m.as_str())
+        .collect();
+    assert!(!working.is_empty(), "no method works: {methods:?}");
+    for (m, ok) in &methods {
+        if *ok {
+            continue;
+        }
+        let out = Command::new(TOOL).args(["--attach", m]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let can = format!("this kernel can do: --attach {}", working.join(" or "));
+        assert_one_line_error(
+            out.status.code().unwrap_or(-1),
+            &stderr,
+            &[&format!("cannot attach with {m}"), &can],
+        );
+    }
+    // A method this tool has no programs for.
+    let out = Command::new(TOOL)
+        .args(["--attach", "uprobe"])
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        out.status.code().unwrap_or(-1),
+        &String::from_utf8_lossy(&out.stderr),
+        &["no uprobe programs", "fentry or kprobe or tracepoint"],
+    );
+}
+
+#[test]
+fn check_says_what_the_kernel_offers_and_what_each_tool_uses() {
+    if !require_bpf() {
+        return;
+    }
+    for tool in ["unlinksnoop", "execsnoop", "exitsnoop"] {
+        let (code, out, err) = common::run_tool(tool, &["--check"]);
+        assert_eq!(code, 0, "{tool}: {err}");
+        for feature in [
+            "BTF",
+            "ring buffer",
+            "fentry/fexit",
+            "kprobes",
+            "tracepoints",
+            "uprobes",
+        ] {
+            assert!(
+                out.lines().any(|l| l.trim_start().starts_with(feature)),
+                "{tool}: no {feature} line: {out}"
+            );
+        }
+        assert!(out.contains(&format!("{tool}:\n")), "{out}");
+        let would = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("would use:"))
+            .unwrap_or_else(|| panic!("{tool}: no 'would use': {out}"));
+        assert!(
+            ["fentry", "kprobe", "tracepoint"].contains(&would.trim()),
+            "{out}"
+        );
+    }
+    // What unlinksnoop says it would use is what it then attaches with.
+    let would = methods_here()
+        .into_iter()
+        .find(|(_, ok)| *ok)
+        .map(|(m, _)| m)
+        .unwrap();
+    let t = Traced::start_cmd({
+        let mut c = Command::new(TOOL);
+        c.arg("-v");
+        c
+    });
+    let out = t.stop();
+    assert!(
+        out.stderr.contains(&format!("attached with {would}")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_nonzero() {
+    for (args, words) in [
+        (&["--attach", "ebpf"][..], &["ebpf", "fentry"][..]),
+        (&["-n", "a-name-longer-than-15"], &["15 bytes"]),
+        (&["-p", "2147483647"], &["no process"]),
+    ] {
+        let (code, _, err) = common::run_tool("unlinksnoop", args);
+        assert_one_line_error(code, &err, words);
+    }
+}
