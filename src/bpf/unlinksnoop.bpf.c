@@ -91,9 +91,11 @@ static __always_inline bool comm_matches(const char *comm)
 
 	if (!targ_comm_len)
 		return true;
+#pragma unroll
 	for (i = 0; i < TASK_COMM_LEN; i++) {
 		if (i + targ_comm_len > TASK_COMM_LEN - 1)
 			break;
+#pragma unroll
 		for (j = 0; j < TASK_COMM_LEN; j++) {
 			if (j >= targ_comm_len)
 				return true;
@@ -133,7 +135,7 @@ static __always_inline int base_dir(struct task_struct *task, int dfd, struct pa
  * previous one: one pass, which keeps the verifier's work linear in MAX_DEPTH.
  */
 /* One step up from s->dentry; returns true when the walk is over. */
-static __always_inline bool walk_step(struct scratch *s, struct path *root, __u32 mnt_off)
+static __noinline bool walk_step(struct scratch *s, struct path *root, __u32 mnt_off)
 {
 	struct dentry *dentry = s->dentry, *parent;
 	struct vfsmount *vfsmnt = s->vfsmnt;
@@ -184,6 +186,11 @@ static __always_inline __u32 write_base(struct scratch *s, struct path *base, st
 	s->dentry = base->dentry;
 	s->vfsmnt = base->mnt;
 	s->off = PATH_BUF;
+	/*
+	 * Unrolled: no loop for the verifier to judge. Kernels before 6.3 reject some loop shapes
+	 * clang produces here ("back-edge from insn") even though they are bounded.
+	 */
+#pragma unroll
 	for (i = 0; i < MAX_DEPTH; i++) {
 		if (walk_step(s, root, mnt_off))
 			break;
