@@ -96,9 +96,14 @@ fn expect_row(out: &Finished, path: &Path) -> Row {
     row(out, path).unwrap_or_else(|| panic!("no row for {}: {out:?}", path.display()))
 }
 
+/// Stops the tracer once it has printed `last` (a table row ending in it, or a JSON record).
 fn stop_after(t: Traced, last: &Path) -> Finished {
-    let needle = last.to_str().unwrap().to_string();
-    t.wait_for(WAIT, |out| out.lines().any(|l| l.ends_with(&needle)));
+    let row_end = last.to_str().unwrap().to_string();
+    let json = format!("\"path\":\"{row_end}\"");
+    t.wait_for(WAIT, |out| {
+        out.lines()
+            .any(|l| l.ends_with(&row_end) || l.contains(&json))
+    });
     t.stop()
 }
 
