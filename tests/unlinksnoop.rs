@@ -52,8 +52,11 @@ fn touch(p: &Path) {
     fs::write(p, b"x").unwrap();
 }
 
+/// Runs a command to its end; returns its pid. No stdin: `rm` asks before removing a file the
+/// user cannot write when stdin is a terminal (as on a VM's console).
 fn run(cmd: &mut Command) -> u32 {
     let mut child = cmd
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
