@@ -164,6 +164,7 @@ static __noinline bool walk_step(struct scratch *s, struct path *root, __u32 mnt
 		return true;
 	}
 	off -= len;
+	barrier_var(len); /* masked again below, where the verifier needs to see it */
 	bpf_probe_read_kernel(&s->base[in_path(off)], len & (NAME_BUF - 1), name);
 	off--;
 	s->base[in_path(off)] = '/';
