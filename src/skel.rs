@@ -17,3 +17,4 @@ macro_rules! skeleton {
 
 skeleton!(execsnoop, "execsnoop.skel.rs");
 skeleton!(exitsnoop, "exitsnoop.skel.rs");
+skeleton!(uprobe_lat, "uprobe_lat.skel.rs");

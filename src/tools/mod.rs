@@ -2,3 +2,4 @@
 
 pub mod execsnoop;
 pub mod exitsnoop;
+pub mod uprobe_lat;
