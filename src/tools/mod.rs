@@ -2,4 +2,16 @@
 
 pub mod execsnoop;
 pub mod exitsnoop;
+pub mod kmemleak_lite;
 pub mod uprobe_lat;
+
+/// Every tool's command line, for man pages and shell completions (`coretrace-gen`).
+pub fn commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![
+        execsnoop::Args::command(),
+        exitsnoop::Args::command(),
+        kmemleak_lite::Args::command(),
+        uprobe_lat::Args::command(),
+    ]
+}
