@@ -17,8 +17,5 @@ macro_rules! skeleton {
 
 skeleton!(execsnoop, "execsnoop.skel.rs");
 skeleton!(exitsnoop, "exitsnoop.skel.rs");
-<<<<<<< HEAD
-skeleton!(uprobe_lat, "uprobe_lat.skel.rs");
-=======
 skeleton!(kmemleak_lite, "kmemleak_lite.skel.rs");
->>>>>>> main
+skeleton!(uprobe_lat, "uprobe_lat.skel.rs");
