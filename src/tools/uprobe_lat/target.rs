@@ -171,7 +171,7 @@ fn search_dirs<'a>(dirs: impl Iterator<Item = &'a Path>, name: &str) -> Option<P
     None
 }
 
-/// `ldconfig -p`: "	libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6".
+/// `ldconfig -p`: "libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6".
 fn ldconfig_cache(name: &str) -> Option<PathBuf> {
     let out = ["/sbin/ldconfig", "/usr/sbin/ldconfig", "ldconfig"]
         .iter()
