@@ -519,7 +519,7 @@ mod tests {
         let mut slots = [0u64; MAX_SLOTS];
         slots[0] = 90;
         slots[10] = 10;
-        assert!(estimate_quantile(&slots, 100, Unit::Nanos, 0.9) < 2);
+        assert!(estimate_quantile(&slots, 100, Unit::Nanos, 0.9) <= 2);
         let p99 = estimate_quantile(&slots, 100, Unit::Nanos, 0.99);
         assert!((1024..2048).contains(&p99), "{p99}");
     }
