@@ -308,6 +308,64 @@ fn pid_traces_only_that_process_and_finds_its_library() {
 }
 
 #[test]
+fn per_pid_splits_by_process() {
+    if !require_bpf() {
+        return;
+    }
+    let exe = build_target();
+    let func = target_arg(&exe, "work_sleep");
+    for mode in [None, Some("--kernel-hist")] {
+        let a = Target::start(&exe, &["run"]);
+        let b = Target::start(&exe, &["run"]);
+        let mut pids = vec![a.pid, b.pid];
+        let mut args = vec!["--json", "--no-calibrate", "--per-pid", &func];
+        args.extend(mode);
+        let traced = Traced::start(TOOL, &args);
+        a.go();
+        b.go();
+        std::thread::sleep(Duration::from_millis(300));
+        let out = traced.stop();
+        let json = out.json();
+        let h = histograms(&json, "work_sleep");
+        let mut seen: Vec<u32> = h
+            .iter()
+            .map(|v| v["pid"].as_u64().unwrap() as u32)
+            .collect();
+        seen.sort_unstable();
+        pids.sort_unstable();
+        assert_eq!(seen, pids, "{mode:?}: {json:?}");
+        assert!(
+            h.iter().all(|v| v["count"] == SLEEP_CALLS),
+            "{mode:?}: {json:?}"
+        );
+    }
+}
+
+#[test]
+fn pid_mode_ends_with_its_process() {
+    if !require_bpf() {
+        return;
+    }
+    let exe = build_target();
+    let target = Target::start(&exe, &["run"]);
+    let pid = target.pid.to_string();
+    let traced = Traced::start(TOOL, &["--no-calibrate", "-p", &pid, ":work_sleep"]);
+    target.go();
+    let out = traced.wait(Duration::from_secs(20));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("process {pid} ended")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains(&format!("count {SLEEP_CALLS} ")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn library_by_name_resolves_like_the_loader() {
     let (code, out, err) = run_tool(TOOL, &["-l", "libc:nanosleep"]);
     assert_eq!(code, 0, "{err}");

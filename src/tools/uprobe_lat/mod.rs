@@ -257,6 +257,7 @@ pub fn run(args: Args) -> Result<()> {
         &probes,
         source,
         overhead,
+        &stop,
         Sink::stdout(args.common.format()),
     )?;
     ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut report)?;

@@ -17,13 +17,15 @@ use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
 use crate::output::{Cells, Column, Sink};
-use crate::ringbuf::{decode, Handler};
+use crate::ringbuf::{decode, Handler, Stop};
 use crate::skel::uprobe_lat::types::call_event;
 
 const CALL_SLOW: u32 = 1;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
 /// writing to it (they run for well under a microsecond).
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
+/// How often -p checks that its process is still there.
+const PID_CHECK: Duration = Duration::from_millis(500);
 
 /// Where the latencies come from.
 pub enum Source<'a> {
@@ -215,6 +217,9 @@ pub struct Report<'a> {
     epoch: u32,
     comms: HashMap<u32, String>,
     reports: u64,
+    /// With -p: the run ends when that process does.
+    watch: Option<(u32, Stop)>,
+    next_watch: Instant,
     // Reused for slow-call rows.
     comm_text: String,
     lat_text: String,
@@ -226,6 +231,7 @@ impl<'a> Report<'a> {
         probes: &'a [Probe],
         source: Source<'a>,
         overhead: Option<Overhead>,
+        stop: &Stop,
         mut sink: Sink,
     ) -> Result<Self> {
         if args.slower_than.is_some() {
@@ -257,6 +263,8 @@ impl<'a> Report<'a> {
             epoch: 0,
             comms: HashMap::new(),
             reports: 0,
+            watch: args.pid.map(|p| (p, stop.clone())),
+            next_watch: Instant::now(),
             comm_text: String::new(),
             lat_text: String::new(),
         })
@@ -441,13 +449,22 @@ impl<'a> Report<'a> {
     fn comm_of(&mut self, pid: u32) -> String {
         self.comms
             .entry(pid)
-            .or_insert_with(|| {
-                std::fs::read(format!("/proc/{pid}/comm"))
-                    .map(|b| escaped(b.strip_suffix(b"\n").unwrap_or(&b)))
-                    .unwrap_or_else(|_| "?".to_string())
-            })
+            .or_insert_with(|| read_comm(pid))
             .clone()
     }
+}
+
+/// The process's name, escaped; "?" once it has ended.
+fn read_comm(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/comm"))
+        .map(|b| escaped(b.strip_suffix(b"\n").unwrap_or(&b)))
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+fn process_exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let ret = unsafe { libc::kill(pid as i32, 0) };
+    ret == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 fn json_buckets(buckets: &[u64]) -> Vec<Bucket> {
@@ -470,9 +487,17 @@ impl Handler for Report<'_> {
         }
         if matches!(self.source, Source::Ring) {
             let pid = if self.per_pid { e.pid } else { 0 };
+            let comms = &mut self.comms;
+            let per_pid = self.per_pid;
             self.exact
                 .entry((e.func_id, pid))
-                .or_default()
+                .or_insert_with(|| {
+                    if per_pid {
+                        // While the process is surely alive: it just returned from a call.
+                        comms.entry(pid).or_insert_with(|| read_comm(pid));
+                    }
+                    Latencies::new()
+                })
                 .record(e.lat_ns);
         }
         Ok(())
@@ -483,6 +508,17 @@ impl Handler for Report<'_> {
     }
 
     fn tick(&mut self, now: Instant) -> Result<()> {
+        if let Some((pid, stop)) = &self.watch {
+            if now >= self.next_watch {
+                self.next_watch = now + PID_CHECK;
+                if !process_exists(*pid) {
+                    self.sink.flush()?;
+                    eprintln!("uprobe-lat: process {pid} ended");
+                    stop.request();
+                    self.watch = None;
+                }
+            }
+        }
         if let (Some(next), Some(every)) = (self.next_report, self.interval) {
             if now >= next {
                 self.report(false)?;
