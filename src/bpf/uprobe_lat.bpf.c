@@ -44,6 +44,14 @@ struct {
 	__type(value, struct hist_value);
 } hists SEC(".maps");
 
+/* Without --per-pid: entry func_id * 2 + epoch. A plain array: no key to hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1); /* sized from user space with --kernel-hist */
+	__type(key, __u32);
+	__type(value, struct hist_value);
+} func_hists SEC(".maps");
+
 /* Slot 0: the epoch new samples go to (see struct hist_key). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -128,19 +136,28 @@ int BPF_UPROBE(func_entry)
 
 static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 {
-	struct hist_key key = { .func_id = func_id, .pid = per_pid ? pid : 0 };
+	struct hist_key key = { .func_id = func_id, .pid = pid };
 	struct hist_value *h;
-	__u32 zero = 0, *ep, slot;
+	__u32 zero = 0, *ep, slot, idx;
 
 	ep = bpf_map_lookup_elem(&epoch, &zero);
-	key.epoch = ep ? *ep : 0;
-	h = bpf_map_lookup_elem(&hists, &key);
-	if (!h) {
-		bpf_map_update_elem(&hists, &key, &empty_hist, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(&hists, &key);
+	key.epoch = ep ? *ep & 1 : 0;
+	if (!per_pid) {
+		idx = func_id * 2 + key.epoch;
+		h = bpf_map_lookup_elem(&func_hists, &idx);
 		if (!h) {
 			count(CNT_HIST_FULL);
 			return;
+		}
+	} else {
+		h = bpf_map_lookup_elem(&hists, &key);
+		if (!h) {
+			bpf_map_update_elem(&hists, &key, &empty_hist, BPF_NOEXIST);
+			h = bpf_map_lookup_elem(&hists, &key);
+			if (!h) {
+				count(CNT_HIST_FULL);
+				return;
+			}
 		}
 	}
 	/* Per-CPU values: plain increments, no atomics. */

@@ -30,10 +30,11 @@ struct call_event {
 	char comm[TASK_COMM_LEN];
 };
 
-/* --kernel-hist: one histogram per function (and pid, with --per-pid) and epoch. */
+/* --kernel-hist --per-pid: one histogram per function, pid and epoch (without --per-pid, an
+ * array indexed by func_id * 2 + epoch holds them). */
 struct hist_key {
 	__u32 func_id;
-	__u32 pid;   /* 0 unless --per-pid */
+	__u32 pid;
 	__u32 epoch; /* flipped by user space at each interval, so it reads a histogram at rest */
 	__u32 pad;
 };

@@ -161,12 +161,13 @@ pub fn run(args: Args) -> Result<()> {
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     if args.kernel_hist {
-        let hists = if args.per_pid {
-            PER_PID_HISTS
+        if args.per_pid {
+            open.maps.hists.set_max_entries(PER_PID_HISTS)?;
         } else {
-            probes.len() as u32 * 2 + 2
-        };
-        open.maps.hists.set_max_entries(hists)?;
+            open.maps
+                .func_hists
+                .set_max_entries(probes.len() as u32 * 2)?;
+        }
     }
     let rodata = open
         .maps
@@ -247,6 +248,7 @@ pub fn run(args: Args) -> Result<()> {
     let source = if args.kernel_hist {
         report::Source::Kernel {
             hists: &skel.maps.hists,
+            func_hists: &skel.maps.func_hists,
             epoch: &skel.maps.epoch,
         }
     } else {

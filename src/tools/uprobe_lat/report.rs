@@ -31,9 +31,11 @@ const PID_CHECK: Duration = Duration::from_millis(500);
 pub enum Source<'a> {
     /// Every call arrives as a record; percentiles are exact.
     Ring,
-    /// The BPF side sums log2 histograms, per epoch.
+    /// The BPF side sums log2 histograms, per epoch: in `func_hists` (an array, slot
+    /// func_id * 2 + epoch), or with --per-pid in `hists` (a hash by function, pid, epoch).
     Kernel {
         hists: &'a dyn MapCore,
+        func_hists: &'a dyn MapCore,
         epoch: &'a dyn MapCore,
     },
 }
@@ -217,6 +219,8 @@ pub struct Report<'a> {
     epoch: u32,
     comms: HashMap<u32, String>,
     reports: u64,
+    /// Possible CPUs: the number of values in a per-CPU map entry.
+    cpus: usize,
     /// With -p: the run ends when that process does.
     watch: Option<(u32, Stop)>,
     next_watch: Instant,
@@ -263,6 +267,7 @@ impl<'a> Report<'a> {
             epoch: 0,
             comms: HashMap::new(),
             reports: 0,
+            cpus: libbpf_rs::num_possible_cpus().context("counting the CPUs")?,
             watch: args.pid.map(|p| (p, stop.clone())),
             next_watch: Instant::now(),
             comm_text: String::new(),
@@ -309,7 +314,11 @@ impl<'a> Report<'a> {
     fn report(&mut self, last: bool) -> Result<()> {
         let kernel = match self.source {
             Source::Ring => None,
-            Source::Kernel { hists, epoch } => Some(self.drain_kernel(hists, epoch)?),
+            Source::Kernel {
+                hists,
+                func_hists,
+                epoch,
+            } => Some(self.drain_kernel(hists, func_hists, epoch)?),
         };
         let mut keys: Vec<(u32, u32)> = match &kernel {
             None => self
@@ -415,6 +424,7 @@ impl<'a> Report<'a> {
     fn drain_kernel(
         &mut self,
         hists: &dyn MapCore,
+        func_hists: &dyn MapCore,
         epoch: &dyn MapCore,
     ) -> Result<HashMap<(u32, u32), HistSum>> {
         let old = self.epoch;
@@ -428,6 +438,21 @@ impl<'a> Report<'a> {
             .context("switching the histogram epoch")?;
         std::thread::sleep(EPOCH_SETTLE);
         let mut out: HashMap<(u32, u32), HistSum> = HashMap::new();
+        if !self.per_pid {
+            let zeroes = vec![vec![0u8; (MAX_SLOTS + 3) * 8]; self.cpus];
+            for id in 0..self.probes.len() as u32 {
+                let key = (id * 2 + old).to_ne_bytes();
+                if let Some(h) = read_hist(func_hists, &key)? {
+                    if h.count > 0 {
+                        out.insert((id, 0), h);
+                        func_hists
+                            .update_percpu(&key, &zeroes, MapFlags::ANY)
+                            .context("resetting a kernel histogram")?;
+                    }
+                }
+            }
+            return Ok(out);
+        }
         for key in hists.keys() {
             let Some((id, pid, ep)) = parse_key(&key) else {
                 continue;

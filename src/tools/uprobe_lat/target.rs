@@ -51,7 +51,7 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
                 exe.display()
             )
         })?;
-        return Ok((exe, shown.display().to_string()));
+        return Ok((exe, shown_path(&shown)));
     }
     if binary.contains('/') {
         let path = PathBuf::from(binary);
@@ -61,12 +61,12 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
         if !path.is_file() {
             bail!("{binary} is not a file: give the path of a program or library");
         }
-        let shown = path.display().to_string();
+        let shown = shown_path(&path);
         return Ok((path, shown));
     }
     if let Some(pid) = pid {
         if let Some(found) = library_in_process(binary, pid) {
-            let shown = found.display().to_string();
+            let shown = shown_path(&found);
             // The process may live in another mount namespace: reach its files through its root.
             let through_root = PathBuf::from(format!("/proc/{pid}/root"))
                 .join(found.strip_prefix("/").unwrap_or(found.as_path()));
@@ -74,11 +74,11 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
         }
     }
     if let Some(found) = find_library(binary) {
-        let shown = found.display().to_string();
+        let shown = shown_path(&found);
         return Ok((found, shown));
     }
     if let Some(found) = find_in_path(binary) {
-        let shown = found.display().to_string();
+        let shown = shown_path(&found);
         return Ok((found, shown));
     }
     let within = pid
@@ -87,6 +87,12 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
     bail!(
         "no library or program named '{binary}': looked in {within}$LD_LIBRARY_PATH, the ldconfig cache, /lib, /usr/lib and $PATH; give its path instead"
     )
+}
+
+/// A path as printed: file names come from traced processes too (/proc/PID/maps), so escaped.
+fn shown_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    crate::escape::escaped(path.as_os_str().as_bytes())
 }
 
 const STANDARD_DIRS: &[&str] = &[
