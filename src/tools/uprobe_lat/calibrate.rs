@@ -36,7 +36,8 @@ pub struct Overhead {
     /// Extra time the traced program spends per call (entry and return probe).
     pub per_call_ns: f64,
     /// The median latency measured for a function that does nothing: the part of the cost
-    /// that every latency reported includes.
+    /// inside a measured latency when the first instruction is single-stepped (an upper
+    /// bound: where the kernel emulates it, as for nop or push, less lands inside).
     pub in_latency_ns: f64,
 }
 

@@ -407,7 +407,7 @@ impl<'a> Report<'a> {
             if let Some(o) = self.overhead {
                 writeln!(
                     self.sink.writer(),
-                    "\nprobe overhead \u{2248} {} per call to the traced program, {} of it inside the latencies above (measured on an empty function)",
+                    "\nprobe overhead \u{2248} {} per call to the traced program, up to {} of it inside the latencies above (measured on an empty function; less where the kernel emulates the first instruction instead of single-stepping it)",
                     human_ns(o.per_call_ns),
                     human_ns(o.in_latency_ns)
                 )?;
