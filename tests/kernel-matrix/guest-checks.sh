@@ -1,0 +1,240 @@
+#!/bin/sh
+# The checks the kernel matrix runs inside each guest (busybox sh, as root, /tmp on tmpfs).
+#
+# For each tool of the suite found in /coretrace/bin: `TOOL --check` when the tool has it, then the
+# same checks the host tests make, on processes and files this script makes itself.
+# Each check prints exactly one line on the console, which run.sh reads:
+#   PASS <tool> <check> [method=<attach method>]
+#   FAIL <tool> <check> <reason>
+#   SKIP <tool> <check> <reason>
+# Under a FAIL, the tool's own output follows, indented with "  | ", for the reader.
+#
+# Under TCG everything is slow (BPF loading, uprobes): waits are long, but each one is bounded.
+
+BIN=/coretrace/bin
+PROGS=/coretrace/progs
+WORK=/tmp/ctm
+# Safety net for every tool run: it is stopped with SIGINT long before this.
+TOOL_TIMEOUT=150
+# How long a tool may take to load and attach (seconds).
+READY_WAIT=90
+mkdir -p "$WORK"
+
+pass() { echo "PASS $1 $2${3:+ method=$3}"; }
+skip() { echo "SKIP $1 $2 $3"; }
+fail() {
+    echo "FAIL $1 $2 $3"
+    shift 3
+    for f in "$@"; do
+        [ -s "$f" ] || continue
+        echo "  | --- $(basename "$f")"
+        tail -n 25 "$f" | sed 's/^/  | /'
+    done
+}
+
+have() { [ -x "$BIN/$1" ]; }
+
+# The attach method a tool names in its -v output (file $1), e.g. a line "attach: fentry" or
+# "attached ... via kprobe"; "-" when it names none.
+method_of() {
+    m=$(grep -ioE 'attach(ed|ing)?( method)?[^a-z_]*(using |via |with |to |as )?(fentry|fexit|kprobe|kretprobe|tracepoint|tp_btf|raw_tp|raw_tracepoint|uprobe|uretprobe)' "$1" 2>/dev/null |
+        grep -oiE '(fentry|fexit|kprobe|kretprobe|tracepoint|tp_btf|raw_tp|raw_tracepoint|uprobe|uretprobe)$' | head -n1)
+    echo "${m:--}"
+}
+
+# start NAME TOOL ARGS...: runs a tool in the background, output in $WORK/NAME.out and .err.
+start() {
+    name=$1; shift
+    OUT=$WORK/$name.out ERR=$WORK/$name.err
+    : >"$OUT"; : >"$ERR"
+    "$BIN/$1" "$@" >"$OUT" 2>"$ERR" &
+    TOOL_PID=$!
+}
+
+# stop: SIGINT to the tool started last, as a user's Ctrl-C; sets STOP_RC (its exit status,
+# "hung" if it did not end within 20 s).
+stop() {
+    kill -INT "$TOOL_PID" 2>/dev/null
+    i=0
+    while kill -0 "$TOOL_PID" 2>/dev/null && [ $i -lt 40 ]; do sleep 0.5; i=$((i + 1)); done
+    if kill -0 "$TOOL_PID" 2>/dev/null; then
+        kill -KILL "$TOOL_PID" 2>/dev/null
+        wait "$TOOL_PID" 2>/dev/null
+        STOP_RC=hung
+    else
+        wait "$TOOL_PID"
+        STOP_RC=$?
+    fi
+}
+
+# alive: the tool started last is still running.
+alive() { kill -0 "$TOOL_PID" 2>/dev/null; }
+
+# until_seen SECS CMD...: runs CMD (a shell function) every half second until it succeeds, for
+# at most SECS seconds, or until the tool dies. CMD is how the tool proves it is attached.
+until_seen() {
+    limit=$(($1 * 2)); shift
+    i=0
+    while [ $i -lt $limit ]; do
+        "$@" && return 0
+        alive || return 1
+        sleep 0.5
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# tool_check TOOL: `TOOL --check` when the tool has the option.
+tool_check() {
+    if ! "$BIN/$1" --help 2>&1 | grep -q -- '--check'; then
+        skip "$1" check "no --check option"
+        return
+    fi
+    timeout 120 "$BIN/$1" --check >"$WORK/$1-check.out" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ]; then pass "$1" check; else fail "$1" check "exit status $rc" "$WORK/$1-check.out"; fi
+}
+
+# --- the kernel itself ---------------------------------------------------------------------------
+
+check_kernel() {
+    if [ -s /sys/kernel/btf/vmlinux ]; then pass kernel btf; else fail kernel btf "no /sys/kernel/btf/vmlinux"; fi
+}
+
+# --- execsnoop: PCOMM PID PPID RET ARGS ----------------------------------------------------------
+
+execsnoop_ready() {
+    /bin/true "ctm-ready-$$" 2>/dev/null
+    grep -q "ctm-ready-$$" "$OUT"
+}
+
+check_execsnoop() {
+    t=execsnoop
+    start exec "$t" -v --timeout $TOOL_TIMEOUT
+    if ! until_seen $READY_WAIT execsnoop_ready; then
+        stop
+        fail $t exec "not attached after ${READY_WAIT}s (exit $STOP_RC)" "$OUT" "$ERR"
+        return
+    fi
+    ok_marker=ctm-ok-$$-$RANDOM
+    /bin/sh -c 'exit 0' "$ok_marker" &
+    ok_pid=$!
+    wait $ok_pid
+    bad_marker=ctm-enoent-$$-$RANDOM
+    "/tmp/$bad_marker" 2>/dev/null &
+    bad_pid=$!
+    wait $bad_pid
+    sleep 2
+    # The marked processes must show; allow the last events a few seconds to cross the buffer.
+    i=0
+    while ! { grep -q "$ok_marker" "$OUT" && grep -q "$bad_marker" "$OUT"; } && [ $i -lt 20 ]; do
+        sleep 0.5; i=$((i + 1))
+    done
+    stop
+    method=$(method_of "$ERR")
+    [ "$method" = - ] && method=tracepoint
+    if [ "$STOP_RC" = 0 ]; then pass $t sigint; else fail $t sigint "exit status $STOP_RC after SIGINT" "$OUT" "$ERR"; fi
+    # The successful exec: the right pid and parent, RET 0.
+    row=$(grep "$ok_marker" "$OUT" | head -n1)
+    if [ -z "$row" ]; then
+        fail $t exec "no row for '/bin/sh -c exit 0 $ok_marker' (pid $ok_pid)" "$OUT" "$ERR"
+    else
+        set -- $row
+        if [ "$1" != sh ] || [ "$2" != "$ok_pid" ] || [ "$3" != "$$" ] || [ "$4" != 0 ]; then
+            fail $t exec "want 'sh $ok_pid $$ 0 ...', got: $row" "$OUT"
+        else
+            pass $t exec "$method"
+        fi
+    fi
+    # The failed exec: RET is -ENOENT.
+    row=$(grep "$bad_marker" "$OUT" | head -n1)
+    if [ -z "$row" ]; then
+        fail $t exec-fail "no row for the failed exec of /tmp/$bad_marker (pid $bad_pid)" "$OUT" "$ERR"
+    else
+        set -- $row
+        if [ "$2" != "$bad_pid" ] || { [ "$4" != -2 ] && [ "$4" != ENOENT ]; }; then
+            fail $t exec-fail "want pid $bad_pid and RET -2, got: $row" "$OUT"
+        else
+            pass $t exec-fail "$method"
+        fi
+    fi
+}
+
+# --- exitsnoop: PCOMM PID PPID TID AGE(s) EXIT ---------------------------------------------------
+
+# row_of PID: the exitsnoop row of that process.
+row_of() { awk -v p="$1" '$2 == p { print; exit }' "$OUT"; }
+
+exitsnoop_ready() {
+    /bin/true &
+    ready_pid=$!
+    wait $ready_pid
+    sleep 0.2
+    [ -n "$(row_of $ready_pid)" ]
+}
+
+check_exitsnoop() {
+    t=exitsnoop
+    start exit "$t" -v --timeout $TOOL_TIMEOUT
+    if ! until_seen $READY_WAIT exitsnoop_ready; then
+        stop
+        fail $t exit-code "not attached after ${READY_WAIT}s (exit $STOP_RC)" "$OUT" "$ERR"
+        return
+    fi
+    /bin/sh -c 'exit 7' "ctm-exit-$$" &
+    code_pid=$!
+    wait $code_pid
+    /bin/sh -c 'kill -KILL $$' "ctm-kill-$$" &
+    kill_pid=$!
+    wait $kill_pid
+    i=0
+    while { [ -z "$(row_of $code_pid)" ] || [ -z "$(row_of $kill_pid)" ]; } && [ $i -lt 20 ]; do
+        sleep 0.5; i=$((i + 1))
+    done
+    stop
+    method=$(method_of "$ERR")
+    [ "$method" = - ] && method=tracepoint
+    if [ "$STOP_RC" = 0 ]; then pass $t sigint; else fail $t sigint "exit status $STOP_RC after SIGINT" "$OUT" "$ERR"; fi
+    # exit 7: right pid, parent and thread id, and the code.
+    row=$(row_of $code_pid)
+    if [ -z "$row" ]; then
+        fail $t exit-code "no row for pid $code_pid (sh -c 'exit 7')" "$OUT" "$ERR"
+    else
+        set -- $row
+        exit_field=$(echo "$row" | awk '{ $1 = $2 = $3 = $4 = $5 = ""; print }' | sed 's/^ *//')
+        if [ "$1" != sh ] || [ "$3" != "$$" ] || [ "$4" != "$code_pid" ] ||
+                ! echo " $exit_field " | grep -qE '[^0-9]7[^0-9]'; then
+            fail $t exit-code "want 'sh $code_pid $$ $code_pid AGE 7', got: $row" "$OUT"
+        else
+            pass $t exit-code "$method"
+        fi
+    fi
+    # killed by SIGKILL: the signal is named.
+    row=$(row_of $kill_pid)
+    if [ -z "$row" ]; then
+        fail $t exit-signal "no row for pid $kill_pid (killed by SIGKILL)" "$OUT" "$ERR"
+    else
+        exit_field=$(echo "$row" | awk '{ $1 = $2 = $3 = $4 = $5 = ""; print }')
+        if echo " $exit_field " | grep -qE 'KILL|[^0-9]9[^0-9]'; then
+            pass $t exit-signal "$method"
+        else
+            fail $t exit-signal "want signal 9 (KILL), got: $row" "$OUT"
+        fi
+    fi
+}
+
+# --- the run -------------------------------------------------------------------------------------
+
+check_kernel
+for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
+    if ! have $tool; then
+        skip $tool all "no binary in the initramfs"
+        continue
+    fi
+    tool_check $tool
+    case $tool in
+        execsnoop) check_execsnoop ;;
+        exitsnoop) check_exitsnoop ;;
+        *) skip $tool all "no guest checks written yet" ;;
+    esac
+done

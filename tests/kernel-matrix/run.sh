@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Kernel matrix: one build of the suite, several kernels.
+#
+# Boots Debian's 6.1 and 6.12 cloud kernels under QEMU (TCG; KVM hangs on these machines) with an
+# initramfs holding busybox, the suite's release binaries, the test programs the checks need and
+# their shared libraries; runs guest-checks.sh inside; reads the PASS/FAIL/SKIP lines and the
+# kernel version from the serial console; prints a summary and writes a markdown table.
+#
+# Exit status: 0 when every kernel booted, ran all checks and every check passed; 1 otherwise
+# (the failing kernel and check are named); 2 for a usage or set-up error.
+#
+# Usage: tests/kernel-matrix/run.sh [--kernels "6.1 6.12"] [--keep]
+#
+# Environment:
+#   CORETRACE_MATRIX_CACHE    kernel packages, unpacked  (default /var/cache/coretrace-matrix)
+#   CORETRACE_MATRIX_KERNELS  kernel series to boot      (default "6.1 6.12")
+#   CORETRACE_MATRIX_TIMEOUT  seconds per kernel, boot to power-off (default 240)
+#   CORETRACE_MATRIX_RESULTS  markdown table to write    (default docs/kernel-matrix.md)
+#   CORETRACE_BIN_DIR         where the tools are        (default $CARGO_TARGET_DIR/release or target/release)
+#   CORETRACE_MATRIX_OFFLINE  1: never ask apt, boot the newest kernels already in the cache
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${CORETRACE_MATRIX_CACHE:-/var/cache/coretrace-matrix}
+kernels=${CORETRACE_MATRIX_KERNELS:-6.1 6.12}
+per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-240}
+results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
+bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
+offline=${CORETRACE_MATRIX_OFFLINE:-0}
+keep=0
+
+# Every tool the suite may have. The ones with a src/bin/<tool>.rs in the repository must be built.
+all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --kernels) kernels=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option: $1" >&2; exit 2 ;;
+    esac
+done
+
+log() { printf '[matrix] %s\n' "$*" >&2; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
+
+# --- host tools ----------------------------------------------------------------------------------
+
+apt_updated=0
+apt_update_once() {
+    [ "$apt_updated" = 1 ] && return 0
+    log "apt-get update"
+    apt-get update -qq >&2 || log "apt-get update failed; going on with the lists we have"
+    apt_updated=1
+}
+
+ensure_host_tools() {
+    local missing=()
+    command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v cpio >/dev/null || missing+=(cpio)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+    log "installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || {
+        apt_update_once
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    } || die "could not install ${missing[*]}"
+    # The busybox in the initramfs must not need any library.
+    file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+        ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || die "/bin/busybox is not static (install busybox-static)"
+}
+
+# --- kernels -------------------------------------------------------------------------------------
+
+# The package-name pattern of one kernel series.
+series_regex() {
+    case $1 in
+        6.1) echo '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' ;;
+        6.12) echo '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64$' ;;
+        *) die "unknown kernel series '$1' (known: 6.1 6.12)" ;;
+    esac
+}
+
+# Newest package of a series that apt knows (empty if none).
+newest_in_apt() {
+    apt-cache search --names-only "$(series_regex "$1")" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1
+}
+
+# Newest package of a series already unpacked in the cache (empty if none).
+newest_in_cache() {
+    ls "$cache/kernels" 2>/dev/null | grep -E "$(series_regex "$1")" | sort -V | tail -n1 || true
+}
+
+# Prints the path of the kernel image of the newest package of series $1, fetching it if needed.
+fetch_kernel() {
+    local series=$1 pkg="" dir tmp
+    if [ "$offline" != 1 ]; then
+        pkg=$(newest_in_apt "$series")
+        if [ -z "$pkg" ]; then apt_update_once; pkg=$(newest_in_apt "$series"); fi
+    fi
+    [ -n "$pkg" ] || pkg=$(newest_in_cache "$series")
+    [ -n "$pkg" ] || die "no linux-image package for $series in apt or in $cache/kernels"
+    dir=$cache/kernels/$pkg
+    if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1; then
+        log "fetching $pkg"
+        mkdir -p "$cache/kernels"
+        tmp=$(mktemp -d "$cache/fetch.XXXXXX")
+        # apt-get download writes into the current directory.
+        if ! (cd "$tmp" && apt-get download -qq "$pkg" >&2 2>/dev/null) ||
+                ! dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/root"; then
+            rm -rf "$tmp"
+            die "could not download and unpack $pkg"
+        fi
+        # Only the image and its config are needed: the guests load no modules.
+        rm -rf "$tmp/root/lib/modules" "$tmp/root/usr/lib/modules" "$dir"
+        mv "$tmp/root" "$dir"
+        rm -rf "$tmp"
+    fi
+    ls "$dir"/boot/vmlinuz-* | head -n1
+}
+
+# --- initramfs -----------------------------------------------------------------------------------
+
+# Copies ELF file $1 into the tree at $2 (to $2$3, default its own path) with every library
+# ldd names and the dynamic loader, each at the path ldd gives.
+copy_elf() {
+    local src=$1 root=$2 dest=${3:-$1} lib
+    mkdir -p "$root$(dirname "$dest")"
+    cp -L "$src" "$root$dest"
+    # ldd lines: "libelf.so.1 => /lib/x86_64-linux-gnu/libelf.so.1 (0x...)" and
+    # "/lib64/ld-linux-x86-64.so.2 (0x...)"; static binaries: "not a dynamic executable".
+    for lib in $(ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^[ \t]*\//{print $1}'); do
+        [ -e "$root$lib" ] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+# Builds the test programs the guest checks need into $1 (a directory).
+build_test_progs() {
+    local out=$1 src
+    mkdir -p "$out"
+    for src in "$here"/progs/*.c; do
+        [ -e "$src" ] || continue
+        # -O1 with noinline keeps the probed functions real, callable functions.
+        cc -O1 -g -fno-omit-frame-pointer -o "$out/$(basename "$src" .c)" "$src" ||
+            die "could not build $src"
+    done
+}
+
+# Builds the initramfs for the tools in $present into $1.
+build_initramfs() {
+    local img=$1 stage=$work/initramfs tool prog applet
+    rm -rf "$stage"
+    mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,root,etc,coretrace/bin,coretrace/progs}
+    cp /bin/busybox "$stage/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
+    done
+    # The kernel opens /dev/console for init before anything is mounted.
+    mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
+    mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
+    for tool in $present; do
+        copy_elf "$bindir/$tool" "$stage" "/coretrace/bin/$tool"
+    done
+    build_test_progs "$work/progs"
+    for prog in "$work"/progs/*; do
+        [ -e "$prog" ] || continue
+        copy_elf "$prog" "$stage" "/coretrace/progs/$(basename "$prog")"
+    done
+    cp "$here/guest-checks.sh" "$stage/coretrace/guest-checks.sh"
+    cat >"$stage/init" <<'EOF'
+#!/bin/sh
+# initramfs init of the kernel matrix: mount, run the checks, power off.
+export PATH=/coretrace/bin:/coretrace/progs:/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+# Keep kernel messages off the console so that they do not break the result lines.
+echo 1 >/proc/sys/kernel/printk
+echo "CTM BEGIN"
+echo "CTM UNAME $(uname -r)"
+cd /tmp
+sh /coretrace/guest-checks.sh
+echo "CTM END rc=$?"
+poweroff -f
+EOF
+    chmod 755 "$stage/init" "$stage/coretrace/guest-checks.sh"
+    (cd "$stage" && find . | cpio -o -H newc --quiet) | gzip -1 >"$img"
+}
+
+# --- boot and read ------------------------------------------------------------------------------
+
+# Boots kernel $1 with initramfs $2, console to $3.
+boot() {
+    local kernel=$1 initrd=$2 console=$3
+    # -no-reboot: a panic (panic=-1 reboots at once) ends QEMU instead of looping.
+    timeout -k 10 "$per_kernel_timeout" qemu-system-x86_64 \
+        -accel tcg -cpu max -smp 1 -m 1G \
+        -nodefaults -display none -no-reboot \
+        -serial "file:$console" \
+        -kernel "$kernel" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 oops=panic" \
+        </dev/null >"$console.qemu" 2>&1
+}
+
+# --- main ----------------------------------------------------------------------------------------
+
+ensure_host_tools
+mkdir -p "$cache"
+work=$(mktemp -d "${TMPDIR:-/tmp}/coretrace-matrix.XXXXXX")
+if [ "$keep" = 1 ]; then log "work directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
+
+# Which tools the repository has, and which of those were built.
+repo_tools=""
+for tool in $all_tools; do
+    [ -e "$repo/src/bin/$tool.rs" ] && repo_tools="$repo_tools $tool"
+done
+present=""
+for tool in $all_tools; do
+    [ -x "$bindir/$tool" ] && present="$present $tool"
+done
+failures=()
+for tool in $repo_tools; do
+    case " $present " in *" $tool "*) ;; *) failures+=("all kernels: $tool: no binary at $bindir/$tool (cargo build --release)") ;; esac
+done
+log "tools in the repository:${repo_tools:- none}; built:${present:- none}"
+
+# Cached kernels first, so that a failed download fails fast.
+declare -A image
+for series in $kernels; do
+    image[$series]=$(fetch_kernel "$series")
+done
+
+initrd=$work/initramfs.cpio.gz
+build_initramfs "$initrd"
+log "initramfs: $(du -h "$initrd" | cut -f1)"
+
+rows=()   # "kernel|tool|check|method|result|detail"
+start_all=$SECONDS
+for series in $kernels; do
+    kernel=${image[$series]}
+    pkg=$(basename "$(dirname "$(dirname "$kernel")")")
+    console=$work/console-$series.log
+    log "booting $pkg"
+    t0=$SECONDS
+    boot "$kernel" "$initrd" "$console" && qrc=0 || qrc=$?
+    secs=$((SECONDS - t0))
+    tr -d '\r' <"$console" >"$console.txt"
+    uname=$(sed -n 's/^CTM UNAME //p' "$console.txt" | head -n1)
+    name=${uname:-$pkg}
+    if [ -z "$uname" ]; then
+        failures+=("$name: did not boot (qemu exit $qrc after ${secs}s)")
+    elif ! grep -q '^CTM END' "$console.txt"; then
+        failures+=("$name: checks did not finish (qemu exit $qrc after ${secs}s; timeout ${per_kernel_timeout}s)")
+    fi
+    # Result lines: "PASS tool check [method=M]", "FAIL tool check reason", "SKIP tool check reason".
+    while read -r verdict tool check rest; do
+        method=$(printf '%s\n' "$rest" | sed -n 's/.*method=\([^ ]*\).*/\1/p')
+        rows+=("$name|$tool|$check|${method:--}|$verdict|$rest")
+        case $verdict in
+            FAIL) failures+=("$name: $tool $check: $rest") ;;
+            SKIP) case " $repo_tools " in *" $tool "*) failures+=("$name: $tool $check skipped: $rest") ;; esac ;;
+        esac
+    done < <(grep -E '^(PASS|FAIL|SKIP) ' "$console.txt" || true)
+    log "$name: $(grep -cE '^PASS ' "$console.txt" || true) passed, $(grep -cE '^FAIL ' "$console.txt" || true) failed, $(grep -cE '^SKIP ' "$console.txt" || true) skipped in ${secs}s"
+    if grep -qE '^FAIL ' "$console.txt" || ! grep -q '^CTM END' "$console.txt"; then
+        # The guest indents the tools' own output under a failing check; show it, and the last words.
+        log "--- console of $name (tail) ---"
+        tail -n 60 "$console.txt" >&2
+        log "--- end of console ---"
+    fi
+    if [ "$keep" = 1 ]; then log "console: $console.txt"; fi
+done
+total=$((SECONDS - start_all))
+
+# --- summary and results table -------------------------------------------------------------------
+
+echo
+echo "kernel matrix: ${#rows[@]} results on $(echo $kernels | wc -w) kernels in ${total}s"
+printf '%-28s %-14s %-14s %-11s %s\n' KERNEL TOOL CHECK METHOD RESULT
+for row in "${rows[@]}"; do
+    IFS='|' read -r k t c m v d <<<"$row"
+    printf '%-28s %-14s %-14s %-11s %s\n' "$k" "$t" "$c" "$m" "$v"
+done
+
+mkdir -p "$(dirname "$results")"
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$repo" diff --quiet HEAD 2>/dev/null || commit="$commit (with local changes)"
+{
+    echo "<!-- generated by tests/kernel-matrix/run.sh; do not edit -->"
+    echo "Last kernel-matrix run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, ${total}s under QEMU TCG."
+    echo
+    echo "| kernel | tool | check | attach method | result |"
+    echo "| --- | --- | --- | --- | --- |"
+    for row in "${rows[@]}"; do
+        IFS='|' read -r k t c m v d <<<"$row"
+        case $v in PASS) v=pass ;; FAIL) v="**FAIL**" ;; SKIP) v="skip" ;; esac
+        echo "| $k | $t | $c | $m | $v |"
+    done
+    for f in "${failures[@]}"; do echo; echo "- **failure**: $f"; done
+} >"$results.tmp"
+mv "$results.tmp" "$results"
+# A README that marks a place for the table gets it too.
+readme=$repo/README.md
+if [ -f "$readme" ] && grep -q '<!-- kernel-matrix:begin -->' "$readme" && grep -q '<!-- kernel-matrix:end -->' "$readme"; then
+    awk -v table="$results" '
+        /<!-- kernel-matrix:begin -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+        /<!-- kernel-matrix:end -->/ { skip = 0 }
+        !skip' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+fi
+log "results written to ${results#$repo/}"
+
+if [ ${#failures[@]} -gt 0 ]; then
+    echo
+    echo "kernel matrix FAILED:"
+    for f in "${failures[@]}"; do echo "  $f"; done
+    exit 1
+fi
+echo
+echo "kernel matrix passed"
