@@ -44,10 +44,11 @@ method_of() {
 
 # start NAME TOOL ARGS...: runs a tool in the background, output in $WORK/NAME.out and .err.
 start() {
-    name=$1; shift
+    name=$1 tool=$2
+    shift 2
     OUT=$WORK/$name.out ERR=$WORK/$name.err
     : >"$OUT"; : >"$ERR"
-    "$BIN/$1" "$@" >"$OUT" 2>"$ERR" &
+    "$BIN/$tool" "$@" >"$OUT" 2>"$ERR" &
     TOOL_PID=$!
 }
 
@@ -84,6 +85,17 @@ until_seen() {
     return 1
 }
 
+# not_ready TOOL CHECK: the tool started last never showed the warm-up events.
+not_ready() {
+    if alive; then
+        stop
+        fail "$1" "$2" "no events within ${READY_WAIT}s of starting (exit $STOP_RC after SIGINT)" "$OUT" "$ERR"
+    else
+        stop
+        fail "$1" "$2" "exited with status $STOP_RC before showing any event" "$OUT" "$ERR"
+    fi
+}
+
 # tool_check TOOL: `TOOL --check` when the tool has the option.
 tool_check() {
     if ! "$BIN/$1" --help 2>&1 | grep -q -- '--check'; then
@@ -112,8 +124,7 @@ check_execsnoop() {
     t=execsnoop
     start exec "$t" -v --timeout $TOOL_TIMEOUT
     if ! until_seen $READY_WAIT execsnoop_ready; then
-        stop
-        fail $t exec "not attached after ${READY_WAIT}s (exit $STOP_RC)" "$OUT" "$ERR"
+        not_ready $t exec
         return
     fi
     ok_marker=ctm-ok-$$-$RANDOM
@@ -177,8 +188,7 @@ check_exitsnoop() {
     t=exitsnoop
     start exit "$t" -v --timeout $TOOL_TIMEOUT
     if ! until_seen $READY_WAIT exitsnoop_ready; then
-        stop
-        fail $t exit-code "not attached after ${READY_WAIT}s (exit $STOP_RC)" "$OUT" "$ERR"
+        not_ready $t exit-code
         return
     fi
     /bin/sh -c 'exit 7' "ctm-exit-$$" &

@@ -273,8 +273,12 @@ for series in $kernels; do
     log "$name: $(grep -cE '^PASS ' "$console.txt" || true) passed, $(grep -cE '^FAIL ' "$console.txt" || true) failed, $(grep -cE '^SKIP ' "$console.txt" || true) skipped in ${secs}s"
     if grep -qE '^FAIL ' "$console.txt" || ! grep -q '^CTM END' "$console.txt"; then
         # The guest indents the tools' own output under a failing check; show it, and the last words.
-        log "--- console of $name (tail) ---"
-        tail -n 60 "$console.txt" >&2
+        log "--- console of $name ---"
+        if grep -q '^CTM BEGIN' "$console.txt"; then
+            sed -n '/^CTM BEGIN/,$p' "$console.txt" | tail -n 200 >&2
+        else
+            tail -n 40 "$console.txt" >&2
+        fi
         log "--- end of console ---"
     fi
     if [ "$keep" = 1 ]; then log "console: $console.txt"; fi
