@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The record execsnoop's BPF side sends to user space. */
+#ifndef __EXECSNOOP_H
+#define __EXECSNOOP_H
+
+#define TASK_COMM_LEN 16
+#define ARG_MAX_READ 256       /* longest single argument read; longer ones are cut */
+#define ARGS_BUF 4096          /* all arguments of one exec, NUL-separated */
+#define LAST_ARG_OFFSET (ARGS_BUF - ARG_MAX_READ)
+#define TOTAL_MAX_ARGS 60      /* upper bound of --max-args */
+#define DEFAULT_MAX_ARGS 20
+
+/* exec_event.flags */
+#define EXEC_ARGS_TRUNCATED 1  /* more arguments, or longer ones, than were read */
+#define EXEC_EXITED 2          /* -d mode: sent at exit; duration_ns and exit_code are set */
+
+/*
+ * Header of every record; args_size bytes of arguments (path first, then argv[1..], each
+ * NUL-terminated) follow it directly in the ring buffer.
+ */
+struct exec_event {
+	__u64 ts;          /* CLOCK_MONOTONIC ns: the exec, or the exit in -d mode */
+	__u64 duration_ns; /* -d mode: time from exec to exit */
+	__u32 pid;
+	__u32 ppid;
+	__u32 uid;
+	__s32 retval;      /* exec's return: 0 or -errno */
+	__s32 exit_code;   /* -d mode: wait status (code << 8 | signal) */
+	__u16 args_count;
+	__u16 args_size;
+	__u32 flags;
+	char comm[TASK_COMM_LEN];
+};
+
+#endif /* __EXECSNOOP_H */

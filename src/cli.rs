@@ -1,0 +1,174 @@
+//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`), the
+//! parsers for values users type, and the `main` wrapper that turns any error into one line on
+//! stderr and a non-zero exit.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::output::Format;
+
+/// Options every tool takes.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Print one JSON object per line instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Verbose: show libbpf's own log and how the tool attached
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Stop after SECS seconds (decimals allowed) and print what was gathered
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Ring buffer size in KiB (a power of two, 4 to 1048576)
+    #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ringbuf_kib)]
+    pub ringbuf_size: u32,
+}
+
+impl CommonArgs {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            Format::Table
+        }
+    }
+
+    pub fn ringbuf_bytes(&self) -> u32 {
+        self.ringbuf_size * 1024
+    }
+}
+
+/// `-c CGROUP-PATH`: trace only tasks in this cgroup (v2).
+#[derive(Args, Debug, Clone)]
+pub struct CgroupArg {
+    /// Trace only processes in this cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice)
+    #[arg(short = 'c', long = "cgroup", value_name = "CGROUP-PATH")]
+    pub cgroup: Option<PathBuf>,
+}
+
+/// Seconds as a user types them: `5`, `0.5`.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds (e.g. 5 or 0.5)"))?;
+    if !(secs > 0.0 && secs <= 31_536_000.0) {
+        return Err(format!("'{s}' must be more than 0 and at most a year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Milliseconds: a positive whole number, at most a day.
+pub fn parse_millis(s: &str) -> Result<u64, String> {
+    let ms: u64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of milliseconds"))?;
+    if ms == 0 || ms > 86_400_000 {
+        return Err(format!(
+            "'{s}' is out of range: give 1 to 86400000 milliseconds"
+        ));
+    }
+    Ok(ms)
+}
+
+/// A process id that exists now.
+pub fn parse_pid(s: &str) -> Result<u32, String> {
+    let pid: u32 = s
+        .parse()
+        .ok()
+        .filter(|&p| p > 0 && p <= i32::MAX as u32)
+        .ok_or_else(|| format!("'{s}' is not a process id"))?;
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!(
+            "no process with pid {pid}: check it with `ps -p {pid}`"
+        ));
+    }
+    Ok(pid)
+}
+
+fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
+    let kib: u32 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size in KiB"))?;
+    if !(4..=1 << 20).contains(&kib) || !kib.is_power_of_two() {
+        return Err(format!(
+            "'{s}' is not a power of two between 4 and 1048576 KiB"
+        ));
+    }
+    Ok(kib)
+}
+
+/// Runs a tool's body: an error becomes one line (`tool: what went wrong: what to do`) and exit
+/// status 1; a closed stdout pipe (`execsnoop | head`) ends quietly with status 0; a panic,
+/// which is a bug, still becomes one line.
+pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("{tool}: internal error{place}: {msg} (please report this)");
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("{tool}: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("abc").is_err());
+    }
+
+    #[test]
+    fn millis_range() {
+        assert_eq!(parse_millis("100").unwrap(), 100);
+        assert!(parse_millis("0").is_err());
+        assert!(parse_millis("-5").is_err());
+    }
+
+    #[test]
+    fn ringbuf_must_be_power_of_two() {
+        assert_eq!(parse_ringbuf_kib("4").unwrap(), 4);
+        assert!(parse_ringbuf_kib("3").is_err());
+        assert!(parse_ringbuf_kib("2").is_err());
+    }
+
+    #[test]
+    fn pid_must_exist() {
+        assert!(parse_pid(&std::process::id().to_string()).is_ok());
+        let err = parse_pid("2147483647").unwrap_err();
+        assert!(err.contains("no process"), "{err}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Text from traced processes (argv, comm, paths) is untrusted: a process must not be able to
+//! send terminal escape sequences to the user's screen through us. Everything such text passes
+//! through here before it is printed.
+
+use std::fmt::Write;
+
+/// Appends `bytes` to `out`: printable text as it is; control characters (C0, DEL, C1) and bytes
+/// that are not valid UTF-8 as `\xNN`.
+pub fn escape_into(out: &mut String, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        if !valid.chars().any(char::is_control) {
+            out.push_str(valid);
+        } else {
+            for c in valid.chars() {
+                if c.is_control() {
+                    let mut utf8 = [0u8; 4];
+                    for b in c.encode_utf8(&mut utf8).bytes() {
+                        push_hex(out, b);
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+        for &b in chunk.invalid() {
+            push_hex(out, b);
+        }
+    }
+}
+
+/// The escaped form of `bytes` as a new string.
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    escape_into(&mut s, bytes);
+    s
+}
+
+/// The bytes of a fixed-size, NUL-padded C string (a `comm`), up to the first NUL.
+pub fn c_str_bytes(raw: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment.
+    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(raw.as_ptr().cast(), raw.len()) };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+fn push_hex(out: &mut String, b: u8) {
+    let _ = write!(out, "\\x{b:02x}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_unchanged() {
+        assert_eq!(escaped(b"ls -l /tmp"), "ls -l /tmp");
+        assert_eq!(escaped("grüße".as_bytes()), "grüße");
+    }
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(escaped(b"\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
+        assert_eq!(escaped(b"a\nb\tc\x7f"), "a\\x0ab\\x09c\\x7f");
+        // U+009B is CSI on terminals that honour C1 controls.
+        assert_eq!(escaped("x\u{9b}2J".as_bytes()), "x\\xc2\\x9b2J");
+    }
+
+    #[test]
+    fn invalid_utf8_is_escaped() {
+        assert_eq!(escaped(b"a\xffb"), "a\\xffb");
+    }
+
+    #[test]
+    fn comm_stops_at_nul() {
+        let raw: [i8; 6] = [
+            b'b' as i8, b'a' as i8, b's' as i8, b'h' as i8, 0, b'x' as i8,
+        ];
+        assert_eq!(c_str_bytes(&raw), b"bash");
+    }
+}

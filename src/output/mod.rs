@@ -1,0 +1,217 @@
+//! The sinks every tool writes through: an aligned table with a header, JSON lines, and (in
+//! [`histogram`]) latency histograms. Output is buffered and written once per poll round by the
+//! consumer, never once per event.
+
+pub mod histogram;
+
+use std::fmt::Display;
+use std::io::{self, BufWriter, Write};
+
+use serde::Serialize;
+
+/// Table or JSON lines (`--json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// One table column. The last column of a row is never padded (it holds free text: ARGS, PATH).
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub width: usize,
+    pub align: Align,
+}
+
+impl Column {
+    pub fn left(name: &'static str, width: usize) -> Self {
+        Column {
+            name,
+            width,
+            align: Align::Left,
+        }
+    }
+    pub fn right(name: &'static str, width: usize) -> Self {
+        Column {
+            name,
+            width,
+            align: Align::Right,
+        }
+    }
+}
+
+/// The cells of one row, gathered without allocating (a row has at most 12).
+pub struct Cells<'a> {
+    cells: [&'a dyn Display; 12],
+    len: usize,
+}
+
+impl<'a> Default for Cells<'a> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Cells<'a> {
+    pub fn new() -> Self {
+        Cells {
+            cells: [&""; 12],
+            len: 0,
+        }
+    }
+
+    pub fn push(&mut self, cell: &'a dyn Display) {
+        self.cells[self.len] = cell;
+        self.len += 1;
+    }
+
+    pub fn as_slice(&self) -> &[&'a dyn Display] {
+        &self.cells[..self.len]
+    }
+}
+
+/// Where a tool's rows go.
+pub struct Sink {
+    out: BufWriter<Box<dyn Write>>,
+    format: Format,
+    columns: Vec<Column>,
+}
+
+impl Sink {
+    /// Buffered standard output.
+    pub fn stdout(format: Format) -> Self {
+        Self::new(Box::new(io::stdout()), format)
+    }
+
+    pub fn new(writer: Box<dyn Write>, format: Format) -> Self {
+        Sink {
+            out: BufWriter::with_capacity(64 * 1024, writer),
+            format,
+            columns: Vec::new(),
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Sets the table's columns and, in table mode, prints the header.
+    pub fn columns(&mut self, columns: Vec<Column>) -> io::Result<()> {
+        self.columns = columns;
+        if self.format == Format::Table {
+            let names: Vec<&dyn Display> = self
+                .columns
+                .iter()
+                .map(|c| &c.name as &dyn Display)
+                .collect();
+            write_row(&mut self.out, &self.columns, &names)?;
+        }
+        Ok(())
+    }
+
+    /// One table row: one cell per column, padded to the column's width.
+    pub fn row(&mut self, cells: &[&dyn Display]) -> io::Result<()> {
+        write_row(&mut self.out, &self.columns, cells)
+    }
+
+    /// One JSON object on a line.
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, value).map_err(io::Error::from)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Reports that `total` events have been lost so far: a JSON record in the JSON stream,
+    /// a warning on stderr next to the table.
+    pub fn lost(&mut self, total: u64) -> io::Result<()> {
+        match self.format {
+            Format::Json => self.json(&serde_json::json!({ "lost_events": total })),
+            Format::Table => {
+                self.out.flush()?;
+                eprintln!("WARNING: {total} events lost so far (kernel buffers full): raise --ringbuf-size or narrow the filters");
+                Ok(())
+            }
+        }
+    }
+
+    /// The raw writer, for output that is neither rows nor JSON records (histograms).
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut self.out
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn write_row(out: &mut impl Write, columns: &[Column], cells: &[&dyn Display]) -> io::Result<()> {
+    let last = cells.len().saturating_sub(1);
+    for (i, cell) in cells.iter().enumerate() {
+        let col = columns.get(i);
+        match col {
+            Some(col) if i < last => match col.align {
+                Align::Left => write!(out, "{:<w$} ", cell, w = col.width)?,
+                Align::Right => write!(out, "{:>w$} ", cell, w = col.width)?,
+            },
+            _ => write!(out, "{cell}")?,
+        }
+    }
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns_and_leaves_the_last_free() {
+        let buf = Shared::default();
+        let mut sink = Sink::new(Box::new(buf.clone()), Format::Table);
+        sink.columns(vec![
+            Column::left("PCOMM", 6),
+            Column::right("PID", 5),
+            Column::left("ARGS", 0),
+        ])
+        .unwrap();
+        sink.row(&[&"ls", &42, &"/bin/ls -l"]).unwrap();
+        sink.flush().unwrap();
+        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        assert_eq!(text, "PCOMM    PID ARGS\nls        42 /bin/ls -l\n");
+    }
+
+    #[test]
+    fn json_is_one_object_per_line() {
+        let buf = Shared::default();
+        let mut sink = Sink::new(Box::new(buf.clone()), Format::Json);
+        sink.json(&serde_json::json!({"pid": 1})).unwrap();
+        sink.lost(3).unwrap();
+        sink.flush().unwrap();
+        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        assert_eq!(text, "{\"pid\":1}\n{\"lost_events\":3}\n");
+    }
+}

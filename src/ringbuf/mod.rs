@@ -1,0 +1,177 @@
+//! The one ring-buffer consumer every tool uses. It polls the `events` ring buffer, hands each
+//! record to the tool's [`Handler`], flushes output once per poll round, stops on Ctrl-C,
+//! SIGTERM or `--timeout`, and reports events the BPF side could not deliver (the `drops`
+//! counter every program keeps, see src/bpf/common.bpf.h).
+
+mod stop;
+
+pub use stop::Stop;
+
+use std::cell::RefCell;
+use std::mem::size_of;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+
+use crate::output::Sink;
+
+/// How long one poll waits. Bounds both the latency of an event that did not wake us (see
+/// `wakeup_bytes` in common.bpf.h) and how long a stop request waits.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often the drop counters are read while running.
+const DROP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a tool plugs into the consumer: decode and render one record.
+pub trait Handler {
+    /// One record, exactly as the BPF program submitted it.
+    fn event(&mut self, data: &[u8]) -> Result<()>;
+    /// Where the tool writes; the consumer flushes it and reports losses into it.
+    fn sink(&mut self) -> &mut Sink;
+    /// Called after every poll round (for interval reports).
+    fn tick(&mut self, _now: Instant) -> Result<()> {
+        Ok(())
+    }
+    /// Called once when the run ends (for summaries).
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a run saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunStats {
+    pub lost: u64,
+}
+
+/// Decodes a record into `T` (a type the skeleton generated from the shared C header).
+/// Returns the value and the bytes that follow it (the variable part, if any).
+pub fn decode<T: plain::Plain>(data: &[u8]) -> Result<(&T, &[u8])> {
+    if data.len() < size_of::<T>() {
+        bail!(
+            "short record from the kernel: {} bytes, expected at least {}",
+            data.len(),
+            size_of::<T>()
+        );
+    }
+    let (head, rest) = data.split_at(size_of::<T>());
+    let value = plain::from_bytes::<T>(head)
+        .map_err(|e| anyhow::anyhow!("misaligned record from the kernel: {e:?}"))?;
+    Ok((value, rest))
+}
+
+/// Consumes `events` until `stop` says so, then drains what is left, lets the handler finish,
+/// and reports lost events (read from the per-CPU `drops` map).
+pub fn run(
+    events: &dyn MapCore,
+    drops: &dyn MapCore,
+    stop: &Stop,
+    handler: &mut dyn Handler,
+) -> Result<RunStats> {
+    let handler = RefCell::new(handler);
+    let failure: RefCell<Option<anyhow::Error>> = RefCell::new(None);
+    let mut builder = RingBufferBuilder::new();
+    builder
+        .add(events, |data: &[u8]| {
+            match handler.borrow_mut().event(data) {
+                Ok(()) => 0,
+                Err(e) => {
+                    failure.borrow_mut().get_or_insert(e);
+                    -1
+                }
+            }
+        })
+        .context("setting up the ring buffer")?;
+    let ring = builder.build().context("setting up the ring buffer")?;
+
+    let mut reported = 0;
+    let mut next_drop_check = Instant::now() + DROP_CHECK_INTERVAL;
+    loop {
+        let stopping = stop.requested();
+        let ret = ring.poll_raw(if stopping {
+            Duration::ZERO
+        } else {
+            POLL_INTERVAL
+        });
+        // Records that arrived without a wake-up are not signalled through epoll.
+        let ret2 = ring.consume_raw();
+        if let Some(e) = failure.borrow_mut().take() {
+            return Err(e);
+        }
+        for r in [ret, ret2] {
+            if r < 0 && r != -libc::EINTR {
+                bail!(
+                    "reading the ring buffer: {}",
+                    std::io::Error::from_raw_os_error(-r)
+                );
+            }
+        }
+        let now = Instant::now();
+        let mut h = handler.borrow_mut();
+        h.tick(now)?;
+        if stopping || now >= next_drop_check {
+            next_drop_check = now + DROP_CHECK_INTERVAL;
+            let lost = read_drops(drops)?;
+            if lost > reported {
+                reported = lost;
+                h.sink().lost(lost)?;
+            }
+        }
+        h.sink().flush()?;
+        if stopping {
+            break;
+        }
+    }
+    drop(ring);
+    let h = handler.into_inner();
+    h.finish()?;
+    h.sink().flush()?;
+    if reported > 0 {
+        eprintln!(
+            "{reported} events lost in all: kernel buffers were full (raise --ringbuf-size or narrow the filters)"
+        );
+    }
+    Ok(RunStats { lost: reported })
+}
+
+/// Sum of the per-CPU drop counters.
+pub fn read_drops(drops: &dyn MapCore) -> Result<u64> {
+    let key = 0u32.to_ne_bytes();
+    let per_cpu = drops
+        .lookup_percpu(&key, MapFlags::ANY)
+        .context("reading the drop counters")?
+        .unwrap_or_default();
+    Ok(per_cpu
+        .iter()
+        .filter_map(|v| v.get(..8))
+        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        .sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Rec {
+        a: u64,
+        b: u32,
+        c: u32,
+    }
+    unsafe impl plain::Plain for Rec {}
+
+    #[test]
+    fn decode_splits_header_and_tail() {
+        let mut raw = vec![0u64; 4]; // 8-byte aligned backing store
+        let bytes: &mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().cast(), 32) };
+        bytes[..8].copy_from_slice(&7u64.to_ne_bytes());
+        bytes[16..19].copy_from_slice(b"abc");
+        let (rec, rest) = decode::<Rec>(&bytes[..19]).unwrap();
+        assert_eq!(rec.a, 7);
+        assert_eq!(rest, b"abc");
+        assert!(decode::<Rec>(&bytes[..8]).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! What every tool does around loading its BPF programs: check that this host can run them at
+//! all (privileges, BTF), route libbpf's log, size the ring buffer, and fill the cgroup filter.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::{MapCore, MapFlags, OpenMapMut, PrintLevel};
+
+/// Where the running kernel publishes its BTF; CO-RE relocations resolve against it.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fails with one line naming the problem and the fix if BPF tracing cannot work here.
+pub fn preflight() -> Result<()> {
+    let caps = effective_caps().unwrap_or(0);
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    if !(has(CAP_SYS_ADMIN) || has(CAP_BPF) && has(CAP_PERFMON)) {
+        bail!("loading BPF programs needs root (or CAP_BPF and CAP_PERFMON): run it with sudo");
+    }
+    check_btf(Path::new(KERNEL_BTF))?;
+    ensure_tracefs()
+}
+
+/// Tracepoints are attached by the id tracefs publishes; some hosts do not mount it at boot.
+pub fn ensure_tracefs() -> Result<()> {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    let mounted = |dir: &str| Path::new(dir).join("events").is_dir();
+    if mounted(TRACEFS) || mounted("/sys/kernel/debug/tracing") {
+        return Ok(());
+    }
+    let ret = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            c"/sys/kernel/tracing".as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if ret != 0 || !mounted(TRACEFS) {
+        bail!(
+            "tracefs is not mounted and mounting it failed ({}): run `mount -t tracefs nodev {TRACEFS}`",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// The kernel must describe its own types (CONFIG_DEBUG_INFO_BTF=y) for CO-RE.
+pub fn check_btf(path: &Path) -> Result<()> {
+    if !path.exists() {
+        bail!(
+            "this kernel has no BTF ({} is missing): CO-RE tools need a kernel built with CONFIG_DEBUG_INFO_BTF=y (any distribution kernel since 2020 has it)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// libbpf's own messages go to stderr with `-v`, and nowhere otherwise (a failed probe of an
+/// attach method is expected, not news; errors reach the user through our own message).
+pub fn libbpf_log(verbose: bool) {
+    fn print(level: PrintLevel, msg: String) {
+        let tag = match level {
+            PrintLevel::Warn => "warn",
+            PrintLevel::Info => "info",
+            PrintLevel::Debug => "debug",
+        };
+        eprint!("libbpf {tag}: {msg}");
+    }
+    if verbose {
+        libbpf_rs::set_print(Some((PrintLevel::Debug, print)));
+    } else {
+        libbpf_rs::set_print(None);
+    }
+}
+
+/// Sizes the `events` ring buffer (before load) and returns the backlog, in bytes, past which
+/// the BPF side wakes the consumer (its `wakeup_bytes`).
+pub fn size_ringbuf(events: &mut OpenMapMut, bytes: u32) -> Result<u64> {
+    events
+        .set_max_entries(bytes)
+        .context("sizing the ring buffer")?;
+    Ok(u64::from(bytes / 4))
+}
+
+/// An open cgroup v2 directory for `-c`, or a one-line error.
+pub fn open_cgroup(path: &Path) -> Result<File> {
+    let file = File::open(path).with_context(|| {
+        format!(
+            "cannot open cgroup {}: give a cgroup v2 directory such as /sys/fs/cgroup/system.slice",
+            path.display()
+        )
+    })?;
+    if !path.join("cgroup.procs").exists() {
+        bail!(
+            "{} is not a cgroup v2 directory: give one under /sys/fs/cgroup",
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+/// After load: puts the cgroup into slot 0 of the `cgroup_filter` map.
+pub fn fill_cgroup_filter(map: &dyn MapCore, cgroup: &File) -> Result<()> {
+    let fd = cgroup.as_raw_fd() as u32;
+    map.update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+        .context("setting the cgroup filter")
+}
+
+/// A loading failure, explained: what failed, and where to look.
+pub fn load_error(e: libbpf_rs::Error) -> anyhow::Error {
+    anyhow::anyhow!("loading the BPF programs failed: {e} (run with -v to see libbpf's log)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_btf_names_the_fix() {
+        let err = check_btf(Path::new("/nonexistent/btf"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONFIG_DEBUG_INFO_BTF"), "{err}");
+    }
+}

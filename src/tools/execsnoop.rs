@@ -1,0 +1,389 @@
+//! execsnoop: which programs are being started, by whom, with what arguments, did it work; with
+//! `-d MS`, which of them lived at least MS milliseconds.
+
+use std::fmt::Write as _;
+use std::mem::MaybeUninit;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use serde::Serialize;
+
+use crate::cli::{parse_millis, CgroupArg, CommonArgs};
+use crate::clock::{Clock, TimeMode};
+use crate::escape::{c_str_bytes, escape_into};
+use crate::exit_status::ExitStatus;
+use crate::output::{Cells, Column, Sink};
+use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::setup;
+use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkelBuilder};
+
+unsafe impl plain::Plain for exec_event {}
+
+const TOTAL_MAX_ARGS: u32 = 60;
+const EXEC_ARGS_TRUNCATED: u32 = 1;
+const EXEC_EXITED: u32 = 2;
+/// Processes -d can follow at once (each holds its arguments in the kernel until it exits).
+const LIVE_PROCESSES: u32 = 8192;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "execsnoop",
+    version,
+    about = "Trace exec() calls: which programs start, by whom, with what arguments, and whether it worked",
+    after_help = "Examples:\n  execsnoop              # trace all exec() calls\n  execsnoop -x           # include failed exec()s\n  execsnoop -d 100       # report, at exit, programs that lived at least 100 ms\n  execsnoop -T -U        # with wall-clock time and UID\n  execsnoop -u 1000      # only UID 1000\n  execsnoop -n bash      # only commands whose name contains \"bash\"\n  execsnoop -l testpkg   # only commands with an argument containing \"testpkg\"\n  execsnoop -c /sys/fs/cgroup/system.slice   # only this cgroup"
+)]
+pub struct Args {
+    /// Include time column (HH:MM:SS)
+    #[arg(short = 'T', long = "time")]
+    pub time: bool,
+
+    /// Include timestamp column (seconds since execsnoop started)
+    #[arg(short = 't', long = "timestamp", conflicts_with = "time")]
+    pub timestamp: bool,
+
+    /// Include failed exec()s
+    #[arg(short = 'x', long = "fails")]
+    pub fails: bool,
+
+    /// Trace this UID only
+    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Print UID column
+    #[arg(short = 'U', long = "print-uid")]
+    pub print_uid: bool,
+
+    /// Add quotemarks (") around arguments
+    #[arg(short = 'q', long = "quote")]
+    pub quote: bool,
+
+    /// Only print commands whose name contains NAME
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Only print commands with an argument containing LINE
+    #[arg(short = 'l', long = "line", value_name = "LINE")]
+    pub line: Option<String>,
+
+    #[command(flatten)]
+    pub cgroup: CgroupArg,
+
+    /// Maximum number of arguments read (1 to 60); more are shown as "..."
+    #[arg(long = "max-args", value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=TOTAL_MAX_ARGS as i64))]
+    pub max_args: u32,
+
+    /// Report only processes that lived at least MS milliseconds, when they exit
+    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis)]
+    pub min_duration: Option<u64>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    setup::preflight()?;
+    setup::libbpf_log(args.common.verbose);
+    let cgroup = args
+        .cgroup
+        .cgroup
+        .as_deref()
+        .map(setup::open_cgroup)
+        .transpose()?;
+
+    let mut storage = MaybeUninit::uninit();
+    let mut open = ExecsnoopSkelBuilder::default()
+        .open(&mut storage)
+        .context("opening the BPF object")?;
+    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("no .rodata in the BPF object")?;
+    rodata.wakeup_bytes = wakeup;
+    rodata.filter_cgroup = cgroup.is_some();
+    rodata.ignore_failed = !args.fails;
+    rodata.max_args = args.max_args as i32;
+    if let Some(uid) = args.uid {
+        rodata.filter_uid = true;
+        rodata.targ_uid = uid;
+    }
+    match args.min_duration {
+        Some(ms) => {
+            rodata.min_duration_ns = ms * 1_000_000;
+            open.maps.live.set_max_entries(LIVE_PROCESSES)?;
+        }
+        None => {
+            open.maps.live.set_max_entries(1)?;
+            open.progs.process_exit.set_autoload(false);
+        }
+    }
+
+    let mut skel = open.load().map_err(setup::load_error)?;
+    if let Some(cg) = &cgroup {
+        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
+    }
+    let stop = Stop::install(args.common.timeout)?;
+    skel.attach().context("attaching to the exec tracepoints")?;
+    if args.common.verbose {
+        eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} tracepoints");
+    }
+
+    let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut printer)?;
+    Ok(())
+}
+
+/// Turns exec records into rows or JSON objects.
+pub struct ExecPrinter {
+    sink: Sink,
+    clock: Clock,
+    time: TimeMode,
+    print_uid: bool,
+    quote: bool,
+    exits: bool,
+    name: Option<Vec<u8>>,
+    line: Option<Vec<u8>>,
+    // Reused buffers: no allocation per event in table mode.
+    args_text: String,
+    comm_text: String,
+    time_text: String,
+    age_text: String,
+    exit_text: String,
+}
+
+impl ExecPrinter {
+    pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
+        let time = if args.time {
+            TimeMode::Wall
+        } else if args.timestamp {
+            TimeMode::Relative
+        } else {
+            TimeMode::None
+        };
+        let exits = args.min_duration.is_some();
+        let mut cols = Vec::new();
+        if let Some((name, width)) = time.column() {
+            cols.push(Column::left(name, width));
+        }
+        if args.print_uid {
+            cols.push(Column::left("UID", 6));
+        }
+        cols.push(Column::left("PCOMM", 16));
+        cols.push(Column::right("PID", 7));
+        cols.push(Column::right("PPID", 7));
+        if exits {
+            cols.push(Column::right("AGE(ms)", 9));
+            cols.push(Column::left("EXIT", 10));
+        } else {
+            cols.push(Column::right("RET", 3));
+        }
+        cols.push(Column::left("ARGS", 0));
+        sink.columns(cols)?;
+        Ok(ExecPrinter {
+            sink,
+            clock: Clock::new(),
+            time,
+            print_uid: args.print_uid,
+            quote: args.quote,
+            exits,
+            name: args.name.clone().map(String::into_bytes),
+            line: args.line.clone().map(String::into_bytes),
+            args_text: String::new(),
+            comm_text: String::new(),
+            time_text: String::new(),
+            age_text: String::new(),
+            exit_text: String::new(),
+        })
+    }
+
+    fn wanted(&self, comm: &[u8], args: &[u8]) -> bool {
+        if let Some(name) = &self.name {
+            if !contains(comm, name) {
+                return false;
+            }
+        }
+        if let Some(line) = &self.line {
+            if !args.split(|&b| b == 0).any(|arg| contains(arg, line)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Handler for ExecPrinter {
+    fn event(&mut self, data: &[u8]) -> Result<()> {
+        let (e, tail) = decode::<exec_event>(data)?;
+        let args = &tail[..(e.args_size as usize).min(tail.len())];
+        let comm = c_str_bytes(&e.comm);
+        if !self.wanted(comm, args) {
+            return Ok(());
+        }
+        let truncated = e.flags & EXEC_ARGS_TRUNCATED != 0;
+        let status =
+            (e.flags & EXEC_EXITED != 0).then(|| ExitStatus::from_wait_status(e.exit_code));
+
+        if self.sink.is_json() {
+            let record = ExecJson {
+                time: self.clock.rfc3339(e.ts),
+                pid: e.pid,
+                ppid: e.ppid,
+                uid: e.uid,
+                comm: escaped_string(comm),
+                ret: e.retval,
+                args: split_args(args).map(escaped_string).collect(),
+                args_truncated: truncated,
+                age_ms: status.map(|_| e.duration_ns as f64 / 1e6),
+                exit: status,
+            };
+            return Ok(self.sink.json(&record)?);
+        }
+
+        self.args_text.clear();
+        render_args(&mut self.args_text, args, self.quote, truncated);
+        self.comm_text.clear();
+        escape_into(&mut self.comm_text, comm);
+        let time = self.clock.cell(self.time, e.ts, &mut self.time_text);
+        let mut cells = Cells::new();
+        if self.time != TimeMode::None {
+            cells.push(&time);
+        }
+        if self.print_uid {
+            cells.push(&e.uid);
+        }
+        cells.push(&self.comm_text);
+        cells.push(&e.pid);
+        cells.push(&e.ppid);
+        if self.exits {
+            self.age_text.clear();
+            let _ = write!(self.age_text, "{:.1}", e.duration_ns as f64 / 1e6);
+            self.exit_text.clear();
+            let _ = write!(
+                self.exit_text,
+                "{}",
+                status.unwrap_or(ExitStatus::from_wait_status(0))
+            );
+            cells.push(&self.age_text);
+            cells.push(&self.exit_text);
+        } else {
+            cells.push(&e.retval);
+        }
+        cells.push(&self.args_text);
+        Ok(self.sink.row(cells.as_slice())?)
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+}
+
+#[derive(Serialize)]
+struct ExecJson {
+    time: String,
+    pid: u32,
+    ppid: u32,
+    uid: u32,
+    comm: String,
+    ret: i32,
+    args: Vec<String>,
+    args_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    exit: Option<ExitStatus>,
+}
+
+fn escaped_string(bytes: &[u8]) -> String {
+    crate::escape::escaped(bytes)
+}
+
+/// The NUL-separated arguments, without the empty piece after the last NUL.
+fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> {
+    args.strip_suffix(&[0])
+        .unwrap_or(args)
+        .split(|&b| b == 0)
+        .filter(move |_| !args.is_empty())
+}
+
+/// Arguments as one line: space-separated, escaped, optionally quoted, "..." when cut.
+pub fn render_args(out: &mut String, args: &[u8], quote: bool, truncated: bool) {
+    for (i, arg) in split_args(args).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if quote {
+            out.push('"');
+            let start = out.len();
+            escape_into(out, arg);
+            if out[start..].contains('"') {
+                let quoted = out[start..].replace('"', "\\\"");
+                out.truncate(start);
+                out.push_str(&quoted);
+            }
+            out.push('"');
+        } else {
+            escape_into(out, arg);
+        }
+    }
+    if truncated {
+        out.push_str(" ...");
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(args: &[u8], quote: bool, truncated: bool) -> String {
+        let mut s = String::new();
+        render_args(&mut s, args, quote, truncated);
+        s
+    }
+
+    #[test]
+    fn args_are_joined_with_spaces() {
+        assert_eq!(
+            render(b"/bin/echo\0hello world\0x\0", false, false),
+            "/bin/echo hello world x"
+        );
+    }
+
+    #[test]
+    fn quoting_escapes_inner_quotes() {
+        assert_eq!(
+            render(b"/bin/echo\0say \"hi\"\0", true, false),
+            "\"/bin/echo\" \"say \\\"hi\\\"\""
+        );
+    }
+
+    #[test]
+    fn truncation_is_visible() {
+        assert_eq!(render(b"/bin/true\0a\0", false, true), "/bin/true a ...");
+    }
+
+    #[test]
+    fn control_bytes_in_args_are_escaped() {
+        assert_eq!(
+            render(b"/bin/echo\0\x1b[2J\0", false, false),
+            "/bin/echo \\x1b[2J"
+        );
+    }
+
+    #[test]
+    fn empty_args() {
+        assert_eq!(render(b"", false, false), "");
+    }
+
+    #[test]
+    fn substring_filter() {
+        assert!(contains(b"bash", b"as"));
+        assert!(!contains(b"sh", b"bash"));
+    }
+}

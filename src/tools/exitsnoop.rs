@@ -1,0 +1,196 @@
+//! exitsnoop: which processes end, how old they were, and with what code or signal.
+
+use std::mem::MaybeUninit;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use serde::Serialize;
+
+use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
+use crate::clock::{Clock, TimeMode};
+use crate::escape::{c_str_bytes, escape_into, escaped};
+use crate::exit_status::ExitStatus;
+use crate::output::{Cells, Column, Sink};
+use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::setup;
+use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkelBuilder};
+
+unsafe impl plain::Plain for exit_event {}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "exitsnoop",
+    version,
+    about = "Trace process exits: who ended, how old, with what exit code or signal",
+    after_help = "Examples:\n  exitsnoop              # trace process exits\n  exitsnoop -t           # with wall-clock time\n  exitsnoop -x           # only failed exits (non-zero code or a signal)\n  exitsnoop -T           # thread exits too\n  exitsnoop -p 181       # only PID 181\n  exitsnoop -d 1000      # only processes that lived at least a second\n  exitsnoop -c /sys/fs/cgroup/system.slice   # only this cgroup"
+)]
+pub struct Args {
+    /// Include time column (HH:MM:SS)
+    #[arg(short = 't', long = "timestamp")]
+    pub timestamp: bool,
+
+    /// Trace thread exits too, not only whole processes
+    #[arg(short = 'T', long = "threaded")]
+    pub threaded: bool,
+
+    /// Trace failed exits only (non-zero exit code, or killed by a signal)
+    #[arg(short = 'x', long = "failed")]
+    pub failed: bool,
+
+    /// Trace this PID only
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pid: Option<u32>,
+
+    #[command(flatten)]
+    pub cgroup: CgroupArg,
+
+    /// Only processes that lived at least MS milliseconds
+    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis)]
+    pub min_duration: Option<u64>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    setup::preflight()?;
+    setup::libbpf_log(args.common.verbose);
+    let cgroup = args
+        .cgroup
+        .cgroup
+        .as_deref()
+        .map(setup::open_cgroup)
+        .transpose()?;
+
+    let mut storage = MaybeUninit::uninit();
+    let mut open = ExitsnoopSkelBuilder::default()
+        .open(&mut storage)
+        .context("opening the BPF object")?;
+    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("no .rodata in the BPF object")?;
+    rodata.wakeup_bytes = wakeup;
+    rodata.filter_cgroup = cgroup.is_some();
+    rodata.targ_pid = args.pid.unwrap_or(0);
+    rodata.trace_threads = args.threaded;
+    rodata.failed_only = args.failed;
+    rodata.min_age_ns = args.min_duration.unwrap_or(0) * 1_000_000;
+
+    let mut skel = open.load().map_err(setup::load_error)?;
+    if let Some(cg) = &cgroup {
+        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
+    }
+    let stop = Stop::install(args.common.timeout)?;
+    skel.attach()
+        .context("attaching to sched:sched_process_exit")?;
+    if args.common.verbose {
+        eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
+    }
+
+    let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut printer)?;
+    Ok(())
+}
+
+/// Turns exit records into rows or JSON objects.
+pub struct ExitPrinter {
+    sink: Sink,
+    clock: Clock,
+    time: TimeMode,
+    comm_text: String,
+    age_text: String,
+    exit_text: String,
+    time_text: String,
+}
+
+impl ExitPrinter {
+    pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
+        let time = if args.timestamp {
+            TimeMode::Wall
+        } else {
+            TimeMode::None
+        };
+        let mut cols = Vec::new();
+        if let Some((name, width)) = time.column() {
+            cols.push(Column::left(name, width));
+        }
+        cols.extend([
+            Column::left("PCOMM", 16),
+            Column::right("PID", 7),
+            Column::right("PPID", 7),
+            Column::right("TID", 7),
+            Column::right("AGE(s)", 7),
+            Column::left("EXIT", 0),
+        ]);
+        sink.columns(cols)?;
+        Ok(ExitPrinter {
+            sink,
+            clock: Clock::new(),
+            time,
+            comm_text: String::new(),
+            age_text: String::new(),
+            exit_text: String::new(),
+            time_text: String::new(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ExitJson {
+    time: String,
+    comm: String,
+    pid: u32,
+    ppid: u32,
+    tid: u32,
+    age_s: f64,
+    #[serde(flatten)]
+    exit: ExitStatus,
+}
+
+impl Handler for ExitPrinter {
+    fn event(&mut self, data: &[u8]) -> Result<()> {
+        use std::fmt::Write;
+        let (e, _) = decode::<exit_event>(data)?;
+        let status = ExitStatus::from_wait_status(e.exit_code);
+        let age_s = e.ts.saturating_sub(e.start_time) as f64 / 1e9;
+        let comm = c_str_bytes(&e.comm);
+        if self.sink.is_json() {
+            let record = ExitJson {
+                time: self.clock.rfc3339(e.ts),
+                comm: escaped(comm),
+                pid: e.pid,
+                ppid: e.ppid,
+                tid: e.tid,
+                age_s,
+                exit: status,
+            };
+            return Ok(self.sink.json(&record)?);
+        }
+        self.comm_text.clear();
+        escape_into(&mut self.comm_text, comm);
+        self.age_text.clear();
+        let _ = write!(self.age_text, "{age_s:.2}");
+        self.exit_text.clear();
+        let _ = write!(self.exit_text, "{status}");
+        let time = self.clock.cell(self.time, e.ts, &mut self.time_text);
+        let mut cells = Cells::new();
+        if self.time != TimeMode::None {
+            cells.push(&time);
+        }
+        cells.push(&self.comm_text);
+        cells.push(&e.pid);
+        cells.push(&e.ppid);
+        cells.push(&e.tid);
+        cells.push(&self.age_text);
+        cells.push(&self.exit_text);
+        Ok(self.sink.row(cells.as_slice())?)
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+}
