@@ -104,6 +104,28 @@ fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
     Ok(kib)
 }
 
+/// Parses the command line; a usage error becomes one line (`tool: invalid value ...`) and
+/// exit status 2, as with clap, but without clap's multi-line block. --help and --version print
+/// as usual.
+pub fn parse<A: clap::Parser>(tool: &str) -> A {
+    A::try_parse().unwrap_or_else(|err| {
+        use clap::error::ErrorKind;
+        if matches!(
+            err.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            err.exit();
+        }
+        let text = err.render().to_string();
+        let first = text.lines().next().unwrap_or("invalid arguments");
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        eprintln!("{tool}: {first} (see {tool} --help)");
+        std::process::exit(2);
+    })
+}
+
 /// Runs a tool's body: an error becomes one line (`tool: what went wrong: what to do`) and exit
 /// status 1; a closed stdout pipe (`execsnoop | head`) ends quietly with status 0; a panic,
 /// which is a bug, still becomes one line.

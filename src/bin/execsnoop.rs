@@ -1,6 +1,8 @@
-use clap::Parser;
+//! execsnoop: see `coretrace::tools::execsnoop`.
 use coretrace::tools::execsnoop::{run, Args};
 
 fn main() -> std::process::ExitCode {
-    coretrace::cli::main_with("execsnoop", || run(Args::parse()))
+    coretrace::cli::main_with("execsnoop", || {
+        run(coretrace::cli::parse::<Args>("execsnoop"))
+    })
 }

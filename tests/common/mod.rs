@@ -1,0 +1,263 @@
+//! The integration-test harness: runs a built tool the way a user would, waits until it has
+//! attached, collects what it prints, and stops it with a signal.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Whether this test can load BPF here. With CORETRACE_REQUIRE_BPF=1 (CI) a machine that
+/// cannot is a failure, not a skip.
+pub fn require_bpf() -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    let why = if !root { "not root" } else { "no kernel BTF" };
+    if std::env::var("CORETRACE_REQUIRE_BPF").as_deref() == Ok("1") {
+        panic!("CORETRACE_REQUIRE_BPF=1 but BPF cannot be loaded here: {why}");
+    }
+    eprintln!(
+        "skipping: BPF cannot be loaded here ({why}); set CORETRACE_REQUIRE_BPF=1 to fail instead"
+    );
+    false
+}
+
+/// A unique marker for this test run, for argv and file names.
+pub fn marker(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("ctm-{tag}-{}-{nanos:x}", std::process::id())
+}
+
+/// A running tool whose output is being collected.
+pub struct Traced {
+    child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+/// What a tool printed, and how it ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: ExitStatus,
+}
+
+impl Finished {
+    /// stdout lines that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<&str> {
+        self.stdout.lines().filter(|l| l.contains(needle)).collect()
+    }
+
+    /// stdout lines parsed as JSON (every line must be JSON).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+/// Path of a built binary of this package.
+pub fn bin(name: &str) -> String {
+    match name {
+        "execsnoop" => env!("CARGO_BIN_EXE_execsnoop").into(),
+        "exitsnoop" => env!("CARGO_BIN_EXE_exitsnoop").into(),
+        other => {
+            // Other tools: next to these, in the same target directory.
+            let dir = std::path::Path::new(env!("CARGO_BIN_EXE_execsnoop"))
+                .parent()
+                .unwrap();
+            dir.join(other).to_string_lossy().into_owned()
+        }
+    }
+}
+
+impl Traced {
+    /// Starts `tool` with `args` plus `-v`, and waits until it says it has attached.
+    pub fn start(tool: &str, args: &[&str]) -> Traced {
+        let mut cmd = Command::new(bin(tool));
+        cmd.args(args).arg("-v");
+        Self::start_cmd(cmd)
+    }
+
+    /// Starts a prepared command (which must include `-v`) and waits for `attached`.
+    pub fn start_cmd(mut cmd: Command) -> Traced {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        let mut traced = Traced {
+            child,
+            stdout,
+            stderr,
+            readers,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let err = traced.stderr_text();
+            if err.lines().any(|l| l.contains(": attached")) {
+                break;
+            }
+            if let Ok(Some(status)) = traced.child.try_wait() {
+                let out = traced.finish_after_exit(status);
+                panic!("{cmd:?} exited before attaching: {out:?}");
+            }
+            if Instant::now() > deadline {
+                let out = traced.stop();
+                panic!("{cmd:?} did not attach within 30 s: {out:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        traced
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until stdout satisfies `pred` (true) or `timeout` passes (false).
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(&self.stdout_text()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` and collects everything the tool printed until it exits.
+    pub fn stop_with(mut self, signal: i32) -> Finished {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let status = self.child.wait().unwrap();
+                let out = self.finish_after_exit(status);
+                panic!("tool did not stop within 20 s of signal {signal}: {out:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        self.finish_after_exit(status)
+    }
+
+    /// Ctrl-C.
+    pub fn stop(self) -> Finished {
+        self.stop_with(libc::SIGINT)
+    }
+
+    /// Waits for the tool to end by itself (e.g. --timeout).
+    pub fn wait(mut self, timeout: Duration) -> Finished {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return self.finish_after_exit(status);
+            }
+            if Instant::now() > deadline {
+                return self.stop_with(libc::SIGKILL);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish_after_exit(&mut self, status: ExitStatus) -> Finished {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Finished {
+            stdout: self.stdout_text(),
+            stderr: self.stderr_text(),
+            status,
+        }
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// Runs a tool to completion (for errors and --check): (exit code, stdout, stderr).
+pub fn run_tool(tool: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin(tool))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts that stderr is one line naming the problem (contains each of `words`), not a panic.
+pub fn assert_one_line_error(code: i32, stderr: &str, words: &[&str]) {
+    assert_ne!(code, 0, "expected a failure exit, stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line of error, got: {stderr}");
+    for w in words {
+        assert!(lines[0].contains(w), "error line lacks {w:?}: {}", lines[0]);
+    }
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "backtrace hint: {stderr}"
+    );
+}
+
+/// Reads a line-oriented stream to the end (helper for pipes in tests).
+pub fn read_lines(r: impl Read) -> Vec<String> {
+    BufReader::new(r).lines().map_while(Result::ok).collect()
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 (bookworm) machine lacks to build and test coretrace.
+# Idempotent and quick when everything is there. Run as root.
+set -euo pipefail
+
+packages=(
+    clang llvm libelf-dev zlib1g-dev pkg-config make gcc  # build: BPF C, libbpf (vendored)
+    bpftool                                              # tools/gen_vmlinux.sh
+    libbpf-tools bpftrace                                # the references the benchmarks compare against
+    qemu-system-x86 busybox-static cpio                  # tests/kernel-matrix: other kernels under QEMU
+    util-linux procps                                    # setpriv, ps
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] || {
+        echo "setup: installing the Rust toolchain with rustup"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl ca-certificates >/dev/null
+        curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+    }
+    echo "setup: add \$HOME/.cargo/bin to PATH (source \$HOME/.cargo/env)"
+fi
