@@ -1,5 +1,6 @@
-#!/bin/sh
-# The checks the kernel matrix runs inside each guest (busybox sh, as root, /tmp on tmpfs).
+#!/bin/busybox sh
+# The checks the kernel matrix runs inside each guest (busybox sh, as root, /tmp on tmpfs;
+# /bin/sh, echo, sleep, true and cat are the host's, as in the host tests).
 #
 # For each tool of the suite found in /coretrace/bin: `TOOL --check` when the tool has it, then the
 # same checks the host tests make, on processes and files this script makes itself.
@@ -28,7 +29,7 @@ fail() {
     for f in "$@"; do
         [ -s "$f" ] || continue
         echo "  | --- $(basename "$f")"
-        tail -n 25 "$f" | sed 's/^/  | /'
+        tail -n 25 "$f" | cut -c 1-600 | sed 's/^/  | /'
     done
 }
 
@@ -239,6 +240,27 @@ check_exitsnoop() {
     fi
 }
 
+# --- the host's integration tests, run here as they are ------------------------------------------
+
+# run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test.
+run_tests() {
+    name=$1 out=$WORK/tests-$1.out
+    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 400 "/coretrace/tests/$name" --test-threads=1 >"$out" 2>&1
+    rc=$?
+    # libtest: "test some_name ... ok" / "... FAILED" / "... ignored"
+    awk -v tool="$name" '
+        /^test .* \.\.\. ok$/ { print "PASS " tool " test:" $2 }
+        /^test .* \.\.\. FAILED$/ { print "FAIL " tool " test:" $2 " assertion failed (output below)" }
+        /^test .* \.\.\. ignored/ { print "SKIP " tool " test:" $2 " ignored" }' "$out"
+    if grep -q '\.\.\. FAILED$' "$out"; then
+        # The failures' own output, as libtest prints it after the list.
+        sed -n '/^failures:$/,/^test result/p' "$out" | head -n 120 | cut -c 1-600 | sed 's/^/  | /'
+    fi
+    if ! grep -q '^test result: ' "$out"; then
+        fail "$name" tests "the test binary ended without a result (exit $rc)" "$out"
+    fi
+}
+
 # --- the run -------------------------------------------------------------------------------------
 
 check_kernel
@@ -256,4 +278,10 @@ for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
         *) fail $tool all "guest-checks.sh has no checks for it" ;;
     esac
     echo "CTM TIME $tool $t0 $(now)"
+done
+for bin in /coretrace/tests/*; do
+    [ -x "$bin" ] || continue
+    t0=$(now)
+    run_tests "$(basename "$bin")"
+    echo "CTM TIME tests/$(basename "$bin") $t0 $(now)"
 done

@@ -30,6 +30,11 @@ bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 offline=${CORETRACE_MATRIX_OFFLINE:-0}
 keep=0
 
+# The host's own programs that the tests run by path, put in the guests at the same paths (in
+# place of busybox's applets), so that the processes the tests watch behave as on the host
+# (busybox sh, for one, execs the last command of `sh -c` in place of itself; dash does not).
+host_progs="/bin/sh /bin/echo /bin/sleep /bin/true /bin/cat"
+
 # Every tool the suite may have. The ones with a src/bin/<tool>.rs in the repository must be built.
 all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
 
@@ -150,6 +155,24 @@ build_test_progs() {
     done
 }
 
+# The integration tests (tests/<name>.rs) as cargo built them into $bindir/deps: prints
+# "name path" for each, the newest build of each that was made against the tools in $bindir
+# (the tests find the tools by the absolute path cargo gave them at build time).
+find_test_bins() {
+    local src name bin
+    for src in "$repo"/tests/*.rs; do
+        [ -e "$src" ] || continue
+        name=$(basename "$src" .rs)
+        for bin in $(ls -t "$bindir"/deps/"$name"-???????????????? 2>/dev/null); do
+            [ -x "$bin" ] || continue
+            # A test harness, not the bin target of the same name, built against $bindir.
+            grep -q RUST_TEST_THREADS "$bin" && grep -qF "$bindir/" "$bin" || continue
+            echo "$name $bin"
+            break
+        done
+    done
+}
+
 # Builds the initramfs for the tools in $present into $1.
 build_initramfs() {
     local img=$1 stage=$work/initramfs tool prog applet
@@ -159,12 +182,24 @@ build_initramfs() {
     for applet in $(/bin/busybox --list); do
         [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
     done
+    for prog in $host_progs; do
+        rm -f "$stage$prog"
+        copy_elf "$prog" "$stage"
+    done
     # The kernel opens /dev/console for init before anything is mounted.
     mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
     mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
     for tool in $present; do
         copy_elf "$bindir/$tool" "$stage" "/coretrace/bin/$tool"
+        # Where the integration tests look for it.
+        mkdir -p "$stage$bindir"
+        ln -s "/coretrace/bin/$tool" "$stage$bindir/$tool"
     done
+    mkdir -p "$stage/coretrace/tests"
+    while read -r name bin; do
+        [ -n "$name" ] || continue
+        copy_elf "$bin" "$stage" "/coretrace/tests/$name"
+    done <<<"$test_bins"
     build_test_progs "$work/progs"
     for prog in "$work"/progs/*; do
         [ -e "$prog" ] || continue
@@ -172,7 +207,7 @@ build_initramfs() {
     done
     cp "$here/guest-checks.sh" "$stage/coretrace/guest-checks.sh"
     cat >"$stage/init" <<'EOF'
-#!/bin/sh
+#!/bin/busybox sh
 # initramfs init of the kernel matrix: mount, run the checks, power off.
 export PATH=/coretrace/bin:/coretrace/progs:/bin:/sbin
 mount -t proc proc /proc
@@ -183,12 +218,13 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # Keep kernel messages off the console so that they do not break the result lines.
 echo 1 >/proc/sys/kernel/printk
 echo "CTM BEGIN"
 echo "CTM UNAME $(uname -r)"
 cd /tmp
-sh /coretrace/guest-checks.sh
+/bin/busybox sh /coretrace/guest-checks.sh
 echo "CTM END rc=$?"
 poweroff -f
 EOF
@@ -239,6 +275,13 @@ for series in $kernels; do
     image[$series]=$(fetch_kernel "$series")
 done
 
+test_bins=$(find_test_bins)
+if [ -n "$test_bins" ]; then
+    log "integration tests to run in the guests: $(echo "$test_bins" | awk '{printf "%s%s", sep, $1; sep=" "}')"
+elif ls "$repo"/tests/*.rs >/dev/null 2>&1; then
+    log "no integration test binaries in $bindir/deps (cargo test --release --no-run builds them); guest-checks.sh only"
+fi
+
 initrd=$work/initramfs.cpio.gz
 build_initramfs "$initrd"
 log "initramfs: $(du -h "$initrd" | cut -f1)"
@@ -263,6 +306,10 @@ for series in $kernels; do
     fi
     # Result lines: "PASS tool check [method=M]", "FAIL tool check reason", "SKIP tool check reason".
     while read -r verdict tool check rest; do
+        # Tools that neither the repository nor the build has yet: nothing to report.
+        case " $all_tools " in *" $tool "*)
+            case " $repo_tools $present " in *" $tool "*) ;; *) continue ;; esac ;;
+        esac
         method=$(printf '%s\n' "$rest" | sed -n 's/.*method=\([^ ]*\).*/\1/p')
         rows+=("$name|$tool|$check|${method:--}|$verdict|$rest")
         # A SKIP is the guest's own call (a tool without --check, a binary not built; the
@@ -289,38 +336,78 @@ total=$((SECONDS - start_all))
 
 # --- summary and results table -------------------------------------------------------------------
 
+# One line per kernel and tool: "kernel|tool|methods|passed/total|result", result "pass", "skip"
+# or the failed checks.
+summarize() {
+    printf '%s\n' "${rows[@]}" | awk -F'|' '
+        NF < 5 { next }
+        { key = $1 "|" $2 }
+        !(key in n) { order[++keys] = key; n[key] = 0; pass[key] = 0; meth[key] = ""; failed[key] = "" }
+        { n[key]++ }
+        $5 == "PASS" { pass[key]++ }
+        $5 == "SKIP" { skipped[key]++ }
+        $5 == "FAIL" { failed[key] = failed[key] (failed[key] == "" ? "" : ", ") $3 }
+        $4 != "-" && index(", " meth[key] ", ", ", " $4 ", ") == 0 { meth[key] = meth[key] (meth[key] == "" ? "" : ", ") $4 }
+        END {
+            for (i = 1; i <= keys; i++) {
+                k = order[i]
+                r = failed[k] != "" ? "FAIL: " failed[k] : (pass[k] == 0 ? "skip" : "pass")
+                print k "|" (meth[k] == "" ? "-" : meth[k]) "|" pass[k] "/" n[k] "|" r
+            }
+        }'
+}
+summary=$(summarize)
+
 echo
 echo "kernel matrix: ${#rows[@]} results on $(echo $kernels | wc -w) kernels in ${total}s"
-printf '%-28s %-14s %-14s %-11s %s\n' KERNEL TOOL CHECK METHOD RESULT
-for row in "${rows[@]}"; do
-    IFS='|' read -r k t c m v d <<<"$row"
-    printf '%-28s %-14s %-14s %-11s %s\n' "$k" "$t" "$c" "$m" "$v"
-done
+printf '%-28s %-14s %-28s %-7s %s\n' KERNEL TOOL "ATTACH METHOD" PASSED RESULT
+while IFS='|' read -r k t m c r; do
+    [ -n "$k" ] && printf '%-28s %-14s %-28s %-7s %s\n' "$k" "$t" "$m" "$c" "$r"
+done <<<"$summary"
 
 mkdir -p "$(dirname "$results")"
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$repo" diff --quiet HEAD 2>/dev/null || commit="$commit (with local changes)"
+git -C "$repo" diff --quiet HEAD 2>/dev/null || commit="$commit with local changes"
+table=$work/table.md
+{
+    echo "Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, ${total}s (QEMU TCG, \`tests/kernel-matrix/run.sh\`)."
+    echo
+    echo "| kernel | tool | attach method | checks passed | result |"
+    echo "| --- | --- | --- | --- | --- |"
+    while IFS='|' read -r k t m c r; do
+        [ -n "$k" ] || continue
+        case $r in FAIL*) r="**$r**" ;; esac
+        echo "| $k | $t | $m | $c | $r |"
+    done <<<"$summary"
+    for f in "${failures[@]}"; do echo; echo "- **failure**: $f"; done
+} >"$table"
 {
     echo "<!-- generated by tests/kernel-matrix/run.sh; do not edit -->"
-    echo "Last kernel-matrix run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, ${total}s under QEMU TCG."
+    echo "# Kernel matrix"
+    echo
+    echo "The same release build of the suite, run on Debian's cloud kernels under QEMU."
+    echo
+    cat "$table"
+    echo
+    echo "## Every check"
     echo
     echo "| kernel | tool | check | attach method | result |"
     echo "| --- | --- | --- | --- | --- |"
     for row in "${rows[@]}"; do
         IFS='|' read -r k t c m v d <<<"$row"
-        case $v in PASS) v=pass ;; FAIL) v="**FAIL**" ;; SKIP) v="skip" ;; esac
+        case $v in PASS) v=pass ;; FAIL) v="**FAIL** ${d//|/\\|}" ;; SKIP) v="skip: ${d//|/\\|}" ;; esac
         echo "| $k | $t | $c | $m | $v |"
     done
-    for f in "${failures[@]}"; do echo; echo "- **failure**: $f"; done
 } >"$results.tmp"
 mv "$results.tmp" "$results"
-# A README that marks a place for the table gets it too.
+# A README that marks a place for the table gets the summary there.
 readme=$repo/README.md
 if [ -f "$readme" ] && grep -q '<!-- kernel-matrix:begin -->' "$readme" && grep -q '<!-- kernel-matrix:end -->' "$readme"; then
-    awk -v table="$results" '
+    awk -v table="$table" '
         /<!-- kernel-matrix:begin -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
         /<!-- kernel-matrix:end -->/ { skip = 0 }
         !skip' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+    log "README.md: table updated"
 fi
 log "results written to ${results#$repo/}"
 
