@@ -240,6 +240,141 @@ check_exitsnoop() {
     fi
 }
 
+# wait_attached SECS: until the tool started last says "TOOL: attached" (-v), as the host tests
+# wait; fails if it does not within SECS or dies first.
+attached() { grep -q "^$tool: attached" "$ERR"; }
+wait_attached() { until_seen "$1" attached; }
+
+# json_field NAME LINE: the value of a number or string field of a one-line JSON object.
+json_field() {
+    echo "$2" | sed -n "s/.*\"$1\":\(\"[^\"]*\"\|-\{0,1\}[0-9.]*\).*/\1/p" | head -n1 | tr -d '"'
+}
+
+# --- unlinksnoop: each attach method on files this script removes ----------------------------------
+
+check_unlinksnoop() {
+    tool=unlinksnoop
+    for method in fentry kprobe tracepoint; do
+        check_unlinksnoop_with $method
+    done
+}
+
+# One method: an unlink by absolute path, one by a path relative to the working directory, an
+# rmdir, and an rmdir that fails with ENOENT; each must show with its pid, full path and result.
+check_unlinksnoop_with() {
+    m=$1 c=unlink-$1 dir=$WORK/u-$1-$$
+    mkdir -p "$dir"
+    start "unlink-$m" unlinksnoop --attach "$m" --json -v --timeout $TOOL_TIMEOUT
+    if ! wait_attached $READY_WAIT; then not_ready unlinksnoop "$c"; return; fi
+    got=$(method_of unlinksnoop "$ERR")
+    : >"$dir/abs"; : >"$dir/rel"; mkdir "$dir/sub"
+    rm "$dir/abs" & p_abs=$!; wait $p_abs
+    (cd "$dir" && exec rm rel) & p_rel=$!; wait $p_rel
+    rmdir "$dir/sub" & p_dir=$!; wait $p_dir
+    rmdir "$dir/missing" 2>/dev/null & p_bad=$!; wait $p_bad
+    i=0
+    while ! has "\"$dir/missing\"" "$OUT" && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
+    stop
+    if [ "$STOP_RC" != 0 ]; then fail unlinksnoop "$c" "exit status $STOP_RC after SIGINT" "$OUT" "$ERR"; return; fi
+    if [ "$got" != "$m" ]; then fail unlinksnoop "$c" "asked for --attach $m, -v says: $(grep '^unlinksnoop: attached' "$ERR")" "$ERR"; return; fi
+    why=""
+    for want in "$p_abs unlink 0 $dir/abs" "$p_rel unlink 0 $dir/rel" "$p_dir rmdir 0 $dir/sub" "$p_bad rmdir -2 $dir/missing"; do
+        set -- $want
+        row=$(line_with "\"path\":\"$4\"" "$OUT")
+        if [ -z "$row" ]; then why="$why; no event for $2 of $4"; continue; fi
+        [ "$(json_field pid "$row")" = "$1" ] || why="$why; $4: pid $(json_field pid "$row"), want $1"
+        [ "$(json_field op "$row")" = "$2" ] || why="$why; $4: op $(json_field op "$row"), want $2"
+        [ "$(json_field ret "$row")" = "$3" ] || why="$why; $4: ret $(json_field ret "$row"), want $3"
+    done
+    if [ -n "$why" ]; then fail unlinksnoop "$c" "${why#; }" "$OUT" "$ERR"; else pass unlinksnoop "$c" "$m"; fi
+}
+
+# --- uprobe-lat: functions of tests/programs/uprobe_target.c with known call counts -----------------
+
+check_uprobe_lat() {
+    tool=uprobe-lat c=calls prog=$PROGS/uprobe_target
+    if [ ! -x "$prog" ]; then fail uprobe-lat $c "no test program $prog"; return; fi
+    # The target waits for a line on stdin: a FIFO, held open here, says go once the tool attached.
+    rm -f "$WORK/go"; mkfifo "$WORK/go"
+    exec 3<>"$WORK/go"
+    "$prog" run <&3 >"$WORK/target.out" 2>&1 &
+    target=$!
+    i=0
+    while ! grep -q '^ready' "$WORK/target.out" && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+    start uprobe "uprobe-lat" --json -v --timeout $TOOL_TIMEOUT -p $target \
+        "$prog:work_sleep" "$prog:recurse" "$prog:parse_*"
+    if ! wait_attached $READY_WAIT; then
+        kill $target 2>/dev/null; exec 3>&-
+        not_ready uprobe-lat $c; return
+    fi
+    echo go >&3
+    wait $target
+    exec 3>&-
+    stop
+    if [ "$STOP_RC" != 0 ]; then fail uprobe-lat $c "exit status $STOP_RC after SIGINT" "$OUT" "$ERR"; return; fi
+    # One JSON histogram per function; its call count is the "count" after the buckets.
+    why=""
+    for want in work_sleep:20 recurse:24 parse_alpha:3 parse_beta:7; do
+        f=${want%:*} n=${want#*:}
+        row=$(line_with "\"function\":\"$f\"" "$OUT")
+        got=$(echo "$row" | sed -n 's/.*\],"count":\([0-9]*\).*/\1/p')
+        [ "$got" = "$n" ] || why="$why; $f: ${got:-no} calls, want $n"
+    done
+    # work_sleep sleeps 5 ms: no call can be faster.
+    row=$(line_with '"function":"work_sleep"' "$OUT")
+    p50=$(json_field p50_ns "$row")
+    [ -n "$p50" ] && [ "$p50" -ge 5000000 ] 2>/dev/null || why="$why; work_sleep p50 ${p50:-missing} ns, want >= 5 ms"
+    if [ -n "$why" ]; then fail uprobe-lat $c "${why#; }" "$OUT" "$ERR" "$WORK/target.out"; else pass uprobe-lat $c uprobe; fi
+}
+
+# --- kmemleak-lite: kernel mode, and user mode on tests/programs/leaky.c ----------------------------
+
+# stacks FILE: one line per reported stack of the last report, "BYTES ALLOCATIONS frames...".
+stacks() {
+    tail -n 1 "$1" | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
+        sed 's/^\([0-9]*\),"allocations":\([0-9]*\),/\1 \2 /'
+}
+
+check_kmemleak_lite() {
+    tool=kmemleak-lite
+    # User mode: leaky leaks 8 x 64 KiB from leak_big and 3 x 100 bytes from leak_small, and
+    # frees everything churn allocates.
+    c=user prog=$PROGS/leaky
+    if [ ! -x "$prog" ]; then
+        fail kmemleak-lite $c "no test program $prog"
+    else
+        start kml-user kmemleak-lite --json -v --timeout $TOOL_TIMEOUT -c "$prog x 1"
+        i=0
+        while alive && [ $i -lt 240 ]; do sleep 0.5; i=$((i + 1)); done
+        # It reports and ends when the command ends.
+        if alive; then stop; else wait "$TOOL_PID"; STOP_RC=$?; fi
+        stacks "$OUT" >"$WORK/kml-user.stacks"
+        why=""
+        [ "$STOP_RC" = 0 ] || why="exit status $STOP_RC"
+        grep -q '^524288 8 .*leak_big' "$WORK/kml-user.stacks" || why="$why; no stack of 524288 bytes in 8 allocations through leak_big"
+        grep -q '^300 3 .*leak_small' "$WORK/kml-user.stacks" || why="$why; no stack of 300 bytes in 3 allocations through leak_small"
+        grep -q 'churn' "$WORK/kml-user.stacks" && why="$why; churn frees all it allocates but was reported"
+        if [ -n "$why" ]; then fail kmemleak-lite $c "${why#; }" "$OUT" "$ERR"; else pass kmemleak-lite $c uprobe; fi
+    fi
+    # Kernel mode: 32 pipes held open while the tool reports hold the kernel's pipe buffers,
+    # allocated through alloc_pipe_info (-T: they are small beside what starting processes takes).
+    c=kernel
+    start kml-kernel kmemleak-lite --json -v --timeout $TOOL_TIMEOUT -i 3 -T 1000
+    if ! wait_attached $READY_WAIT; then not_ready kmemleak-lite $c; return; fi
+    m=$(method_of kmemleak-lite "$ERR")
+    sh -c 'i=0; while [ $i -lt 32 ]; do sleep 30 | sleep 30 & i=$((i + 1)); done; wait' &
+    holder=$!
+    i=0
+    while [ "$(grep -c '"stacks"' "$OUT")" -lt 2 ] && alive && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+    stop
+    pkill -P $holder 2>/dev/null; kill $holder 2>/dev/null; wait $holder 2>/dev/null
+    stacks "$OUT" >"$WORK/kml-kernel.stacks"
+    why=""
+    [ "$STOP_RC" = 0 ] || why="exit status $STOP_RC"
+    grep -q 'alloc_pipe_info' "$WORK/kml-kernel.stacks" || why="$why; no outstanding allocation through alloc_pipe_info"
+    if [ -n "$why" ]; then fail kmemleak-lite $c "${why#; }" "$OUT" "$ERR"; else pass kmemleak-lite $c "$m"; fi
+}
+
 # --- the host's integration tests, run here as they are ------------------------------------------
 
 # run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test.
@@ -274,6 +409,9 @@ for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
     case $tool in
         execsnoop) check_execsnoop ;;
         exitsnoop) check_exitsnoop ;;
+        unlinksnoop) check_unlinksnoop ;;
+        uprobe-lat) check_uprobe_lat ;;
+        kmemleak-lite) check_kmemleak_lite ;;
         # A tool of the suite without checks here would pass unchecked.
         *) fail $tool all "guest-checks.sh has no checks for it" ;;
     esac
