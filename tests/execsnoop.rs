@@ -404,6 +404,8 @@ fn bad_input_is_one_line_and_nonzero() {
     assert_one_line_error(code, &err, &["--max-args", "1..=60"]);
     let (code, _, err) = run_tool("execsnoop", &["-d", "0"]);
     assert_one_line_error(code, &err, &["out of range"]);
+    let (code, _, err) = run_tool("execsnoop", &["-x", "-d", "100"]);
+    assert_one_line_error(code, &err, &["--fails", "--min-duration"]);
     let (code, _, err) = run_tool("execsnoop", &["--ringbuf-size", "3"]);
     assert_one_line_error(code, &err, &["power of two"]);
     if require_bpf() {

@@ -42,8 +42,8 @@ pub struct Args {
     #[arg(short = 't', long = "timestamp", conflicts_with = "time")]
     pub timestamp: bool,
 
-    /// Include failed exec()s
-    #[arg(short = 'x', long = "fails")]
+    /// Include failed exec()s (not with -d: a failed exec starts no process to time)
+    #[arg(short = 'x', long = "fails", conflicts_with = "min_duration")]
     pub fails: bool,
 
     /// Trace this UID only

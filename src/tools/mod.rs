@@ -2,3 +2,9 @@
 
 pub mod execsnoop;
 pub mod exitsnoop;
+
+/// Every tool's command line, for man pages and shell completions (`coretrace-gen`).
+pub fn commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![execsnoop::Args::command(), exitsnoop::Args::command()]
+}
