@@ -143,8 +143,11 @@ copy_elf() {
     done
 }
 
-# Builds the test programs of tests/programs/*.c into $1 (a directory), each with the flags its
-# "Build: cc FLAGS -o NAME NAME.c" comment gives, else -O1 -g -fno-inline.
+# Builds the test programs of tests/programs/*.c into $1 (a directory). The guests have no
+# compiler: guest-checks.sh runs these, and the integration tests, which build them with `cc` as
+# they run, get them from the guest's cc (tests/kernel-matrix/guest-cc.sh). Flags: those of the
+# program's "Build: cc FLAGS -o NAME NAME.c" comment, else the ones that keep stacks walkable;
+# a program without main (its own _start) is linked -static -nostdlib.
 build_test_progs() {
     local out=$1 src name flags
     mkdir -p "$out"
@@ -153,9 +156,11 @@ build_test_progs() {
         name=$(basename "$src" .c)
         flags=$(sed -n 's/.*Build: *cc \(.*\)/\1/p' "$src" | head -n1 |
             sed "s/-o  *[^ ]*//; s/[^ ]*\.c\b//g")
-        # shellcheck disable=SC2086 # flags are words
+        [ -n "${flags// /}" ] || flags="-O0 -g -fno-omit-frame-pointer -fno-inline"
+        grep -q '\bmain *(' "$src" || flags="$flags -static -nostdlib"
         # A program that does not build fails the checks that need it, in the guest.
-        cc ${flags:--O1 -g -fno-inline} -o "$out/$name" "$src" || log "WARNING: could not build $src"
+        # shellcheck disable=SC2086 # flags are words
+        cc $flags -o "$out/$name" "$src" || log "WARNING: could not build $src"
     done
 }
 
@@ -210,10 +215,12 @@ build_initramfs() {
         copy_elf "$prog" "$stage" "/coretrace/progs/$(basename "$prog")"
     done
     cp "$here/guest-checks.sh" "$stage/coretrace/guest-checks.sh"
+    mkdir -p "$stage/coretrace/shim"
+    cp "$here/guest-cc.sh" "$stage/coretrace/shim/cc"
     cat >"$stage/init" <<'EOF'
 #!/bin/busybox sh
 # initramfs init of the kernel matrix: mount, run the checks, power off.
-export PATH=/coretrace/bin:/coretrace/progs:/bin:/sbin
+export PATH=/coretrace/bin:/coretrace/progs:/coretrace/shim:/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -232,7 +239,7 @@ cd /tmp
 echo "CTM END rc=$?"
 poweroff -f
 EOF
-    chmod 755 "$stage/init" "$stage/coretrace/guest-checks.sh"
+    chmod 755 "$stage/init" "$stage/coretrace/guest-checks.sh" "$stage/coretrace/shim/cc"
     (cd "$stage" && find . | cpio -o -H newc --quiet) | gzip -1 >"$img"
 }
 
