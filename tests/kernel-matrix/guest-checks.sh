@@ -383,7 +383,7 @@ run_tests() {
     CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 400 "/coretrace/tests/$name" --test-threads=1 >"$out" 2>&1
     rc=$?
     # libtest: "test some_name ... ok" / "... FAILED" / "... ignored"
-    awk -v tool="$name" '
+    awk -v tool="$(echo "$name" | tr _ -)" '
         /^test .* \.\.\. ok$/ { print "PASS " tool " test:" $2 }
         /^test .* \.\.\. FAILED$/ { print "FAIL " tool " test:" $2 " assertion failed (output below)" }
         /^test .* \.\.\. ignored/ { print "SKIP " tool " test:" $2 " ignored" }' "$out"
@@ -392,7 +392,7 @@ run_tests() {
         sed -n '/^failures:$/,/^test result/p' "$out" | head -n 120 | cut -c 1-600 | sed 's/^/  | /'
     fi
     if ! grep -q '^test result: ' "$out"; then
-        fail "$name" tests "the test binary ended without a result (exit $rc)" "$out"
+        fail "$(echo "$name" | tr _ -)" tests "the test binary ended without a result (exit $rc)" "$out"
     fi
 }
 

@@ -27,6 +27,7 @@ kernels=${CORETRACE_MATRIX_KERNELS:-6.1 6.12}
 per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-240}
 results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
 bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
+case $bindir in /*) ;; *) bindir=$PWD/$bindir ;; esac
 offline=${CORETRACE_MATRIX_OFFLINE:-0}
 keep=0
 
@@ -122,6 +123,9 @@ fetch_kernel() {
         rm -rf "$tmp/root/lib/modules" "$tmp/root/usr/lib/modules" "$dir"
         mv "$tmp/root" "$dir"
         rm -rf "$tmp"
+        # Older builds of the same series are not booted any more.
+        ls "$cache/kernels" | grep -E "$(series_regex "$series")" | grep -vxF "$pkg" |
+            while read -r old; do log "removing $old from the cache"; rm -rf "${cache:?}/kernels/$old"; done
     fi
     ls "$dir"/boot/vmlinuz-* | head -n1
 }
@@ -172,6 +176,8 @@ find_test_bins() {
     for src in "$repo"/tests/*.rs; do
         [ -e "$src" ] || continue
         name=$(basename "$src" .rs)
+        # Only the tests of the tracing tools: the others (coretrace-gen's) do not touch a kernel.
+        case " ${all_tools//-/_} " in *" $name "*) ;; *) continue ;; esac
         for bin in $(ls -t "$bindir"/deps/"$name"-???????????????? 2>/dev/null); do
             [ -x "$bin" ] || continue
             # A test harness, not the bin target of the same name, built against $bindir.
@@ -184,7 +190,7 @@ find_test_bins() {
 
 # Builds the initramfs for the tools in $present into $1.
 build_initramfs() {
-    local img=$1 stage=$work/initramfs tool prog applet
+    local img=$1 stage=$work/initramfs tool prog applet dest
     rm -rf "$stage"
     mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,root,etc,coretrace/bin,coretrace/progs}
     cp /bin/busybox "$stage/bin/busybox"
@@ -200,9 +206,14 @@ build_initramfs() {
     mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
     for tool in $present; do
         copy_elf "$bindir/$tool" "$stage" "/coretrace/bin/$tool"
-        # Where the integration tests look for it.
-        mkdir -p "$stage$bindir"
-        ln -s "/coretrace/bin/$tool" "$stage$bindir/$tool"
+        # Where the integration tests look for it. /tmp and /run get a tmpfs over them at boot:
+        # what goes there waits in /coretrace/overlay, which init copies in after mounting.
+        case $bindir/ in
+            /tmp/*|/run/*) dest=$stage/coretrace/overlay$bindir ;;
+            *) dest=$stage$bindir ;;
+        esac
+        mkdir -p "$dest"
+        ln -s "/coretrace/bin/$tool" "$dest/$tool"
     done
     mkdir -p "$stage/coretrace/tests"
     while read -r name bin; do
@@ -227,6 +238,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+[ -d /coretrace/overlay ] && cp -a /coretrace/overlay/. /
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
