@@ -12,8 +12,9 @@
 #
 # Under TCG everything is slow (BPF loading, uprobes): waits are long, but each one is bounded.
 
-BIN=/coretrace/bin
-PROGS=/coretrace/progs
+# CTM_BIN, CTM_PROGS and CTM_ONLY="check_x check_y" let a developer try checks on the host.
+BIN=${CTM_BIN:-/coretrace/bin}
+PROGS=${CTM_PROGS:-/coretrace/progs}
 WORK=/tmp/ctm
 # Safety net for every tool run: it is stopped with SIGINT long before this.
 TOOL_TIMEOUT=150
@@ -107,13 +108,13 @@ not_ready() {
     fi
 }
 
-# tool_check TOOL: `TOOL --check` when the tool has the option.
+# tool_check TOOL [ARGS]: `TOOL --check [ARGS]` when the tool has the option.
 tool_check() {
     if ! "$BIN/$1" --help 2>&1 | grep -q -- '--check'; then
         skip "$1" check "no --check option"
         return
     fi
-    timeout 120 "$BIN/$1" --check >"$WORK/$1-check.out" 2>&1
+    timeout 120 "$BIN/$@" --check >"$WORK/$1-check.out" 2>&1
     rc=$?
     if [ $rc -eq 0 ]; then pass "$1" check; else fail "$1" check "exit status $rc" "$WORK/$1-check.out"; fi
 }
@@ -380,7 +381,7 @@ check_kmemleak_lite() {
 # run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test.
 run_tests() {
     name=$1 out=$WORK/tests-$1.out
-    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 400 "/coretrace/tests/$name" --test-threads=1 >"$out" 2>&1
+    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 300 "/coretrace/tests/$name" --test-threads=1 >"$out" 2>&1
     rc=$?
     # libtest: "test some_name ... ok" / "... FAILED" / "... ignored"
     awk -v tool="$(echo "$name" | tr _ -)" '
@@ -398,6 +399,10 @@ run_tests() {
 
 # --- the run -------------------------------------------------------------------------------------
 
+if [ -n "${CTM_ONLY:-}" ]; then
+    for f in $CTM_ONLY; do $f; done
+    exit 0
+fi
 check_kernel
 for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
     if ! have $tool; then
@@ -405,7 +410,11 @@ for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
         continue
     fi
     t0=$(now)
-    tool_check $tool
+    case $tool in
+        # uprobe-lat's --check wants a target (it checks that it can probe that one).
+        uprobe-lat) tool_check $tool "$PROGS/uprobe_target:noop_fn" ;;
+        *) tool_check $tool ;;
+    esac
     case $tool in
         execsnoop) check_execsnoop ;;
         exitsnoop) check_exitsnoop ;;

@@ -14,7 +14,7 @@
 # Environment:
 #   CORETRACE_MATRIX_CACHE    kernel packages, unpacked  (default /var/cache/coretrace-matrix)
 #   CORETRACE_MATRIX_KERNELS  kernel series to boot      (default "6.1 6.12")
-#   CORETRACE_MATRIX_TIMEOUT  seconds per kernel, boot to power-off (default 240)
+#   CORETRACE_MATRIX_TIMEOUT  seconds per kernel, boot to power-off (default 480)
 #   CORETRACE_MATRIX_RESULTS  markdown table to write    (default docs/kernel-matrix.md)
 #   CORETRACE_BIN_DIR         where the tools are        (default $CARGO_TARGET_DIR/release or target/release)
 #   CORETRACE_MATRIX_OFFLINE  1: never ask apt, boot the newest kernels already in the cache
@@ -24,7 +24,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${CORETRACE_MATRIX_CACHE:-/var/cache/coretrace-matrix}
 kernels=${CORETRACE_MATRIX_KERNELS:-6.1 6.12}
-per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-240}
+per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-480}
 results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
 bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 case $bindir in /*) ;; *) bindir=$PWD/$bindir ;; esac
