@@ -17,3 +17,4 @@ macro_rules! skeleton {
 
 skeleton!(execsnoop, "execsnoop.skel.rs");
 skeleton!(exitsnoop, "exitsnoop.skel.rs");
+skeleton!(kmemleak_lite, "kmemleak_lite.skel.rs");

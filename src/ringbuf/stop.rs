@@ -27,6 +27,11 @@ impl Stop {
         })
     }
 
+    /// Ends the run from inside the tool, as Ctrl-C would (e.g. the traced command exited).
+    pub fn request(&self) {
+        SIGNALLED.store(true, Ordering::SeqCst);
+    }
+
     pub fn requested(&self) -> bool {
         SIGNALLED.load(Ordering::SeqCst) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }

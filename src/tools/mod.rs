@@ -2,9 +2,14 @@
 
 pub mod execsnoop;
 pub mod exitsnoop;
+pub mod kmemleak_lite;
 
 /// Every tool's command line, for man pages and shell completions (`coretrace-gen`).
 pub fn commands() -> Vec<clap::Command> {
     use clap::CommandFactory;
-    vec![execsnoop::Args::command(), exitsnoop::Args::command()]
+    vec![
+        execsnoop::Args::command(),
+        exitsnoop::Args::command(),
+        kmemleak_lite::Args::command(),
+    ]
 }

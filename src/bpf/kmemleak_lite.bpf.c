@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmemleak-lite: every allocation is remembered (address -> size, time, stack id) until it is
+ * freed; user space reads what is still outstanding at each report. Kernel mode hooks the kmem
+ * tracepoints; user mode hooks the allocator of one process with uprobes/uretprobes.
+ * User space loads only the programs of the chosen mode (set_autoload).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "kmemleak_lite.h"
+#include "common.bpf.h"
+
+const volatile __u64 min_size = 0;
+const volatile __u64 max_size = ~0ULL;
+const volatile __u32 sample_every = 1;
+const volatile bool combined = false;
+const volatile __u64 stack_flags = 0;	/* BPF_F_USER_STACK in user mode */
+const volatile __u64 page_size = 4096;
+
+/* Dummy instances so the skeleton generates the Rust types. */
+struct alloc_info _alloc_info = {};
+struct combined_info _combined_info = {};
+
+/* Sized from user space (--max-allocs) before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, struct alloc_info);
+} allocs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64));
+} stack_traces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __s64);
+	__type(value, struct combined_info);
+} combined_allocs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KML_NR_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* -s N: a per-CPU countdown, so exactly one allocation in N is kept. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sample_count SEC(".maps");
+
+static __always_inline void bump(__u32 slot)
+{
+	__u64 *count = bpf_map_lookup_elem(&counters, &slot);
+
+	if (count)
+		*count += 1;
+}
+
+static __always_inline bool keep(__u64 size)
+{
+	__u32 zero = 0, *n;
+
+	if (size < min_size || size > max_size)
+		return false;
+	if (sample_every <= 1)
+		return true;
+	n = bpf_map_lookup_elem(&sample_count, &zero);
+	if (!n)
+		return true;
+	if (++*n < sample_every)
+		return false;
+	*n = 0;
+	return true;
+}
+
+static __always_inline void combined_add(__s64 stack_id, __u64 size, __s64 sign)
+{
+	struct combined_info *c, zero = {};
+
+	c = bpf_map_lookup_elem(&combined_allocs, &stack_id);
+	if (!c) {
+		if (sign < 0)
+			return;
+		if (bpf_map_update_elem(&combined_allocs, &stack_id, &zero, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&combined_allocs, &stack_id)) {
+			bump(KML_COMBINED_FULL);
+			return;
+		}
+		c = bpf_map_lookup_elem(&combined_allocs, &stack_id);
+		if (!c)
+			return;
+	}
+	__sync_fetch_and_add(&c->bytes, sign * (__s64)size);
+	__sync_fetch_and_add(&c->count, sign);
+}
+
+/* A free (or the old block of a realloc): forget the address; unknown addresses are ignored. */
+static __always_inline void record_free(__u64 addr)
+{
+	struct alloc_info *info;
+
+	/* Most frees are of untracked blocks (older than the tool, filtered, sampled out): a
+	 * lockless lookup spares them the bucket lock a delete takes. */
+	info = bpf_map_lookup_elem(&allocs, &addr);
+	if (!info)
+		return;
+	if (!combined) {
+		bpf_map_delete_elem(&allocs, &addr);
+		return;
+	}
+	/* Copy before the delete; only the CPU whose delete succeeded subtracts. */
+	__s64 stack_id = info->stack_id;
+	__u64 size = info->size;
+	if (bpf_map_delete_elem(&allocs, &addr) == 0)
+		combined_add(stack_id, size, -1);
+}
+
+/* size filter and sampling already applied. Address reuse replaces the old entry. */
+static __always_inline void record_alloc(void *ctx, __u64 addr, __u64 size)
+{
+	struct alloc_info info;
+
+	if (!addr)
+		return;
+	if (combined)
+		record_free(addr);
+	info.size = size;
+	info.ts = bpf_ktime_get_ns();
+	info.stack_id = bpf_get_stackid(ctx, &stack_traces, stack_flags);
+	if (info.stack_id < 0)
+		bump(KML_NO_STACK);
+	if (bpf_map_update_elem(&allocs, &addr, &info, BPF_ANY)) {
+		bump(KML_TABLE_FULL);
+		return;
+	}
+	if (combined)
+		combined_add(info.stack_id, size, 1);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Kernel mode. The tracepoint records differ between kernels: before 6.1 kmalloc and        */
+/* kmem_cache_alloc shared the kmem_alloc class (and the _node variants kmem_alloc_node), and */
+/* kfree/kmem_cache_free shared kmem_free. Local ___x flavours + CO-RE pick the right offsets. */
+
+struct trace_event_raw_kmem_alloc___x {
+	const void *ptr;
+	size_t bytes_alloc;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kmem_alloc_node___x {
+	const void *ptr;
+	size_t bytes_alloc;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kmalloc___x {
+	const void *ptr;
+	size_t bytes_alloc;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kmem_cache_alloc___x {
+	const void *ptr;
+	size_t bytes_alloc;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kmem_free___x {
+	const void *ptr;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kfree___x {
+	const void *ptr;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kmem_cache_free___x {
+	const void *ptr;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_mm_page_alloc___x {
+	unsigned long pfn;
+	unsigned int order;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_mm_page_free___x {
+	unsigned long pfn;
+	unsigned int order;
+} __attribute__((preserve_access_index));
+
+static __always_inline int kernel_alloc(void *ctx, const void *ptr, __u64 size)
+{
+	/* ZERO_SIZE_PTR (16) is what kmalloc(0) returns: nothing to track. */
+	if ((__u64)ptr <= 16 || !keep(size))
+		return 0;
+	record_alloc(ctx, (__u64)ptr, size);
+	return 0;
+}
+
+SEC("tracepoint/kmem/kmalloc")
+int kmalloc(void *ctx)
+{
+	if (bpf_core_type_exists(struct trace_event_raw_kmalloc___x)) {
+		struct trace_event_raw_kmalloc___x *args = ctx;
+
+		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+	} else {
+		struct trace_event_raw_kmem_alloc___x *args = ctx;
+
+		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+	}
+}
+
+SEC("tracepoint/kmem/kmem_cache_alloc")
+int kmem_cache_alloc(void *ctx)
+{
+	if (bpf_core_type_exists(struct trace_event_raw_kmem_cache_alloc___x)) {
+		struct trace_event_raw_kmem_cache_alloc___x *args = ctx;
+
+		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+	} else {
+		struct trace_event_raw_kmem_alloc___x *args = ctx;
+
+		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+	}
+}
+
+/* Only on kernels that still have the _node tracepoints (user space checks tracefs). */
+SEC("tracepoint/kmem/kmalloc_node")
+int kmalloc_node(void *ctx)
+{
+	struct trace_event_raw_kmem_alloc_node___x *args = ctx;
+
+	return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+}
+
+SEC("tracepoint/kmem/kmem_cache_alloc_node")
+int kmem_cache_alloc_node(void *ctx)
+{
+	struct trace_event_raw_kmem_alloc_node___x *args = ctx;
+
+	return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+}
+
+SEC("tracepoint/kmem/kfree")
+int kfree(void *ctx)
+{
+	if (bpf_core_type_exists(struct trace_event_raw_kfree___x)) {
+		struct trace_event_raw_kfree___x *args = ctx;
+
+		record_free((__u64)args->ptr);
+	} else {
+		struct trace_event_raw_kmem_free___x *args = ctx;
+
+		record_free((__u64)args->ptr);
+	}
+	return 0;
+}
+
+SEC("tracepoint/kmem/kmem_cache_free")
+int kmem_cache_free(void *ctx)
+{
+	if (bpf_core_type_exists(struct trace_event_raw_kmem_cache_free___x)) {
+		struct trace_event_raw_kmem_cache_free___x *args = ctx;
+
+		record_free((__u64)args->ptr);
+	} else {
+		struct trace_event_raw_kmem_free___x *args = ctx;
+
+		record_free((__u64)args->ptr);
+	}
+	return 0;
+}
+
+/* --pages: keyed by page frame number, which never collides with a kernel address. */
+SEC("tracepoint/kmem/mm_page_alloc")
+int mm_page_alloc(void *ctx)
+{
+	struct trace_event_raw_mm_page_alloc___x *args = ctx;
+	__u64 pfn = args->pfn;
+	__u64 size = page_size << args->order;
+
+	if (pfn == ~0UL || !keep(size))
+		return 0;
+	record_alloc(ctx, pfn, size);
+	return 0;
+}
+
+SEC("tracepoint/kmem/mm_page_free")
+int mm_page_free(void *ctx)
+{
+	struct trace_event_raw_mm_page_free___x *args = ctx;
+
+	record_free(args->pfn);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* User mode: entry probes remember the arguments per thread, return probes record the block. */
+
+struct pending {
+	__u64 size;
+	__u64 old;    /* realloc: the block being replaced */
+	__u64 memptr; /* posix_memalign: where the result is written */
+	__u32 depth;  /* allocator calls nested inside this one (glibc calls itself, and mmap) */
+	__u32 skip;   /* filtered out by size or sampling */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+static __always_inline int enter(__u64 size, __u64 old, __u64 memptr)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid), fresh = {};
+
+	if (p) {
+		/* A nested call (realloc -> malloc, malloc -> mmap): the outer call accounts. */
+		p->depth++;
+		return 0;
+	}
+	fresh.size = size;
+	fresh.old = old;
+	fresh.memptr = memptr;
+	fresh.skip = !keep(size);
+	if (bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY))
+		bump(KML_PENDING_FULL);
+	return 0;
+}
+
+/* Returns the call's entry, removed, or false while unwinding a nested call. */
+static __always_inline bool leave(struct pending *out)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+
+	if (!p)
+		return false;
+	if (p->depth) {
+		p->depth--;
+		return false;
+	}
+	*out = *p;
+	bpf_map_delete_elem(&pending, &tid);
+	return true;
+}
+
+static __always_inline int leave_alloc(void *ctx, __u64 addr)
+{
+	struct pending p;
+
+	if (leave(&p) && !p.skip)
+		record_alloc(ctx, addr, p.size);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_UPROBE(malloc_enter, size_t size)
+{
+	return enter(size, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(calloc_enter, size_t nmemb, size_t size)
+{
+	return enter(nmemb * size, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(realloc_enter, void *ptr, size_t size)
+{
+	return enter(size, (__u64)ptr, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(posix_memalign_enter, void **memptr, size_t alignment, size_t size)
+{
+	return enter(size, 0, (__u64)memptr);
+}
+
+/* aligned_alloc and memalign: (alignment, size). */
+SEC("uprobe")
+int BPF_UPROBE(memalign_enter, size_t alignment, size_t size)
+{
+	return enter(size, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(valloc_enter, size_t size)
+{
+	return enter(size, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(pvalloc_enter, size_t size)
+{
+	return enter((size + page_size - 1) & ~(page_size - 1), 0, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(mmap_enter, void *addr, size_t length)
+{
+	return enter(length, 0, 0);
+}
+
+/* malloc, calloc, aligned_alloc, memalign, valloc, pvalloc. */
+SEC("uretprobe")
+int BPF_URETPROBE(alloc_exit, void *ret)
+{
+	return leave_alloc(ctx, (__u64)ret);
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(mmap_exit, void *ret)
+{
+	if ((long)ret == -1) /* MAP_FAILED */
+		ret = 0;
+	return leave_alloc(ctx, (__u64)ret);
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(realloc_exit, void *ret)
+{
+	struct pending p;
+
+	if (!leave(&p))
+		return 0;
+	/* Failed with a size: the old block is still valid. realloc(p, 0) frees it. */
+	if (!ret && p.size)
+		return 0;
+	if (p.old)
+		record_free(p.old);
+	if (ret && !p.skip)
+		record_alloc(ctx, (__u64)ret, p.size);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(posix_memalign_exit, int ret)
+{
+	struct pending p;
+	__u64 addr = 0;
+
+	if (!leave(&p) || ret != 0 || p.skip)
+		return 0;
+	if (bpf_probe_read_user(&addr, sizeof(addr), (void *)p.memptr))
+		return 0;
+	record_alloc(ctx, addr, p.size);
+	return 0;
+}
+
+/* free and munmap: the block goes at once (a free never fails). */
+SEC("uprobe")
+int BPF_UPROBE(free_enter, void *ptr)
+{
+	record_free((__u64)ptr);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,382 @@
+//! kmemleak-lite: which call stacks hold memory that was never freed, in the kernel (kmem
+//! tracepoints) or in one user process (uprobes on its allocator). The BPF side keeps every
+//! outstanding allocation in a map; user space reads that map at each report, so no event
+//! crosses the ring buffer per allocation.
+
+mod report;
+mod symbols;
+mod target;
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::Link;
+
+use crate::cli::{parse_pid, parse_seconds, CommonArgs};
+use crate::ringbuf::{self, Stop};
+use crate::setup;
+use crate::skel::kmemleak_lite::{
+    types::{alloc_info, combined_info},
+    KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
+};
+
+use report::{Mode, Reporter};
+use target::{Allocator, Child, Probe};
+
+unsafe impl plain::Plain for alloc_info {}
+unsafe impl plain::Plain for combined_info {}
+
+const BPF_F_USER_STACK: u64 = 1 << 8;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kmemleak-lite",
+    version,
+    about = "Outstanding (never freed) allocations by call stack, in the kernel or in one process",
+    after_help = "Examples:\n  kmemleak-lite                      # kernel allocations (kmalloc, kmem_cache), report every 5 s\n  kmemleak-lite --pages -i 10        # also whole pages, report every 10 s\n  kmemleak-lite -p 181               # allocations of process 181 (malloc, calloc, realloc, mmap ...)\n  kmemleak-lite -c './server --port 8080'   # start a command, report when it exits\n  kmemleak-lite -p 181 -o 5000 -T 5  # only allocations older than 5 s, top 5 stacks\n  kmemleak-lite -p 181 -a            # also list each allocation (address, size, age)\n  kmemleak-lite -z 4096 -s 10        # only allocations of 4 KiB or more, one in 10\n  kmemleak-lite --combined           # per-stack totals kept in the kernel: cheapest to report"
+)]
+pub struct Args {
+    /// Trace the allocator of this process (user mode)
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid, conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Start COMMAND, trace its allocator, and report when it exits (user mode)
+    #[arg(short = 'c', long = "command", value_name = "COMMAND")]
+    pub command: Option<String>,
+
+    /// Report every SECS seconds (and once more at exit)
+    #[arg(short = 'i', long = "interval", value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub interval: Duration,
+
+    /// Show the N stacks holding the most bytes
+    #[arg(short = 'T', long = "top", value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// Only count allocations at least MS milliseconds old
+    #[arg(short = 'o', long = "older", value_name = "MS", value_parser = parse_older)]
+    pub older: Option<u64>,
+
+    /// List every outstanding allocation too (address, size, age)
+    #[arg(short = 'a', long = "show-allocs")]
+    pub show_allocs: bool,
+
+    /// Ignore allocations smaller than BYTES (filtered in the kernel)
+    #[arg(short = 'z', long = "min-size", value_name = "BYTES")]
+    pub min_size: Option<u64>,
+
+    /// Ignore allocations larger than BYTES (filtered in the kernel)
+    #[arg(short = 'Z', long = "max-size", value_name = "BYTES")]
+    pub max_size: Option<u64>,
+
+    /// Track only one allocation in N (cuts overhead; the counts are then of the sample)
+    #[arg(short = 's', long = "sample-rate", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample_rate: u32,
+
+    /// Keep per-stack totals in the kernel and report from them (no per-allocation scan; ages
+    /// are not known per stack, so -o does not apply)
+    #[arg(long = "combined", visible_alias = "combined-only")]
+    pub combined: bool,
+
+    /// Kernel mode: track whole pages too (kmem:mm_page_alloc / mm_page_free)
+    #[arg(long = "pages")]
+    pub pages: bool,
+
+    /// Size of the table of outstanding allocations; allocations past it are counted and
+    /// reported as not tracked
+    #[arg(long = "max-allocs", value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1024..=(1 << 26)))]
+    pub max_allocs: u32,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn parse_older(s: &str) -> Result<u64, String> {
+    let ms: u64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of milliseconds"))?;
+    if ms > 86_400_000 {
+        return Err(format!("'{s}' is more than a day of milliseconds"));
+    }
+    Ok(ms)
+}
+
+/// What is being traced.
+enum Target {
+    Kernel,
+    Pid(u32, Allocator),
+    Command(Child, Allocator, String),
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
+        if min > max {
+            bail!(
+                "--min-size {min} is larger than --max-size {max}: give a range that is not empty"
+            );
+        }
+    }
+    if args.pages && (args.pid.is_some() || args.command.is_some()) {
+        bail!("--pages is for kernel mode: leave out -p/-c to trace kernel pages");
+    }
+    setup::preflight()?;
+    setup::libbpf_log(args.common.verbose);
+
+    // Everything that can fail about the target is checked before a command is started.
+    let mut target = if let Some(pid) = args.pid {
+        Target::Pid(pid, target::allocator_of_pid(pid)?)
+    } else if let Some(line) = &args.command {
+        let argv = target::split_command(line)?;
+        let exe = target::resolve_program(&argv[0])?;
+        let alloc = target::allocator_of_command(&exe)?;
+        let child = Child::spawn(&exe, &argv)?;
+        Target::Command(child, alloc, line.clone())
+    } else {
+        Target::Kernel
+    };
+
+    let mut storage = MaybeUninit::uninit();
+    let mut open = KmemleakLiteSkelBuilder::default()
+        .open(&mut storage)
+        .context("opening the BPF object")?;
+    // No record travels the ring buffer (reports read the maps): keep it minimal.
+    setup::size_ringbuf(&mut open.maps.events, 4096)?;
+    open.maps
+        .allocs
+        .set_max_entries(args.max_allocs)
+        .context("sizing the allocation table")?;
+    let user = !matches!(target, Target::Kernel);
+    {
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("no .rodata in the BPF object")?;
+        rodata.min_size = args.min_size.unwrap_or(0);
+        rodata.max_size = args.max_size.unwrap_or(u64::MAX);
+        rodata.sample_every = args.sample_rate;
+        rodata.combined = args.combined;
+        rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
+        rodata.page_size = page_size();
+    }
+    let node_tps = choose_programs(&mut open, user, args.pages);
+
+    let skel = open.load().map_err(setup::load_error)?;
+    let stop = Stop::install(args.common.timeout)?;
+
+    let mut links: Vec<Link> = Vec::new();
+    let what = match &target {
+        Target::Kernel => {
+            let progs = &skel.progs;
+            let mut tps = vec![
+                ("kmalloc", &progs.kmalloc),
+                ("kfree", &progs.kfree),
+                ("kmem_cache_alloc", &progs.kmem_cache_alloc),
+                ("kmem_cache_free", &progs.kmem_cache_free),
+            ];
+            if node_tps {
+                tps.push(("kmalloc_node", &progs.kmalloc_node));
+                tps.push(("kmem_cache_alloc_node", &progs.kmem_cache_alloc_node));
+            }
+            if args.pages {
+                tps.push(("mm_page_alloc", &progs.mm_page_alloc));
+                tps.push(("mm_page_free", &progs.mm_page_free));
+            }
+            for (name, prog) in &tps {
+                links.push(
+                    prog.attach()
+                        .with_context(|| format!("attaching to the kmem:{name} tracepoint"))?,
+                );
+            }
+            let names: Vec<&str> = tps.iter().map(|(n, _)| *n).collect();
+            format!("the kmem tracepoints {}", names.join(", "))
+        }
+        Target::Pid(pid, alloc) | Target::Command(Child { pid, .. }, alloc, _) => {
+            attach_allocator(&skel, *pid, alloc, &mut links, args.common.verbose)?;
+            format!("{} in process {pid}", alloc.path.display())
+        }
+    };
+    if let Target::Command(child, _, _) = &mut target {
+        child.release()?;
+    }
+    if args.common.verbose {
+        eprintln!("kmemleak-lite: attached to {what}");
+    }
+    if !args.common.json {
+        match &target {
+            Target::Kernel => eprintln!("Tracing kernel allocations... Hit Ctrl-C to end."),
+            Target::Pid(pid, _) => {
+                eprintln!("Attaching to pid {pid}, Ctrl+C to quit.")
+            }
+            Target::Command(child, _, line) => {
+                eprintln!("Started '{line}' as pid {}, Ctrl+C to quit.", child.pid)
+            }
+        }
+    }
+    if args.combined && args.older.is_some() {
+        eprintln!("kmemleak-lite: note: -o does not apply with --combined (the kernel keeps totals per stack, not ages)");
+    }
+
+    let mode = match &target {
+        Target::Kernel => Mode::Kernel,
+        Target::Pid(pid, _) => Mode::Pid(*pid),
+        Target::Command(child, _, _) => Mode::Command(child),
+    };
+    let mut reporter = Reporter::new(&args, mode, &skel, &stop)?;
+    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut reporter)?;
+    let ended = reporter.ended();
+    drop(reporter);
+    drop(links);
+    if let Some(msg) = ended {
+        eprintln!("{msg}");
+    }
+    Ok(())
+}
+
+fn page_size() -> u64 {
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
+/// Loads only the programs of the chosen mode; returns whether the kernel still has the
+/// separate kmalloc_node / kmem_cache_alloc_node tracepoints (merged into kmalloc and
+/// kmem_cache_alloc in 6.1 and later).
+fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> bool {
+    let tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .find(|d| Path::new(d).join("events").is_dir())
+        .unwrap_or("/sys/kernel/tracing");
+    let node = !user && Path::new(tracefs).join("events/kmem/kmalloc_node").exists();
+    let p = &mut open.progs;
+    for prog in [
+        &mut p.kmalloc,
+        &mut p.kfree,
+        &mut p.kmem_cache_alloc,
+        &mut p.kmem_cache_free,
+    ] {
+        prog.set_autoload(!user);
+    }
+    p.kmalloc_node.set_autoload(node);
+    p.kmem_cache_alloc_node.set_autoload(node);
+    p.mm_page_alloc.set_autoload(!user && pages);
+    p.mm_page_free.set_autoload(!user && pages);
+    for prog in [
+        &mut p.malloc_enter,
+        &mut p.calloc_enter,
+        &mut p.realloc_enter,
+        &mut p.posix_memalign_enter,
+        &mut p.memalign_enter,
+        &mut p.valloc_enter,
+        &mut p.pvalloc_enter,
+        &mut p.mmap_enter,
+        &mut p.free_enter,
+        &mut p.alloc_exit,
+        &mut p.mmap_exit,
+        &mut p.realloc_exit,
+        &mut p.posix_memalign_exit,
+    ] {
+        prog.set_autoload(user);
+    }
+    node
+}
+
+/// Entry probe and return probe of each allocator function found. Two names at one address
+/// (glibc's aligned_alloc is memalign) are probed once.
+fn attach_allocator(
+    skel: &crate::skel::kmemleak_lite::KmemleakLiteSkel,
+    pid: u32,
+    alloc: &Allocator,
+    links: &mut Vec<Link>,
+    verbose: bool,
+) -> Result<()> {
+    let p = &skel.progs;
+    let mut done: Vec<u64> = Vec::new();
+    for &(probe, name, offset) in &alloc.functions {
+        if done.contains(&offset) {
+            continue;
+        }
+        done.push(offset);
+        let (entry, ret) = match probe {
+            Probe::Malloc => (&p.malloc_enter, Some(&p.alloc_exit)),
+            Probe::Calloc => (&p.calloc_enter, Some(&p.alloc_exit)),
+            Probe::Realloc => (&p.realloc_enter, Some(&p.realloc_exit)),
+            Probe::PosixMemalign => (&p.posix_memalign_enter, Some(&p.posix_memalign_exit)),
+            Probe::AlignedAlloc | Probe::Memalign => (&p.memalign_enter, Some(&p.alloc_exit)),
+            Probe::Valloc => (&p.valloc_enter, Some(&p.alloc_exit)),
+            Probe::Pvalloc => (&p.pvalloc_enter, Some(&p.alloc_exit)),
+            Probe::Mmap => (&p.mmap_enter, Some(&p.mmap_exit)),
+            Probe::Free | Probe::Munmap => (&p.free_enter, None),
+        };
+        let off = offset as usize;
+        let attach = |prog: &libbpf_rs::ProgramMut, retprobe: bool| {
+            prog.attach_uprobe(retprobe, pid as i32, &alloc.path, off)
+                .with_context(|| {
+                    format!(
+                        "attaching a uprobe to {name} in {} (pid {pid})",
+                        alloc.path.display()
+                    )
+                })
+        };
+        // Return probe first: an entry without its return would leave a pending call.
+        if let Some(ret) = ret {
+            links.push(attach(ret, true)?);
+        }
+        links.push(attach(entry, false)?);
+        if verbose {
+            eprintln!(
+                "kmemleak-lite: probing {name} at {:#x} in {}",
+                offset,
+                alloc.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_takes_zero_and_rejects_junk() {
+        assert_eq!(parse_older("0").unwrap(), 0);
+        assert_eq!(parse_older("500").unwrap(), 500);
+        assert!(parse_older("-1").is_err());
+        assert!(parse_older("1s").is_err());
+    }
+
+    #[test]
+    fn options_as_memleak_users_type_them() {
+        let args = Args::try_parse_from([
+            "kmemleak-lite",
+            "-i",
+            "2",
+            "-T",
+            "3",
+            "-o",
+            "100",
+            "-a",
+            "-z",
+            "16",
+            "-Z",
+            "4096",
+            "-s",
+            "4",
+            "--combined-only",
+        ])
+        .unwrap();
+        assert_eq!(args.interval, Duration::from_secs(2));
+        assert_eq!((args.top, args.older, args.sample_rate), (3, Some(100), 4));
+        assert!(args.show_allocs && args.combined);
+        assert_eq!((args.min_size, args.max_size), (Some(16), Some(4096)));
+        assert!(Args::try_parse_from(["kmemleak-lite", "-s", "0"]).is_err());
+        assert!(Args::try_parse_from(["kmemleak-lite", "-p", "1", "-c", "ls"]).is_err());
+    }
+}

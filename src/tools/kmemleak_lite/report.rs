@@ -1,0 +1,461 @@
+//! The periodic report: read what is outstanding from the BPF maps, total it per stack, and
+//! print the top stacks with symbolized frames (memleak's format), or one JSON object.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::mem::size_of;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use libbpf_rs::{MapCore, MapFlags};
+use serde::Serialize;
+
+use super::symbols::{parse_maps, Frame, Symbols};
+use super::target::Child;
+use super::Args;
+use crate::clock::Clock;
+use crate::exit_status::ExitStatus;
+use crate::output::Sink;
+use crate::ringbuf::{Handler, Stop};
+use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
+use crate::skel::kmemleak_lite::KmemleakLiteSkel;
+
+/// Mirrors `enum kml_counter` in kmemleak_lite.h.
+const KML_TABLE_FULL: u32 = 0;
+const KML_NO_STACK: u32 = 1;
+const KML_COMBINED_FULL: u32 = 2;
+const KML_PENDING_FULL: u32 = 3;
+
+pub enum Mode<'a> {
+    Kernel,
+    Pid(u32),
+    Command(&'a Child),
+}
+
+/// Reasons some allocations are not in the totals, read from the per-CPU counters.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+struct Losses {
+    not_tracked_table_full: u64,
+    without_stack: u64,
+    not_aggregated_table_full: u64,
+    calls_missed_pending_full: u64,
+}
+
+#[derive(Serialize)]
+struct StackJson<'f> {
+    bytes: u64,
+    allocations: u64,
+    stack_id: i64,
+    frames: Vec<&'f Frame>,
+}
+
+#[derive(Serialize)]
+struct AllocJson {
+    addr: String,
+    size: u64,
+    age_ms: u64,
+    stack_id: i64,
+}
+
+#[derive(Serialize)]
+struct ReportJson<'f> {
+    time: String,
+    #[serde(rename = "final")]
+    last: bool,
+    stacks: Vec<StackJson<'f>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allocations: Option<Vec<AllocJson>>,
+    #[serde(flatten)]
+    losses: Losses,
+}
+
+pub struct Reporter<'a> {
+    sink: Sink,
+    mode: Mode<'a>,
+    stop: &'a Stop,
+    allocs: &'a dyn MapCore,
+    stacks: &'a dyn MapCore,
+    combined_allocs: &'a dyn MapCore,
+    counters: &'a dyn MapCore,
+    combined: bool,
+    show_allocs: bool,
+    top: usize,
+    older_ns: u64,
+    interval: Duration,
+    next_report: Instant,
+    clock: Clock,
+    symbols: Symbols,
+    ended: Option<String>,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    totals: HashMap<i64, (u64, u64)>,
+    listed: Vec<(u64, u64, u64, i64)>,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn new(
+        args: &Args,
+        mode: Mode<'a>,
+        skel: &'a KmemleakLiteSkel<'a>,
+        stop: &'a Stop,
+    ) -> Result<Self> {
+        let symbols = match mode {
+            Mode::Kernel => Symbols::kernel(),
+            _ => Symbols::user(),
+        };
+        let mut r = Reporter {
+            sink: Sink::stdout(args.common.format()),
+            mode,
+            stop,
+            allocs: &skel.maps.allocs,
+            stacks: &skel.maps.stack_traces,
+            combined_allocs: &skel.maps.combined_allocs,
+            counters: &skel.maps.counters,
+            combined: args.combined,
+            show_allocs: args.show_allocs,
+            top: args.top,
+            older_ns: args.older.unwrap_or(500) * 1_000_000,
+            interval: args.interval,
+            next_report: Instant::now() + args.interval,
+            clock: Clock::new(),
+            symbols,
+            ended: None,
+            keys: Vec::new(),
+            values: Vec::new(),
+            totals: HashMap::new(),
+            listed: Vec::new(),
+        };
+        r.refresh_maps();
+        Ok(r)
+    }
+
+    /// How the traced process ended, if it did (said on stderr after the last report).
+    pub fn ended(&self) -> Option<String> {
+        self.ended.clone()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self.mode {
+            Mode::Kernel => None,
+            Mode::Pid(pid) => Some(pid),
+            Mode::Command(child) => Some(child.pid),
+        }
+    }
+
+    /// Keeps the snapshot of the process's mappings fresh, so its frames resolve after it ends.
+    fn refresh_maps(&mut self) {
+        if let Some(pid) = self.pid() {
+            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+                self.symbols.update_maps(parse_maps(&text));
+            }
+        }
+    }
+
+    fn check_target_ended(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        match self.mode {
+            Mode::Kernel => {}
+            Mode::Command(child) => {
+                if let Some(status) = child.wait(false) {
+                    self.ended = Some(format!(
+                        "kmemleak-lite: the command (pid {}) ended: {}",
+                        child.pid,
+                        ExitStatus::from_wait_status(status)
+                    ));
+                }
+            }
+            Mode::Pid(pid) => {
+                let gone = unsafe { libc::kill(pid as i32, 0) } != 0
+                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+                if gone {
+                    self.ended = Some(format!("kmemleak-lite: process {pid} ended"));
+                }
+            }
+        }
+        if self.ended.is_some() {
+            self.stop.request();
+        }
+    }
+
+    fn losses(&self) -> Result<Losses> {
+        let read = |slot: u32| -> Result<u64> {
+            let per_cpu = self
+                .counters
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)?
+                .unwrap_or_default();
+            Ok(per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8))
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                .sum())
+        };
+        Ok(Losses {
+            not_tracked_table_full: read(KML_TABLE_FULL)?,
+            without_stack: read(KML_NO_STACK)?,
+            not_aggregated_table_full: read(KML_COMBINED_FULL)?,
+            calls_missed_pending_full: read(KML_PENDING_FULL)?,
+        })
+    }
+
+    /// Totals per stack (and, with -a, the single allocations) of what is outstanding now.
+    fn gather(&mut self, now_ns: u64) -> Result<()> {
+        self.totals.clear();
+        self.listed.clear();
+        let older_ns = self.older_ns;
+        let (combined, show_allocs) = (self.combined, self.show_allocs);
+        if !combined || show_allocs {
+            let totals = &mut self.totals;
+            let listed = &mut self.listed;
+            for_each_entry(
+                self.allocs,
+                &mut self.keys,
+                &mut self.values,
+                |key, value| {
+                    let addr = u64::from_ne_bytes(key.try_into().expect("8-byte key"));
+                    let info: alloc_info = read_value(value);
+                    let age = now_ns.saturating_sub(info.ts);
+                    if age < older_ns {
+                        return;
+                    }
+                    if !combined {
+                        let t = totals.entry(info.stack_id).or_default();
+                        t.0 += info.size;
+                        t.1 += 1;
+                    }
+                    if show_allocs {
+                        listed.push((addr, info.size, age, info.stack_id));
+                    }
+                },
+            )?;
+        }
+        if combined {
+            let totals = &mut self.totals;
+            for_each_entry(
+                self.combined_allocs,
+                &mut self.keys,
+                &mut self.values,
+                |key, value| {
+                    let id = i64::from_ne_bytes(key.try_into().expect("8-byte key"));
+                    let info: combined_info = read_value(value);
+                    if (info.count as i64) > 0 && (info.bytes as i64) > 0 {
+                        totals.insert(id, (info.bytes, info.count));
+                    }
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn stack_frames(&self, stack_id: i64) -> Vec<u64> {
+        if stack_id < 0 {
+            return Vec::new();
+        }
+        let Ok(Some(raw)) = self
+            .stacks
+            .lookup(&(stack_id as u32).to_ne_bytes(), MapFlags::ANY)
+        else {
+            return Vec::new();
+        };
+        raw.chunks_exact(8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            .take_while(|&a| a != 0)
+            .collect()
+    }
+
+    fn report(&mut self, last: bool) -> Result<()> {
+        self.refresh_maps();
+        let now_ns = Clock::monotonic_now_ns();
+        self.gather(now_ns)?;
+        let losses = self.losses()?;
+        let mut top: Vec<(i64, u64, u64)> = self
+            .totals
+            .iter()
+            .map(|(&id, &(bytes, count))| (id, bytes, count))
+            .collect();
+        top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        top.truncate(self.top);
+        let stacks: Vec<Vec<u64>> = top.iter().map(|t| self.stack_frames(t.0)).collect();
+        let all: Vec<u64> = stacks.iter().flatten().copied().collect();
+        self.symbols.resolve(&all);
+        self.listed.sort_unstable();
+
+        if self.sink.is_json() {
+            let symbols = &self.symbols;
+            let record = ReportJson {
+                time: self.clock.rfc3339(now_ns),
+                last,
+                stacks: top
+                    .iter()
+                    .zip(&stacks)
+                    .map(|(&(id, bytes, count), frames)| StackJson {
+                        bytes,
+                        allocations: count,
+                        stack_id: id,
+                        frames: frames.iter().filter_map(|a| symbols.cached(*a)).collect(),
+                    })
+                    .collect(),
+                allocations: self.show_allocs.then(|| {
+                    self.listed
+                        .iter()
+                        .map(|&(addr, size, age, id)| AllocJson {
+                            addr: format!("{addr:#x}"),
+                            size,
+                            age_ms: age / 1_000_000,
+                            stack_id: id,
+                        })
+                        .collect()
+                }),
+                losses,
+            };
+            return Ok(self.sink.json(&record)?);
+        }
+
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "[{}] Top {} stacks with outstanding allocations:",
+            self.clock.hms(now_ns),
+            top.len()
+        );
+        for &(addr, size, age, _) in &self.listed {
+            let _ = writeln!(
+                text,
+                "\taddr = {addr:#x} size = {size} age = {:.3}s",
+                age as f64 / 1e9
+            );
+        }
+        for (&(id, bytes, count), frames) in top.iter().zip(&stacks) {
+            let _ = writeln!(text, "\t{bytes} bytes in {count} allocations from stack");
+            if frames.is_empty() {
+                let _ = writeln!(
+                    text,
+                    "\t\t[stack not recorded{}]",
+                    if id < 0 {
+                        " (stack table full or hash collision)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            for &a in frames {
+                let _ = writeln!(text, "\t\t{}", self.symbols.frame(a).text);
+            }
+        }
+        if losses.not_tracked_table_full > 0 {
+            let _ = writeln!(
+                text,
+                "\t{} allocations not tracked: table full (raise --max-allocs, or sample with -s)",
+                losses.not_tracked_table_full
+            );
+        }
+        if losses.not_aggregated_table_full > 0 {
+            let _ = writeln!(
+                text,
+                "\t{} allocations not in the per-stack totals: combined table full",
+                losses.not_aggregated_table_full
+            );
+        }
+        if losses.calls_missed_pending_full > 0 {
+            let _ = writeln!(
+                text,
+                "\t{} allocator calls missed: too many threads inside the allocator at once",
+                losses.calls_missed_pending_full
+            );
+        }
+        Ok(self.sink.writer().write_all(text.as_bytes())?)
+    }
+}
+
+impl Handler for Reporter<'_> {
+    fn event(&mut self, _data: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<()> {
+        self.refresh_maps();
+        self.check_target_ended();
+        if self.ended.is_none() && now >= self.next_report {
+            while self.next_report <= now {
+                self.next_report += self.interval;
+            }
+            self.report(false)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.report(true)
+    }
+}
+
+/// A map value from a byte buffer with no particular alignment.
+fn read_value<T: plain::Plain + Default>(bytes: &[u8]) -> T {
+    let mut value = T::default();
+    let _ = plain::copy_from_bytes(&mut value, bytes);
+    value
+}
+
+/// Every entry of a hash map, read in batches (one syscall per few thousand entries) into
+/// buffers that are reused from report to report.
+fn for_each_entry(
+    map: &dyn MapCore,
+    keys: &mut Vec<u8>,
+    values: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8], &[u8]),
+) -> Result<()> {
+    const BATCH: usize = 4096;
+    let (ks, vs) = (map.key_size() as usize, map.value_size() as usize);
+    keys.resize(ks * BATCH, 0);
+    values.resize(vs * BATCH, 0);
+    let mut token_in = [0u8; 64];
+    let mut token_out = [0u8; 64];
+    let mut first = true;
+    let opts = libbpf_rs::libbpf_sys::bpf_map_batch_opts {
+        sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_batch_opts>() as _,
+        ..Default::default()
+    };
+    loop {
+        let mut count = BATCH as u32;
+        let ret = unsafe {
+            libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
+                map.as_fd().as_raw_fd(),
+                if first {
+                    std::ptr::null_mut()
+                } else {
+                    token_in.as_mut_ptr().cast()
+                },
+                token_out.as_mut_ptr().cast(),
+                keys.as_mut_ptr().cast(),
+                values.as_mut_ptr().cast(),
+                &mut count,
+                &opts,
+            )
+        };
+        let done = ret == -libc::ENOENT;
+        if ret < 0 && !done {
+            if ret == -libc::EINTR {
+                continue;
+            }
+            bail!(
+                "reading the allocation table: {}",
+                std::io::Error::from_raw_os_error(-ret)
+            );
+        }
+        let count = (count as usize).min(BATCH);
+        for i in 0..count {
+            f(&keys[i * ks..(i + 1) * ks], &values[i * vs..(i + 1) * vs]);
+        }
+        if done {
+            return Ok(());
+        }
+        token_in = token_out;
+        first = false;
+    }
+}

@@ -1,0 +1,252 @@
+//! Stack frames to names with blazesym: kernel frames from kallsyms, user frames from the ELF
+//! (and DWARF, for file:line) of the files the process maps. The process's mappings are
+//! snapshotted while it runs, so frames still resolve after it has exited.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use blazesym::symbolize::source::{Elf, Kernel, Source};
+use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use blazesym::MaybeDefault;
+use serde::Serialize;
+
+use crate::escape::escape_into;
+
+/// One file-backed mapping from /proc/PID/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: PathBuf,
+}
+
+/// Parses /proc/PID/maps text, keeping file-backed mappings (paths that start with '/').
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(6, ' ');
+        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        let path = fields.next().unwrap_or("").trim_start();
+        if !path.starts_with('/') || path.ends_with(" (deleted)") {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end), Ok(offset)) = (
+            u64::from_str_radix(start, 16),
+            u64::from_str_radix(end, 16),
+            u64::from_str_radix(offset, 16),
+        ) else {
+            continue;
+        };
+        out.push(Mapping {
+            start,
+            end,
+            offset,
+            path: PathBuf::from(path),
+        });
+    }
+    out
+}
+
+/// A symbolized frame, for the JSON output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    pub addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// The frame as one line: `leak_big+0x1c (leaky.c:12) [leaky]`.
+    #[serde(skip)]
+    pub text: String,
+}
+
+pub struct Symbols {
+    symbolizer: Symbolizer,
+    kernel: bool,
+    maps: Vec<Mapping>,
+    cache: HashMap<u64, Frame>,
+}
+
+impl Symbols {
+    pub fn kernel() -> Self {
+        Self::new(true)
+    }
+
+    pub fn user() -> Self {
+        Self::new(false)
+    }
+
+    fn new(kernel: bool) -> Self {
+        Symbols {
+            symbolizer: Symbolizer::builder()
+                .enable_code_info(true)
+                .enable_inlined_fns(false)
+                .build(),
+            kernel,
+            maps: Vec::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Replaces the snapshot of the process's mappings (ignored when empty: a process that has
+    /// just exited shows no mappings, and its last snapshot is the one that counts).
+    pub fn update_maps(&mut self, maps: Vec<Mapping>) {
+        if !maps.is_empty() && maps != self.maps {
+            self.maps = maps;
+        }
+    }
+
+    /// Makes sure every address in `addrs` is in the cache (one blazesym call per file).
+    pub fn resolve(&mut self, addrs: &[u64]) {
+        let mut todo: Vec<u64> = addrs
+            .iter()
+            .copied()
+            .filter(|a| !self.cache.contains_key(a))
+            .collect();
+        todo.sort_unstable();
+        todo.dedup();
+        if todo.is_empty() {
+            return;
+        }
+        if self.kernel {
+            let src = Source::Kernel(Kernel {
+                vmlinux: MaybeDefault::None,
+                debug_syms: false,
+                ..Default::default()
+            });
+            let results = self
+                .symbolizer
+                .symbolize(&src, Input::AbsAddr(&todo))
+                .unwrap_or_default();
+            for (i, &addr) in todo.iter().enumerate() {
+                let frame = make_frame(addr, results.get(i), None);
+                self.cache.insert(addr, frame);
+            }
+            return;
+        }
+        // User frames: group by mapped file, symbolize by file offset.
+        let mut by_file: HashMap<PathBuf, (Vec<u64>, Vec<u64>)> = HashMap::new();
+        for &addr in &todo {
+            match self.maps.iter().find(|m| m.start <= addr && addr < m.end) {
+                Some(m) => {
+                    let entry = by_file.entry(m.path.clone()).or_default();
+                    entry.0.push(addr);
+                    entry.1.push(addr - m.start + m.offset);
+                }
+                None => {
+                    self.cache.insert(addr, make_frame(addr, None, None));
+                }
+            }
+        }
+        for (path, (addrs, offsets)) in by_file {
+            let src = Source::Elf(Elf::new(&path));
+            let results = self
+                .symbolizer
+                .symbolize(&src, Input::FileOffset(&offsets))
+                .unwrap_or_default();
+            for (i, &addr) in addrs.iter().enumerate() {
+                let frame = make_frame(addr, results.get(i), Some(&path));
+                self.cache.insert(addr, frame);
+            }
+        }
+    }
+
+    /// A frame [`Symbols::resolve`] has seen.
+    pub fn cached(&self, addr: u64) -> Option<&Frame> {
+        self.cache.get(&addr)
+    }
+
+    /// A resolved frame (call [`Symbols::resolve`] first).
+    pub fn frame(&mut self, addr: u64) -> &Frame {
+        if !self.cache.contains_key(&addr) {
+            self.resolve(&[addr]);
+        }
+        &self.cache[&addr]
+    }
+}
+
+fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Frame {
+    let mut frame = Frame {
+        addr: format!("{addr:#x}"),
+        symbol: None,
+        offset: None,
+        file: None,
+        line: None,
+        module: module.map(|m| m.display().to_string()),
+        text: String::new(),
+    };
+    let base = module
+        .and_then(|m| m.file_name())
+        .map(|n| n.to_string_lossy());
+    if let Some(Symbolized::Sym(sym)) = sym {
+        let mut name = String::new();
+        escape_into(&mut name, sym.name.as_bytes());
+        let _ = write!(frame.text, "{name}+{:#x}", sym.offset);
+        if let Some(info) = &sym.code_info {
+            let file = info.file.to_string_lossy().into_owned();
+            match info.line {
+                Some(line) => {
+                    let _ = write!(frame.text, " ({file}:{line})");
+                }
+                None => {
+                    let _ = write!(frame.text, " ({file})");
+                }
+            }
+            frame.file = Some(file);
+            frame.line = info.line;
+        }
+        frame.symbol = Some(name);
+        frame.offset = Some(sym.offset as u64);
+        if frame.module.is_none() {
+            frame.module = sym
+                .module
+                .as_ref()
+                .map(|m| m.to_string_lossy().into_owned());
+        }
+    } else {
+        let _ = write!(frame.text, "{addr:#x}");
+    }
+    if let Some(base) = base {
+        let _ = write!(frame.text, " [{base}]");
+    }
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_keep_file_backed_mappings() {
+        let text = "5581c000-5581d000 r-xp 00001000 08:01 123 /usr/bin/leaky\n\
+                    7f00-8f00 rw-p 00000000 00:00 0 \n\
+                    7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n\
+                    9000-a000 r-xp 00002000 08:01 9 /tmp/gone (deleted)\n\
+                    b000-c000 r-xp 00000000 08:01 9 /lib/with space.so\n";
+        let maps = parse_maps(text);
+        assert_eq!(maps.len(), 2);
+        assert_eq!(maps[0].start, 0x5581c000);
+        assert_eq!(maps[0].offset, 0x1000);
+        assert_eq!(maps[0].path, PathBuf::from("/usr/bin/leaky"));
+        assert_eq!(maps[1].path, PathBuf::from("/lib/with space.so"));
+    }
+}

@@ -1,0 +1,400 @@
+//! User mode: which file holds the process's allocator, where its functions are, and how to
+//! start a command so that not one of its allocations is missed (it is held before exec until
+//! the probes are in place).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use blazesym::inspect::source::{Elf, Source};
+use blazesym::inspect::Inspector;
+use blazesym::SymType;
+
+use super::symbols::parse_maps;
+
+/// The allocator functions probed, and the BPF programs for their entry and return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Malloc,
+    Calloc,
+    Realloc,
+    Free,
+    PosixMemalign,
+    AlignedAlloc,
+    Memalign,
+    Valloc,
+    Pvalloc,
+    Mmap,
+    Munmap,
+}
+
+pub const PROBES: [(Probe, &str); 11] = [
+    (Probe::Malloc, "malloc"),
+    (Probe::Calloc, "calloc"),
+    (Probe::Realloc, "realloc"),
+    (Probe::Free, "free"),
+    (Probe::PosixMemalign, "posix_memalign"),
+    (Probe::AlignedAlloc, "aligned_alloc"),
+    (Probe::Memalign, "memalign"),
+    (Probe::Valloc, "valloc"),
+    (Probe::Pvalloc, "pvalloc"),
+    (Probe::Mmap, "mmap"),
+    (Probe::Munmap, "munmap"),
+];
+
+/// Where the allocator lives and where each function found in it starts (file offset).
+#[derive(Debug)]
+pub struct Allocator {
+    pub path: PathBuf,
+    pub functions: Vec<(Probe, &'static str, u64)>,
+}
+
+/// The file offsets of the allocator functions `path` defines (not merely imports).
+pub fn find_functions(path: &Path) -> Result<Vec<(Probe, &'static str, u64)>> {
+    let inspector = Inspector::new();
+    let mut elf = Elf::new(path);
+    elf.debug_syms = false;
+    let src = Source::Elf(elf);
+    let names: Vec<&str> = PROBES.iter().map(|(_, n)| *n).collect();
+    let found = inspector
+        .lookup(&src, &names)
+        .with_context(|| format!("cannot read the symbols of {}", path.display()))?;
+    let mut out = Vec::new();
+    for ((probe, name), syms) in PROBES.iter().zip(found) {
+        let offset = syms
+            .iter()
+            .filter(|s| s.sym_type == SymType::Function && s.addr != 0)
+            .find_map(|s| s.file_offset);
+        if let Some(offset) = offset {
+            out.push((*probe, *name, offset));
+        }
+    }
+    Ok(out)
+}
+
+fn defines_malloc_and_free(functions: &[(Probe, &'static str, u64)]) -> bool {
+    let has = |p: Probe| functions.iter().any(|(q, _, _)| *q == p);
+    has(Probe::Malloc) && has(Probe::Free)
+}
+
+fn is_libc(path: &Path) -> bool {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| {
+            n.starts_with("libc.so")
+                || n.starts_with("libc-")
+                || n.starts_with("libc.musl")
+                || n.starts_with("ld-musl")
+        })
+}
+
+/// The allocator of a running process: a non-libc object that defines malloc and free (the
+/// executable, jemalloc, tcmalloc ... which then take precedence), else its libc.
+pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .with_context(|| format!("cannot read /proc/{pid}/maps (has process {pid} exited?)"))?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for m in parse_maps(&maps) {
+        if !paths.contains(&m.path) {
+            paths.push(m.path);
+        }
+    }
+    let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
+    for path in others.into_iter().chain(libc) {
+        // Files of another mount namespace are reached through the process's root.
+        let reach =
+            Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+        let Ok(functions) = find_functions(&reach) else {
+            continue;
+        };
+        if defines_malloc_and_free(&functions) {
+            return Ok(Allocator {
+                path: reach,
+                functions,
+            });
+        }
+    }
+    bail!("process {pid} maps no libc and defines no malloc/free of its own (a static binary without symbols?): there is no allocator to probe")
+}
+
+/// The allocator a command will use, decided before it runs: its own malloc if it defines one
+/// (a static binary with symbols), else, for a dynamic executable, the system libc (the one
+/// this tool maps itself; a command with its own libc through RUNPATH is not seen).
+pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
+    // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
+    let dynamic = is_script(exe) || has_interpreter(exe)?;
+    if !is_script(exe) {
+        let functions = find_functions(exe)?;
+        if defines_malloc_and_free(&functions) {
+            return Ok(Allocator {
+                path: exe.to_path_buf(),
+                functions,
+            });
+        }
+    }
+    if !dynamic {
+        bail!(
+            "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
+            exe.display()
+        );
+    }
+    let own = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
+    let libc = parse_maps(&own)
+        .into_iter()
+        .map(|m| m.path)
+        .find(|p| is_libc(p))
+        .context("this tool maps no libc, so it cannot tell which libc the command will use: use -p PID on the running command")?;
+    let functions = find_functions(&libc)?;
+    if !defines_malloc_and_free(&functions) {
+        bail!("{} defines no malloc/free", libc.display());
+    }
+    Ok(Allocator {
+        path: libc,
+        functions,
+    })
+}
+
+fn is_script(exe: &Path) -> bool {
+    let mut head = [0u8; 2];
+    std::fs::File::open(exe)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#!"
+}
+
+/// Whether an ELF executable names a program interpreter (is dynamically linked).
+fn has_interpreter(exe: &Path) -> Result<bool> {
+    let data = std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?;
+    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
+        bail!(
+            "cannot start {}: it is neither a script (#!) nor a 64-bit little-endian ELF executable",
+            exe.display()
+        );
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    const PT_INTERP: u32 = 3;
+    for i in 0..phnum {
+        let off = phoff + i * phentsize;
+        if off + 4 > data.len() {
+            break;
+        }
+        if u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) == PT_INTERP {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Splits a command line the way a shell would for simple words: spaces separate, quotes
+/// ('...' and "...") and backslashes group.
+pub fn split_command(line: &str) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        bail!("unbalanced quote in the command: {line}");
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        bail!("the command to run (-c) is empty");
+    }
+    Ok(words)
+}
+
+/// Finds the program the way execvp would, so that a missing one is reported before anything
+/// starts.
+pub fn resolve_program(name: &str) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        let c = CString::new(p.as_os_str().as_bytes()).ok();
+        p.is_file() && c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        if !p.exists() {
+            bail!("cannot start '{name}': no such file");
+        }
+        if !executable(&p) {
+            bail!("cannot start '{name}': not an executable file");
+        }
+        return Ok(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(name);
+        if executable(&p) {
+            return Ok(p);
+        }
+    }
+    bail!("cannot start '{name}': command not found in $PATH")
+}
+
+/// A command started by the tool, held before exec until [`Child::release`].
+pub struct Child {
+    pub pid: u32,
+    go: Option<i32>,
+    exec_error: i32,
+}
+
+impl Child {
+    /// Forks; the child waits for the go byte, then execs `argv` (argv[0] resolved to `exe`).
+    pub fn spawn(exe: &Path, argv: &[String]) -> Result<Child> {
+        let exe_c = CString::new(exe.as_os_str().as_bytes()).context("command path has a NUL")?;
+        let args_c: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .context("command argument has a NUL byte")?;
+        let mut argv_p: Vec<*const libc::c_char> = args_c.iter().map(|a| a.as_ptr()).collect();
+        argv_p.push(std::ptr::null());
+        let mut go = [0i32; 2];
+        let mut err = [0i32; 2];
+        unsafe {
+            if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
+                || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            {
+                bail!("pipe: {}", std::io::Error::last_os_error());
+            }
+        }
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            bail!(
+                "cannot start the command: fork: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if pid == 0 {
+            // Child: only async-signal-safe calls from here on.
+            unsafe {
+                libc::close(go[1]);
+                libc::close(err[0]);
+                let mut byte = 0u8;
+                if libc::read(go[0], (&mut byte as *mut u8).cast(), 1) != 1 {
+                    libc::_exit(126);
+                }
+                libc::execv(exe_c.as_ptr(), argv_p.as_ptr());
+                let errno = *libc::__errno_location();
+                libc::write(err[1], (&errno as *const i32).cast(), 4);
+                libc::_exit(127);
+            }
+        }
+        unsafe {
+            libc::close(go[0]);
+            libc::close(err[1]);
+        }
+        Ok(Child {
+            pid: pid as u32,
+            go: Some(go[1]),
+            exec_error: err[0],
+        })
+    }
+
+    /// Lets the child exec; fails with the reason if exec failed.
+    pub fn release(&mut self) -> Result<()> {
+        if let Some(fd) = self.go.take() {
+            unsafe {
+                libc::write(fd, b"g".as_ptr().cast(), 1);
+                libc::close(fd);
+            }
+        }
+        let mut errno = 0i32;
+        let n = unsafe { libc::read(self.exec_error, (&mut errno as *mut i32).cast(), 4) };
+        unsafe { libc::close(self.exec_error) };
+        self.exec_error = -1;
+        if n == 4 {
+            self.wait(true);
+            bail!(
+                "cannot start the command: {}",
+                std::io::Error::from_raw_os_error(errno)
+            );
+        }
+        Ok(())
+    }
+
+    /// The exit status once the child has ended (reaps it), None while it runs.
+    pub fn wait(&self, block: bool) -> Option<i32> {
+        let mut status = 0;
+        let flags = if block { 0 } else { libc::WNOHANG };
+        let r = unsafe { libc::waitpid(self.pid as i32, &mut status, flags) };
+        (r == self.pid as i32).then_some(status)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Never released (set-up failed): the child exits on the closed pipe.
+        if let Some(fd) = self.go.take() {
+            unsafe { libc::close(fd) };
+            self.wait(true);
+        }
+        if self.exec_error >= 0 {
+            unsafe { libc::close(self.exec_error) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_like_a_shell() {
+        assert_eq!(
+            split_command(r#"prog -x 'a b' "c d" e\ f"#).unwrap(),
+            vec!["prog", "-x", "a b", "c d", "e f"]
+        );
+        assert!(split_command("   ").is_err());
+        assert!(split_command("prog 'open").is_err());
+    }
+
+    #[test]
+    fn missing_program_is_named() {
+        let err = resolve_program("no-such-command-kmemleak").unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn own_libc_has_the_allocator() {
+        let own = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = parse_maps(&own)
+            .into_iter()
+            .map(|m| m.path)
+            .find(|p| is_libc(p));
+        if let Some(libc) = libc {
+            let f = find_functions(&libc).unwrap();
+            assert!(defines_malloc_and_free(&f), "{f:?}");
+        }
+    }
+}
