@@ -2,9 +2,11 @@
 # Kernel matrix: one build of the suite, several kernels.
 #
 # Boots Debian's 6.1 and 6.12 cloud kernels under QEMU (TCG; KVM hangs on these machines) with an
-# initramfs holding busybox, the suite's release binaries, the test programs the checks need and
-# their shared libraries; runs guest-checks.sh inside; reads the PASS/FAIL/SKIP lines and the
-# kernel version from the serial console; prints a summary and writes a markdown table.
+# initramfs holding busybox, the suite's release binaries, the test programs of tests/programs,
+# the integration test binaries of the tracing tools (cargo test --release --no-run) and their
+# shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
+# reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
+# summary and writes docs/kernel-matrix.md and the table in README.md.
 #
 # Exit status: 0 when every kernel booted, ran all checks and every check passed; 1 otherwise
 # (the failing kernel and check are named); 2 for a usage or set-up error.
