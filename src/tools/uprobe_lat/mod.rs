@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, UprobeOpts};
+use libbpf_rs::{Link, MapCore, UprobeOpts};
 
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
 use crate::escape::escaped;
@@ -294,15 +294,7 @@ fn list(args: &Args) -> Result<()> {
 fn read_counters(map: &dyn MapCore) -> Result<[u64; 4]> {
     let mut sums = [0u64; 4];
     for (i, sum) in sums.iter_mut().enumerate() {
-        let per_cpu = map
-            .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
-            .context("reading the counters")?
-            .unwrap_or_default();
-        *sum = per_cpu
-            .iter()
-            .filter_map(|v| v.get(..8))
-            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-            .sum();
+        *sum = ringbuf::sum_percpu_u64(map, i as u32).context("reading the counters")?;
     }
     Ok(sums)
 }
