@@ -209,6 +209,35 @@ fn ring_buffer_mode_exact_counts_and_percentiles() {
 }
 
 #[test]
+fn longjmp_past_a_traced_function_keeps_the_caller_right() {
+    if !require_bpf() {
+        return;
+    }
+    let exe = build_target();
+    let (outer, inner) = (
+        target_arg(&exe, "jump_outer"),
+        target_arg(&exe, "jump_inner"),
+    );
+    let out = trace(
+        &exe,
+        &["jump"],
+        &["--json", "--no-calibrate", &outer, &inner],
+    );
+    let json = out.json();
+    // jump_inner never returns: its return probe never fires, so it has no histogram.
+    assert!(histograms(&json, "jump_inner").is_empty(), "{json:?}");
+    // jump_outer's returns find their own entry times beneath jump_inner's stale ones.
+    let h = one_histogram(&json, "jump_outer");
+    assert_eq!(h["count"], 5, "{h}");
+    assert_between("jump_outer mean", ns(h, "mean_ns"), 1.0 * MS, 20.0 * MS);
+    assert!(
+        out.stderr.contains("5 calls were unwound"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn kernel_hist_mode_exact_counts() {
     if !require_bpf() {
         return;

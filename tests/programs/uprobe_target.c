@@ -5,9 +5,13 @@
  *   uprobe_target run      prints "ready PID", waits for a line, then runs the scenario below
  *   uprobe_target loop N   prints "ready PID", waits for a line, calls noop_fn N times and
  *                          prints "elapsed_ns T"
+ *   uprobe_target jump     prints "ready PID", waits for a line, then calls jump_outer
+ *                          JUMP_CALLS times: each calls jump_inner, which never returns
+ *                          (it sleeps 1 ms and longjmps back into jump_outer)
  *
  * Build: cc -O1 -g -fno-inline -o uprobe_target uprobe_target.c
  */
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,7 @@
 #define BUSY_CALLS 10
 #define ALPHA_CALLS 3
 #define BETA_CALLS 7
+#define JUMP_CALLS 5
 
 static unsigned long long now_ns(void)
 {
@@ -79,6 +84,22 @@ __attribute__((noinline)) void noop_fn(void)
 	__asm__ volatile("" ::: "memory");
 }
 
+static jmp_buf jump_back;
+
+__attribute__((noinline)) void jump_inner(void)
+{
+	sleep_ms(1);
+	longjmp(jump_back, 1);
+}
+
+/* At least 1 ms; its callee's return probe never fires (the kernel drops it). */
+__attribute__((noinline)) int jump_outer(void)
+{
+	if (setjmp(jump_back) == 0)
+		jump_inner();
+	return 1;
+}
+
 static void wait_for_go(void)
 {
 	char line[64];
@@ -125,6 +146,13 @@ int main(int argc, char **argv)
 		printf("elapsed_ns %llu\n", now_ns() - start);
 		return 0;
 	}
-	fprintf(stderr, "usage: %s run [slow] | loop N\n", argv[0]);
+	if (argc >= 2 && !strcmp(argv[1], "jump")) {
+		wait_for_go();
+		for (i = 0; i < JUMP_CALLS; i++)
+			jump_outer();
+		printf("done\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: %s run [slow] | loop N | jump\n", argv[0]);
 	return 2;
 }
