@@ -128,6 +128,8 @@ int BPF_UPROBE(func_entry)
 		count(CNT_TOO_DEEP);
 		return 0;
 	}
+	/* The mask keeps older verifiers (6.1, 6.12) sure of the bound clang may not keep. */
+	d &= MAX_DEPTH - 1;
 	st->frames[d].func_id = (__u32)bpf_get_attach_cookie(ctx);
 	/* Last, so the probe's own work here is not counted. */
 	st->frames[d].ts = bpf_ktime_get_ns();
@@ -138,7 +140,8 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 {
 	struct hist_key key = { .func_id = func_id, .pid = pid };
 	struct hist_value *h;
-	__u32 zero = 0, *ep, slot, idx;
+	__u32 zero = 0, *ep, idx;
+	__u64 slot; /* 64-bit: a 32-bit index is zero-extended in a copy whose bound 6.1 loses */
 
 	ep = bpf_map_lookup_elem(&epoch, &zero);
 	key.epoch = ep ? *ep & 1 : 0;
@@ -193,6 +196,7 @@ int BPF_URETPROBE(func_exit)
 		st->depth = d; /* counted at entry, never timed */
 		return 0;
 	}
+	d &= MAX_DEPTH - 1; /* a bound older verifiers can see */
 	func_id = (__u32)bpf_get_attach_cookie(ctx);
 	if (st->frames[d].func_id != func_id) {
 		/*
@@ -204,11 +208,11 @@ int BPF_URETPROBE(func_exit)
 		for (i = 0; i < MAX_DEPTH; i++) {
 			if (j == 0)
 				return 0;
-			j--;
-			if (j < MAX_DEPTH && st->frames[j].func_id == func_id)
+			j = (j - 1) & (MAX_DEPTH - 1);
+			if (st->frames[j].func_id == func_id)
 				break;
 		}
-		if (j >= MAX_DEPTH || st->frames[j].func_id != func_id)
+		if (st->frames[j].func_id != func_id)
 			return 0;
 		count(CNT_UNWOUND);
 		d = j;
