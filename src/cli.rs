@@ -82,6 +82,35 @@ pub fn parse_millis(s: &str) -> Result<u64, String> {
     Ok(ms)
 }
 
+/// A duration with its unit, as users write it: `10ms`, `500us`, `1.5s`, `250ns`; in ns.
+pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "\u{b5}s" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "" => return Err(format!("'{s}' needs a unit: e.g. 10ms, 500us, 1.5s, 250ns")),
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use ns, us, ms or s)"
+            ))
+        }
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 10ms, 500us, 1.5s)"))?;
+    let ns = value * scale;
+    if !(1.0..=86_400e9).contains(&ns) {
+        return Err(format!("'{s}' is out of range: give 1ns to a day"));
+    }
+    Ok(ns.round() as u64)
+}
+
 /// A process id that exists now.
 pub fn parse_pid(s: &str) -> Result<u32, String> {
     let pid: u32 = s
@@ -183,6 +212,17 @@ mod tests {
         assert_eq!(parse_millis("100").unwrap(), 100);
         assert!(parse_millis("0").is_err());
         assert!(parse_millis("-5").is_err());
+    }
+
+    #[test]
+    fn durations_with_units() {
+        assert_eq!(parse_duration_ns("10ms").unwrap(), 10_000_000);
+        assert_eq!(parse_duration_ns("500us").unwrap(), 500_000);
+        assert_eq!(parse_duration_ns("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration_ns("250ns").unwrap(), 250);
+        assert!(parse_duration_ns("10").unwrap_err().contains("unit"));
+        assert!(parse_duration_ns("10h").is_err());
+        assert!(parse_duration_ns("0ms").is_err());
     }
 
     #[test]

@@ -19,3 +19,4 @@ skeleton!(execsnoop, "execsnoop.skel.rs");
 skeleton!(exitsnoop, "exitsnoop.skel.rs");
 skeleton!(kmemleak_lite, "kmemleak_lite.skel.rs");
 skeleton!(unlinksnoop, "unlinksnoop.skel.rs");
+skeleton!(uprobe_lat, "uprobe_lat.skel.rs");

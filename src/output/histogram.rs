@@ -116,7 +116,8 @@ pub fn print_log2(out: &mut dyn Write, buckets: &[u64], unit: Unit) -> io::Resul
         return Ok(());
     };
     let max = *buckets.iter().max().unwrap_or(&1);
-    writeln!(out, "{:>24} : count    distribution", unit.label())?;
+    // As libbpf-tools' print_log2_hist: 5 spaces, the unit left-aligned in 19.
+    writeln!(out, "{:5}{:<19} : count    distribution", "", unit.label())?;
     for (i, &count) in buckets.iter().enumerate().take(last + 1) {
         let low: u64 = if i == 0 { 0 } else { 1 << i };
         let high: u64 = (1u64 << (i + 1)) - 1;

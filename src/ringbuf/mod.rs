@@ -137,10 +137,13 @@ pub fn run(
 
 /// Sum of the per-CPU drop counters.
 pub fn read_drops(drops: &dyn MapCore) -> Result<u64> {
-    let key = 0u32.to_ne_bytes();
-    let per_cpu = drops
-        .lookup_percpu(&key, MapFlags::ANY)
-        .context("reading the drop counters")?
+    sum_percpu_u64(drops, 0).context("reading the drop counters")
+}
+
+/// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).
+pub fn sum_percpu_u64(map: &dyn MapCore, key: u32) -> Result<u64> {
+    let per_cpu = map
+        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)?
         .unwrap_or_default();
     Ok(per_cpu
         .iter()

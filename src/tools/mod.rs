@@ -4,6 +4,7 @@ pub mod execsnoop;
 pub mod exitsnoop;
 pub mod kmemleak_lite;
 pub mod unlinksnoop;
+pub mod uprobe_lat;
 
 /// Every tool's command line, for man pages and shell completions (`coretrace-gen`).
 pub fn commands() -> Vec<clap::Command> {
@@ -13,5 +14,6 @@ pub fn commands() -> Vec<clap::Command> {
         exitsnoop::Args::command(),
         kmemleak_lite::Args::command(),
         unlinksnoop::Args::command(),
+        uprobe_lat::Args::command(),
     ]
 }

@@ -181,17 +181,7 @@ impl<'a> Reporter<'a> {
     }
 
     fn losses(&self) -> Result<Losses> {
-        let read = |slot: u32| -> Result<u64> {
-            let per_cpu = self
-                .counters
-                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)?
-                .unwrap_or_default();
-            Ok(per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8))
-                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-                .sum())
-        };
+        let read = |slot: u32| crate::ringbuf::sum_percpu_u64(self.counters, slot);
         Ok(Losses {
             not_tracked_table_full: read(KML_TABLE_FULL)?,
             without_stack: read(KML_NO_STACK)?,

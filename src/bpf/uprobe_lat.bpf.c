@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * uprobe-lat: latency of user-space functions. The uprobe at entry pushes a timestamp on a small
+ * per-thread stack; the uretprobe pops it and records the latency, so recursion and one traced
+ * function calling another do not corrupt each other. One pair of programs serves every
+ * function: the attach cookie says which one fired.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "uprobe_lat.h"
+#include "common.bpf.h"
+
+const volatile __u32 targ_tgid = 0;
+const volatile bool kernel_hist = false;
+const volatile bool per_pid = false;
+const volatile __u64 unit_div = 1;	 /* ns per unit of the kernel histogram's slots */
+const volatile __u64 slower_than_ns = 0; /* 0: no slow-call rows */
+
+struct frame {
+	__u64 ts;
+	__u32 func_id;
+	__u32 pad;
+};
+
+struct thread_stack {
+	__u32 depth; /* may exceed MAX_DEPTH: those frames are counted, not timed */
+	__u32 pad;
+	struct frame frames[MAX_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct thread_stack);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1); /* sized from user space with --kernel-hist */
+	__type(key, struct hist_key);
+	__type(value, struct hist_value);
+} hists SEC(".maps");
+
+/* Without --per-pid: entry func_id * 2 + epoch. A plain array: no key to hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1); /* sized from user space with --kernel-hist */
+	__type(key, __u32);
+	__type(value, struct hist_value);
+} func_hists SEC(".maps");
+
+/* Slot 0: the epoch new samples go to (see struct hist_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} epoch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Zeroed templates for new map entries: too large for the BPF stack. */
+struct thread_stack empty_stack = {};
+struct hist_value empty_hist = {};
+
+/* Dummy instances so the skeleton generates the Rust types. */
+struct call_event _call_event = {};
+struct hist_key _hist_key = {};
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &what);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline bool filtered_out(__u32 pid)
+{
+	if (targ_tgid && pid != targ_tgid)
+		return true;
+	return cgroup_filtered_out();
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0, shift;
+
+	shift = (v > 0xffffffff) << 5; v >>= shift; r |= shift;
+	shift = (v > 0xffff) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xff) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xf) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+SEC("uprobe")
+int BPF_UPROBE(func_entry)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id;
+	struct thread_stack *st;
+	__u32 d;
+
+	if (filtered_out(pid))
+		return 0;
+	st = bpf_map_lookup_elem(&stacks, &tid);
+	if (!st) {
+		bpf_map_update_elem(&stacks, &tid, &empty_stack, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&stacks, &tid);
+		if (!st) {
+			count(CNT_THREADS_FULL);
+			return 0;
+		}
+	}
+	d = st->depth;
+	st->depth = d + 1;
+	if (d >= MAX_DEPTH) {
+		count(CNT_TOO_DEEP);
+		return 0;
+	}
+	/* The mask keeps older verifiers (6.1, 6.12) sure of the bound clang may not keep. */
+	d &= MAX_DEPTH - 1;
+	st->frames[d].func_id = (__u32)bpf_get_attach_cookie(ctx);
+	/* Last, so the probe's own work here is not counted. */
+	st->frames[d].ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
+{
+	struct hist_key key = { .func_id = func_id, .pid = pid };
+	struct hist_value *h;
+	__u32 zero = 0, *ep, idx;
+	__u64 slot; /* 64-bit: a 32-bit index is zero-extended in a copy whose bound 6.1 loses */
+
+	ep = bpf_map_lookup_elem(&epoch, &zero);
+	key.epoch = ep ? *ep & 1 : 0;
+	if (!per_pid) {
+		idx = func_id * 2 + key.epoch;
+		h = bpf_map_lookup_elem(&func_hists, &idx);
+		if (!h) {
+			count(CNT_HIST_FULL);
+			return;
+		}
+	} else {
+		h = bpf_map_lookup_elem(&hists, &key);
+		if (!h) {
+			bpf_map_update_elem(&hists, &key, &empty_hist, BPF_NOEXIST);
+			h = bpf_map_lookup_elem(&hists, &key);
+			if (!h) {
+				count(CNT_HIST_FULL);
+				return;
+			}
+		}
+	}
+	/* Per-CPU values: plain increments, no atomics. */
+	slot = log2_u64(lat / unit_div);
+	if (slot >= MAX_SLOTS)
+		slot = MAX_SLOTS - 1;
+	h->slots[slot] += 1;
+	h->count += 1;
+	h->sum_ns += lat;
+	if (lat > h->max_ns)
+		h->max_ns = lat;
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(func_exit)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id;
+	__u32 func_id, d, i, j;
+	struct thread_stack *st;
+	struct call_event *e;
+	bool slow;
+	__u64 lat;
+
+	if (filtered_out(pid))
+		return 0;
+	st = bpf_map_lookup_elem(&stacks, &tid);
+	if (!st || st->depth == 0)
+		return 0; /* entered before we attached */
+	d = st->depth - 1;
+	if (d >= MAX_DEPTH) {
+		st->depth = d; /* counted at entry, never timed */
+		return 0;
+	}
+	d &= MAX_DEPTH - 1; /* a bound older verifiers can see */
+	func_id = (__u32)bpf_get_attach_cookie(ctx);
+	if (st->frames[d].func_id != func_id) {
+		/*
+		 * The returns of the frames above ours never came (longjmp, an exception): the
+		 * kernel dropped their return probes. Find our own frame below them; without one,
+		 * this call began before we attached.
+		 */
+		j = d;
+		for (i = 0; i < MAX_DEPTH; i++) {
+			if (j == 0)
+				return 0;
+			j = (j - 1) & (MAX_DEPTH - 1);
+			if (st->frames[j].func_id == func_id)
+				break;
+		}
+		if (st->frames[j].func_id != func_id)
+			return 0;
+		count(CNT_UNWOUND);
+		d = j;
+	}
+	st->depth = d;
+	lat = now - st->frames[d].ts;
+
+	slow = slower_than_ns && lat >= slower_than_ns;
+	if (kernel_hist) {
+		record_hist(func_id, pid, lat);
+		if (!slow)
+			return 0;
+	}
+	e = reserve_event(sizeof(*e));
+	if (!e)
+		return 0;
+	e->ts = now;
+	e->lat_ns = lat;
+	e->pid = pid;
+	e->tid = tid;
+	e->func_id = func_id;
+	e->flags = slow ? CALL_SLOW : 0;
+	if (slow)
+		bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	else
+		e->comm[0] = 0;
+	submit_event(e);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,608 @@
+//! Turns call records (or the kernel's histograms) into the reports: one log2 histogram and a
+//! percentile line per function (per process with --per-pid), at each interval and at the end,
+//! and a row per call slower than --slower-than.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags};
+use serde::Serialize;
+
+use super::calibrate::Overhead;
+use super::target::Probe;
+use super::{Args, MAX_SLOTS};
+use crate::clock::{Clock, TimeMode};
+use crate::escape::{c_str_bytes, escape_into, escaped};
+use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
+use crate::output::{Cells, Column, Sink};
+use crate::ringbuf::{decode, Handler, Stop};
+use crate::skel::uprobe_lat::types::call_event;
+
+const CALL_SLOW: u32 = 1;
+/// After flipping the epoch, how long BPF programs that read the old one may still be
+/// writing to it (they run for well under a microsecond).
+const EPOCH_SETTLE: Duration = Duration::from_millis(2);
+/// How often -p checks that its process is still there.
+const PID_CHECK: Duration = Duration::from_millis(500);
+
+/// Where the latencies come from.
+pub enum Source<'a> {
+    /// Every call arrives as a record; percentiles are exact.
+    Ring,
+    /// The BPF side sums log2 histograms, per epoch: in `func_hists` (an array, slot
+    /// func_id * 2 + epoch), or with --per-pid in `hists` (a hash by function, pid, epoch).
+    Kernel {
+        hists: &'a dyn MapCore,
+        func_hists: &'a dyn MapCore,
+        epoch: &'a dyn MapCore,
+    },
+}
+
+/// One histogram read from the kernel, summed over CPUs.
+#[derive(Clone, Debug)]
+pub struct HistSum {
+    pub slots: [u64; MAX_SLOTS],
+    pub count: u64,
+    pub sum_ns: u64,
+    pub max_ns: u64,
+}
+
+impl Default for HistSum {
+    fn default() -> Self {
+        HistSum {
+            slots: [0; MAX_SLOTS],
+            count: 0,
+            sum_ns: 0,
+            max_ns: 0,
+        }
+    }
+}
+
+impl HistSum {
+    pub fn add(&mut self, other: &HistSum) {
+        for (a, b) in self.slots.iter_mut().zip(other.slots.iter()) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
+    /// Count, mean and max are exact; percentiles are interpolated inside the log2 bucket
+    /// they fall in.
+    pub fn summary(&self, unit: Unit) -> Summary {
+        let q = |p: f64| estimate_quantile(&self.slots, self.count, unit, p).min(self.max_ns);
+        Summary {
+            count: self.count,
+            mean_ns: if self.count == 0 {
+                0.0
+            } else {
+                self.sum_ns as f64 / self.count as f64
+            },
+            p50_ns: q(0.50),
+            p90_ns: q(0.90),
+            p99_ns: q(0.99),
+            p999_ns: q(0.999),
+            max_ns: self.max_ns,
+        }
+    }
+}
+
+/// The value at quantile `p` of log2 buckets (bucket i holds [2^i, 2^(i+1)) units, bucket 0
+/// also 0), in ns, by linear interpolation inside the bucket.
+pub fn estimate_quantile(slots: &[u64], count: u64, unit: Unit, p: f64) -> u64 {
+    if count == 0 {
+        return 0;
+    }
+    let rank = (p * count as f64).ceil().max(1.0);
+    let mut seen = 0u64;
+    for (i, &c) in slots.iter().enumerate() {
+        if c == 0 {
+            continue;
+        }
+        if (seen + c) as f64 >= rank {
+            let low = if i == 0 { 0.0 } else { (1u64 << i) as f64 };
+            let high = (1u64 << (i + 1)) as f64;
+            let frac = (rank - seen as f64) / c as f64;
+            return ((low + (high - low) * frac) * unit.divisor() as f64) as u64;
+        }
+        seen += c;
+    }
+    0
+}
+
+/// Reads and sums one per-CPU `hist_value`; None if the key is gone.
+pub fn read_hist(map: &dyn MapCore, key: &[u8]) -> Result<Option<HistSum>> {
+    let Some(per_cpu) = map
+        .lookup_percpu(key, MapFlags::ANY)
+        .context("reading a kernel histogram")?
+    else {
+        return Ok(None);
+    };
+    let mut sum = HistSum::default();
+    for cpu in &per_cpu {
+        let words: Vec<u64> = cpu
+            .chunks_exact(8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        if words.len() < MAX_SLOTS + 3 {
+            anyhow::bail!(
+                "kernel histogram of {} bytes, expected {}",
+                cpu.len(),
+                (MAX_SLOTS + 3) * 8
+            );
+        }
+        let one = HistSum {
+            slots: words[..MAX_SLOTS].try_into().expect("MAX_SLOTS words"),
+            count: words[MAX_SLOTS],
+            sum_ns: words[MAX_SLOTS + 1],
+            max_ns: words[MAX_SLOTS + 2],
+        };
+        sum.add(&one);
+    }
+    Ok(Some(sum))
+}
+
+/// (function id, pid) of a `hist_key`.
+fn parse_key(key: &[u8]) -> Option<(u32, u32, u32)> {
+    let word = |i: usize| {
+        Some(u32::from_ne_bytes(
+            key.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+        ))
+    };
+    Some((word(0)?, word(1)?, word(2)?))
+}
+
+/// What one report shows for one function (and pid).
+enum Data<'a> {
+    Exact(&'a Latencies),
+    Kernel(&'a HistSum),
+}
+
+#[derive(Serialize)]
+struct Bucket {
+    low: u64,
+    high: u64,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct HistJson<'a> {
+    event: &'static str,
+    time: String,
+    binary: &'a str,
+    function: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm: Option<String>,
+    unit: &'static str,
+    buckets: Vec<Bucket>,
+    #[serde(flatten)]
+    summary: Summary,
+    percentiles: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_overhead_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_overhead_in_latency_ns: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SlowJson<'a> {
+    event: &'static str,
+    time: String,
+    pid: u32,
+    tid: u32,
+    comm: String,
+    binary: &'a str,
+    function: String,
+    latency_ns: u64,
+}
+
+pub struct Report<'a> {
+    sink: Sink,
+    probes: &'a [Probe],
+    /// Function names, escaped once.
+    names: Vec<String>,
+    source: Source<'a>,
+    unit: Unit,
+    per_pid: bool,
+    timestamps: bool,
+    interval: Option<Duration>,
+    next_report: Option<Instant>,
+    overhead: Option<Overhead>,
+    clock: Clock,
+    /// Ring mode: latencies per (function id, pid or 0).
+    exact: HashMap<(u32, u32), Latencies>,
+    epoch: u32,
+    comms: HashMap<u32, String>,
+    reports: u64,
+    /// Possible CPUs: the number of values in a per-CPU map entry.
+    cpus: usize,
+    /// With -p: the run ends when that process does.
+    watch: Option<(u32, Stop)>,
+    next_watch: Instant,
+    // Reused for slow-call rows.
+    comm_text: String,
+    lat_text: String,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(
+        args: &Args,
+        probes: &'a [Probe],
+        source: Source<'a>,
+        overhead: Option<Overhead>,
+        stop: &Stop,
+        mut sink: Sink,
+    ) -> Result<Self> {
+        if args.slower_than.is_some() {
+            sink.columns(vec![
+                Column::left("TIME", 8),
+                Column::right("PID", 7),
+                Column::right("TID", 7),
+                Column::left("COMM", 16),
+                Column::left("FUNC", 24),
+                Column::right("LAT", 9),
+            ])?;
+        }
+        Ok(Report {
+            sink,
+            probes,
+            names: probes
+                .iter()
+                .map(|p| escaped(p.function.as_bytes()))
+                .collect(),
+            source,
+            unit: args.unit(),
+            per_pid: args.per_pid,
+            timestamps: args.timestamp || args.interval.is_some(),
+            interval: args.interval,
+            next_report: args.interval.map(|i| Instant::now() + i),
+            overhead,
+            clock: Clock::new(),
+            exact: HashMap::new(),
+            epoch: 0,
+            comms: HashMap::new(),
+            reports: 0,
+            cpus: libbpf_rs::num_possible_cpus().context("counting the CPUs")?,
+            watch: args.pid.map(|p| (p, stop.clone())),
+            next_watch: Instant::now(),
+            comm_text: String::new(),
+            lat_text: String::new(),
+        })
+    }
+
+    fn slow_call(&mut self, e: &call_event) -> Result<()> {
+        let Some(probe) = self.probes.get(e.func_id as usize) else {
+            return Ok(());
+        };
+        let comm = c_str_bytes(&e.comm);
+        let name = &self.names[e.func_id as usize];
+        if self.sink.is_json() {
+            let rec = SlowJson {
+                event: "slow_call",
+                time: self.clock.rfc3339(e.ts),
+                pid: e.pid,
+                tid: e.tid,
+                comm: escaped(comm),
+                binary: &probe.binary,
+                function: name.clone(),
+                latency_ns: e.lat_ns,
+            };
+            return Ok(self.sink.json(&rec)?);
+        }
+        self.comm_text.clear();
+        escape_into(&mut self.comm_text, comm);
+        self.lat_text.clear();
+        let _ = write!(self.lat_text, "{}", human_ns(e.lat_ns as f64));
+        let mut unused = String::new();
+        let time = self.clock.cell(TimeMode::Wall, e.ts, &mut unused);
+        let mut cells = Cells::new();
+        cells.push(&time);
+        cells.push(&e.pid);
+        cells.push(&e.tid);
+        cells.push(&self.comm_text);
+        cells.push(name);
+        cells.push(&self.lat_text);
+        Ok(self.sink.row(cells.as_slice())?)
+    }
+
+    /// Reads (kernel mode) and prints every histogram with calls, then starts afresh.
+    fn report(&mut self, last: bool) -> Result<()> {
+        let kernel = match self.source {
+            Source::Ring => None,
+            Source::Kernel {
+                hists,
+                func_hists,
+                epoch,
+            } => Some(self.drain_kernel(hists, func_hists, epoch)?),
+        };
+        let mut keys: Vec<(u32, u32)> = match &kernel {
+            None => self
+                .exact
+                .iter()
+                .filter(|(_, l)| l.count() > 0)
+                .map(|(k, _)| *k)
+                .collect(),
+            Some(k) => k.keys().copied().collect(),
+        };
+        keys.sort_unstable();
+        let first_and_final = last && self.reports == 0 && self.interval.is_none();
+        if keys.is_empty() && !first_and_final {
+            return Ok(());
+        }
+        self.reports += 1;
+        let now_ns = Clock::monotonic_now_ns();
+        let json = self.sink.is_json();
+        if !json && self.timestamps {
+            let mut buf = String::new();
+            let hms = self
+                .clock
+                .cell(TimeMode::Wall, now_ns, &mut buf)
+                .to_string();
+            writeln!(self.sink.writer(), "\n{hms}")?;
+        }
+        if !json && keys.is_empty() {
+            // Say so for each function, so an attached but idle function is visible.
+            for (p, name) in self.probes.iter().zip(&self.names) {
+                writeln!(self.sink.writer(), "\n{}:{}: no calls", p.binary, name)?;
+            }
+        }
+        for (id, pid) in keys {
+            let data = match &kernel {
+                None => Data::Exact(&self.exact[&(id, pid)]),
+                Some(k) => Data::Kernel(&k[&(id, pid)]),
+            };
+            let (buckets, summary, exact) = match data {
+                Data::Exact(l) => (l.log2_buckets(self.unit), l.summary(), true),
+                Data::Kernel(h) => {
+                    let last = h.slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+                    (h.slots[..last].to_vec(), h.summary(self.unit), false)
+                }
+            };
+            let Some(probe) = self.probes.get(id as usize) else {
+                continue;
+            };
+            let name = self.names[id as usize].clone();
+            let comm = if self.per_pid {
+                Some(self.comm_of(pid))
+            } else {
+                None
+            };
+            if json {
+                let rec = HistJson {
+                    event: "histogram",
+                    time: self.clock.rfc3339(now_ns),
+                    binary: &probe.binary,
+                    function: name,
+                    pid: self.per_pid.then_some(pid),
+                    comm,
+                    unit: self.unit.label(),
+                    buckets: json_buckets(&buckets),
+                    summary,
+                    percentiles: if exact { "exact" } else { "log2-estimate" },
+                    probe_overhead_ns: self.overhead.map(|o| o.per_call_ns),
+                    probe_overhead_in_latency_ns: self.overhead.map(|o| o.in_latency_ns),
+                };
+                self.sink.json(&rec)?;
+                continue;
+            }
+            let out = self.sink.writer();
+            match comm {
+                Some(comm) => writeln!(out, "\n{}:{}  pid {pid} ({comm})", probe.binary, name)?,
+                None => writeln!(out, "\n{}:{}", probe.binary, name)?,
+            }
+            print_log2(out, &buckets, self.unit)?;
+            let note = if exact {
+                ""
+            } else {
+                "  (percentiles estimated from the log2 buckets)"
+            };
+            writeln!(out, "{}{note}", summary.line())?;
+        }
+        if !json {
+            if let Some(o) = self.overhead {
+                writeln!(
+                    self.sink.writer(),
+                    "\nprobe overhead \u{2248} {} per call to the traced program, up to {} of it inside the latencies above (measured on an empty function; less where the kernel emulates the first instruction instead of single-stepping it)",
+                    human_ns(o.per_call_ns),
+                    human_ns(o.in_latency_ns)
+                )?;
+            }
+        }
+        self.exact.retain(|_, l| {
+            l.reset();
+            false
+        });
+        Ok(())
+    }
+
+    /// Switches the kernel to the other epoch, then reads and removes what the old one holds.
+    fn drain_kernel(
+        &mut self,
+        hists: &dyn MapCore,
+        func_hists: &dyn MapCore,
+        epoch: &dyn MapCore,
+    ) -> Result<HashMap<(u32, u32), HistSum>> {
+        let old = self.epoch;
+        self.epoch ^= 1;
+        epoch
+            .update(
+                &0u32.to_ne_bytes(),
+                &self.epoch.to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .context("switching the histogram epoch")?;
+        std::thread::sleep(EPOCH_SETTLE);
+        let mut out: HashMap<(u32, u32), HistSum> = HashMap::new();
+        if !self.per_pid {
+            let zeroes = vec![vec![0u8; (MAX_SLOTS + 3) * 8]; self.cpus];
+            for id in 0..self.probes.len() as u32 {
+                let key = (id * 2 + old).to_ne_bytes();
+                if let Some(h) = read_hist(func_hists, &key)? {
+                    if h.count > 0 {
+                        out.insert((id, 0), h);
+                        func_hists
+                            .update_percpu(&key, &zeroes, MapFlags::ANY)
+                            .context("resetting a kernel histogram")?;
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        for key in hists.keys() {
+            let Some((id, pid, ep)) = parse_key(&key) else {
+                continue;
+            };
+            if ep != old {
+                continue;
+            }
+            if let Some(h) = read_hist(hists, &key)? {
+                if h.count > 0 {
+                    out.entry((id, pid)).or_default().add(&h);
+                }
+            }
+            // Gone already is fine: nothing else deletes, but do not fail a report on it.
+            let _ = hists.delete(&key);
+        }
+        Ok(out)
+    }
+
+    fn comm_of(&mut self, pid: u32) -> String {
+        self.comms
+            .entry(pid)
+            .or_insert_with(|| read_comm(pid))
+            .clone()
+    }
+}
+
+/// The process's name, escaped; "?" once it has ended.
+fn read_comm(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/comm"))
+        .map(|b| escaped(b.strip_suffix(b"\n").unwrap_or(&b)))
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+fn process_exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let ret = unsafe { libc::kill(pid as i32, 0) };
+    ret == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+fn json_buckets(buckets: &[u64]) -> Vec<Bucket> {
+    buckets
+        .iter()
+        .enumerate()
+        .map(|(i, &count)| Bucket {
+            low: if i == 0 { 0 } else { 1 << i },
+            high: (1u64 << (i + 1)) - 1,
+            count,
+        })
+        .collect()
+}
+
+impl Handler for Report<'_> {
+    fn event(&mut self, data: &[u8]) -> Result<()> {
+        let (e, _) = decode::<call_event>(data)?;
+        if e.flags & CALL_SLOW != 0 {
+            self.slow_call(e)?;
+        }
+        if matches!(self.source, Source::Ring) {
+            let pid = if self.per_pid { e.pid } else { 0 };
+            let comms = &mut self.comms;
+            let per_pid = self.per_pid;
+            self.exact
+                .entry((e.func_id, pid))
+                .or_insert_with(|| {
+                    if per_pid {
+                        // While the process is surely alive: it just returned from a call.
+                        comms.entry(pid).or_insert_with(|| read_comm(pid));
+                    }
+                    Latencies::new()
+                })
+                .record(e.lat_ns);
+        }
+        Ok(())
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<()> {
+        if let Some((pid, stop)) = &self.watch {
+            if now >= self.next_watch {
+                self.next_watch = now + PID_CHECK;
+                if !process_exists(*pid) {
+                    self.sink.flush()?;
+                    eprintln!("uprobe-lat: process {pid} ended");
+                    stop.request();
+                    self.watch = None;
+                }
+            }
+        }
+        if let (Some(next), Some(every)) = (self.next_report, self.interval) {
+            if now >= next {
+                self.report(false)?;
+                // Skip missed intervals instead of printing a burst of them.
+                let mut n = next + every;
+                while n <= now {
+                    n += every;
+                }
+                self.next_report = Some(n);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.report(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_from_log2_buckets() {
+        // 100 calls in [4, 8) us.
+        let mut slots = [0u64; MAX_SLOTS];
+        slots[2] = 100;
+        let p50 = estimate_quantile(&slots, 100, Unit::Micros, 0.5);
+        assert_eq!(p50, 6_000);
+        let p100 = estimate_quantile(&slots, 100, Unit::Micros, 1.0);
+        assert_eq!(p100, 8_000);
+        // 90 fast, 10 slow: p90 stays in the fast bucket, p99 in the slow one.
+        let mut slots = [0u64; MAX_SLOTS];
+        slots[0] = 90;
+        slots[10] = 10;
+        assert!(estimate_quantile(&slots, 100, Unit::Nanos, 0.9) <= 2);
+        let p99 = estimate_quantile(&slots, 100, Unit::Nanos, 0.99);
+        assert!((1024..2048).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn kernel_summary_is_capped_by_max() {
+        let mut h = HistSum::default();
+        h.slots[3] = 4;
+        h.count = 4;
+        h.sum_ns = 36;
+        h.max_ns = 9;
+        let s = h.summary(Unit::Nanos);
+        assert_eq!(s.count, 4);
+        assert_eq!(s.mean_ns, 9.0);
+        assert_eq!(s.max_ns, 9);
+        assert!(s.p99_ns <= 9);
+    }
+
+    #[test]
+    fn bucket_bounds() {
+        let b = json_buckets(&[1, 0, 2]);
+        assert_eq!((b[0].low, b[0].high), (0, 1));
+        assert_eq!((b[2].low, b[2].high, b[2].count), (4, 7, 2));
+    }
+}

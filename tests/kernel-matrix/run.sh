@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# Kernel matrix: one build of the suite, several kernels.
+#
+# Boots Debian's 6.1 and 6.12 cloud kernels under QEMU (TCG; KVM hangs on these machines) with an
+# initramfs holding busybox, the suite's release binaries, the test programs of tests/programs,
+# the integration test binaries of the tracing tools (cargo test --release --no-run) and their
+# shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
+# reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
+# summary and writes docs/kernel-matrix.md and the table in README.md.
+#
+# Exit status: 0 when every kernel booted, ran all checks and every check passed; 1 otherwise
+# (the failing kernel and check are named); 2 for a usage or set-up error.
+#
+# Usage: tests/kernel-matrix/run.sh [--kernels "6.1 6.12"] [--keep]
+#
+# Environment:
+#   CORETRACE_MATRIX_CACHE    kernel packages, unpacked  (default /var/cache/coretrace-matrix)
+#   CORETRACE_MATRIX_KERNELS  kernel series to boot      (default "6.1 6.12")
+#   CORETRACE_MATRIX_TIMEOUT  seconds per kernel, boot to power-off (default 480)
+#   CORETRACE_MATRIX_RESULTS  markdown table to write    (default docs/kernel-matrix.md)
+#   CORETRACE_BIN_DIR         where the tools are        (default $CARGO_TARGET_DIR/release or target/release)
+#   CORETRACE_MATRIX_OFFLINE  1: never ask apt, boot the newest kernels already in the cache
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${CORETRACE_MATRIX_CACHE:-/var/cache/coretrace-matrix}
+kernels=${CORETRACE_MATRIX_KERNELS:-6.1 6.12}
+per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-480}
+results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
+bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
+case $bindir in /*) ;; *) bindir=$PWD/$bindir ;; esac
+offline=${CORETRACE_MATRIX_OFFLINE:-0}
+keep=0
+
+# The host's own programs that the tests run by path, put in the guests at the same paths (in
+# place of busybox's applets), so that the processes the tests watch behave as on the host
+# (busybox sh, for one, execs the last command of `sh -c` in place of itself; dash does not).
+host_progs="/bin/sh /bin/echo /bin/sleep /bin/true /bin/cat"
+
+# Every tool the suite may have. The ones with a src/bin/<tool>.rs in the repository must be built.
+all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --kernels) kernels=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option: $1" >&2; exit 2 ;;
+    esac
+done
+
+log() { printf '[matrix] %s\n' "$*" >&2; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
+
+# --- host tools ----------------------------------------------------------------------------------
+
+apt_updated=0
+apt_update_once() {
+    [ "$apt_updated" = 1 ] && return 0
+    log "apt-get update"
+    apt-get update -qq >&2 || log "apt-get update failed; going on with the lists we have"
+    apt_updated=1
+}
+
+ensure_host_tools() {
+    local missing=()
+    command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v cpio >/dev/null || missing+=(cpio)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+    log "installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || {
+        apt_update_once
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    } || die "could not install ${missing[*]}"
+    # The busybox in the initramfs must not need any library.
+    file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+        ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || die "/bin/busybox is not static (install busybox-static)"
+}
+
+# --- kernels -------------------------------------------------------------------------------------
+
+# The package-name pattern of one kernel series.
+series_regex() {
+    case $1 in
+        6.1) echo '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' ;;
+        6.12) echo '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64$' ;;
+        *) die "unknown kernel series '$1' (known: 6.1 6.12)" ;;
+    esac
+}
+
+# Newest package of a series that apt knows (empty if none).
+newest_in_apt() {
+    apt-cache search --names-only "$(series_regex "$1")" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1
+}
+
+# Newest package of a series already unpacked in the cache (empty if none).
+newest_in_cache() {
+    ls "$cache/kernels" 2>/dev/null | grep -E "$(series_regex "$1")" | sort -V | tail -n1 || true
+}
+
+# Prints the path of the kernel image of the newest package of series $1, fetching it if needed.
+fetch_kernel() {
+    local series=$1 pkg="" dir tmp
+    if [ "$offline" != 1 ]; then
+        pkg=$(newest_in_apt "$series")
+        if [ -z "$pkg" ]; then apt_update_once; pkg=$(newest_in_apt "$series"); fi
+    fi
+    [ -n "$pkg" ] || pkg=$(newest_in_cache "$series")
+    [ -n "$pkg" ] || die "no linux-image package for $series in apt or in $cache/kernels"
+    dir=$cache/kernels/$pkg
+    if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1; then
+        log "fetching $pkg"
+        mkdir -p "$cache/kernels"
+        tmp=$(mktemp -d "$cache/fetch.XXXXXX")
+        # apt-get download writes into the current directory.
+        if ! (cd "$tmp" && apt-get download -qq "$pkg" >&2 2>/dev/null) ||
+                ! dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/root"; then
+            rm -rf "$tmp"
+            die "could not download and unpack $pkg"
+        fi
+        # Only the image and its config are needed: the guests load no modules.
+        rm -rf "$tmp/root/lib/modules" "$tmp/root/usr/lib/modules" "$dir"
+        mv "$tmp/root" "$dir"
+        rm -rf "$tmp"
+        # Older builds of the same series are not booted any more.
+        ls "$cache/kernels" | grep -E "$(series_regex "$series")" | grep -vxF "$pkg" |
+            while read -r old; do log "removing $old from the cache"; rm -rf "${cache:?}/kernels/$old"; done
+    fi
+    ls "$dir"/boot/vmlinuz-* | head -n1
+}
+
+# --- initramfs -----------------------------------------------------------------------------------
+
+# Copies ELF file $1 into the tree at $2 (to $2$3, default its own path) with every library
+# ldd names and the dynamic loader, each at the path ldd gives.
+copy_elf() {
+    local src=$1 root=$2 dest=${3:-$1} lib
+    mkdir -p "$root$(dirname "$dest")"
+    cp -L "$src" "$root$dest"
+    # ldd lines: "libelf.so.1 => /lib/x86_64-linux-gnu/libelf.so.1 (0x...)" and
+    # "/lib64/ld-linux-x86-64.so.2 (0x...)"; static binaries: "not a dynamic executable".
+    for lib in $(ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^[ \t]*\//{print $1}'); do
+        [ -e "$root$lib" ] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+# Builds the test programs of tests/programs/*.c into $1 (a directory). The guests have no
+# compiler: guest-checks.sh runs these, and the integration tests, which build them with `cc` as
+# they run, get them from the guest's cc (tests/kernel-matrix/guest-cc.sh). Flags: those of the
+# program's "Build: cc FLAGS -o NAME NAME.c" comment, else the ones that keep stacks walkable;
+# a program without main (its own _start) is linked -static -nostdlib.
+build_test_progs() {
+    local out=$1 src name flags
+    mkdir -p "$out"
+    for src in "$repo"/tests/programs/*.c; do
+        [ -e "$src" ] || continue
+        name=$(basename "$src" .c)
+        flags=$(sed -n 's/.*Build: *cc \(.*\)/\1/p' "$src" | head -n1 |
+            sed "s/-o  *[^ ]*//; s/[^ ]*\.c\b//g")
+        [ -n "${flags// /}" ] || flags="-O0 -g -fno-omit-frame-pointer -fno-inline"
+        grep -q '\bmain *(' "$src" || flags="$flags -static -nostdlib"
+        # A program that does not build fails the checks that need it, in the guest.
+        # shellcheck disable=SC2086 # flags are words
+        cc $flags -o "$out/$name" "$src" || log "WARNING: could not build $src"
+    done
+}
+
+# The integration tests (tests/<name>.rs) as cargo built them into $bindir/deps: prints
+# "name path" for each, the newest build of each that was made against the tools in $bindir
+# (the tests find the tools by the absolute path cargo gave them at build time).
+find_test_bins() {
+    local src name bin
+    for src in "$repo"/tests/*.rs; do
+        [ -e "$src" ] || continue
+        name=$(basename "$src" .rs)
+        # Only the tests of the tracing tools: the others (coretrace-gen's) do not touch a kernel.
+        case " ${all_tools//-/_} " in *" $name "*) ;; *) continue ;; esac
+        for bin in $(ls -t "$bindir"/deps/"$name"-???????????????? 2>/dev/null); do
+            [ -x "$bin" ] || continue
+            # A test harness, not the bin target of the same name, built against $bindir.
+            grep -q RUST_TEST_THREADS "$bin" && grep -qF "$bindir/" "$bin" || continue
+            echo "$name $bin"
+            break
+        done
+    done
+}
+
+# Builds the initramfs for the tools in $present into $1.
+build_initramfs() {
+    local img=$1 stage=$work/initramfs tool prog applet dest
+    rm -rf "$stage"
+    mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,root,etc,coretrace/bin,coretrace/progs}
+    cp /bin/busybox "$stage/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
+    done
+    for prog in $host_progs; do
+        rm -f "$stage$prog"
+        copy_elf "$prog" "$stage"
+    done
+    # The kernel opens /dev/console for init before anything is mounted.
+    mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
+    mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
+    for tool in $present; do
+        copy_elf "$bindir/$tool" "$stage" "/coretrace/bin/$tool"
+        # Where the integration tests look for it. /tmp and /run get a tmpfs over them at boot:
+        # what goes there waits in /coretrace/overlay, which init copies in after mounting.
+        case $bindir/ in
+            /tmp/*|/run/*) dest=$stage/coretrace/overlay$bindir ;;
+            *) dest=$stage$bindir ;;
+        esac
+        mkdir -p "$dest"
+        ln -s "/coretrace/bin/$tool" "$dest/$tool"
+    done
+    mkdir -p "$stage/coretrace/tests"
+    while read -r name bin; do
+        [ -n "$name" ] || continue
+        copy_elf "$bin" "$stage" "/coretrace/tests/$name"
+    done <<<"$test_bins"
+    build_test_progs "$work/progs"
+    for prog in "$work"/progs/*; do
+        [ -e "$prog" ] || continue
+        copy_elf "$prog" "$stage" "/coretrace/progs/$(basename "$prog")"
+    done
+    cp "$here/guest-checks.sh" "$stage/coretrace/guest-checks.sh"
+    mkdir -p "$stage/coretrace/shim"
+    cp "$here/guest-cc.sh" "$stage/coretrace/shim/cc"
+    cat >"$stage/init" <<'EOF'
+#!/bin/busybox sh
+# initramfs init of the kernel matrix: mount, run the checks, power off.
+export PATH=/coretrace/bin:/coretrace/progs:/coretrace/shim:/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+[ -d /coretrace/overlay ] && cp -a /coretrace/overlay/. /
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+# Keep kernel messages off the console so that they do not break the result lines.
+echo 1 >/proc/sys/kernel/printk
+echo "CTM BEGIN"
+echo "CTM UNAME $(uname -r)"
+cd /tmp
+/bin/busybox sh /coretrace/guest-checks.sh
+echo "CTM END rc=$?"
+poweroff -f
+EOF
+    chmod 755 "$stage/init" "$stage/coretrace/guest-checks.sh" "$stage/coretrace/shim/cc"
+    (cd "$stage" && find . | cpio -o -H newc --quiet) | gzip -1 >"$img"
+}
+
+# --- boot and read ------------------------------------------------------------------------------
+
+# Boots kernel $1 with initramfs $2, console to $3.
+boot() {
+    local kernel=$1 initrd=$2 console=$3
+    # -no-reboot: a panic (panic=-1 reboots at once) ends QEMU instead of looping.
+    timeout -k 10 "$per_kernel_timeout" qemu-system-x86_64 \
+        -accel tcg -cpu max -smp 1 -m 1G \
+        -nodefaults -display none -no-reboot \
+        -serial "file:$console" \
+        -kernel "$kernel" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 oops=panic" \
+        </dev/null >"$console.qemu" 2>&1
+}
+
+# --- main ----------------------------------------------------------------------------------------
+
+ensure_host_tools
+mkdir -p "$cache"
+work=$(mktemp -d "${TMPDIR:-/tmp}/coretrace-matrix.XXXXXX")
+if [ "$keep" = 1 ]; then log "work directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
+
+# Which tools the repository has, and which of those were built.
+repo_tools=""
+for tool in $all_tools; do
+    [ -e "$repo/src/bin/$tool.rs" ] && repo_tools="$repo_tools $tool"
+done
+present=""
+for tool in $all_tools; do
+    [ -x "$bindir/$tool" ] && present="$present $tool"
+done
+failures=()
+for tool in $repo_tools; do
+    case " $present " in *" $tool "*) ;; *) failures+=("all kernels: $tool: no binary at $bindir/$tool (cargo build --release)") ;; esac
+done
+log "tools in the repository:${repo_tools:- none}; built:${present:- none}"
+
+# Cached kernels first, so that a failed download fails fast.
+declare -A image
+for series in $kernels; do
+    image[$series]=$(fetch_kernel "$series")
+done
+
+test_bins=$(find_test_bins)
+if [ -n "$test_bins" ]; then
+    log "integration tests to run in the guests: $(echo "$test_bins" | awk '{printf "%s%s", sep, $1; sep=" "}')"
+elif ls "$repo"/tests/*.rs >/dev/null 2>&1; then
+    log "no integration test binaries in $bindir/deps (cargo test --release --no-run builds them); guest-checks.sh only"
+fi
+
+initrd=$work/initramfs.cpio.gz
+build_initramfs "$initrd"
+log "initramfs: $(du -h "$initrd" | cut -f1)"
+
+rows=()   # "kernel|tool|check|method|result|detail"
+start_all=$SECONDS
+for series in $kernels; do
+    kernel=${image[$series]}
+    pkg=$(basename "$(dirname "$(dirname "$kernel")")")
+    console=$work/console-$series.log
+    log "booting $pkg"
+    t0=$SECONDS
+    boot "$kernel" "$initrd" "$console" && qrc=0 || qrc=$?
+    secs=$((SECONDS - t0))
+    tr -d '\r' <"$console" >"$console.txt"
+    uname=$(sed -n 's/^CTM UNAME //p' "$console.txt" | head -n1)
+    name=${uname:-$pkg}
+    if [ -z "$uname" ]; then
+        failures+=("$name: did not boot (qemu exit $qrc after ${secs}s)")
+    elif ! grep -q '^CTM END' "$console.txt"; then
+        failures+=("$name: checks did not finish (qemu exit $qrc after ${secs}s; timeout ${per_kernel_timeout}s)")
+    fi
+    # Result lines: "PASS tool check [method=M]", "FAIL tool check reason", "SKIP tool check reason".
+    while read -r verdict tool check rest; do
+        # Tools that neither the repository nor the build has yet: nothing to report.
+        case " $all_tools " in *" $tool "*)
+            case " $repo_tools $present " in *" $tool "*) ;; *) continue ;; esac ;;
+        esac
+        method=$(printf '%s\n' "$rest" | sed -n 's/.*method=\([^ ]*\).*/\1/p')
+        rows+=("$name|$tool|$check|${method:--}|$verdict|$rest")
+        # A SKIP is the guest's own call (a tool without --check, a binary not built; the
+        # missing binaries of tools in src/bin/ are failures, counted above).
+        [ "$verdict" = FAIL ] && failures+=("$name: $tool $check: $rest")
+    done < <(grep -E '^(PASS|FAIL|SKIP) ' "$console.txt" || true)
+    log "$name: $(grep -cE '^PASS ' "$console.txt" || true) passed, $(grep -cE '^FAIL ' "$console.txt" || true) failed, $(grep -cE '^SKIP ' "$console.txt" || true) skipped in ${secs}s"
+    # "CTM TIME tool start end": seconds since boot, to see where a slow guest spends its time.
+    times=$(awk '/^CTM TIME / { printf "%s%s %.0fs", sep, $3, $5 - $4; sep = ", " }' "$console.txt")
+    [ -n "$times" ] && log "$name: time per tool: $times"
+    if grep -qE '^FAIL ' "$console.txt" || ! grep -q '^CTM END' "$console.txt"; then
+        # The guest indents the tools' own output under a failing check; show it, and the last words.
+        log "--- console of $name ---"
+        if grep -q '^CTM BEGIN' "$console.txt"; then
+            sed -n '/^CTM BEGIN/,$p' "$console.txt" | tail -n 200 >&2
+        else
+            tail -n 40 "$console.txt" >&2
+        fi
+        log "--- end of console ---"
+    fi
+    if [ "$keep" = 1 ]; then log "console: $console.txt"; fi
+done
+total=$((SECONDS - start_all))
+
+# --- summary and results table -------------------------------------------------------------------
+
+# One line per kernel and tool: "kernel|tool|methods|passed/total|result", result "pass", "skip"
+# or the failed checks.
+summarize() {
+    printf '%s\n' "${rows[@]}" | awk -F'|' '
+        NF < 5 { next }
+        { key = $1 "|" $2 }
+        !(key in n) { order[++keys] = key; n[key] = 0; pass[key] = 0; meth[key] = ""; failed[key] = "" }
+        { n[key]++ }
+        $5 == "PASS" { pass[key]++ }
+        $5 == "SKIP" { skipped[key]++ }
+        $5 == "FAIL" { failed[key] = failed[key] (failed[key] == "" ? "" : ", ") $3 }
+        $4 != "-" && index(", " meth[key] ", ", ", " $4 ", ") == 0 { meth[key] = meth[key] (meth[key] == "" ? "" : ", ") $4 }
+        END {
+            for (i = 1; i <= keys; i++) {
+                k = order[i]
+                r = failed[k] != "" ? "FAIL: " failed[k] : (pass[k] == 0 ? "skip" : "pass")
+                print k "|" (meth[k] == "" ? "-" : meth[k]) "|" pass[k] "/" n[k] "|" r
+            }
+        }'
+}
+summary=$(summarize)
+
+echo
+echo "kernel matrix: ${#rows[@]} results on $(echo $kernels | wc -w) kernels in ${total}s"
+printf '%-28s %-14s %-28s %-7s %s\n' KERNEL TOOL "ATTACH METHOD" PASSED RESULT
+while IFS='|' read -r k t m c r; do
+    [ -n "$k" ] && printf '%-28s %-14s %-28s %-7s %s\n' "$k" "$t" "$m" "$c" "$r"
+done <<<"$summary"
+
+mkdir -p "$(dirname "$results")"
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$repo" diff --quiet HEAD 2>/dev/null || commit="$commit with local changes"
+table=$work/table.md
+{
+    echo "Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, ${total}s (QEMU TCG, \`tests/kernel-matrix/run.sh\`)."
+    echo
+    echo "| kernel | tool | attach method | checks passed | result |"
+    echo "| --- | --- | --- | --- | --- |"
+    while IFS='|' read -r k t m c r; do
+        [ -n "$k" ] || continue
+        case $r in FAIL*) r="**$r**" ;; esac
+        echo "| $k | $t | $m | $c | $r |"
+    done <<<"$summary"
+    for f in "${failures[@]}"; do echo; echo "- **failure**: $f"; done
+} >"$table"
+{
+    echo "<!-- generated by tests/kernel-matrix/run.sh; do not edit -->"
+    echo "# Kernel matrix"
+    echo
+    echo "The same release build of the suite, run on Debian's cloud kernels under QEMU."
+    echo
+    cat "$table"
+    echo
+    echo "## Every check"
+    echo
+    echo "| kernel | tool | check | attach method | result |"
+    echo "| --- | --- | --- | --- | --- |"
+    for row in "${rows[@]}"; do
+        IFS='|' read -r k t c m v d <<<"$row"
+        case $v in PASS) v=pass ;; FAIL) v="**FAIL** ${d//|/\\|}" ;; SKIP) v="skip: ${d//|/\\|}" ;; esac
+        echo "| $k | $t | $c | $m | $v |"
+    done
+} >"$results.tmp"
+mv "$results.tmp" "$results"
+# A README that marks a place for the table gets the summary there (not for a run that writes
+# its results elsewhere, or boots a part of the matrix).
+readme=$repo/README.md
+if [ -z "${CORETRACE_MATRIX_RESULTS:-}" ] && [ "$kernels" = "6.1 6.12" ] && [ -f "$readme" ] && grep -q '<!-- kernel-matrix:begin -->' "$readme" && grep -q '<!-- kernel-matrix:end -->' "$readme"; then
+    awk -v table="$table" '
+        /<!-- kernel-matrix:begin -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+        /<!-- kernel-matrix:end -->/ { skip = 0 }
+        !skip' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+    log "README.md: table updated"
+fi
+log "results written to ${results#$repo/}"
+
+if [ ${#failures[@]} -gt 0 ]; then
+    echo
+    echo "kernel matrix FAILED:"
+    for f in "${failures[@]}"; do echo "  $f"; done
+    exit 1
+fi
+echo
+echo "kernel matrix passed"
