@@ -58,6 +58,16 @@ pub struct CgroupArg {
     pub cgroup: Option<PathBuf>,
 }
 
+impl CgroupArg {
+    /// The open cgroup directory, when `-c` was given (see `setup::open_cgroup`).
+    pub fn open(&self) -> anyhow::Result<Option<std::fs::File>> {
+        self.cgroup
+            .as_deref()
+            .map(crate::setup::open_cgroup)
+            .transpose()
+    }
+}
+
 /// Seconds as a user types them: `5`, `0.5`.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -153,8 +163,14 @@ pub fn parse<A: clap::Parser>(tool: &str) -> A {
             err.exit();
         }
         let text = err.render().to_string();
-        let first = text.lines().next().unwrap_or("invalid arguments");
-        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // The first paragraph, on one line ("...not provided: <TARGET>...").
+        let first: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        let first = first.join(" ");
+        let first = first.strip_prefix("error: ").unwrap_or(&first);
         eprintln!("{tool}: {first} (see {tool} --help)");
         std::process::exit(2);
     })

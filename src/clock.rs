@@ -15,6 +15,17 @@ pub enum TimeMode {
 }
 
 impl TimeMode {
+    /// From the usual pair of flags: `-T` (wall clock) wins over `-t` (relative).
+    pub fn from_flags(wall: bool, relative: bool) -> Self {
+        if wall {
+            TimeMode::Wall
+        } else if relative {
+            TimeMode::Relative
+        } else {
+            TimeMode::None
+        }
+    }
+
     pub fn column(self) -> Option<(&'static str, usize)> {
         match self {
             TimeMode::None => None,

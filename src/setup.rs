@@ -124,6 +124,11 @@ pub fn load_error(e: libbpf_rs::Error) -> anyhow::Error {
     anyhow::anyhow!("loading the BPF programs failed: {e} (run with -v to see libbpf's log)")
 }
 
+/// A skeleton's `.rodata` (the constants set before load), or an error if the object has none.
+pub fn rodata<T>(data: Option<&mut T>) -> Result<&mut T> {
+    data.context("the BPF object has no .rodata section")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -542,6 +542,9 @@ fn errors_are_one_line() {
     let (code, _, err) = run_tool(TOOL, &[&missing]);
     assert_one_line_error(code, &err, &["does not exist"]);
 
+    let (code, _, err) = run_tool(TOOL, &[]);
+    assert_one_line_error(code, &err, &["not provided: <TARGET>"]);
+
     // A typo: the closest names are offered.
     let (code, _, err) = run_tool(TOOL, &[&target_arg(&exe, "work_slep")]);
     assert_one_line_error(

@@ -115,23 +115,14 @@ pub fn run(args: Args) -> Result<()> {
             Some(&mut attempt),
         );
     }
-    let cgroup = args
-        .cgroup
-        .cgroup
-        .as_deref()
-        .map(setup::open_cgroup)
-        .transpose()?;
+    let cgroup = args.cgroup.open()?;
 
     let mut storage = MaybeUninit::uninit();
     let mut open = ExecsnoopSkelBuilder::default()
         .open(&mut storage)
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("no .rodata in the BPF object")?;
+    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.ignore_failed = !args.fails;
@@ -186,13 +177,7 @@ pub struct ExecPrinter {
 
 impl ExecPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
-        let time = if args.time {
-            TimeMode::Wall
-        } else if args.timestamp {
-            TimeMode::Relative
-        } else {
-            TimeMode::None
-        };
+        let time = TimeMode::from_flags(args.time, args.timestamp);
         let exits = args.min_duration.is_some();
         let mut cols = Vec::new();
         if let Some((name, width)) = time.column() {

@@ -81,23 +81,14 @@ pub fn run(args: Args) -> Result<()> {
             Some(&mut attempt),
         );
     }
-    let cgroup = args
-        .cgroup
-        .cgroup
-        .as_deref()
-        .map(setup::open_cgroup)
-        .transpose()?;
+    let cgroup = args.cgroup.open()?;
 
     let mut storage = MaybeUninit::uninit();
     let mut open = ExitsnoopSkelBuilder::default()
         .open(&mut storage)
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("no .rodata in the BPF object")?;
+    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.targ_pid = args.pid.unwrap_or(0);

@@ -102,12 +102,7 @@ fn parse_comm(s: &str) -> Result<String, String> {
 pub fn run(args: Args) -> Result<()> {
     setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
-    let cgroup = args
-        .cgroup
-        .cgroup
-        .as_deref()
-        .map(setup::open_cgroup)
-        .transpose()?;
+    let cgroup = args.cgroup.open()?;
 
     if args.common.check {
         let mut attempt = |m| load(&args, None, m).map(drop);
@@ -179,11 +174,7 @@ fn load(
         prog.set_autoload(on);
     }
 
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("no .rodata in the BPF object")?;
+    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.targ_pid = args.pid.unwrap_or(0);
@@ -246,13 +237,7 @@ pub struct UnlinkPrinter {
 
 impl UnlinkPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
-        let time = if args.time {
-            TimeMode::Wall
-        } else if args.timestamp {
-            TimeMode::Relative
-        } else {
-            TimeMode::None
-        };
+        let time = TimeMode::from_flags(args.time, args.timestamp);
         let mut cols = Vec::new();
         if let Some((name, width)) = time.column() {
             cols.push(Column::left(name, width));

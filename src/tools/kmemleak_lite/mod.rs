@@ -187,11 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         .context("sizing the allocation table")?;
     let user = !matches!(target, Target::Kernel);
     {
-        let rodata = open
-            .maps
-            .rodata_data
-            .as_deref_mut()
-            .context("no .rodata in the BPF object")?;
+        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
         rodata.min_size = args.min_size.unwrap_or(0);
         rodata.max_size = args.max_size.unwrap_or(u64::MAX);
         rodata.sample_every = args.sample_rate;

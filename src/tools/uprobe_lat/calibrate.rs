@@ -54,11 +54,7 @@ pub fn measure() -> Result<Overhead> {
         .open(&mut storage)
         .context("opening the BPF object")?;
     open.maps.events.set_max_entries(RING_BYTES)?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("no .rodata in the BPF object")?;
+    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     let pid = std::process::id();
     rodata.targ_tgid = pid;
     rodata.unit_div = 1;

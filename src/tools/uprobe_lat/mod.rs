@@ -146,12 +146,7 @@ pub fn run(args: Args) -> Result<()> {
     let probes = target::resolve_all(&args.targets, args.pid)?;
     setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
-    let cgroup = args
-        .cgroup
-        .cgroup
-        .as_deref()
-        .map(setup::open_cgroup)
-        .transpose()?;
+    let cgroup = args.cgroup.open()?;
     let verbose = args.common.verbose;
 
     let overhead = if args.no_calibrate {
@@ -188,11 +183,7 @@ pub fn run(args: Args) -> Result<()> {
                 .set_max_entries(probes.len() as u32 * 2)?;
         }
     }
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("no .rodata in the BPF object")?;
+    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.targ_tgid = args.pid.unwrap_or(0);
