@@ -38,9 +38,14 @@ struct {
 	__type(value, struct exec_record);
 } execs SEC(".maps");
 
-/* -d mode: processes that exec'd and still live, by pid. Sized from user space (1 otherwise). */
+/*
+ * -d mode: processes that exec'd and still live, by pid. Sized from user space (1 otherwise).
+ * Not preallocated: memory follows the processes actually alive (4 KiB each), instead of
+ * 8192 records (34 MB) reserved up front.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct exec_record);
