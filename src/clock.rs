@@ -26,11 +26,13 @@ impl TimeMode {
         }
     }
 
-    pub fn column(self) -> Option<(&'static str, usize)> {
+    /// The table column for this mode, if it has one.
+    pub fn column(self) -> Option<crate::output::Column> {
+        use crate::output::Column;
         match self {
             TimeMode::None => None,
-            TimeMode::Wall => Some(("TIME", 8)),
-            TimeMode::Relative => Some(("TIME(s)", 9)),
+            TimeMode::Wall => Some(Column::left("TIME", 8)),
+            TimeMode::Relative => Some(Column::left("TIME(s)", 9)),
         }
     }
 }

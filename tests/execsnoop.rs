@@ -11,7 +11,7 @@ use common::{assert_one_line_error, marker, require_bpf, run_tool, Traced};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn run(cmd: &mut Command) {
-    let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    common::run_traced(cmd);
 }
 
 /// Stops the tool once a line containing `needle` has appeared (or WAIT passed).

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{assert_one_line_error, marker, require_bpf, run_tool, Finished, Traced};
@@ -11,15 +11,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `sh -c script` and returns its pid once it has ended.
 fn sh(script: &str) -> u32 {
-    let mut child = Command::new("/bin/sh")
-        .args(["-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
+    common::run_traced(Command::new("/bin/sh").args(["-c", script]))
 }
 
 /// The table row of `pid`, split into cells.

@@ -14,10 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_one_line_error, marker, require_bpf, Finished, Traced};
+use common::{assert_one_line_error, marker, require_bpf, run_traced, Finished, Traced};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TOOL: &str = env!("CARGO_BIN_EXE_unlinksnoop");
@@ -50,20 +50,6 @@ fn workdir(tag: &str) -> PathBuf {
 
 fn touch(p: &Path) {
     fs::write(p, b"x").unwrap();
-}
-
-/// Runs a command to its end; returns its pid. No stdin: `rm` asks before removing a file the
-/// user cannot write when stdin is a terminal (as on a VM's console).
-fn run(cmd: &mut Command) -> u32 {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
 }
 
 fn c(p: impl AsRef<Path>) -> CString {
@@ -133,10 +119,10 @@ fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
     }
 
     let t = tracer(&[]);
-    let abs = run(Command::new("rm").arg(d.join("abs-file")));
+    let abs = run_traced(Command::new("rm").arg(d.join("abs-file")));
     // Relative to the caller's working directory (and `..` from it).
-    let rel = run(Command::new("rm").arg("rel-file").current_dir(&sub));
-    let up = run(Command::new("rm").arg("../up-file").current_dir(&sub));
+    let rel = run_traced(Command::new("rm").arg("rel-file").current_dir(&sub));
+    let up = run_traced(Command::new("rm").arg("../up-file").current_dir(&sub));
     // Relative to a directory fd, from this process: a file, then a directory.
     let dir = fs::File::open(&dirfd_dir).unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
@@ -147,7 +133,7 @@ fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
         0
     );
     drop(dir);
-    let rmdir = run(Command::new("rmdir").arg("emptydir").current_dir(&d));
+    let rmdir = run_traced(Command::new("rmdir").arg("emptydir").current_dir(&d));
     // Failures: a name that does not exist, a directory that is not empty.
     let missing = d.join("missing");
     assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
@@ -207,8 +193,8 @@ fn paths_cross_mounts_and_deep_paths_are_marked() {
     touch(&deep.join("g"));
 
     let t = tracer(&[]);
-    run(Command::new("rm").arg("f").current_dir(&inner));
-    run(Command::new("rm").arg("g").current_dir(&deep));
+    run_traced(Command::new("rm").arg("f").current_dir(&inner));
+    run_traced(Command::new("rm").arg("g").current_dir(&deep));
     let last = d.join("last");
     touch(&last);
     fs::remove_file(&last).unwrap();
@@ -249,20 +235,22 @@ fn pid_uid_name_and_failed_filters() {
     let failed = tracer(&["-x"]);
 
     fs::remove_file(path("by-me")).unwrap();
-    run(Command::new("rm").arg(path("by-child")));
-    run(Command::new("rm")
-        .arg(path("by-nobody"))
-        .uid(nobody)
-        .gid(nobody));
-    run(Command::new("rm").arg(path("by-root")));
-    run(Command::new("rm").arg(path("by-rm")));
-    run(Command::new("rmdir").arg(path("by-rmdir")));
+    run_traced(Command::new("rm").arg(path("by-child")));
+    run_traced(
+        Command::new("rm")
+            .arg(path("by-nobody"))
+            .uid(nobody)
+            .gid(nobody),
+    );
+    run_traced(Command::new("rm").arg(path("by-root")));
+    run_traced(Command::new("rm").arg(path("by-rm")));
+    run_traced(Command::new("rmdir").arg(path("by-rmdir")));
     fs::remove_file(path("ok")).unwrap();
     let missing = path("missing");
     assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
     // The last event the uid, name and failed tracers all let through.
     let last = path("last-missing");
-    run(Command::new("rmdir").arg(&last).uid(nobody).gid(nobody));
+    run_traced(Command::new("rmdir").arg(&last).uid(nobody).gid(nobody));
 
     let out = stop_after(by_pid, &missing);
     assert!(row(&out, &path("by-me")).is_some(), "{out:?}");
@@ -294,7 +282,7 @@ fn json_lines_have_stable_fields() {
     touch(&file);
     fs::create_dir(&dir).unwrap();
     let t = tracer(&["--json"]);
-    let rm = run(Command::new("rm").arg("file").current_dir(&d));
+    let rm = run_traced(Command::new("rm").arg("file").current_dir(&d));
     fs::remove_dir(&dir).unwrap();
     let missing = d.join("missing");
     assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);

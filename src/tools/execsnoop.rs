@@ -179,10 +179,7 @@ impl ExecPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
         let time = TimeMode::from_flags(args.time, args.timestamp);
         let exits = args.min_duration.is_some();
-        let mut cols = Vec::new();
-        if let Some((name, width)) = time.column() {
-            cols.push(Column::left(name, width));
-        }
+        let mut cols: Vec<Column> = time.column().into_iter().collect();
         if args.print_uid {
             cols.push(Column::left("UID", 6));
         }

@@ -130,10 +130,7 @@ impl ExitPrinter {
         } else {
             TimeMode::None
         };
-        let mut cols = Vec::new();
-        if let Some((name, width)) = time.column() {
-            cols.push(Column::left(name, width));
-        }
+        let mut cols: Vec<Column> = time.column().into_iter().collect();
         cols.extend([
             Column::left("PCOMM", 16),
             Column::right("PID", 7),

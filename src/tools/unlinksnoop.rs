@@ -238,10 +238,7 @@ pub struct UnlinkPrinter {
 impl UnlinkPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
         let time = TimeMode::from_flags(args.time, args.timestamp);
-        let mut cols = Vec::new();
-        if let Some((name, width)) = time.column() {
-            cols.push(Column::left(name, width));
-        }
+        let mut cols: Vec<Column> = time.column().into_iter().collect();
         cols.extend([
             Column::right("PID", 7),
             Column::left("COMM", 16),

@@ -228,6 +228,20 @@ fn collect(
     })
 }
 
+/// Runs a command the test traces to its end, quietly; returns its pid. No stdin: `rm` asks
+/// before removing a file the user cannot write when stdin is a terminal (as on a VM console).
+pub fn run_traced(cmd: &mut Command) -> u32 {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
 /// Runs a tool to completion (for errors and --check): (exit code, stdout, stderr).
 pub fn run_tool(tool: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin(tool))
