@@ -30,6 +30,10 @@ pub struct CommonArgs {
     #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ringbuf_kib)]
     pub ringbuf_size: u32,
 
+    /// Exit with status 3 if any event was lost (the causes are printed at exit either way)
+    #[arg(long)]
+    pub fail_on_loss: bool,
+
     /// Print what this kernel offers (BTF, ring buffer, fentry, kprobes, tracepoints, uprobes)
     /// and how this tool would attach, then exit
     #[arg(long)]
@@ -47,6 +51,21 @@ impl CommonArgs {
 
     pub fn ringbuf_bytes(&self) -> u32 {
         self.ringbuf_size * 1024
+    }
+
+    /// What the consumer needs to report this tool's losses (and fail on them if asked).
+    pub fn losses<'a>(
+        &self,
+        tool: &'static str,
+        map: &'a dyn libbpf_rs::MapCore,
+        causes: &'static [crate::ringbuf::LossCause],
+    ) -> crate::ringbuf::Losses<'a> {
+        crate::ringbuf::Losses {
+            tool,
+            map,
+            causes,
+            fail_on_loss: self.fail_on_loss,
+        }
     }
 }
 
@@ -196,6 +215,10 @@ pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) 
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
+            eprintln!("{tool}: {e:#}");
+            ExitCode::from(crate::ringbuf::losses::EXIT_EVENTS_LOST)
+        }
         Ok(Err(e)) => {
             eprintln!("{tool}: {e:#}");
             ExitCode::FAILURE

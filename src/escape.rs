@@ -5,15 +5,18 @@
 use std::fmt::Write;
 
 /// Appends `bytes` to `out`: printable text as it is; control characters (C0, DEL, C1) and bytes
-/// that are not valid UTF-8 as `\xNN`.
+/// that are not valid UTF-8 as `\xNN`; the backslash itself as `\\`, so that every printed
+/// string maps back to exactly one byte string (a literal `\x1b` in argv is not an ESC byte).
 pub fn escape_into(out: &mut String, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         let valid = chunk.valid();
-        if !valid.chars().any(char::is_control) {
+        if !valid.chars().any(|c| c.is_control() || c == '\\') {
             out.push_str(valid);
         } else {
             for c in valid.chars() {
-                if c.is_control() {
+                if c == '\\' {
+                    out.push_str("\\\\");
+                } else if c.is_control() {
                     let mut utf8 = [0u8; 4];
                     for b in c.encode_utf8(&mut utf8).bytes() {
                         push_hex(out, b);
@@ -64,6 +67,15 @@ mod tests {
         assert_eq!(escaped(b"a\nb\tc\x7f"), "a\\x0ab\\x09c\\x7f");
         // U+009B is CSI on terminals that honour C1 controls.
         assert_eq!(escaped("x\u{9b}2J".as_bytes()), "x\\xc2\\x9b2J");
+    }
+
+    #[test]
+    fn backslash_is_escaped_so_output_maps_back_to_one_byte_string() {
+        assert_eq!(escaped(b"a\\b"), "a\\\\b");
+        // The four characters `\x1b` and the ESC byte print differently.
+        assert_eq!(escaped(b"\\x1b"), "\\\\x1b");
+        assert_eq!(escaped(b"\x1b"), "\\x1b");
+        assert_ne!(escaped(b"\\x1b"), escaped(b"\x1b"));
     }
 
     #[test]

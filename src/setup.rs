@@ -68,6 +68,29 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// The running kernel's version (major, minor), from uname; (0, 0) if it cannot be read.
+pub fn kernel_version() -> (u32, u32) {
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return (0, 0);
+    }
+    let release = crate::escape::c_str_bytes(&uts.release);
+    parse_kernel_version(&String::from_utf8_lossy(release))
+}
+
+/// "6.1.0-56-cloud-amd64" -> (6, 1).
+fn parse_kernel_version(release: &str) -> (u32, u32) {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether the running kernel is at least `major.minor`.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    kernel_version() >= (major, minor)
+}
+
 /// libbpf's own messages go to stderr with `-v`, and nowhere otherwise (a failed probe of an
 /// attach method is expected, not news; errors reach the user through our own message).
 pub fn libbpf_log(verbose: bool) {
@@ -132,6 +155,15 @@ pub fn rodata<T>(data: Option<&mut T>) -> Result<&mut T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(parse_kernel_version("6.1.0-56-cloud-amd64"), (6, 1));
+        assert_eq!(parse_kernel_version("5.10.0-46-cloud-amd64"), (5, 10));
+        assert_eq!(parse_kernel_version("6.12.117+deb12-cloud-amd64"), (6, 12));
+        assert!(parse_kernel_version("6.18.0") >= (6, 1));
+        assert!(parse_kernel_version("5.10.0") < (6, 1));
+    }
 
     #[test]
     fn missing_btf_names_the_fix() {

@@ -21,10 +21,9 @@ fn stop_after(t: Traced, needle: &str) -> common::Finished {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn argv_with_spaces_is_shown_in_order() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("argv");
     let t = Traced::start("execsnoop", &[]);
     run(Command::new("/bin/echo").args([m.as_str(), "hello world", "x"]));
@@ -43,10 +42,9 @@ fn argv_with_spaces_is_shown_in_order() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn execveat_is_traced_too() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     use std::ffi::CString;
     let m = marker("execveat");
     let path = CString::new("/bin/echo").unwrap();
@@ -87,10 +85,9 @@ fn execveat_is_traced_too() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn quote_and_uid_and_time_columns() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("quote");
     let t = Traced::start("execsnoop", &["-q", "-U", "-T"]);
     run(Command::new("/bin/echo").args([m.as_str(), "say \"hi\""]));
@@ -115,10 +112,9 @@ fn quote_and_uid_and_time_columns() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn long_argument_lists_are_cut_with_a_marker() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("trunc");
     let long = "y".repeat(400);
     let t = Traced::start("execsnoop", &["--max-args", "3"]);
@@ -139,10 +135,9 @@ fn long_argument_lists_are_cut_with_a_marker() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn failed_execs_only_with_x() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("fail");
     let missing = format!("/nonexistent/{m}");
     for (args, expect) in [(&[][..], 0), (&["-x"][..], 1)] {
@@ -160,10 +155,9 @@ fn failed_execs_only_with_x() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn min_duration_keeps_long_lived_and_drops_short_lived() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("dur");
     let t = Traced::start("execsnoop", &["-d", "100"]);
     run(Command::new("/bin/sh").args(["-c", "sleep 0.4; exit 3", &format!("{m}-long")]));
@@ -192,10 +186,9 @@ fn min_duration_keeps_long_lived_and_drops_short_lived() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn uid_name_and_line_filters() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("filt");
     let t = Traced::start("execsnoop", &["-u", "65534", "-U"]);
     run(Command::new("/bin/echo")
@@ -219,10 +212,9 @@ fn uid_name_and_line_filters() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn cgroup_filter() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     let root = mounts
         .lines()
@@ -247,10 +239,9 @@ fn cgroup_filter() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn control_bytes_from_traced_processes_are_escaped() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("esc");
     let dir = std::env::temp_dir().join(&m);
     std::fs::create_dir_all(&dir).unwrap();
@@ -271,10 +262,9 @@ fn control_bytes_from_traced_processes_are_escaped() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn json_lines_have_stable_fields() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("json");
     let t = Traced::start("execsnoop", &["--json"]);
     let child = Command::new("/bin/echo")
@@ -302,47 +292,69 @@ fn json_lines_have_stable_fields() {
 }
 
 #[test]
-fn lost_events_are_counted_and_reported() {
-    if !require_bpf() {
-        return;
-    }
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_full_ring_buffer_is_counted_exactly_and_fail_on_loss_exits_3() {
+    require_bpf();
+    let uid = common::unused_uid();
+    let u = uid.to_string();
     let m = marker("lost");
     // A 4 KiB ring holds about one record with this much argv; freeze the consumer meanwhile.
-    let t = Traced::start("execsnoop", &["--ringbuf-size", "4"]);
-    let big: Vec<String> = (0..14)
-        .map(|i| format!("{i:02}{}", "z".repeat(240)))
-        .collect();
+    // Only this test's execs count (-u with a UID nobody else runs as), so shown + lost must
+    // be exactly what happened.
+    let t = Traced::start(
+        "execsnoop",
+        &["--ringbuf-size", "4", "-u", &u, "--fail-on-loss"],
+    );
+    let mut argv = vec!["/bin/true".to_string(), m.clone()];
+    argv.extend((0..14).map(|i| format!("{i:02}{}", "z".repeat(240))));
     unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
     const EXECS: usize = 40;
-    for _ in 0..EXECS {
-        run(Command::new("/bin/true").arg(&m).args(&big));
-    }
+    execs_as(uid, &argv, EXECS, 1);
     unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
     std::thread::sleep(Duration::from_millis(1500));
     let out = t.stop();
     let shown = out.lines_with(&m).len();
-    let total: usize = out
+    let line = out
         .stderr
         .lines()
-        .find_map(|l| l.split_once(" events lost in all").map(|(n, _)| n.trim()))
+        .find(|l| l.contains(" events lost: the ring buffer was full (raise --ringbuf-size"))
+        .unwrap_or_else(|| panic!("no loss report by cause on stderr: {out:?}"));
+    let lost: usize = line
+        .trim_start_matches("execsnoop: ")
+        .split(' ')
+        .next()
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no loss summary on stderr: {out:?}"));
+        .unwrap_or_else(|| panic!("no count in {line:?}"));
     assert!(out.stderr.contains("WARNING:"), "{}", out.stderr);
     assert!(
         shown < EXECS,
         "a 4 KiB ring cannot have held {EXECS} big records: {out:?}"
     );
-    assert!(
-        shown + total >= EXECS,
-        "shown {shown} + lost {total} < {EXECS}: events vanished"
+    assert_eq!(
+        shown + lost,
+        EXECS,
+        "shown {shown} + lost {lost}: {}",
+        out.stderr
     );
+    assert_eq!(out.status.code(), Some(3), "--fail-on-loss: {out:?}");
+    assert!(out.stderr.contains("--fail-on-loss"), "{}", out.stderr);
+
+    // Nothing lost: status 0, and the JSON stream still ends with a loss record saying so.
+    let t = Traced::start("execsnoop", &["--json", "-u", &u, "--fail-on-loss"]);
+    execs_as(uid, &["/bin/echo".to_string(), m.clone()], 2, 1);
+    let out = json_stop_after(t, &m);
+    assert!(out.status.success(), "{out:?}");
+    let (total, by_cause) = common::final_losses(&out);
+    assert_eq!(total, 0, "{out:?}");
+    for key in ["ringbuf_full", "inflight_full", "live_table_full"] {
+        assert_eq!(by_cause[key], 0, "{key}: {out:?}");
+    }
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn closed_pipe_ends_quietly() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("pipe");
     let mut child = Command::new(common::bin("execsnoop"))
         .stdout(Stdio::piped())
@@ -372,10 +384,9 @@ fn closed_pipe_ends_quietly() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn sigterm_detaches_and_prints_what_was_gathered() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("term");
     let t = Traced::start("execsnoop", &[]);
     run(Command::new("/bin/echo").arg(&m));
@@ -386,10 +397,9 @@ fn sigterm_detaches_and_prints_what_was_gathered() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn timeout_stops_by_itself() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let m = marker("timeout");
     let t = Traced::start("execsnoop", &["--timeout", "1.5"]);
     run(Command::new("/bin/echo").arg(&m));
@@ -408,17 +418,20 @@ fn bad_input_is_one_line_and_nonzero() {
     assert_one_line_error(code, &err, &["--fails", "--min-duration"]);
     let (code, _, err) = run_tool("execsnoop", &["--ringbuf-size", "3"]);
     assert_one_line_error(code, &err, &["power of two"]);
-    if require_bpf() {
-        let (code, _, err) = run_tool("execsnoop", &["-c", "/nonexistent/cgroup"]);
-        assert_one_line_error(code, &err, &["cgroup", "/sys/fs/cgroup"]);
-    }
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn missing_cgroup_is_one_line_and_nonzero() {
+    require_bpf(); // the privilege check comes first
+    let (code, _, err) = run_tool("execsnoop", &["-c", "/nonexistent/cgroup"]);
+    assert_one_line_error(code, &err, &["cgroup", "/sys/fs/cgroup"]);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn unprivileged_user_is_told_to_use_sudo() {
-    if !require_bpf() {
-        return; // needs root to drop to another user
-    }
+    require_bpf();
     let out = Command::new(common::bin("execsnoop"))
         .uid(65534)
         .gid(65534)
@@ -426,4 +439,141 @@ fn unprivileged_user_is_told_to_use_sudo() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_one_line_error(out.status.code().unwrap_or(-1), &err, &["root", "sudo"]);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn exec_from_a_non_main_thread_is_one_row_with_the_process_id() {
+    require_bpf();
+    let m = marker("threxec");
+    let prog = common::build_c_program("thread_exec", &["-O1", "-pthread"]);
+    let t = Traced::start("execsnoop", &["--json"]);
+    let pid = common::run_traced(Command::new(&prog).args(["/bin/echo", m.as_str(), "x y"]));
+    let out = json_stop_after(t, &m);
+    let rows: Vec<_> = out
+        .json()
+        .into_iter()
+        .filter(|r| r["args"][0] == "/bin/echo" && r["args"][1] == m.as_str())
+        .collect();
+    assert_eq!(rows.len(), 1, "{out:?}");
+    let r = &rows[0];
+    assert_eq!(r["pid"], pid, "{r}");
+    assert_eq!(r["ppid"], std::process::id(), "{r}");
+    assert_eq!(r["ret"], 0, "{r}");
+    assert_eq!(r["comm"], "echo", "{r}");
+    assert_eq!(r["args"], serde_json::json!(["/bin/echo", m, "x y"]), "{r}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn backslashes_are_escaped_so_a_literal_escape_is_not_an_esc_byte() {
+    require_bpf();
+    let m = marker("bslash");
+    let t = Traced::start("execsnoop", &[]);
+    run(Command::new("/bin/echo").args([m.as_str(), "\\x1b[2J", "\x1b[2J"]));
+    let out = stop_after(t, &m);
+    let rows = out.lines_with(&m);
+    assert_eq!(rows.len(), 1, "{out:?}");
+    assert!(
+        rows[0].ends_with(&format!("/bin/echo {m} \\\\x1b[2J \\x1b[2J")),
+        "{}",
+        rows[0]
+    );
+    assert!(!rows[0].contains('\x1b'), "raw ESC printed: {}", rows[0]);
+}
+
+/// Stops a `--json` tool once a record mentions `needle`.
+fn json_stop_after(t: Traced, needle: &str) -> common::Finished {
+    t.wait_for(WAIT, |out| out.contains(needle));
+    t.stop()
+}
+
+/// Rows (event records, not loss records) of a `--json` run.
+fn events(out: &common::Finished) -> Vec<serde_json::Value> {
+    out.json()
+        .into_iter()
+        .filter(|r| r.get("pid").is_some())
+        .collect()
+}
+
+/// Runs `n` execs of `argv` as `uid` (so that `-u uid` sees only them), `parallel` at a time.
+fn execs_as(uid: u32, argv: &[String], n: usize, parallel: usize) {
+    std::thread::scope(|s| {
+        for w in 0..parallel {
+            s.spawn(move || {
+                for _ in (w..n).step_by(parallel) {
+                    run(Command::new(&argv[0]).args(&argv[1..]).uid(uid).gid(uid));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_full_live_table_under_d_is_counted_per_process() {
+    require_bpf();
+    let uid = common::unused_uid();
+    let u = uid.to_string();
+    let t = Traced::start(
+        "execsnoop",
+        &["--json", "-u", &u, "-d", "1", "--max-procs", "2"],
+    );
+    // Five processes alive at once; the table follows two.
+    let sleepers: Vec<_> = (0..5)
+        .map(|_| {
+            Command::new("/bin/sleep")
+                .arg("1")
+                .uid(uid)
+                .gid(uid)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut s in sleepers {
+        s.wait().unwrap();
+    }
+    t.wait_for(WAIT, |out| out.matches("\"pid\"").count() >= 2);
+    let out = t.stop();
+    let shown = events(&out);
+    let (total, by_cause) = common::final_losses(&out);
+    assert_eq!(shown.len(), 2, "{out:?}");
+    assert_eq!(by_cause["live_table_full"], 3, "{out:?}");
+    assert_eq!(total, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("3 processes not followed by -d: the table of live processes was full (raise --max-procs"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_full_inflight_table_is_counted_so_shown_plus_lost_is_every_exec() {
+    require_bpf();
+    let uid = common::unused_uid();
+    let u = uid.to_string();
+    let m = marker("inflight");
+    let argv = vec!["/bin/echo".to_string(), m.clone()];
+    // One slot for execs in flight, and execs from two threads at once: some find the slot taken.
+    let t = Traced::start("execsnoop", &["--json", "-u", &u, "--max-inflight", "1"]);
+    let mut happened = 0;
+    let (mut shown, mut lost) = (0, 0);
+    for _round in 0..10 {
+        execs_as(uid, &argv, 200, 2);
+        happened += 200;
+        if t.wait_for(Duration::from_secs(3), |out| {
+            out.contains("\"inflight_full\":") && !out.contains("\"inflight_full\":0")
+        }) {
+            break;
+        }
+    }
+    let out = json_stop_after(t, "");
+    shown += events(&out).len();
+    let (total, by_cause) = common::final_losses(&out);
+    lost += by_cause["inflight_full"].as_u64().unwrap();
+    assert!(lost > 0, "two exec loops never collided: {}", out.stderr);
+    assert_eq!(total, lost, "no other cause: {by_cause:?}");
+    assert_eq!(shown as u64 + lost, happened, "{by_cause:?}");
 }

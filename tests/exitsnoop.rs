@@ -29,10 +29,9 @@ fn stop_after_pid(t: Traced, pid: u32) -> Finished {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn exit_codes_signals_and_age() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let t = Traced::start("exitsnoop", &[]);
     let seven = sh("sleep 0.3; exit 7");
     let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
@@ -55,10 +54,9 @@ fn exit_codes_signals_and_age() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn failed_only() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let t = Traced::start("exitsnoop", &["-x"]);
     let ok = sh("exit 0");
     let bad = sh("exit 3");
@@ -68,10 +66,9 @@ fn failed_only() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn pid_filter_and_min_duration() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let mut a = Command::new("/bin/sleep").arg("0.5").spawn().unwrap();
     let mut b = Command::new("/bin/sleep").arg("0.5").spawn().unwrap();
     let t = Traced::start("exitsnoop", &["-p", &a.id().to_string()]);
@@ -90,10 +87,9 @@ fn pid_filter_and_min_duration() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn thread_exits_only_with_threaded() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let me = std::process::id().to_string();
     for (args, expect) in [
         (vec!["-p", me.as_str()], false),
@@ -121,10 +117,9 @@ fn thread_exits_only_with_threaded() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn json_and_timestamps() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let t = Traced::start("exitsnoop", &["--json"]);
     let pid = sh("exit 5");
     let out = stop_after_pid_json(t, pid);

@@ -55,10 +55,9 @@ fn stacks_naming(report: &Value, function: &str) -> Vec<(u64, u64)> {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn command_mode_names_the_leaking_functions_with_exact_counts() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let leaky = build_program("leaky", &[]);
     let command = format!("{} run 1.2", leaky.display());
     let traced = Traced::start(TOOL, &["-c", &command, "--json", "-i", "30"]);
@@ -98,10 +97,9 @@ fn command_mode_names_the_leaking_functions_with_exact_counts() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn pid_mode_reports_a_running_process_in_memleak_format() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let leaky = build_program("leaky", &[]);
     let mut target = Command::new(&leaky)
         .args(["wait", "1.2"])
@@ -155,10 +153,9 @@ fn pipe_allocations(stdout: &str) -> Option<u64> {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kernel_mode_sees_pipes_held_and_then_released() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     const PIPES: u64 = 300;
     let traced = Traced::start(TOOL, &["--json", "-i", "0.5", "-o", "100", "-T", "500"]);
     let mut fds = Vec::new();
@@ -199,10 +196,12 @@ fn bad_targets_get_one_line_and_a_failure() {
 
     let (code, _, err) = run_tool(TOOL, &["-c", "no-such-command-kml --flag"]);
     assert_one_line_error(code, &err, &["cannot start", "no-such-command-kml"]);
+}
 
-    if !require_bpf() {
-        return;
-    }
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn static_binary_without_an_allocator_is_refused_in_one_line() {
+    require_bpf();
     // A static binary with no libc and no malloc of its own.
     let nolibc = build_program("nolibc", &["-static", "-nostdlib"]);
     let (code, _, err) = run_tool(TOOL, &["-c", nolibc.to_str().unwrap()]);

@@ -97,10 +97,9 @@ fn stop_after(t: Traced, last: &Path) -> Finished {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let d = workdir("paths");
     let sub = d.join("sub");
     let dirfd_dir = d.join("byfd");
@@ -165,10 +164,9 @@ fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn paths_cross_mounts_and_deep_paths_are_marked() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let d = workdir("mounts");
     let mnt = d.join("mnt");
     fs::create_dir_all(&mnt).unwrap();
@@ -215,10 +213,9 @@ fn paths_cross_mounts_and_deep_paths_are_marked() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn pid_uid_name_and_failed_filters() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let d = workdir("filters");
     fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
     let path = |n: &str| d.join(n);
@@ -272,10 +269,9 @@ fn pid_uid_name_and_failed_filters() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn json_lines_have_stable_fields() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let d = workdir("json");
     let file = d.join("file");
     let dir = d.join("dir");
@@ -332,10 +328,9 @@ fn methods_here() -> Vec<(String, bool)> {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn forcing_a_method_this_kernel_lacks_fails_in_one_line() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let methods = methods_here();
     let working: Vec<&str> = methods
         .iter()
@@ -369,10 +364,9 @@ fn forcing_a_method_this_kernel_lacks_fails_in_one_line() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn check_says_what_the_kernel_offers_and_what_each_tool_uses() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     for tool in ["unlinksnoop", "execsnoop", "exitsnoop"] {
         let (code, out, err) = common::run_tool(tool, &["--check"]);
         assert_eq!(code, 0, "{tool}: {err}");

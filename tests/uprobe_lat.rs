@@ -191,10 +191,9 @@ fn check_scenario(json: &[Value], exact: bool) {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn ring_buffer_mode_exact_counts_and_percentiles() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let targets = all_targets(&exe);
     let mut args: Vec<&str> = vec!["--json", "-n"];
@@ -210,10 +209,9 @@ fn ring_buffer_mode_exact_counts_and_percentiles() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn longjmp_past_a_traced_function_keeps_the_caller_right() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let (outer, inner) = (
         target_arg(&exe, "jump_outer"),
@@ -239,10 +237,9 @@ fn longjmp_past_a_traced_function_keeps_the_caller_right() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kernel_hist_mode_exact_counts() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let targets = all_targets(&exe);
     let mut args: Vec<&str> = vec!["--json", "--kernel-hist", "--no-calibrate"];
@@ -259,10 +256,9 @@ fn kernel_hist_mode_exact_counts() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn text_output_is_a_log2_histogram_with_percentiles() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let out = trace(&exe, &["run"], &["-m", &target_arg(&exe, "work_sleep")]);
     let text = &out.stdout;
@@ -304,10 +300,9 @@ fn text_output_is_a_log2_histogram_with_percentiles() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn pid_traces_only_that_process_and_finds_its_library() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let traced_one = Target::start(&exe, &["run"]);
     let other = Target::start(&exe, &["run"]);
@@ -338,10 +333,9 @@ fn pid_traces_only_that_process_and_finds_its_library() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn per_pid_splits_by_process() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let func = target_arg(&exe, "work_sleep");
     for mode in [None, Some("--kernel-hist")] {
@@ -372,10 +366,9 @@ fn per_pid_splits_by_process() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn pid_mode_ends_with_its_process() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let target = Target::start(&exe, &["run"]);
     let pid = target.pid.to_string();
@@ -416,10 +409,9 @@ fn glob_lists_every_match() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn interval_mode_prints_and_resets() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     for mode in [None, Some("--kernel-hist")] {
         // "run slow" spreads the 20 sleeps over about 2.5 s.
@@ -448,10 +440,9 @@ fn interval_mode_prints_and_resets() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn text_interval_reports_carry_a_timestamp() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let func = target_arg(&exe, "work_sleep");
     let out = trace(
@@ -468,10 +459,9 @@ fn text_interval_reports_carry_a_timestamp() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn slower_than_prints_each_slow_call() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let targets = all_targets(&exe);
     // In the kernel-histogram mode only slow calls cross to user space.
@@ -519,10 +509,9 @@ fn slower_than_prints_each_slow_call() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn duration_stops_by_itself() {
-    if !require_bpf() {
-        return;
-    }
+    require_bpf();
     let exe = build_target();
     let func = target_arg(&exe, "work_sleep");
     let traced = Traced::start(TOOL, &["--no-calibrate", "-d", "1", &func]);

@@ -11,7 +11,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 tools/setup-debian.sh
 cargo fmt --check
 cargo clippy --release --all-targets --quiet -- -D warnings
-cargo test --release
+cargo test --release -- --include-ignored
 if [ -x tests/kernel-matrix/run.sh ]; then
     tests/kernel-matrix/run.sh
 fi

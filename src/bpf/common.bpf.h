@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What every coretrace BPF program shares: the ring buffer the events travel in, the per-CPU
- * counter of events that did not fit (so user space can say how many were lost), the
+ * loss counters (so user space can say how many events were lost, and why), the
  * wake-up policy that lets the consumer read in batches, and the cgroup filter.
  * Include it once, after vmlinux.h and the libbpf headers.
  */
@@ -14,13 +14,20 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
-/* Events that could not be reserved or written: the ring buffer was full. */
+/*
+ * Every way an event can be lost has its own slot here, counted per CPU and reported by cause at
+ * exit (src/ringbuf/losses.rs). Slot 0 is the ring buffer; a tool numbers its own causes from 1
+ * in its header, and describes each slot once on the Rust side (a LossCause).
+ */
+#define LOSS_RINGBUF_FULL 0
+#define LOSS_SLOTS 8
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, LOSS_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
-} drops SEC(".maps");
+} losses SEC(".maps");
 
 /* The one cgroup to trace with -c CGROUP-PATH (slot 0, filled from user space). */
 struct {
@@ -39,10 +46,9 @@ const volatile bool filter_cgroup = false;
  */
 const volatile __u64 wakeup_bytes = 0;
 
-static __always_inline void count_drop(void)
+static __always_inline void count_loss(__u32 cause)
 {
-	__u32 zero = 0;
-	__u64 *count = bpf_map_lookup_elem(&drops, &zero);
+	__u64 *count = bpf_map_lookup_elem(&losses, &cause);
 
 	if (count)
 		*count += 1;
@@ -62,7 +68,7 @@ static __always_inline void *reserve_event(__u64 size)
 	void *e = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!e)
-		count_drop();
+		count_loss(LOSS_RINGBUF_FULL);
 	return e;
 }
 
@@ -75,7 +81,7 @@ static __always_inline void submit_event(void *e)
 static __always_inline void output_event(void *data, __u64 size)
 {
 	if (bpf_ringbuf_output(&events, data, size, submit_flags()))
-		count_drop();
+		count_loss(LOSS_RINGBUF_FULL);
 }
 
 static __always_inline bool cgroup_filtered_out(void)

@@ -3,9 +3,15 @@
  * execsnoop: every execve/execveat, with its arguments and result.
  *
  * sys_enter reads the path and argv into a per-thread staging record (the exec has not
- * replaced the image yet, so a failed exec still has its arguments); sys_exit adds the result
- * and the new comm and sends the record. With -d MS the record is parked per process instead
- * and sent from sched_process_exit, only if the process lived at least MS.
+ * replaced the image yet, so a failed exec still has its arguments). A successful exec is sent
+ * from sched_process_exec, which names the calling thread (old_pid): when a thread other than
+ * the leader execs, the kernel gives it the leader's id, so a lookup by the current id at
+ * sys_exit would find nothing. A failed exec is sent from sys_exit (its thread id is
+ * unchanged). With -d MS the record is parked per process instead and sent from
+ * sched_process_exit, only if the process lived at least MS.
+ *
+ * Nothing is dropped without a count: a full in-flight table, a full live table and a full ring
+ * buffer each have their own slot in `losses`.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,18 +36,24 @@ struct exec_event _exec_event = {};
 
 static const struct exec_record empty_record = {};
 
-/* Execs in flight, by thread. LRU: a thread that dies inside execve cannot leak an entry. */
+/*
+ * Execs in flight, by thread. A plain hash, not an LRU one: an LRU map evicts entries under
+ * pressure without a trace, while a full plain map fails the update, which is counted. Every
+ * entry is removed at sched_process_exec or sys_exit, so none outlives its exec.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct exec_record);
 } execs SEC(".maps");
 
 /*
- * -d mode: processes that exec'd and still live, by pid. Sized from user space (1 otherwise).
- * Not preallocated: memory follows the processes actually alive (4 KiB each), instead of
- * 8192 records (34 MB) reserved up front.
+ * -d mode: processes that exec'd and still live, by pid. Sized from user space (--max-procs).
+ * Only the -d programs use it, so without -d it is never referenced. Not preallocated: memory
+ * follows the processes actually alive (4 KiB each). Before 6.1 a tracing program must not use
+ * a non-preallocated hash (a kernel WARNING, refused on PREEMPT_RT): there user space clears
+ * the flag before load.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,8 +78,10 @@ static __always_inline int enter_exec(const char *filename, const char *const *a
 	if (cgroup_filtered_out())
 		return 0;
 
-	if (bpf_map_update_elem(&execs, &tid, &empty_record, BPF_ANY))
+	if (bpf_map_update_elem(&execs, &tid, &empty_record, BPF_ANY)) {
+		count_loss(LOSS_INFLIGHT_FULL);
 		return 0;
+	}
 	r = bpf_map_lookup_elem(&execs, &tid);
 	if (!r)
 		return 0;
@@ -115,6 +129,7 @@ static __always_inline void send_record(struct exec_record *r)
 	output_event(r, sizeof(r->e) + len);
 }
 
+/* A failed exec: its thread still has the id it entered with. */
 static __always_inline int exit_exec(long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -122,25 +137,62 @@ static __always_inline int exit_exec(long ret)
 
 	r = bpf_map_lookup_elem(&execs, &tid);
 	if (!r)
-		return 0;
-	if (ret < 0 && ignore_failed)
-		goto cleanup;
+		return 0; /* sent from sched_process_exec, or not staged (counted) */
+	if (ret < 0 && !ignore_failed) {
+		r->e.retval = ret;
+		r->e.ts = bpf_ktime_get_ns();
+		bpf_get_current_comm(&r->e.comm, sizeof(r->e.comm));
+		send_record(r);
+	}
+	bpf_map_delete_elem(&execs, &tid);
+	return 0;
+}
 
-	r->e.retval = ret;
+/* A successful exec, staged by the thread that called it (old_pid). */
+static __always_inline struct exec_record *exec_done(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u32 old_tid = ctx->old_pid;
+	struct exec_record *r = bpf_map_lookup_elem(&execs, &old_tid);
+	struct task_struct *task;
+
+	if (!r)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	r->e.pid = bpf_get_current_pid_tgid() >> 32;
+	r->e.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->e.retval = 0;
 	r->e.ts = bpf_ktime_get_ns();
 	bpf_get_current_comm(&r->e.comm, sizeof(r->e.comm));
+	return r;
+}
 
-	if (min_duration_ns && ret == 0) {
-		/* A successful exec from a non-leader thread has taken over the leader's pid. */
-		__u32 pid = bpf_get_current_pid_tgid() >> 32;
+SEC("tracepoint/sched/sched_process_exec")
+int process_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u32 old_tid = ctx->old_pid;
+	struct exec_record *r = exec_done(ctx);
 
-		if (bpf_map_update_elem(&live, &pid, r, BPF_ANY))
-			count_drop(); /* table full: this process cannot be reported, say so */
-		goto cleanup;
-	}
+	if (!r)
+		return 0;
 	send_record(r);
-cleanup:
-	bpf_map_delete_elem(&execs, &tid);
+	bpf_map_delete_elem(&execs, &old_tid);
+	return 0;
+}
+
+/* -d mode only (autoload off otherwise): park the record until the process exits. */
+SEC("tracepoint/sched/sched_process_exec")
+int process_exec_live(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u32 old_tid = ctx->old_pid;
+	struct exec_record *r = exec_done(ctx);
+	__u32 pid;
+
+	if (!r)
+		return 0;
+	pid = r->e.pid;
+	if (bpf_map_update_elem(&live, &pid, r, BPF_ANY))
+		count_loss(LOSS_LIVE_FULL);
+	bpf_map_delete_elem(&execs, &old_tid);
 	return 0;
 }
 

@@ -10,6 +10,10 @@
 #define TOTAL_MAX_ARGS 60      /* upper bound of --max-args */
 #define DEFAULT_MAX_ARGS 20
 
+/* Slots of the `losses` counters (slot 0, the ring buffer, is common.bpf.h's). */
+#define LOSS_INFLIGHT_FULL 1 /* an exec not staged: the in-flight table was full */
+#define LOSS_LIVE_FULL 2     /* -d: a process not followed: the live-process table was full */
+
 /* exec_event.flags */
 #define EXEC_ARGS_TRUNCATED 1  /* more arguments, or longer ones, than were read */
 #define EXEC_EXITED 2          /* -d mode: sent at exit; duration_ns and exit_code are set */

@@ -277,7 +277,7 @@ static __always_inline int on_entry(int dfd, const char *name, bool user, __u8 o
 	build_path(s, dfd, name, user);
 	/* Copies the record part of the scratch (struct record is its prefix). */
 	if (bpf_map_update_elem(&inflight, &tid, s, BPF_ANY))
-		count_drop();
+		count_loss(LOSS_INFLIGHT_FULL);
 	return 0;
 }
 

@@ -8,6 +8,9 @@
 #define NAME_BUF 256   /* one directory entry's name, with its NUL (NAME_MAX + 1) */
 #define MAX_DEPTH 64   /* directory levels (and mount crossings) walked up from the base */
 
+/* Slots of the `losses` counters (slot 0, the ring buffer, is common.bpf.h's). */
+#define LOSS_INFLIGHT_FULL 1 /* a removal not remembered at entry: the in-flight table was full */
+
 /* unlink_event.op: what was removed */
 #define OP_UNLINK 0
 #define OP_RMDIR 1

@@ -9,6 +9,8 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
+use crate::ringbuf::LossCounts;
+
 /// Table or JSON lines (`--json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -131,17 +133,26 @@ impl Sink {
         self.out.write_all(b"\n")
     }
 
-    /// Reports that `total` events have been lost so far: a JSON record in the JSON stream,
-    /// a warning on stderr next to the table.
-    pub fn lost(&mut self, total: u64) -> io::Result<()> {
+    /// Reports, while running, that events have been lost so far: a JSON record in the JSON
+    /// stream, a warning on stderr next to the table.
+    pub fn lost(&mut self, tool: &str, counts: &LossCounts) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&serde_json::json!({ "lost_events": total })),
+            Format::Json => self.json(&counts.json()),
             Format::Table => {
                 self.out.flush()?;
-                eprintln!("WARNING: {total} events lost so far (kernel buffers full): raise --ringbuf-size or narrow the filters");
+                eprintln!("{tool}: WARNING: {} events lost so far", counts.brief());
                 Ok(())
             }
         }
+    }
+
+    /// At the end of a run: the loss record, in the JSON stream only (the table's report goes
+    /// to stderr, one line per cause).
+    pub fn final_losses(&mut self, counts: &LossCounts) -> io::Result<()> {
+        if self.is_json() {
+            self.json(&counts.json())?;
+        }
+        Ok(())
     }
 
     /// The raw writer, for output that is neither rows nor JSON records (histograms).
@@ -209,9 +220,15 @@ mod tests {
         let buf = Shared::default();
         let mut sink = Sink::new(Box::new(buf.clone()), Format::Json);
         sink.json(&serde_json::json!({"pid": 1})).unwrap();
-        sink.lost(3).unwrap();
+        let counts = LossCounts {
+            counts: vec![(&crate::ringbuf::RINGBUF_FULL, 3)],
+        };
+        sink.lost("t", &counts).unwrap();
         sink.flush().unwrap();
         let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
-        assert_eq!(text, "{\"pid\":1}\n{\"lost_events\":3}\n");
+        assert_eq!(
+            text,
+            "{\"pid\":1}\n{\"lost_by_cause\":{\"ringbuf_full\":3},\"lost_events\":3}\n"
+        );
     }
 }

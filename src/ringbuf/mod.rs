@@ -1,10 +1,12 @@
 //! The one ring-buffer consumer every tool uses. It polls the `events` ring buffer, hands each
 //! record to the tool's [`Handler`], flushes output once per poll round, stops on Ctrl-C,
-//! SIGTERM or `--timeout`, and reports events the BPF side could not deliver (the `drops`
-//! counter every program keeps, see src/bpf/common.bpf.h).
+//! SIGTERM or `--timeout`, and reports what was lost, by cause (the `losses` counters every
+//! program keeps, see src/bpf/common.bpf.h and [`losses`]).
 
+pub mod losses;
 mod stop;
 
+pub use losses::{EventsLost, LossCause, LossCounts, Losses, RINGBUF_FULL};
 pub use stop::Stop;
 
 use std::cell::RefCell;
@@ -20,8 +22,8 @@ use crate::output::Sink;
 /// `wakeup_bytes` in common.bpf.h) and how long a stop request waits.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How often the drop counters are read while running.
-const DROP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the loss counters are read while running.
+const LOSS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a tool plugs into the consumer: decode and render one record.
 pub trait Handler {
@@ -37,12 +39,16 @@ pub trait Handler {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Losses counted in user space (a table the tool caps), beside the BPF counters.
+    fn user_losses(&self) -> Vec<(&'static LossCause, u64)> {
+        Vec::new()
+    }
 }
 
 /// What a run saw.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct RunStats {
-    pub lost: u64,
+    pub losses: LossCounts,
 }
 
 /// Decodes a record into `T` (a type the skeleton generated from the shared C header).
@@ -62,10 +68,13 @@ pub fn decode<T: plain::Plain>(data: &[u8]) -> Result<(&T, &[u8])> {
 }
 
 /// Consumes `events` until `stop` says so, then drains what is left, lets the handler finish,
-/// and reports lost events (read from the per-CPU `drops` map).
+/// and reports what was lost, by cause: while running as it grows (a warning on stderr, or a
+/// record in the JSON stream), at the end one line per cause on stderr and, with `--json`,
+/// one loss record (always, zeros included). Under `--fail-on-loss` a run that lost anything
+/// ends with [`EventsLost`].
 pub fn run(
     events: &dyn MapCore,
-    drops: &dyn MapCore,
+    losses: &Losses,
     stop: &Stop,
     handler: &mut dyn Handler,
 ) -> Result<RunStats> {
@@ -85,8 +94,11 @@ pub fn run(
         .context("setting up the ring buffer")?;
     let ring = builder.build().context("setting up the ring buffer")?;
 
+    // The probes are live: the header goes out now, not after the first poll round.
+    handler.borrow_mut().sink().flush()?;
+
     let mut reported = 0;
-    let mut next_drop_check = Instant::now() + DROP_CHECK_INTERVAL;
+    let mut next_loss_check = Instant::now() + LOSS_CHECK_INTERVAL;
     loop {
         let stopping = stop.requested();
         let ret = ring.poll_raw(if stopping {
@@ -110,12 +122,12 @@ pub fn run(
         let now = Instant::now();
         let mut h = handler.borrow_mut();
         h.tick(now)?;
-        if stopping || now >= next_drop_check {
-            next_drop_check = now + DROP_CHECK_INTERVAL;
-            let lost = read_drops(drops)?;
-            if lost > reported {
-                reported = lost;
-                h.sink().lost(lost)?;
+        if !stopping && now >= next_loss_check {
+            next_loss_check = now + LOSS_CHECK_INTERVAL;
+            let counts = LossCounts::read(losses, &h.user_losses())?;
+            if counts.total() > reported {
+                reported = counts.total();
+                h.sink().lost(losses.tool, &counts)?;
             }
         }
         h.sink().flush()?;
@@ -126,18 +138,16 @@ pub fn run(
     drop(ring);
     let h = handler.into_inner();
     h.finish()?;
+    let counts = LossCounts::read(losses, &h.user_losses())?;
+    h.sink().final_losses(&counts)?;
     h.sink().flush()?;
-    if reported > 0 {
-        eprintln!(
-            "{reported} events lost in all: kernel buffers were full (raise --ringbuf-size or narrow the filters)"
-        );
+    for line in counts.lines(losses.tool) {
+        eprintln!("{line}");
     }
-    Ok(RunStats { lost: reported })
-}
-
-/// Sum of the per-CPU drop counters.
-pub fn read_drops(drops: &dyn MapCore) -> Result<u64> {
-    sum_percpu_u64(drops, 0).context("reading the drop counters")
+    if losses.fail_on_loss && counts.total() > 0 {
+        return Err(EventsLost(counts.total()).into());
+    }
+    Ok(RunStats { losses: counts })
 }
 
 /// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).

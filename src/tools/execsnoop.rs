@@ -15,7 +15,7 @@ use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into};
 use crate::exit_status::ExitStatus;
 use crate::output::{Cells, Column, Sink};
-use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::ringbuf::{self, decode, Handler, LossCause, Stop};
 use crate::setup;
 use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkelBuilder};
 
@@ -24,8 +24,22 @@ unsafe impl plain::Plain for exec_event {}
 const TOTAL_MAX_ARGS: u32 = 60;
 const EXEC_ARGS_TRUNCATED: u32 = 1;
 const EXEC_EXITED: u32 = 2;
-/// Processes -d can follow at once (each holds its arguments in the kernel until it exits).
-const LIVE_PROCESSES: u32 = 8192;
+/// How execsnoop can lose an exec; the slots match LOSS_* in execsnoop.h.
+pub static LOSSES: [LossCause; 3] = [
+    ringbuf::RINGBUF_FULL,
+    LossCause {
+        slot: Some(1),
+        key: "inflight_full",
+        what: "execs lost: the table of execs in flight was full",
+        advice: "raise --max-inflight",
+    },
+    LossCause {
+        slot: Some(2),
+        key: "live_table_full",
+        what: "processes not followed by -d: the table of live processes was full",
+        advice: "raise --max-procs, or narrow the filters",
+    },
+];
 
 /// What execsnoop hooks: tracepoints only (they exist on every kernel it supports).
 pub static HOOK: Hook = Hook {
@@ -36,6 +50,7 @@ pub static HOOK: Hook = Hook {
         "syscalls/sys_exit_execve",
         "syscalls/sys_enter_execveat",
         "syscalls/sys_exit_execveat",
+        "sched/sched_process_exec",
     ],
     optional_tracepoints: &[],
 };
@@ -92,6 +107,18 @@ pub struct Args {
     #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis)]
     pub min_duration: Option<u64>,
 
+    /// With -d: processes followed at once, each holding its arguments (4 KiB) in the kernel
+    /// until it exits; more are counted as lost
+    #[arg(long = "max-procs", value_name = "N", default_value_t = 8192,
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_procs: u32,
+
+    /// Execs staged at once between entering and leaving exec() (4 KiB each); more are
+    /// counted as lost
+    #[arg(long = "max-inflight", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_inflight: u32,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -131,13 +158,21 @@ pub fn run(args: Args) -> Result<()> {
         rodata.filter_uid = true;
         rodata.targ_uid = uid;
     }
+    open.maps.execs.set_max_entries(args.max_inflight)?;
     match args.min_duration {
         Some(ms) => {
             rodata.min_duration_ns = ms * 1_000_000;
-            open.maps.live.set_max_entries(LIVE_PROCESSES)?;
+            open.maps.live.set_max_entries(args.max_procs)?;
+            if !setup::kernel_at_least(6, 1) {
+                // No BPF memory allocator before 6.1: a tracing program must use a
+                // preallocated hash.
+                open.maps.live.set_map_flags(0)?;
+            }
+            open.progs.process_exec.set_autoload(false);
         }
         None => {
             open.maps.live.set_max_entries(1)?;
+            open.progs.process_exec_live.set_autoload(false);
             open.progs.process_exit.set_autoload(false);
         }
     }
@@ -149,11 +184,12 @@ pub fn run(args: Args) -> Result<()> {
     let stop = Stop::install(args.common.timeout)?;
     skel.attach().context("attaching to the exec tracepoints")?;
     if args.common.verbose {
-        eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} tracepoints");
+        eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
     }
 
     let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut printer)?;
+    let losses = args.common.losses("execsnoop", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }
 

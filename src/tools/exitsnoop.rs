@@ -14,6 +14,9 @@ use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::exit_status::ExitStatus;
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
+
+/// How exitsnoop can lose an exit.
+pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
 use crate::setup;
 use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkelBuilder};
 
@@ -108,7 +111,8 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut printer)?;
+    let losses = args.common.losses("exitsnoop", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }
 

@@ -20,6 +20,17 @@ use crate::errno;
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
+
+/// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
+pub static LOSSES: [ringbuf::LossCause; 2] = [
+    ringbuf::RINGBUF_FULL,
+    ringbuf::LossCause {
+        slot: Some(1),
+        key: "inflight_full",
+        what: "removals lost: the table of removals in flight was full",
+        advice: "fewer threads removing files at once; please report this",
+    },
+];
 use crate::setup;
 use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder};
 
@@ -124,7 +135,10 @@ pub fn run(args: Args) -> Result<()> {
         &mut |m| load(&args, cgroup.as_ref(), m),
     )?;
     let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut printer)?;
+    let losses = args
+        .common
+        .losses("unlinksnoop", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }
 

@@ -19,6 +19,9 @@ use libbpf_rs::Link;
 use crate::attach;
 use crate::cli::{parse_pid, parse_seconds, CommonArgs};
 use crate::ringbuf::{self, Stop};
+
+/// How kmemleak-lite can lose an event (see also the `counters` reported at exit).
+pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
 use crate::setup;
 use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info},
@@ -259,7 +262,10 @@ pub fn run(args: Args) -> Result<()> {
         Target::Command(child, _, _) => Mode::Command(child),
     };
     let mut reporter = Reporter::new(&args, mode, &skel, &stop)?;
-    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut reporter)?;
+    let losses = args
+        .common
+        .losses("kmemleak-lite", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut reporter)?;
     let ended = reporter.ended();
     drop(reporter);
     drop(links);

@@ -86,7 +86,13 @@ pub fn measure() -> Result<Overhead> {
         sink: Sink::new(Box::new(std::io::sink()), Format::Table),
     };
     let drain = Stop::install(Some(Duration::from_nanos(1)))?;
-    ringbuf::run(&skel.maps.events, &skel.maps.drops, &drain, &mut recorder)?;
+    let losses = ringbuf::Losses {
+        tool: "uprobe-lat",
+        map: &skel.maps.losses,
+        causes: &[],
+        fail_on_loss: false,
+    };
+    ringbuf::run(&skel.maps.events, &losses, &drain, &mut recorder)?;
     if recorder.lat.count() == 0 {
         bail!("the probes on our own calibration function did not fire");
     }

@@ -22,6 +22,9 @@ use crate::escape::escaped;
 use crate::output::histogram::Unit;
 use crate::output::Sink;
 use crate::ringbuf::{self, Stop};
+
+/// How uprobe-lat can lose a call (see also the `counters` reported at exit).
+pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
 use crate::setup;
 use crate::skel::uprobe_lat::{types, UprobeLatSkelBuilder};
 
@@ -272,7 +275,8 @@ pub fn run(args: Args) -> Result<()> {
         &stop,
         Sink::stdout(args.common.format()),
     )?;
-    ringbuf::run(&skel.maps.events, &skel.maps.drops, &stop, &mut report)?;
+    let losses = args.common.losses("uprobe-lat", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut report)?;
     drop(links);
 
     let counters = read_counters(&skel.maps.counters)?;

@@ -1,0 +1,156 @@
+//! Loss accounting: every place where an event can be dropped has its own counter, and a run
+//! ends with how many were lost, by cause, with the advice that fits the cause.
+//!
+//! The BPF side counts into the per-CPU `losses` array of common.bpf.h: slot 0 is the ring
+//! buffer (`LOSS_RINGBUF_FULL`), a tool numbers its own causes from 1 in its header. The tool
+//! describes each slot once, with a [`LossCause`]; user space may add losses of its own (a
+//! table it caps) through [`crate::ringbuf::Handler::user_losses`].
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use libbpf_rs::MapCore;
+use serde_json::{Map, Value};
+
+/// Slots of the BPF `losses` map (LOSS_SLOTS in common.bpf.h).
+pub const LOSS_SLOTS: u32 = 8;
+
+/// Exit status of a run that lost events under `--fail-on-loss`.
+pub const EXIT_EVENTS_LOST: u8 = 3;
+
+/// One way an event can be lost.
+#[derive(Debug)]
+pub struct LossCause {
+    /// Slot in the BPF `losses` map; `None` for a cause counted in user space.
+    pub slot: Option<u32>,
+    /// Name in the JSON loss record (`"ringbuf_full"`).
+    pub key: &'static str,
+    /// What was lost and why, after the count: "events lost: the ring buffer was full".
+    pub what: &'static str,
+    /// What the user can do about it.
+    pub advice: &'static str,
+}
+
+/// Slot 0 in every tool: `bpf_ringbuf_reserve`/`output` failed.
+pub const RINGBUF_FULL: LossCause = LossCause {
+    slot: Some(0),
+    key: "ringbuf_full",
+    what: "events lost: the ring buffer was full",
+    advice: "raise --ringbuf-size or narrow the filters",
+};
+
+/// What the consumer needs to account for losses: the tool's name (for stderr), the BPF
+/// counters, the tool's causes, and whether a loss fails the run.
+pub struct Losses<'a> {
+    pub tool: &'static str,
+    pub map: &'a dyn MapCore,
+    pub causes: &'static [LossCause],
+    pub fail_on_loss: bool,
+}
+
+/// Counts per cause at one moment.
+#[derive(Debug, Default, Clone)]
+pub struct LossCounts {
+    pub counts: Vec<(&'static LossCause, u64)>,
+}
+
+impl LossCounts {
+    /// Reads the BPF counters of every cause that has a slot, then adds `user`.
+    pub fn read(losses: &Losses, user: &[(&'static LossCause, u64)]) -> Result<LossCounts> {
+        let mut counts = Vec::with_capacity(losses.causes.len() + user.len());
+        for cause in losses.causes {
+            if let Some(slot) = cause.slot {
+                let n =
+                    super::sum_percpu_u64(losses.map, slot).context("reading the loss counters")?;
+                counts.push((cause, n));
+            }
+        }
+        counts.extend_from_slice(user);
+        Ok(LossCounts { counts })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, n)| n).sum()
+    }
+
+    /// `{"lost_events": N, "lost_by_cause": {"ringbuf_full": N, ...}}`: every cause, zeros
+    /// included, so a script can tell "nothing lost" from "not reported".
+    pub fn json(&self) -> Value {
+        let by_cause: Map<String, Value> = self
+            .counts
+            .iter()
+            .map(|(c, n)| (c.key.to_string(), Value::from(*n)))
+            .collect();
+        serde_json::json!({ "lost_events": self.total(), "lost_by_cause": by_cause })
+    }
+
+    /// One line for a warning while running: "12 (ring buffer full 10, ...)".
+    pub fn brief(&self) -> String {
+        let mut s = self.total().to_string();
+        let mut first = true;
+        for (cause, n) in self.counts.iter().filter(|(_, n)| *n > 0) {
+            s.push_str(if first { " (" } else { ", " });
+            first = false;
+            let _ = write!(s, "{} {n}", cause.key);
+        }
+        if !first {
+            s.push(')');
+        }
+        s
+    }
+
+    /// One line per cause that lost anything: "tool: N what (advice)".
+    pub fn lines(&self, tool: &str) -> Vec<String> {
+        self.counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| format!("{tool}: {n} {} ({})", c.what, c.advice))
+            .collect()
+    }
+}
+
+/// The error a run ends with under `--fail-on-loss` when anything was lost; `cli::main_with`
+/// turns it into exit status [`EXIT_EVENTS_LOST`].
+#[derive(Debug)]
+pub struct EventsLost(pub u64);
+
+impl std::fmt::Display for EventsLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events lost (see the causes above); failing because of --fail-on-loss",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for EventsLost {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static TABLE_FULL: LossCause = LossCause {
+        slot: Some(1),
+        key: "table_full",
+        what: "processes not followed: the table was full",
+        advice: "raise --max-procs",
+    };
+
+    #[test]
+    fn json_lists_every_cause_and_lines_only_the_nonzero_ones() {
+        let counts = LossCounts {
+            counts: vec![(&RINGBUF_FULL, 0), (&TABLE_FULL, 4)],
+        };
+        assert_eq!(counts.total(), 4);
+        assert_eq!(
+            counts.json().to_string(),
+            r#"{"lost_by_cause":{"ringbuf_full":0,"table_full":4},"lost_events":4}"#
+        );
+        assert_eq!(
+            counts.lines("t"),
+            ["t: 4 processes not followed: the table was full (raise --max-procs)"]
+        );
+        assert_eq!(counts.brief(), "4 (table_full 4)");
+    }
+}
