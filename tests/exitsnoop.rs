@@ -163,3 +163,27 @@ fn bad_input_is_one_line_and_nonzero() {
     let (code, _, err) = run_tool("exitsnoop", &["--timeout=0"]);
     assert_one_line_error(code, &err, &["--timeout"]);
 }
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_process_ends_with_its_last_thread_not_its_main_thread() {
+    require_bpf();
+    let prog = common::build_c_program("leader_exits_first", &["-O1", "-pthread"]);
+    let t = Traced::start("exitsnoop", &[]);
+    let pid = common::run_traced(&mut Command::new(&prog));
+    let out = stop_after_pid(t, pid);
+    let rows: Vec<_> = out
+        .stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(&pid.to_string()))
+        .collect();
+    assert_eq!(rows.len(), 1, "one row for the process: {out:?}");
+    let row: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(&row[5..], ["code", "7"], "{}", rows[0]);
+    let age: f64 = row[4].parse().unwrap();
+    assert!(
+        age >= 0.3,
+        "the process lived until its last thread ended: {}",
+        rows[0]
+    );
+}

@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-/* exitsnoop: every process (or, with -T, thread) exit, with its age and how it ended. */
+/*
+ * exitsnoop: every process (or, with -T, thread) exit, with its age and how it ended.
+ *
+ * A process ends when its last thread exits, which need not be its main thread (the main
+ * thread may call pthread_exit while others run on). do_exit decrements signal->live before
+ * this tracepoint, so the thread that brings it to 0 is the process's end.
+ */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -27,17 +33,19 @@ int process_exit(void *ctx)
 
 	if (targ_pid && targ_pid != pid)
 		return 0;
-	if (!trace_threads && pid != tid)
-		return 0;
 	if (cgroup_filtered_out())
 		return 0;
 
 	task = (struct task_struct *)bpf_get_current_task();
+	if (!trace_threads && BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0; /* other threads of the process live on */
 	exit_code = BPF_CORE_READ(task, exit_code);
 	if (failed_only && exit_code == 0)
 		return 0;
 	now = bpf_ktime_get_ns();
-	start = BPF_CORE_READ(task, start_time);
+	/* The age of the process (its main thread), or of the thread with -T. */
+	start = trace_threads ? BPF_CORE_READ(task, start_time)
+			      : BPF_CORE_READ(task, group_leader, start_time);
 	if (min_age_ns && now - start < min_age_ns)
 		return 0;
 
