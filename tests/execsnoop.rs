@@ -577,3 +577,26 @@ fn a_full_inflight_table_is_counted_so_shown_plus_lost_is_every_exec() {
     assert_eq!(total, lost, "no other cause: {by_cause:?}");
     assert_eq!(shown as u64 + lost, happened, "{by_cause:?}");
 }
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn min_duration_reports_a_process_when_its_last_thread_ends() {
+    require_bpf();
+    // Its main thread ends at once (pthread_exit); another ends the process 300 ms later.
+    let prog = common::build_c_program("leader_exits_first", &["-O1", "-pthread"]);
+    let t = Traced::start("execsnoop", &["-d", "100", "--json"]);
+    let pid = common::run_traced(&mut Command::new(&prog));
+    let out = json_stop_after(t, &format!("\"pid\":{pid},"));
+    let rows: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|r| r["pid"] == pid)
+        .collect();
+    assert_eq!(rows.len(), 1, "{out:?}");
+    let age = rows[0]["age_ms"].as_f64().unwrap();
+    assert!(
+        age >= 300.0,
+        "age of the process, not its main thread: {}",
+        rows[0]
+    );
+    assert_eq!(rows[0]["exit_code"], 7, "{}", rows[0]);
+}

@@ -230,14 +230,15 @@ int process_exit(void *ctx)
 	struct exec_record *r;
 	__u64 now;
 
-	if (pid != (__u32)id)
-		return 0; /* a thread, not the process */
 	r = bpf_map_lookup_elem(&live, &pid);
 	if (!r)
 		return 0;
+	/* The process ends with its last thread, which need not be the main one. */
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
 	now = bpf_ktime_get_ns();
 	if (now - r->e.ts >= min_duration_ns) {
-		task = (struct task_struct *)bpf_get_current_task();
 		r->e.duration_ns = now - r->e.ts;
 		r->e.ts = now;
 		r->e.exit_code = BPF_CORE_READ(task, exit_code);
