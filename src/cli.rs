@@ -72,7 +72,8 @@ impl CommonArgs {
 /// `-c CGROUP-PATH`: trace only tasks in this cgroup (v2).
 #[derive(Args, Debug, Clone)]
 pub struct CgroupArg {
-    /// Trace only processes in this cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice)
+    /// Trace only processes in this cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice;
+    /// find where cgroup2 is mounted with `grep cgroup2 /proc/mounts`)
     #[arg(short = 'c', long = "cgroup", value_name = "CGROUP-PATH")]
     pub cgroup: Option<PathBuf>,
 }
@@ -138,6 +139,14 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
         return Err(format!("'{s}' is out of range: give 1ns to a day"));
     }
     Ok(ns.round() as u64)
+}
+
+/// A user id: 0 to 4294967294 (4294967295 is (uid_t)-1, "no user", which no process runs as).
+pub fn parse_uid(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|&u| u != u32::MAX)
+        .ok_or_else(|| format!("'{s}' is not a user id: give 0 to 4294967294"))
 }
 
 /// A process id that exists now.
@@ -269,6 +278,18 @@ mod tests {
         assert_eq!(parse_ringbuf_kib("4").unwrap(), 4);
         assert!(parse_ringbuf_kib("3").is_err());
         assert!(parse_ringbuf_kib("2").is_err());
+    }
+
+    #[test]
+    fn uid_range() {
+        assert_eq!(parse_uid("0").unwrap(), 0);
+        assert_eq!(parse_uid("4294967294").unwrap(), 4_294_967_294);
+        for bad in ["4294967295", "-1", "abc", ""] {
+            assert!(
+                parse_uid(bad).unwrap_err().contains("0 to 4294967294"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -359,7 +359,10 @@ fn forcing_a_method_this_kernel_lacks_fails_in_one_line() {
     assert_one_line_error(
         out.status.code().unwrap_or(-1),
         &String::from_utf8_lossy(&out.stderr),
-        &["no uprobe programs", "fentry or kprobe or tracepoint"],
+        &[
+            "'uprobe' is not an attach method of unlinksnoop",
+            "give auto, fentry, kprobe, tracepoint",
+        ],
     );
 }
 

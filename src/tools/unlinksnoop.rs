@@ -13,8 +13,8 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use serde::Serialize;
 
-use crate::attach::{self, AttachArg, Hook, Method};
-use crate::cli::{parse_pid, CgroupArg, CommonArgs};
+use crate::attach::{self, Choice, Hook, Method};
+use crate::cli::{parse_pid, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::errno;
 use crate::escape::{c_str_bytes, escape_into, escaped};
@@ -22,13 +22,19 @@ use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
-pub static LOSSES: [ringbuf::LossCause; 2] = [
+pub static LOSSES: [ringbuf::LossCause; 3] = [
     ringbuf::RINGBUF_FULL,
     ringbuf::LossCause {
         slot: Some(1),
         key: "inflight_full",
         what: "removals lost: the table of removals in flight was full",
-        advice: "fewer threads removing files at once; please report this",
+        advice: "raise --max-inflight: more threads were removing files at once",
+    },
+    ringbuf::LossCause {
+        slot: Some(2),
+        key: "no_return",
+        what: "removals lost: their return was never seen (a kretprobe missed it)",
+        advice: "use --attach fentry or --attach tracepoint",
     },
 ];
 use crate::setup;
@@ -77,7 +83,7 @@ pub struct Args {
     pub pid: Option<u32>,
 
     /// Trace this UID only
-    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    #[arg(short = 'u', long = "uid", value_name = "UID", value_parser = parse_uid)]
     pub uid: Option<u32>,
 
     /// Only commands whose name contains NAME (at most 15 bytes, as the kernel keeps them)
@@ -91,11 +97,23 @@ pub struct Args {
     #[command(flatten)]
     pub cgroup: CgroupArg,
 
-    #[command(flatten)]
-    pub attach: AttachArg,
+    /// How to hook the kernel: auto (the best this kernel can do), fentry, kprobe or tracepoint
+    #[arg(long = "attach", value_name = "METHOD", default_value = "auto", value_parser = parse_attach)]
+    pub attach: Choice,
+
+    /// Removals followed at once between entering and leaving the kernel (one per thread
+    /// inside unlink/rmdir; 8 KiB each); more are counted as lost
+    #[arg(long = "max-inflight", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=16_384))]
+    pub max_inflight: u32,
 
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `--attach`: auto, or one of the methods unlinksnoop has programs for.
+fn parse_attach(s: &str) -> Result<Choice, String> {
+    attach::parse_choice("unlinksnoop", &HOOK, s)
 }
 
 fn parse_comm(s: &str) -> Result<String, String> {
@@ -120,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         return attach::check(
             "unlinksnoop",
             &HOOK,
-            args.attach.attach,
+            args.attach,
             args.common.json,
             Some(&mut attempt),
         );
@@ -130,7 +148,7 @@ pub fn run(args: Args) -> Result<()> {
     let (skel, _method) = attach::select(
         "unlinksnoop",
         &HOOK,
-        args.attach.attach,
+        args.attach,
         args.common.verbose,
         &mut |m| load(&args, cgroup.as_ref(), m),
     )?;
@@ -152,6 +170,10 @@ fn load(
         .open(attach::object_storage())
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    open.maps
+        .inflight
+        .set_max_entries(args.max_inflight)
+        .context("sizing the in-flight table")?;
 
     let progs = &mut open.progs;
     let fentry = method == Method::Fentry;
@@ -187,6 +209,8 @@ fn load(
     ] {
         prog.set_autoload(on);
     }
+    // Frees what a missed return left behind (and counts it): every method needs it.
+    open.progs.thread_exit.set_autoload(true);
 
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
