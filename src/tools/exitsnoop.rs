@@ -51,14 +51,16 @@ pub struct Args {
     pub failed: bool,
 
     /// Trace this PID only
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid,
+          allow_negative_numbers = true)]
     pub pid: Option<u32>,
 
     #[command(flatten)]
     pub cgroup: CgroupArg,
 
     /// Only processes that lived at least MS milliseconds
-    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis)]
+    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis,
+          allow_negative_numbers = true)]
     pub min_duration: Option<u64>,
 
     #[command(flatten)]
