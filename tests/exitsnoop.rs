@@ -275,6 +275,7 @@ fn a_full_ring_buffer_is_counted_exactly() {
     assert!(lost > 0 && shown < N, "a 4 KiB ring held them all: {out:?}");
     assert_eq!(shown + lost, N + 1, "shown {shown} + lost {lost}: {out:?}");
     assert_eq!(total as usize, lost, "{by_cause:?}");
+    assert_eq!(by_cause["probe_skipped"], 0, "{by_cause:?}");
     let line =
         format!("exitsnoop: {lost} events lost: the ring buffer was full (raise --ringbuf-size");
     assert!(out.stderr.contains(&line), "{}", out.stderr);

@@ -505,6 +505,7 @@ fn a_full_ring_buffer_is_counted_exactly() {
     assert_eq!(total, lost, "no other cause: {by_cause:?}");
     assert_eq!(by_cause["inflight_full"], 0);
     assert_eq!(by_cause["no_return"], 0);
+    assert_eq!(by_cause["probe_skipped"], 0);
     assert_eq!(
         stderr_count(
             &out,

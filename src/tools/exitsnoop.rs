@@ -17,6 +17,8 @@ use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How exitsnoop can lose an exit.
 pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
+/// Counted in user space, from the kernel's count of skipped runs of the exit program.
+static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
 use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkelBuilder};
 
@@ -113,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    printer.skipped = Some(ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]));
     let losses = args.common.losses("exitsnoop", &skel.maps.losses, &LOSSES);
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
@@ -127,6 +130,8 @@ pub struct ExitPrinter {
     age_text: String,
     exit_text: String,
     time_text: String,
+    /// Exits the kernel skipped the program for (counted as lost).
+    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl ExitPrinter {
@@ -154,6 +159,7 @@ impl ExitPrinter {
             age_text: String::new(),
             exit_text: String::new(),
             time_text: String::new(),
+            skipped: None,
         })
     }
 }
@@ -211,5 +217,10 @@ impl Handler for ExitPrinter {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
+    }
+
+    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
+        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
+        vec![(&PROBE_SKIPPED, skipped)]
     }
 }

@@ -37,6 +37,9 @@ pub static LOSSES: [ringbuf::LossCause; 3] = [
         advice: "use --attach fentry or --attach tracepoint",
     },
 ];
+/// Counted in user space, from the kernel's count of skipped runs of the entry programs (a
+/// skipped return program leaves its entry behind, which the BPF side counts as no_return).
+static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
 use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder};
 
@@ -142,6 +145,16 @@ pub fn run(args: Args) -> Result<()> {
         &mut |m| load(&args, cgroup.as_ref(), m),
     )?;
     let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let p = &skel.progs;
+    printer.skipped = Some(ringbuf::SkippedRuns::new(&[
+        &p.fentry_unlinkat,
+        &p.fentry_rmdir,
+        &p.kprobe_unlinkat,
+        &p.kprobe_rmdir,
+        &p.tp_enter_unlinkat,
+        &p.tp_enter_unlink,
+        &p.tp_enter_rmdir,
+    ]));
     let losses = args
         .common
         .losses("unlinksnoop", &skel.maps.losses, &LOSSES);
@@ -260,6 +273,8 @@ pub struct UnlinkPrinter {
     ret_text: String,
     lat_text: String,
     time_text: String,
+    /// Removals the kernel skipped the entry program for (counted as lost).
+    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl UnlinkPrinter {
@@ -285,6 +300,7 @@ impl UnlinkPrinter {
             ret_text: String::new(),
             lat_text: String::new(),
             time_text: String::new(),
+            skipped: None,
         })
     }
 }
@@ -351,6 +367,11 @@ impl Handler for UnlinkPrinter {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
+    }
+
+    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
+        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
+        vec![(&PROBE_SKIPPED, skipped)]
     }
 }
 
