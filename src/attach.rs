@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
-use clap::Args;
 use libbpf_rs::btf::types::{Func, FuncProto};
 use libbpf_rs::btf::{BtfKind, ReferencesType};
 use libbpf_rs::{libbpf_sys, Btf, OpenObject};
@@ -71,21 +70,20 @@ pub enum Choice {
     Force(Method),
 }
 
-/// `--attach auto|fentry|kprobe|tracepoint`, for tools with more than one method.
-#[derive(Args, Debug, Clone)]
-pub struct AttachArg {
-    /// How to hook the kernel: auto (the best this kernel can do), fentry, kprobe or tracepoint
-    #[arg(long = "attach", value_name = "METHOD", default_value = "auto", value_parser = parse_choice)]
-    pub attach: Choice,
-}
-
-fn parse_choice(s: &str) -> Result<Choice, String> {
+/// Parses `--attach` for `tool`: `auto`, or one of the methods its hook has programs for (a
+/// tool offers only what it can do; the error lists exactly that). A tool with more than one
+/// method declares the option itself, with `value_parser` set to a function calling this one.
+pub fn parse_choice(tool: &str, hook: &Hook, s: &str) -> Result<Choice, String> {
     if s == "auto" {
         return Ok(Choice::Auto);
     }
-    Method::parse(s).map(Choice::Force).ok_or_else(|| {
-        format!("'{s}' is not an attach method: give auto, fentry, kprobe, tracepoint or uprobe")
-    })
+    match Method::parse(s) {
+        Some(m) if hook.methods.contains(&m) => Ok(Choice::Force(m)),
+        _ => Err(format!(
+            "'{s}' is not an attach method of {tool}: give auto, {}",
+            names(hook.methods, ", ")
+        )),
+    }
 }
 
 /// What a tool hooks, by method.
@@ -572,13 +570,22 @@ mod tests {
     };
 
     #[test]
-    fn choice_parses() {
-        assert_eq!(parse_choice("auto").unwrap(), Choice::Auto);
+    fn choice_parses_against_the_tools_own_methods() {
+        assert_eq!(parse_choice("t", &HOOK, "auto").unwrap(), Choice::Auto);
         assert_eq!(
-            parse_choice("kprobe").unwrap(),
+            parse_choice("t", &HOOK, "kprobe").unwrap(),
             Choice::Force(Method::Kprobe)
         );
-        assert!(parse_choice("ebpf").unwrap_err().contains("fentry"));
+        let err = parse_choice("t", &HOOK, "ebpf").unwrap_err();
+        assert_eq!(
+            err,
+            "'ebpf' is not an attach method of t: give auto, fentry, kprobe, tracepoint"
+        );
+        // A method the suite knows but this tool has no programs for is not offered.
+        assert_eq!(
+            parse_choice("t", &HOOK, "uprobe").unwrap_err(),
+            "'uprobe' is not an attach method of t: give auto, fentry, kprobe, tracepoint"
+        );
     }
 
     /// Fakes the kernel: only the methods in `works` load.

@@ -23,11 +23,13 @@ pub struct CommonArgs {
     pub verbose: bool,
 
     /// Stop after SECS seconds (decimals allowed) and print what was gathered
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds,
+          allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
 
     /// Ring buffer size in KiB (a power of two, 4 to 1048576)
-    #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ringbuf_kib)]
+    #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ringbuf_kib,
+          allow_negative_numbers = true)]
     pub ringbuf_size: u32,
 
     /// Exit with status 3 if any event was lost (the causes are printed at exit either way)
@@ -72,7 +74,8 @@ impl CommonArgs {
 /// `-c CGROUP-PATH`: trace only tasks in this cgroup (v2).
 #[derive(Args, Debug, Clone)]
 pub struct CgroupArg {
-    /// Trace only processes in this cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice)
+    /// Trace only processes in this cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice;
+    /// find where cgroup2 is mounted with `grep cgroup2 /proc/mounts`)
     #[arg(short = 'c', long = "cgroup", value_name = "CGROUP-PATH")]
     pub cgroup: Option<PathBuf>,
 }
@@ -89,9 +92,11 @@ impl CgroupArg {
 
 /// Seconds as a user types them: `5`, `0.5`.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds (e.g. 5 or 0.5)"))?;
+    let secs: f64 = s.parse().map_err(|_| {
+        format!(
+            "'{s}' is not a number of seconds: give more than 0 and at most a year (e.g. 5 or 0.5)"
+        )
+    })?;
     if !(secs > 0.0 && secs <= 31_536_000.0) {
         return Err(format!("'{s}' must be more than 0 and at most a year"));
     }
@@ -102,7 +107,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 pub fn parse_millis(s: &str) -> Result<u64, String> {
     let ms: u64 = s
         .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of milliseconds"))?;
+        .map_err(|_| format!("'{s}' is not a whole number of milliseconds: give 1 to 86400000"))?;
     if ms == 0 || ms > 86_400_000 {
         return Err(format!(
             "'{s}' is out of range: give 1 to 86400000 milliseconds"
@@ -140,13 +145,35 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
     Ok(ns.round() as u64)
 }
 
+/// A command name filter (`-n`): the kernel keeps 15 bytes of a command name, so a longer NAME
+/// could never match.
+pub fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name must not be empty".into());
+    }
+    if s.len() > 15 {
+        return Err(format!(
+            "'{s}' is longer than 15 bytes: the kernel keeps only the first 15 bytes of a command name, give a part of it"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A user id: 0 to 4294967294 (4294967295 is (uid_t)-1, "no user", which no process runs as).
+pub fn parse_uid(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|&u| u != u32::MAX)
+        .ok_or_else(|| format!("'{s}' is not a user id: give 0 to 4294967294"))
+}
+
 /// A process id that exists now.
 pub fn parse_pid(s: &str) -> Result<u32, String> {
     let pid: u32 = s
         .parse()
         .ok()
         .filter(|&p| p > 0 && p <= i32::MAX as u32)
-        .ok_or_else(|| format!("'{s}' is not a process id"))?;
+        .ok_or_else(|| format!("'{s}' is not a process id: give 1 to 2147483647"))?;
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         return Err(format!(
             "no process with pid {pid}: check it with `ps -p {pid}`"
@@ -156,9 +183,9 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
 }
 
 fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
-    let kib: u32 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size in KiB"))?;
+    let kib: u32 = s.parse().map_err(|_| {
+        format!("'{s}' is not a size in KiB: give a power of two between 4 and 1048576")
+    })?;
     if !(4..=1 << 20).contains(&kib) || !kib.is_power_of_two() {
         return Err(format!(
             "'{s}' is not a power of two between 4 and 1048576 KiB"
@@ -269,6 +296,26 @@ mod tests {
         assert_eq!(parse_ringbuf_kib("4").unwrap(), 4);
         assert!(parse_ringbuf_kib("3").is_err());
         assert!(parse_ringbuf_kib("2").is_err());
+    }
+
+    #[test]
+    fn comm_filter_checks_length() {
+        assert!(parse_comm("rm").is_ok());
+        assert!(parse_comm("fifteen-bytes-x").is_ok());
+        assert!(parse_comm("a-very-long-command").is_err());
+        assert!(parse_comm("").is_err());
+    }
+
+    #[test]
+    fn uid_range() {
+        assert_eq!(parse_uid("0").unwrap(), 0);
+        assert_eq!(parse_uid("4294967294").unwrap(), 4_294_967_294);
+        for bad in ["4294967295", "-1", "abc", ""] {
+            assert!(
+                parse_uid(bad).unwrap_err().contains("0 to 4294967294"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

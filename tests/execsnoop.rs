@@ -600,3 +600,22 @@ fn min_duration_reports_a_process_when_its_last_thread_ends() {
     );
     assert_eq!(rows[0]["exit_code"], 7, "{}", rows[0]);
 }
+
+#[test]
+fn flags_out_of_range_are_refused_naming_the_flag_and_range() {
+    for (args, words) in [
+        (&["-u", "4294967295"][..], &["--uid", "0 to 4294967294"][..]),
+        (&["-u", "-1"], &["--uid", "0 to 4294967294"]),
+        (&["-n", "a-name-longer-than-15"], &["--name", "15 bytes"]),
+        (&["--max-args", "0"], &["--max-args", "1..=60"]),
+        (&["--max-args", "-1"], &["--max-args", "1..=60"]),
+        (&["--max-procs", "0"], &["--max-procs", "1..=1048576"]),
+        (&["--max-inflight", "-3"], &["--max-inflight", "1..=65536"]),
+        (&["-d", "-1"], &["--min-duration", "1 to 86400000"]),
+        (&["--attach", "tracepoint"], &["--attach"]),
+    ] {
+        let (code, _, err) = run_tool("execsnoop", args);
+        assert_one_line_error(code, &err, words);
+        assert_eq!(code, 2, "{args:?}: usage errors exit 2: {err}");
+    }
+}

@@ -187,3 +187,231 @@ fn a_process_ends_with_its_last_thread_not_its_main_thread() {
         rows[0]
     );
 }
+
+/// Where cgroup v2 is mounted here, from /proc/self/mounts (never assumed).
+fn cgroup2_root() -> std::path::PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(2) == Some(&"cgroup2"))
+        .map(|f| std::path::PathBuf::from(f[1]))
+        .expect("this test needs a cgroup v2 mount")
+}
+
+/// A fresh cgroup v2 directory, removed when dropped (once its processes have ended).
+struct Cgroup(std::path::PathBuf);
+
+impl Cgroup {
+    fn new(tag: &str) -> Cgroup {
+        let dir = cgroup2_root().join(marker(tag));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        Cgroup(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    /// Runs `sh -c script` inside this cgroup (it moves itself in before exec); returns its pid
+    /// once it has ended.
+    fn sh(&self, script: &str) -> u32 {
+        use std::os::unix::process::CommandExt;
+        let procs = CString::new(format!("{}/cgroup.procs", self.path())).unwrap();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", script]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        common::run_traced(&mut cmd)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // An emptied cgroup can stay busy for a moment after its last process is reaped.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+use std::ffi::CString;
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn cgroup_filter_traces_exactly_the_processes_inside() {
+    require_bpf();
+    let cg = Cgroup::new("cg");
+    let t = Traced::start("exitsnoop", &["-c", cg.path()]);
+    let outside = sh("exit 4");
+    let inside = cg.sh("/bin/sh -c 'exit 6'; exit 5");
+    let out = stop_after_pid(t, inside);
+    assert_eq!(
+        &row_of(&out, inside).unwrap()[5..],
+        ["code", "5"],
+        "{out:?}"
+    );
+    assert!(row_of(&out, outside).is_none(), "{out:?}");
+    // The inner shell ran in the cgroup too (its child), and nothing else did.
+    let rows: Vec<_> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out:?}");
+    assert!(rows.iter().any(|r| r.ends_with("code 6")), "{out:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_full_ring_buffer_is_counted_exactly() {
+    require_bpf();
+    // Only the processes of a cgroup of our own count, so shown + lost must be exactly what
+    // happened: N children of one shell, and the shell.
+    const N: usize = 300;
+    let cg = Cgroup::new("lost");
+    let t = Traced::start(
+        "exitsnoop",
+        &["--json", "--ringbuf-size", "4", "-c", cg.path()],
+    );
+    // Freeze the consumer: a 4 KiB ring holds about 70 exits.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
+    cg.sh(&format!(
+        "i=0; while [ $i -lt {N} ]; do /bin/true; i=$((i+1)); done"
+    ));
+    unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
+    let out = t.stop();
+    let shown = out
+        .json()
+        .into_iter()
+        .filter(|r| r.get("pid").is_some())
+        .count();
+    let (total, by_cause) = common::final_losses(&out);
+    let lost = by_cause["ringbuf_full"].as_u64().unwrap() as usize;
+    assert!(lost > 0 && shown < N, "a 4 KiB ring held them all: {out:?}");
+    assert_eq!(shown + lost, N + 1, "shown {shown} + lost {lost}: {out:?}");
+    assert_eq!(total as usize, lost, "{by_cause:?}");
+    assert_eq!(by_cause["probe_skipped"], 0, "{by_cause:?}");
+    let line =
+        format!("exitsnoop: {lost} events lost: the ring buffer was full (raise --ringbuf-size");
+    assert!(out.stderr.contains(&line), "{}", out.stderr);
+}
+
+/// A cgroup v1 directory: an existing v1 hierarchy, or a named one mounted for the test.
+struct V1Dir {
+    path: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl V1Dir {
+    fn find_or_mount() -> V1Dir {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        if let Some(dir) = mounts
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(2) == Some(&"cgroup"))
+            .map(|f| std::path::PathBuf::from(f[1]))
+        {
+            return V1Dir {
+                path: dir,
+                mounted: false,
+            };
+        }
+        let dir = std::env::temp_dir().join(marker("v1"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = CString::new(dir.to_str().unwrap()).unwrap();
+        let ret = unsafe {
+            libc::mount(
+                c"cgroup".as_ptr(),
+                target.as_ptr(),
+                c"cgroup".as_ptr(),
+                0,
+                c"none,name=coretrace-test".as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            ret,
+            0,
+            "no cgroup v1 hierarchy here, and mounting one failed: {}",
+            std::io::Error::last_os_error()
+        );
+        V1Dir {
+            path: dir,
+            mounted: true,
+        }
+    }
+}
+
+impl Drop for V1Dir {
+    fn drop(&mut self) {
+        if self.mounted {
+            let target = CString::new(self.path.to_str().unwrap()).unwrap();
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_cgroup_that_is_not_v2_is_refused_in_one_line_naming_the_v2_mount() {
+    require_bpf(); // the privilege check comes first
+    let v2 = cgroup2_root();
+    let v2 = v2.to_str().unwrap();
+    let v1 = V1Dir::find_or_mount();
+    let v1 = v1.path.to_str().unwrap();
+    let plain = std::env::temp_dir().join(marker("plain"));
+    std::fs::create_dir_all(&plain).unwrap();
+    let plain = plain.to_str().unwrap();
+    for tool in ["exitsnoop", "unlinksnoop", "execsnoop"] {
+        for (dir, words) in [
+            (v1, &["is a cgroup v1 directory", "needs cgroup v2"][..]),
+            (plain, &["is not a cgroup directory"][..]),
+            (
+                "/nonexistent/cgroup",
+                &["cannot open cgroup", "No such file"][..],
+            ),
+        ] {
+            let (code, _, err) = run_tool(tool, &["-c", dir, "--timeout", "1"]);
+            let mut words = words.to_vec();
+            words.extend([dir, v2, "cgroup v2 is mounted at"]);
+            assert_one_line_error(code, &err, &words);
+            assert!(!err.contains("Bad file descriptor"), "{tool}: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir(plain);
+}
+
+#[test]
+fn flags_out_of_range_are_refused_naming_the_flag_and_range() {
+    for (args, words) in [
+        (&["-d", "0"][..], &["--min-duration", "1 to 86400000"][..]),
+        (&["-d", "-1"], &["--min-duration", "1 to 86400000"]),
+        (&["-d", "86400001"], &["--min-duration", "1 to 86400000"]),
+        (&["-p", "0"], &["--pid", "1 to 2147483647"]),
+        (&["-p", "-1"], &["--pid", "1 to 2147483647"]),
+        (
+            &["--ringbuf-size", "-4"],
+            &["--ringbuf-size", "4 and 1048576"],
+        ),
+        (
+            &["--ringbuf-size", "2097152"],
+            &["--ringbuf-size", "4 and 1048576"],
+        ),
+        (&["--timeout", "-1"], &["--timeout", "more than 0"]),
+        // exitsnoop has one attach method and offers no --attach.
+        (&["--attach", "tracepoint"], &["--attach"]),
+    ] {
+        let (code, _, err) = run_tool("exitsnoop", args);
+        assert_one_line_error(code, &err, words);
+        assert_eq!(code, 2, "{args:?}: usage errors exit 2: {err}");
+    }
+}

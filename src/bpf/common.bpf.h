@@ -46,12 +46,17 @@ const volatile bool filter_cgroup = false;
  */
 const volatile __u64 wakeup_bytes = 0;
 
+/*
+ * Atomic although the counter is per CPU: a tracing program can be preempted (migration is
+ * disabled, preemption is not), and another program counting on the same CPU in between would
+ * make a plain `+= 1` lose one of the two counts.
+ */
 static __always_inline void count_loss(__u32 cause)
 {
 	__u64 *count = bpf_map_lookup_elem(&losses, &cause);
 
 	if (count)
-		*count += 1;
+		__sync_fetch_and_add(count, 1);
 }
 
 static __always_inline __u64 submit_flags(void)

@@ -5,8 +5,8 @@
  * Three sets of programs, of which user space loads one (src/attach.rs): fentry/fexit on
  * do_unlinkat and do_rmdir, else kprobe/kretprobe on the same, else the syscall tracepoints.
  * Entry builds the whole record (the path resolved against the caller's working directory or
- * directory fd, while both still exist) into a per-thread slot; return adds the result and sends
- * it. The path is resolved here, not in user space, so it is right even when the process is gone
+ * directory fd, while both still exist) in the calling thread's entry of the `inflight` map;
+ * return adds the result and sends it. The path is resolved here, not in user space, so it is right even when the process is gone
  * by the time the record is read.
  */
 #include "vmlinux.h"
@@ -35,20 +35,24 @@ const volatile bool rmdir_takes_filename = true;
 /* Dummy instance so the skeleton generates the Rust type of the header. */
 struct unlink_event _unlink_event = {};
 
-struct record {
-	struct unlink_event e;
-	char path[PATH_BUF];
-};
-
 /*
- * Where entry builds a record. The path has PATH_BUF bytes of slack so that every copy at a
- * masked offset below PATH_BUF is provably in bounds; base is where the directory part is built,
- * backwards from its end, while walking up the tree.
+ * A removal in flight: the record entry builds and return completes and sends (`e` and the
+ * first path_len bytes of `path`, which follow it directly).
+ *
+ * It lives in the calling thread's own entry of the `inflight` hash map and is built there in
+ * place, never in per-CPU scratch: a tracing program runs with migration disabled, not
+ * preemption, so another removal on the same CPU could run in the middle of this one and
+ * overwrite a shared scratch buffer. A thread's entry is touched only by that thread (entry,
+ * return, its own exit), and a thread is in at most one removal at a time.
  */
-struct scratch {
+struct inflight {
 	struct unlink_event e;
-	char path[2 * PATH_BUF];
-	char base[PATH_BUF + NAME_BUF];
+	/*
+	 * The path, and then slack: every copy at a masked offset below PATH_BUF stays provably in
+	 * bounds. The walk up the tree builds the base directory backwards in the upper part (from
+	 * BASE + PATH_BUF down, a name at a time), then copies it to the front.
+	 */
+	char path[2 * PATH_BUF + NAME_BUF];
 	/*
 	 * The walk's position. Kept in the map rather than in registers: loaded back, every
 	 * iteration looks the same to the verifier, which can then prune instead of following every
@@ -59,19 +63,22 @@ struct scratch {
 	__u32 off;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch_map SEC(".maps");
+/* Where the base directory is built (see struct inflight). */
+#define BASE PATH_BUF
 
-/* Removals in flight, by thread. LRU: a thread that never returns cannot leak a slot. */
+/* What a new entry starts from (a map update copies a whole value). */
+static const struct inflight empty_inflight = {};
+
+/*
+ * Removals in flight, by thread. A plain hash: when it is full (--max-inflight), the removal
+ * is counted as lost (an LRU would evict another thread's removal without a trace). An entry
+ * whose return never comes is counted and freed when its thread exits (sched_process_exit).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, struct record);
+	__type(value, struct inflight);
 } inflight SEC(".maps");
 
 /*
@@ -128,14 +135,8 @@ static __always_inline int base_dir(struct task_struct *task, int dfd, struct pa
 	return base->dentry ? 0 : -1;
 }
 
-/*
- * Writes the absolute path of `base` and a trailing '/' into s->path; returns its length. Walks
- * up dentry by dentry, crossing mounts, until the process's root (a chrooted or containerised
- * process sees its own paths) or the top of the mount tree, writing each name in front of the
- * previous one: one pass, which keeps the verifier's work linear in MAX_DEPTH.
- */
 /* One step up from s->dentry; returns true when the walk is over. */
-static __noinline bool walk_step(struct scratch *s, struct path *root, __u32 mnt_off)
+static __noinline bool walk_step(struct inflight *s, struct path *root, __u32 mnt_off)
 {
 	struct dentry *dentry = s->dentry, *parent;
 	struct vfsmount *vfsmnt = s->vfsmnt;
@@ -165,9 +166,9 @@ static __noinline bool walk_step(struct scratch *s, struct path *root, __u32 mnt
 	}
 	off -= len;
 	barrier_var(len); /* masked again below, where the verifier needs to see it */
-	bpf_probe_read_kernel(&s->base[in_path(off)], len & (NAME_BUF - 1), name);
+	bpf_probe_read_kernel(&s->path[BASE + in_path(off)], len & (NAME_BUF - 1), name);
 	off--;
-	s->base[in_path(off)] = '/';
+	s->path[BASE + in_path(off)] = '/';
 	s->off = off;
 	s->dentry = parent;
 	return false;
@@ -179,7 +180,7 @@ static __noinline bool walk_step(struct scratch *s, struct path *root, __u32 mnt
  * process sees its own paths) or the top of the mount tree, writing each name in front of the
  * previous one.
  */
-static __always_inline __u32 write_base(struct scratch *s, struct path *base, struct path *root)
+static __always_inline __u32 write_base(struct inflight *s, struct path *base, struct path *root)
 {
 	__u32 mnt_off = bpf_core_field_offset(struct mount, mnt);
 	__u32 len, i;
@@ -200,7 +201,7 @@ static __always_inline __u32 write_base(struct scratch *s, struct path *base, st
 		s->e.flags |= PATH_TRUNCATED_HEAD;
 
 	len = (PATH_BUF - s->off) & (PATH_BUF - 1);
-	bpf_probe_read_kernel(s->path, len, &s->base[in_path(s->off)]);
+	bpf_probe_read_kernel(s->path, len, &s->path[BASE + in_path(s->off)]);
 	s->path[in_path(len)] = '/';
 	return len + 1;
 }
@@ -211,7 +212,7 @@ static __always_inline long read_str(void *dst, __u32 size, const void *src, boo
 		    : bpf_probe_read_kernel_str(dst, size, src);
 }
 
-static __always_inline void build_path(struct scratch *s, int dfd, const char *name, bool user)
+static __always_inline void build_path(struct inflight *s, int dfd, const char *name, bool user)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct path base = {}, root = {};
@@ -250,8 +251,8 @@ static __always_inline int on_entry(int dfd, const char *name, bool user, __u8 o
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
-	struct scratch *s;
-	__u32 zero = 0;
+	char comm[TASK_COMM_LEN];
+	struct inflight *s;
 
 	if (targ_pid && pid != targ_pid)
 		return 0;
@@ -259,13 +260,26 @@ static __always_inline int on_entry(int dfd, const char *name, bool user, __u8 o
 		return 0;
 	if (cgroup_filtered_out())
 		return 0;
-	s = bpf_map_lookup_elem(&scratch_map, &zero);
-	if (!s)
-		return 0;
-	bpf_get_current_comm(s->e.comm, sizeof(s->e.comm));
-	if (!comm_matches(s->e.comm))
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!comm_matches(comm))
 		return 0;
 
+	s = bpf_map_lookup_elem(&inflight, &tid);
+	if (s) {
+		/* This thread's previous removal never returned (a missed kretprobe): it is lost. */
+		count_loss(LOSS_NO_RETURN);
+	} else {
+		if (bpf_map_update_elem(&inflight, &tid, &empty_inflight, BPF_NOEXIST)) {
+			count_loss(LOSS_INFLIGHT_FULL);
+			return 0;
+		}
+		s = bpf_map_lookup_elem(&inflight, &tid);
+		if (!s) {
+			count_loss(LOSS_INFLIGHT_FULL); /* cannot happen: only this thread deletes it */
+			return 0;
+		}
+	}
+	__builtin_memcpy(s->e.comm, comm, sizeof(comm));
 	s->e.ts = bpf_ktime_get_ns();
 	s->e.lat_ns = 0;
 	s->e.pid = pid;
@@ -275,16 +289,13 @@ static __always_inline int on_entry(int dfd, const char *name, bool user, __u8 o
 	s->e.op = op;
 	s->e.flags = 0;
 	build_path(s, dfd, name, user);
-	/* Copies the record part of the scratch (struct record is its prefix). */
-	if (bpf_map_update_elem(&inflight, &tid, s, BPF_ANY))
-		count_loss(LOSS_INFLIGHT_FULL);
 	return 0;
 }
 
 static __always_inline int on_return(long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct record *r;
+	struct inflight *r;
 	__u64 now, len;
 
 	r = bpf_map_lookup_elem(&inflight, &tid);
@@ -300,6 +311,23 @@ static __always_inline int on_return(long ret)
 			len = PATH_BUF;
 		output_event(r, sizeof(r->e) + len);
 	}
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+/*
+ * Loaded with every method. A thread cannot exit inside a removal, so an entry still here was
+ * never returned from (a kretprobe that missed): count it and free its slot, so that a table
+ * never fills up with dead threads' removals.
+ */
+SEC("tracepoint/sched/sched_process_exit")
+int thread_exit(void *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (!bpf_map_lookup_elem(&inflight, &tid))
+		return 0;
+	count_loss(LOSS_NO_RETURN);
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }

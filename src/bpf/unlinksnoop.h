@@ -10,6 +10,7 @@
 
 /* Slots of the `losses` counters (slot 0, the ring buffer, is common.bpf.h's). */
 #define LOSS_INFLIGHT_FULL 1 /* a removal not remembered at entry: the in-flight table was full */
+#define LOSS_NO_RETURN 2     /* a removal whose return never came (a kretprobe that missed) */
 
 /* unlink_event.op: what was removed */
 #define OP_UNLINK 0

@@ -39,6 +39,59 @@ pub const RINGBUF_FULL: LossCause = LossCause {
     advice: "raise --ringbuf-size or narrow the filters",
 };
 
+/// Counted in user space from the kernel's own count (see [`SkippedRuns`]).
+pub const PROBE_SKIPPED: LossCause = LossCause {
+    slot: None,
+    key: "probe_skipped",
+    what: "events lost: the kernel skipped the probe (a run of it was already active on that CPU)",
+    advice: "rare, on fully preemptible kernels; please report it",
+};
+
+/// The kernel's count of the runs it skipped of some BPF programs (`recursion_misses` in their
+/// `bpf_prog_info`, 5.12+): a tracing program that is preempted, or interrupted, on a CPU
+/// blocks every other run of itself there, and such a run never happens, so its event is
+/// lost without the program seeing it. Give it the programs whose skipped run loses an event.
+pub struct SkippedRuns(Vec<i32>);
+
+impl SkippedRuns {
+    /// Programs that did not load (autoload off) are left out.
+    pub fn new<P>(progs: &[&P]) -> SkippedRuns
+    where
+        P: libbpf_rs::AsRawLibbpf<LibbpfType = libbpf_rs::libbpf_sys::bpf_program>,
+    {
+        SkippedRuns(
+            progs
+                .iter()
+                .map(|p| unsafe {
+                    libbpf_rs::libbpf_sys::bpf_program__fd(p.as_libbpf_object().as_ptr())
+                })
+                .filter(|&fd| fd >= 0)
+                .collect(),
+        )
+    }
+
+    /// The sum over the programs; one syscall per program (read once per loss check, not per
+    /// event). The fds stay valid while the skeleton that owns them is alive, which outlives
+    /// the consumer.
+    pub fn count(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|&fd| {
+                let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of_val(&info) as u32;
+                let ret = unsafe {
+                    libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len)
+                };
+                if ret == 0 {
+                    info.recursion_misses
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+}
+
 /// What the consumer needs to account for losses: the tool's name (for stderr), the BPF
 /// counters, the tool's causes, and whether a loss fails the run.
 pub struct Losses<'a> {

@@ -6,7 +6,9 @@
 pub mod losses;
 mod stop;
 
-pub use losses::{EventsLost, LossCause, LossCounts, Losses, RINGBUF_FULL};
+pub use losses::{
+    EventsLost, LossCause, LossCounts, Losses, SkippedRuns, PROBE_SKIPPED, RINGBUF_FULL,
+};
 pub use stop::Stop;
 
 use std::cell::RefCell;

@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
-use crate::cli::{parse_millis, CgroupArg, CommonArgs};
+use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into};
 use crate::exit_status::ExitStatus;
@@ -76,7 +76,7 @@ pub struct Args {
     pub fails: bool,
 
     /// Trace this UID only
-    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    #[arg(short = 'u', long = "uid", value_name = "UID", value_parser = parse_uid, allow_negative_numbers = true)]
     pub uid: Option<u32>,
 
     /// Print UID column
@@ -87,8 +87,8 @@ pub struct Args {
     #[arg(short = 'q', long = "quote")]
     pub quote: bool,
 
-    /// Only print commands whose name contains NAME
-    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    /// Only print commands whose name contains NAME (at most 15 bytes, as the kernel keeps them)
+    #[arg(short = 'n', long = "name", value_name = "NAME", value_parser = parse_comm)]
     pub name: Option<String>,
 
     /// Only print commands with an argument containing LINE
@@ -100,23 +100,27 @@ pub struct Args {
 
     /// Maximum number of arguments read (1 to 60); more are shown as "..."
     #[arg(long = "max-args", value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..=TOTAL_MAX_ARGS as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=TOTAL_MAX_ARGS as i64),
+          allow_negative_numbers = true)]
     pub max_args: u32,
 
     /// Report only processes that lived at least MS milliseconds, when they exit
-    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis)]
+    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis,
+          allow_negative_numbers = true)]
     pub min_duration: Option<u64>,
 
     /// With -d: processes followed at once, each holding its arguments (4 KiB) in the kernel
     /// until it exits; more are counted as lost
     #[arg(long = "max-procs", value_name = "N", default_value_t = 8192,
-          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576),
+          allow_negative_numbers = true)]
     pub max_procs: u32,
 
     /// Execs staged at once between entering and leaving exec() (4 KiB each); more are
     /// counted as lost
     #[arg(long = "max-inflight", value_name = "N", default_value_t = 1024,
-          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+          value_parser = clap::value_parser!(u32).range(1..=65_536),
+          allow_negative_numbers = true)]
     pub max_inflight: u32,
 
     #[command(flatten)]

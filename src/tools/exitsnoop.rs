@@ -17,6 +17,8 @@ use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How exitsnoop can lose an exit.
 pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
+/// Counted in user space, from the kernel's count of skipped runs of the exit program.
+static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
 use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkelBuilder};
 
@@ -51,14 +53,16 @@ pub struct Args {
     pub failed: bool,
 
     /// Trace this PID only
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid,
+          allow_negative_numbers = true)]
     pub pid: Option<u32>,
 
     #[command(flatten)]
     pub cgroup: CgroupArg,
 
     /// Only processes that lived at least MS milliseconds
-    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis)]
+    #[arg(short = 'd', long = "min-duration", value_name = "MS", value_parser = parse_millis,
+          allow_negative_numbers = true)]
     pub min_duration: Option<u64>,
 
     #[command(flatten)]
@@ -111,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    printer.skipped = Some(ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]));
     let losses = args.common.losses("exitsnoop", &skel.maps.losses, &LOSSES);
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
@@ -125,6 +130,8 @@ pub struct ExitPrinter {
     age_text: String,
     exit_text: String,
     time_text: String,
+    /// Exits the kernel skipped the program for (counted as lost).
+    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl ExitPrinter {
@@ -152,6 +159,7 @@ impl ExitPrinter {
             age_text: String::new(),
             exit_text: String::new(),
             time_text: String::new(),
+            skipped: None,
         })
     }
 }
@@ -209,5 +217,10 @@ impl Handler for ExitPrinter {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
+    }
+
+    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
+        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
+        vec![(&PROBE_SKIPPED, skipped)]
     }
 }

@@ -13,8 +13,8 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use serde::Serialize;
 
-use crate::attach::{self, AttachArg, Hook, Method};
-use crate::cli::{parse_pid, CgroupArg, CommonArgs};
+use crate::attach::{self, Choice, Hook, Method};
+use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::errno;
 use crate::escape::{c_str_bytes, escape_into, escaped};
@@ -22,15 +22,24 @@ use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
-pub static LOSSES: [ringbuf::LossCause; 2] = [
+pub static LOSSES: [ringbuf::LossCause; 3] = [
     ringbuf::RINGBUF_FULL,
     ringbuf::LossCause {
         slot: Some(1),
         key: "inflight_full",
         what: "removals lost: the table of removals in flight was full",
-        advice: "fewer threads removing files at once; please report this",
+        advice: "raise --max-inflight: more threads were removing files at once",
+    },
+    ringbuf::LossCause {
+        slot: Some(2),
+        key: "no_return",
+        what: "removals lost: their return was never seen (a kretprobe missed it)",
+        advice: "use --attach fentry or --attach tracepoint",
     },
 ];
+/// Counted in user space, from the kernel's count of skipped runs of the entry programs (a
+/// skipped return program leaves its entry behind, which the BPF side counts as no_return).
+static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
 use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder};
 
@@ -40,7 +49,6 @@ const OP_RMDIR: u8 = 1;
 const PATH_TRUNCATED_HEAD: u8 = 1;
 const PATH_UNRESOLVED: u8 = 2;
 const PATH_TRUNCATED_TAIL: u8 = 4;
-const TASK_COMM_LEN: usize = 16;
 
 /// What unlinksnoop hooks, by method, best first.
 pub static HOOK: Hook = Hook {
@@ -73,11 +81,12 @@ pub struct Args {
     pub timestamp: bool,
 
     /// Trace this PID only
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid,
+          allow_negative_numbers = true)]
     pub pid: Option<u32>,
 
     /// Trace this UID only
-    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    #[arg(short = 'u', long = "uid", value_name = "UID", value_parser = parse_uid, allow_negative_numbers = true)]
     pub uid: Option<u32>,
 
     /// Only commands whose name contains NAME (at most 15 bytes, as the kernel keeps them)
@@ -91,23 +100,24 @@ pub struct Args {
     #[command(flatten)]
     pub cgroup: CgroupArg,
 
-    #[command(flatten)]
-    pub attach: AttachArg,
+    /// How to hook the kernel: auto (the best this kernel can do), fentry, kprobe or tracepoint
+    #[arg(long = "attach", value_name = "METHOD", default_value = "auto", value_parser = parse_attach)]
+    pub attach: Choice,
+
+    /// Removals followed at once between entering and leaving the kernel (one per thread
+    /// inside unlink/rmdir; 8 KiB each); more are counted as lost
+    #[arg(long = "max-inflight", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=16_384),
+          allow_negative_numbers = true)]
+    pub max_inflight: u32,
 
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
-fn parse_comm(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("the name must not be empty".into());
-    }
-    if s.len() > TASK_COMM_LEN - 1 {
-        return Err(format!(
-            "'{s}' is longer than 15 bytes: the kernel keeps only the first 15 bytes of a command name, give a part of it"
-        ));
-    }
-    Ok(s.to_string())
+/// `--attach`: auto, or one of the methods unlinksnoop has programs for.
+fn parse_attach(s: &str) -> Result<Choice, String> {
+    attach::parse_choice("unlinksnoop", &HOOK, s)
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -120,7 +130,7 @@ pub fn run(args: Args) -> Result<()> {
         return attach::check(
             "unlinksnoop",
             &HOOK,
-            args.attach.attach,
+            args.attach,
             args.common.json,
             Some(&mut attempt),
         );
@@ -130,11 +140,21 @@ pub fn run(args: Args) -> Result<()> {
     let (skel, _method) = attach::select(
         "unlinksnoop",
         &HOOK,
-        args.attach.attach,
+        args.attach,
         args.common.verbose,
         &mut |m| load(&args, cgroup.as_ref(), m),
     )?;
     let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let p = &skel.progs;
+    printer.skipped = Some(ringbuf::SkippedRuns::new(&[
+        &p.fentry_unlinkat,
+        &p.fentry_rmdir,
+        &p.kprobe_unlinkat,
+        &p.kprobe_rmdir,
+        &p.tp_enter_unlinkat,
+        &p.tp_enter_unlink,
+        &p.tp_enter_rmdir,
+    ]));
     let losses = args
         .common
         .losses("unlinksnoop", &skel.maps.losses, &LOSSES);
@@ -152,6 +172,10 @@ fn load(
         .open(attach::object_storage())
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    open.maps
+        .inflight
+        .set_max_entries(args.max_inflight)
+        .context("sizing the in-flight table")?;
 
     let progs = &mut open.progs;
     let fentry = method == Method::Fentry;
@@ -187,6 +211,8 @@ fn load(
     ] {
         prog.set_autoload(on);
     }
+    // Frees what a missed return left behind (and counts it): every method needs it.
+    open.progs.thread_exit.set_autoload(true);
 
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
@@ -247,6 +273,8 @@ pub struct UnlinkPrinter {
     ret_text: String,
     lat_text: String,
     time_text: String,
+    /// Removals the kernel skipped the entry program for (counted as lost).
+    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl UnlinkPrinter {
@@ -272,6 +300,7 @@ impl UnlinkPrinter {
             ret_text: String::new(),
             lat_text: String::new(),
             time_text: String::new(),
+            skipped: None,
         })
     }
 }
@@ -338,6 +367,11 @@ impl Handler for UnlinkPrinter {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
+    }
+
+    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
+        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
+        vec![(&PROBE_SKIPPED, skipped)]
     }
 }
 
@@ -420,12 +454,5 @@ mod tests {
     #[test]
     fn trailing_slash_of_a_directory_stays() {
         assert_eq!(join("/t/", "dir/"), "/t/dir/");
-    }
-
-    #[test]
-    fn comm_filter_checks_length() {
-        assert!(parse_comm("rm").is_ok());
-        assert!(parse_comm("a-very-long-command").is_err());
-        assert!(parse_comm("").is_err());
     }
 }
