@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    assert_one_line_error, final_losses, marker, require_bpf, run_tool, Finished, Traced,
+    assert_one_line_error, build_c_program, final_losses, marker, require_bpf, run_tool, Finished,
+    Traced,
 };
 use serde_json::Value;
 
@@ -310,6 +311,56 @@ fn lost_stack_ids_are_counted_and_their_allocations_still_shown() {
         assert_eq!(without_stack, lost, "combined {combined}: {report}");
         assert_eq!(by_cause["allocs_full"], 0);
     }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn calls_past_the_table_of_calls_in_progress_are_counted() {
+    require_bpf();
+    // heldalloc holds one thread inside its own malloc while main allocates 50 times: with room
+    // for one call in progress, each of those 50 is counted, and nothing else is lost.
+    let held = build_c_program(
+        "heldalloc",
+        &[
+            "-O0",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-fno-inline",
+            "-pthread",
+        ],
+    );
+    let command = format!("{} 50", held.display());
+    let out = Traced::start(
+        TOOL,
+        &["-c", &command, "--json", "-T", "1000", "--max-threads", "1"],
+    )
+    .wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    // "allocs A frees F" from the program itself.
+    let said = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("allocs "))
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    let words: Vec<u64> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (made, freed) = (words[0], words[1]);
+    let report = out
+        .json()
+        .into_iter()
+        .find(|r| r["final"] == Value::Bool(true))
+        .unwrap();
+    let (_, by_cause) = final_losses(&out);
+    let lost = by_cause["pending_full"].as_u64().unwrap();
+    assert_eq!(lost, 50, "{by_cause:?}");
+    assert_eq!(shown(&report).0 + lost, made - freed, "{said}: {report}");
+    assert_eq!(
+        stacks_naming(&report, "holder"),
+        vec![(4242, 1)],
+        "{report}"
+    );
 }
 
 #[test]
