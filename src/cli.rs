@@ -198,7 +198,23 @@ fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
 /// exit status 2, as with clap, but without clap's multi-line block. --help and --version print
 /// as usual.
 pub fn parse<A: clap::Parser>(tool: &str) -> A {
-    A::try_parse().unwrap_or_else(|err| {
+    parse_refusing(tool, &[])
+}
+
+/// Like [`parse`], and refuses, as a usage error, each shared option in `refused` (its id and
+/// why it does not apply to this tool) when it is given on the command line (its default is
+/// not "given": a tool may ignore a shared option only while the user did not ask for it).
+pub fn parse_refusing<A: clap::Parser>(tool: &str, refused: &[(&str, &str)]) -> A {
+    let parsed = A::command().try_get_matches().and_then(|mut matches| {
+        for (id, why) in refused {
+            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                let mut cmd = A::command();
+                return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
+            }
+        }
+        A::from_arg_matches_mut(&mut matches)
+    });
+    parsed.unwrap_or_else(|err| {
         use clap::error::ErrorKind;
         if matches!(
             err.kind(),

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_one_line_error, marker, require_bpf, run_tool, Traced};
+use common::{
+    assert_one_line_error, build_c_program, final_losses, marker, require_bpf, run_tool, Finished,
+    Traced,
+};
 use serde_json::Value;
 
 const TOOL: &str = "kmemleak-lite";
@@ -142,7 +145,8 @@ fn pid_mode_reports_a_running_process_in_memleak_format() {
 
 /// Sum of allocations over the stacks through the pipe allocation path, in the last report.
 fn pipe_allocations(stdout: &str) -> Option<u64> {
-    let last = stdout.lines().rev().find(|l| l.starts_with('{'))?;
+    // The last report (loss records, when losses grow, are lines of their own).
+    let last = stdout.lines().rev().find(|l| l.starts_with("{\"time\""))?;
     let report: Value = serde_json::from_str(last).ok()?;
     Some(
         stacks_naming(&report, "alloc_pipe_info")
@@ -213,4 +217,261 @@ fn static_binary_without_an_allocator_is_refused_in_one_line() {
     let _ = running.kill();
     let _ = running.wait();
     assert_one_line_error(code, &err, &["maps no libc", "no allocator"]);
+}
+
+/// Runs `leakn ARGS` under `kmemleak-lite -c ... --json EXTRA` to its end; returns (final
+/// report, losses by cause, what the run printed).
+fn leakn_run(args: &str, extra: &[&str]) -> (Value, serde_json::Map<String, Value>, Finished) {
+    let leakn = build_program("leakn", &[]);
+    let command = format!("{} {args}", leakn.display());
+    let mut all = vec!["-c", command.as_str(), "--json", "-i", "60", "-T", "1000"];
+    all.extend_from_slice(extra);
+    let out = Traced::start(TOOL, &all).wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let report = out
+        .json()
+        .into_iter()
+        .find(|r| r["final"] == Value::Bool(true))
+        .unwrap_or_else(|| panic!("no final report: {}", out.stdout));
+    let (total, by_cause) = final_losses(&out);
+    assert_eq!(
+        total,
+        by_cause.values().map(|v| v.as_u64().unwrap()).sum::<u64>()
+    );
+    (report, by_cause, out)
+}
+
+/// (allocations shown, of which without a stack) in a report.
+fn shown(report: &Value) -> (u64, u64) {
+    let stacks = report["stacks"].as_array().unwrap();
+    let count = |no_stack: bool| {
+        stacks
+            .iter()
+            .filter(|s| !no_stack || s["stack_id"].as_i64().unwrap() < 0)
+            .map(|s| s["allocations"].as_u64().unwrap())
+            .sum()
+    };
+    (count(false), count(true))
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_short_command_leaks_exactly_what_it_made_in_the_final_report() {
+    require_bpf();
+    // leakn runs for milliseconds: the default age filter (500 ms) must not hide its leaks.
+    let (report, by_cause, _) = leakn_run("leak 300", &[]);
+    assert_eq!(shown(&report), (300, 0), "{report}");
+    assert_eq!(stacks_naming(&report, "leak_one"), vec![(300 * 64, 300)]);
+    assert!(by_cause.values().all(|v| v == 0), "{by_cause:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_full_allocation_table_is_counted_allocation_for_allocation() {
+    require_bpf();
+    let (report, by_cause, _) = leakn_run("leak 300", &["--max-allocs", "100"]);
+    let lost = by_cause["allocs_full"].as_u64().unwrap();
+    assert_eq!(shown(&report).0, 100, "{report}");
+    assert_eq!(shown(&report).0 + lost, 300, "{by_cause:?}");
+
+    // The text run says it at exit, with the advice that fits.
+    let leakn = build_program("leakn", &[]);
+    let command = format!("{} leak 300", leakn.display());
+    let out =
+        Traced::start(TOOL, &["-c", &command, "--max-allocs", "100"]).wait(Duration::from_secs(60));
+    assert!(
+        out.stderr.contains(
+            "kmemleak-lite: 200 allocations not tracked: the table of outstanding allocations was full (raise --max-allocs"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("6400 bytes in 100 allocations"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn lost_stack_ids_are_counted_and_their_allocations_still_shown() {
+    require_bpf();
+    // 100 allocations from 100 different stacks into a table of 4 stacks.
+    for combined in [false, true] {
+        let mut extra = vec!["--max-stacks", "4"];
+        if combined {
+            extra.push("--combined");
+        }
+        let (report, by_cause, _) = leakn_run("stacks 100", &extra);
+        let lost = by_cause["stack_id_lost"].as_u64().unwrap();
+        let (all, without_stack) = shown(&report);
+        assert_eq!(all, 100, "combined {combined}: {report}");
+        assert!(lost >= 96, "combined {combined}: {by_cause:?}");
+        assert_eq!(without_stack, lost, "combined {combined}: {report}");
+        assert_eq!(by_cause["allocs_full"], 0);
+    }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn calls_past_the_table_of_calls_in_progress_are_counted() {
+    require_bpf();
+    // heldalloc holds one thread inside its own malloc while main allocates 50 times: with room
+    // for one call in progress, each of those 50 is counted, and nothing else is lost.
+    let held = build_c_program(
+        "heldalloc",
+        &[
+            "-O0",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-fno-inline",
+            "-pthread",
+        ],
+    );
+    let command = format!("{} 50", held.display());
+    let out = Traced::start(
+        TOOL,
+        &["-c", &command, "--json", "-T", "1000", "--max-threads", "1"],
+    )
+    .wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    // "allocs A frees F" from the program itself.
+    let said = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("allocs "))
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    let words: Vec<u64> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (made, freed) = (words[0], words[1]);
+    let report = out
+        .json()
+        .into_iter()
+        .find(|r| r["final"] == Value::Bool(true))
+        .unwrap();
+    let (_, by_cause) = final_losses(&out);
+    let lost = by_cause["pending_full"].as_u64().unwrap();
+    assert_eq!(lost, 50, "{by_cause:?}");
+    assert_eq!(shown(&report).0 + lost, made - freed, "{said}: {report}");
+    assert_eq!(
+        stacks_naming(&report, "holder"),
+        vec![(4242, 1)],
+        "{report}"
+    );
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn the_command_dies_of_sigpipe_as_under_a_shell() {
+    require_bpf();
+    // Rust ignores SIGPIPE; the command must not inherit that. Its status is passed on.
+    let leakn = build_program("leakn", &[]);
+    let command = format!("{} sigpipe", leakn.display());
+    let out = Traced::start(TOOL, &["-c", &command]).wait(Duration::from_secs(60));
+    assert!(
+        out.stderr.contains("ended: signal 13 (SIGPIPE)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.status.code(), Some(128 + 13), "{out:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn the_command_status_is_passed_on_as_a_shell_does() {
+    require_bpf();
+    let out = Traced::start(TOOL, &["-c", "sh -c 'kill -9 $$'"]).wait(Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    let out = Traced::start(TOOL, &["-c", "sh -c 'exit 7'"]).wait(Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn ctrl_c_or_a_kill_of_the_tool_ends_the_command_too() {
+    require_bpf();
+    let command = "sleep 600";
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let traced = Traced::start(TOOL, &["-c", command]);
+        let started = format!("Started '{command}' as pid ");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let pid: i32 = loop {
+            let err = traced.stderr_text();
+            if let Some(line) = err.lines().find(|l| l.starts_with(&started)) {
+                break line[started.len()..]
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "{err}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the command runs");
+        // Only the tool is signalled (no terminal sends it to the command as well).
+        let out = traced.stop_with(signal);
+        // A command killed with the tool is reaped by init (a zombie until then is dead).
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            (unsafe { libc::kill(pid, 0) }) != 0 || is_zombie(pid)
+        });
+        assert!(
+            gone,
+            "the command (pid {pid}) outlived the tool (signal {signal}): {}",
+            out.stderr
+        );
+        if signal == libc::SIGINT {
+            assert!(
+                out.stderr.contains("ended: signal 15 (SIGTERM)"),
+                "{}",
+                out.stderr
+            );
+            assert_eq!(out.status.code(), Some(128 + 15), "{out:?}");
+        }
+    }
+}
+
+#[test]
+fn out_of_range_flags_get_one_line_and_a_failure() {
+    for (args, words) in [
+        (
+            &["--ringbuf-size", "64"][..],
+            &["--ringbuf-size", "does not apply"][..],
+        ),
+        (
+            &["--ringbuf-size=256"],
+            &["--ringbuf-size", "does not apply"],
+        ),
+        (&["-T", "0"], &["--top"]),
+        (&["-Z", "0"], &["--max-size"]),
+        (&["-z", "100", "-Z", "10"], &["--min-size", "--max-size"]),
+        (&["-s", "0"], &["--sample-rate"]),
+        (&["-i", "0"], &["--interval"]),
+        (&["-o", "99999999999"], &["--older"]),
+        (&["--max-allocs", "0"], &["--max-allocs"]),
+        (&["--max-stacks", "0"], &["--max-stacks"]),
+        (&["--max-stacks", "999999999"], &["--max-stacks"]),
+        (&["--max-threads", "0"], &["--max-threads"]),
+        (&["-p", "0"], &["process id"]),
+        (&["-c", ""], &["empty"]),
+    ] {
+        let (code, _, err) = run_tool(TOOL, args);
+        assert_one_line_error(code, &err, words);
+    }
+    let (_, help, _) = run_tool(TOOL, &["--help"]);
+    assert!(!help.contains("ringbuf"), "{help}");
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }

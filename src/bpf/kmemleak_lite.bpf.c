@@ -38,19 +38,17 @@ struct {
 	__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64));
 } stack_traces SEC(".maps");
 
+/*
+ * Sized from user space to the stack table plus a few slots: its keys are stack ids, and a stack
+ * map without BPF_F_REUSE_STACKID hands out at most max_entries distinct ids (entries are never
+ * removed), plus the few negative errors. So it cannot fill up.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 16384 + 16);
 	__type(key, __s64);
 	__type(value, struct combined_info);
 } combined_allocs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, KML_NR_COUNTERS);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
 
 /* -s N: a per-CPU countdown, so exactly one allocation in N is kept. */
 struct {
@@ -59,14 +57,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } sample_count SEC(".maps");
-
-static __always_inline void bump(__u32 slot)
-{
-	__u64 *count = bpf_map_lookup_elem(&counters, &slot);
-
-	if (count)
-		*count += 1;
-}
 
 static __always_inline bool keep(__u64 size)
 {
@@ -85,25 +75,24 @@ static __always_inline bool keep(__u64 size)
 	return true;
 }
 
-static __always_inline void combined_add(__s64 stack_id, __u64 size, __s64 sign)
+/* Returns false when the stack has no entry and none could be made (see combined_allocs). */
+static __always_inline bool combined_add(__s64 stack_id, __u64 size, __s64 sign)
 {
 	struct combined_info *c, zero = {};
 
 	c = bpf_map_lookup_elem(&combined_allocs, &stack_id);
 	if (!c) {
 		if (sign < 0)
-			return;
-		if (bpf_map_update_elem(&combined_allocs, &stack_id, &zero, BPF_NOEXIST) &&
-		    !bpf_map_lookup_elem(&combined_allocs, &stack_id)) {
-			bump(KML_COMBINED_FULL);
-			return;
-		}
+			return true;
+		/* Another CPU may create it first: then the lookup below finds it. */
+		bpf_map_update_elem(&combined_allocs, &stack_id, &zero, BPF_NOEXIST);
 		c = bpf_map_lookup_elem(&combined_allocs, &stack_id);
 		if (!c)
-			return;
+			return false;
 	}
 	__sync_fetch_and_add(&c->bytes, sign * (__s64)size);
 	__sync_fetch_and_add(&c->count, sign);
+	return true;
 }
 
 /* A free (or the old block of a realloc): forget the address; unknown addresses are ignored. */
@@ -138,15 +127,22 @@ static __always_inline void record_alloc(void *ctx, __u64 addr, __u64 size)
 		record_free(addr);
 	info.size = size;
 	info.ts = bpf_ktime_get_ns();
+	/* -EEXIST (another stack holds the bucket) or -ENOMEM (table full): still tracked, shown
+	 * as "[stack not recorded]", and counted. */
 	info.stack_id = bpf_get_stackid(ctx, &stack_traces, stack_flags);
-	if (info.stack_id < 0)
-		bump(KML_NO_STACK);
 	if (bpf_map_update_elem(&allocs, &addr, &info, BPF_ANY)) {
-		bump(KML_TABLE_FULL);
+		count_loss(LOSS_ALLOCS_FULL);
 		return;
 	}
-	if (combined)
-		combined_add(info.stack_id, size, 1);
+	/* Cannot fail (see combined_allocs); if it did, the allocation would be in no total:
+	 * untrack it and count it rather than lose it silently. */
+	if (combined && !combined_add(info.stack_id, size, 1)) {
+		bpf_map_delete_elem(&allocs, &addr);
+		count_loss(LOSS_ALLOCS_FULL);
+		return;
+	}
+	if (info.stack_id < 0)
+		count_loss(LOSS_STACK_LOST);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -314,6 +310,7 @@ struct pending {
 	__u32 skip;   /* filtered out by size or sampling */
 };
 
+/* One entry per thread inside the allocator; sized from user space (--max-threads). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -335,8 +332,10 @@ static __always_inline int enter(__u64 size, __u64 old, __u64 memptr)
 	fresh.old = old;
 	fresh.memptr = memptr;
 	fresh.skip = !keep(size);
-	if (bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY))
-		bump(KML_PENDING_FULL);
+	/* Its return then finds no entry: the allocation (and a realloc's free) goes unseen. A
+	 * call filtered out by size or sampling loses nothing that would be shown. */
+	if (bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY) && !fresh.skip)
+		count_loss(LOSS_PENDING_FULL);
 	return 0;
 }
 

@@ -18,13 +18,12 @@ struct combined_info {
 	__u64 count;
 };
 
-/* Slots of the per-CPU `counters` map: what could not be accounted, so it is reported. */
-enum kml_counter {
-	KML_TABLE_FULL = 0,    /* allocation not tracked: allocs full */
-	KML_NO_STACK = 1,      /* allocation tracked without its stack */
-	KML_COMBINED_FULL = 2, /* stack not aggregated: combined full */
-	KML_PENDING_FULL = 3,  /* user mode: call entry not remembered: pending full */
-	KML_NR_COUNTERS = 4,
-};
+/*
+ * Slots of the shared `losses` counters (slot 0, the ring buffer, is common.bpf.h's and unused
+ * here: no record travels the ring). Each is reported at exit with its own advice.
+ */
+#define LOSS_ALLOCS_FULL 1  /* allocation not tracked: the allocs table was full */
+#define LOSS_STACK_LOST 2   /* allocation tracked without its stack: stack table full or collision */
+#define LOSS_PENDING_FULL 3 /* user mode: allocator call not followed: the pending table was full */
 
 #endif /* __KMEMLEAK_LITE_H */

@@ -332,7 +332,7 @@ check_uprobe_lat() {
 
 # stacks FILE: one line per reported stack of the last report, "BYTES ALLOCATIONS frames...".
 stacks() {
-    tail -n 1 "$1" | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
+    grep "\"stacks\"" "$1" | tail -n 1 | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
         sed 's/^\([0-9]*\),"allocations":\([0-9]*\),/\1 \2 /'
 }
 

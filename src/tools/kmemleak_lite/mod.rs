@@ -18,11 +18,38 @@ use libbpf_rs::Link;
 
 use crate::attach;
 use crate::cli::{parse_pid, parse_seconds, CommonArgs};
-use crate::ringbuf::{self, Stop};
-
-/// How kmemleak-lite can lose an event (see also the `counters` reported at exit).
-pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
+use crate::ringbuf::{self, LossCause, Stop};
 use crate::setup;
+
+/// How an allocation can go unreported; the slots match LOSS_* in kmemleak_lite.h. The ring
+/// buffer (slot 0) is not among them: no record travels it, the reports read the maps.
+pub static LOSSES: [LossCause; 3] = [
+    LossCause {
+        slot: Some(1),
+        key: "allocs_full",
+        what: "allocations not tracked: the table of outstanding allocations was full",
+        advice: "raise --max-allocs, or narrow with -z/-Z or -s",
+    },
+    LossCause {
+        slot: Some(2),
+        key: "stack_id_lost",
+        what:
+            "allocations shown without their stack: the stack table was full or two stacks collided",
+        advice: "raise --max-stacks",
+    },
+    LossCause {
+        slot: Some(3),
+        key: "pending_full",
+        what: "allocator calls not followed: too many threads were inside the allocator at once",
+        advice: "raise --max-threads",
+    },
+];
+
+/// The shared options kmemleak-lite refuses, with why (see `cli::parse_refusing`).
+pub const REFUSED: &[(&str, &str)] = &[(
+    "ringbuf_size",
+    "--ringbuf-size does not apply to kmemleak-lite: no event travels a ring buffer (the reports read the kernel's tables); size those with --max-allocs, --max-stacks, --max-threads",
+)];
 use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info},
     KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
@@ -38,6 +65,7 @@ const BPF_F_USER_STACK: u64 = 1 << 8;
 
 #[derive(Parser, Debug)]
 #[command(
+    mut_arg("ringbuf_size", |a| a.hide(true)),
     name = "kmemleak-lite",
     version,
     about = "Outstanding (never freed) allocations by call stack, in the kernel or in one process",
@@ -57,10 +85,12 @@ pub struct Args {
     pub interval: Duration,
 
     /// Show the N stacks holding the most bytes
-    #[arg(short = 'T', long = "top", value_name = "N", default_value_t = 10)]
-    pub top: usize,
+    #[arg(short = 'T', long = "top", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub top: u32,
 
-    /// Only count allocations at least MS milliseconds old
+    /// Only count allocations at least MS milliseconds old (default 500; the report made
+    /// when the traced process has ended shows every allocation it left, unless -o is given)
     #[arg(short = 'o', long = "older", value_name = "MS", value_parser = parse_older)]
     pub older: Option<u64>,
 
@@ -73,7 +103,8 @@ pub struct Args {
     pub min_size: Option<u64>,
 
     /// Ignore allocations larger than BYTES (filtered in the kernel)
-    #[arg(short = 'Z', long = "max-size", value_name = "BYTES")]
+    #[arg(short = 'Z', long = "max-size", value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_size: Option<u64>,
 
     /// Track only one allocation in N (cuts overhead; the counts are then of the sample)
@@ -91,8 +122,18 @@ pub struct Args {
 
     /// Size of the table of outstanding allocations; allocations past it are counted and
     /// reported as not tracked
-    #[arg(long = "max-allocs", value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1024..=(1 << 26)))]
+    #[arg(long = "max-allocs", value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=(1 << 26)))]
     pub max_allocs: u32,
+
+    /// Distinct call stacks recorded (about 1 KiB each); allocations past it are shown
+    /// without their stack, and counted
+    #[arg(long = "max-stacks", value_name = "N", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..=(1 << 18)))]
+    pub max_stacks: u32,
+
+    /// User mode: threads followed inside the allocator at once; calls past it are counted
+    /// as not followed
+    #[arg(long = "max-threads", value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=(1 << 22)))]
+    pub max_threads: u32,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -136,7 +177,9 @@ enum Target {
     Command(Child, Allocator, String),
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// Runs the tool; returns the exit status to end with: with -c, the command's, as a shell gives
+/// it (exit code N: N, killed by signal S: 128+S); else 0.
+pub fn run(args: Args) -> Result<u8> {
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
             bail!(
@@ -156,13 +199,14 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             &KERNEL_HOOK
         };
-        return attach::check(
+        attach::check(
             "kmemleak-lite",
             hook,
             attach::Choice::Auto,
             args.common.json,
             None::<attach::Attempt<'_, ()>>,
-        );
+        )?;
+        return Ok(0);
     }
 
     // Everything that can fail about the target is checked before a command is started.
@@ -184,10 +228,20 @@ pub fn run(args: Args) -> Result<()> {
         .context("opening the BPF object")?;
     // No record travels the ring buffer (reports read the maps): keep it minimal.
     setup::size_ringbuf(&mut open.maps.events, 4096)?;
-    open.maps
-        .allocs
+    let maps = &mut open.maps;
+    maps.allocs
         .set_max_entries(args.max_allocs)
         .context("sizing the allocation table")?;
+    maps.stack_traces
+        .set_max_entries(args.max_stacks)
+        .context("sizing the stack table")?;
+    // One entry per stack id, plus the negative errors: it can never fill (see the BPF side).
+    maps.combined_allocs
+        .set_max_entries(args.max_stacks + 16)
+        .context("sizing the per-stack totals")?;
+    maps.pending
+        .set_max_entries(args.max_threads)
+        .context("sizing the table of calls in progress")?;
     let user = !matches!(target, Target::Kernel);
     {
         let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
@@ -269,10 +323,10 @@ pub fn run(args: Args) -> Result<()> {
     let ended = reporter.ended();
     drop(reporter);
     drop(links);
-    if let Some(msg) = ended {
+    if let Some((msg, _)) = &ended {
         eprintln!("{msg}");
     }
-    Ok(())
+    Ok(ended.and_then(|(_, status)| status).unwrap_or(0))
 }
 
 fn page_size() -> u64 {

@@ -12,7 +12,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
 use super::symbols::{parse_maps, Frame, Symbols};
-use super::target::Child;
+use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
 use crate::exit_status::ExitStatus;
@@ -21,25 +21,11 @@ use crate::ringbuf::{Handler, Stop};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
 use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
-/// Mirrors `enum kml_counter` in kmemleak_lite.h.
-const KML_TABLE_FULL: u32 = 0;
-const KML_NO_STACK: u32 = 1;
-const KML_COMBINED_FULL: u32 = 2;
-const KML_PENDING_FULL: u32 = 3;
-
+#[derive(Clone, Copy)]
 pub enum Mode<'a> {
     Kernel,
     Pid(u32),
     Command(&'a Child),
-}
-
-/// Reasons some allocations are not in the totals, read from the per-CPU counters.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-struct Losses {
-    not_tracked_table_full: u64,
-    without_stack: u64,
-    not_aggregated_table_full: u64,
-    calls_missed_pending_full: u64,
 }
 
 #[derive(Serialize)]
@@ -66,8 +52,6 @@ struct ReportJson<'f> {
     stacks: Vec<StackJson<'f>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allocations: Option<Vec<AllocJson>>,
-    #[serde(flatten)]
-    losses: Losses,
 }
 
 pub struct Reporter<'a> {
@@ -77,16 +61,19 @@ pub struct Reporter<'a> {
     allocs: &'a dyn MapCore,
     stacks: &'a dyn MapCore,
     combined_allocs: &'a dyn MapCore,
-    counters: &'a dyn MapCore,
     combined: bool,
     show_allocs: bool,
     top: usize,
     older_ns: u64,
+    /// -o given: it applies to the last report too.
+    older_given: bool,
     interval: Duration,
     next_report: Instant,
     clock: Clock,
     symbols: Symbols,
-    ended: Option<String>,
+    /// How the traced process ended (said on stderr), and, for a command, the status to exit
+    /// with.
+    ended: Option<(String, Option<u8>)>,
     keys: Vec<u8>,
     values: Vec<u8>,
     totals: HashMap<i64, (u64, u64)>,
@@ -100,10 +87,13 @@ impl<'a> Reporter<'a> {
         skel: &'a KmemleakLiteSkel<'a>,
         stop: &'a Stop,
     ) -> Result<Self> {
-        let symbols = match mode {
+        let mut symbols = match mode {
             Mode::Kernel => Symbols::kernel(),
             _ => Symbols::user(),
         };
+        if let Mode::Command(child) = mode {
+            symbols.update_maps(parse_maps(&child.maps_at_exec));
+        }
         let mut r = Reporter {
             sink: Sink::stdout(args.common.format()),
             mode,
@@ -111,11 +101,11 @@ impl<'a> Reporter<'a> {
             allocs: &skel.maps.allocs,
             stacks: &skel.maps.stack_traces,
             combined_allocs: &skel.maps.combined_allocs,
-            counters: &skel.maps.counters,
             combined: args.combined,
             show_allocs: args.show_allocs,
-            top: args.top,
+            top: args.top as usize,
             older_ns: args.older.unwrap_or(500) * 1_000_000,
+            older_given: args.older.is_some(),
             interval: args.interval,
             next_report: Instant::now() + args.interval,
             clock: Clock::new(),
@@ -130,8 +120,9 @@ impl<'a> Reporter<'a> {
         Ok(r)
     }
 
-    /// How the traced process ended, if it did (said on stderr after the last report).
-    pub fn ended(&self) -> Option<String> {
+    /// How the traced process ended, if it did (said on stderr after the last report), and
+    /// the command's status as a shell gives it.
+    pub fn ended(&self) -> Option<(String, Option<u8>)> {
         self.ended.clone()
     }
 
@@ -160,18 +151,14 @@ impl<'a> Reporter<'a> {
             Mode::Kernel => {}
             Mode::Command(child) => {
                 if let Some(status) = child.wait(false) {
-                    self.ended = Some(format!(
-                        "kmemleak-lite: the command (pid {}) ended: {}",
-                        child.pid,
-                        ExitStatus::from_wait_status(status)
-                    ));
+                    self.command_ended(child, status);
                 }
             }
             Mode::Pid(pid) => {
                 let gone = unsafe { libc::kill(pid as i32, 0) } != 0
                     && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
                 if gone {
-                    self.ended = Some(format!("kmemleak-lite: process {pid} ended"));
+                    self.ended = Some((format!("kmemleak-lite: process {pid} ended"), None));
                 }
             }
         }
@@ -180,14 +167,15 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    fn losses(&self) -> Result<Losses> {
-        let read = |slot: u32| crate::ringbuf::sum_percpu_u64(self.counters, slot);
-        Ok(Losses {
-            not_tracked_table_full: read(KML_TABLE_FULL)?,
-            without_stack: read(KML_NO_STACK)?,
-            not_aggregated_table_full: read(KML_COMBINED_FULL)?,
-            calls_missed_pending_full: read(KML_PENDING_FULL)?,
-        })
+    fn command_ended(&mut self, child: &Child, status: i32) {
+        self.ended = Some((
+            format!(
+                "kmemleak-lite: the command (pid {}) ended: {}",
+                child.pid,
+                ExitStatus::from_wait_status(status)
+            ),
+            Some(shell_status(status)),
+        ));
     }
 
     /// Totals per stack (and, with -a, the single allocations) of what is outstanding now.
@@ -258,8 +246,12 @@ impl<'a> Reporter<'a> {
     fn report(&mut self, last: bool) -> Result<()> {
         self.refresh_maps();
         let now_ns = Clock::monotonic_now_ns();
+        if last && self.ended.is_some() && !self.older_given {
+            // The process is gone: whatever it left is never freed, however young. The default
+            // age filter (which hides blocks about to be freed) would hide a short run's leaks.
+            self.older_ns = 0;
+        }
         self.gather(now_ns)?;
-        let losses = self.losses()?;
         let mut top: Vec<(i64, u64, u64)> = self
             .totals
             .iter()
@@ -298,7 +290,6 @@ impl<'a> Reporter<'a> {
                         })
                         .collect()
                 }),
-                losses,
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -334,27 +325,6 @@ impl<'a> Reporter<'a> {
                 let _ = writeln!(text, "\t\t{}", self.symbols.frame(a).text);
             }
         }
-        if losses.not_tracked_table_full > 0 {
-            let _ = writeln!(
-                text,
-                "\t{} allocations not tracked: table full (raise --max-allocs, or sample with -s)",
-                losses.not_tracked_table_full
-            );
-        }
-        if losses.not_aggregated_table_full > 0 {
-            let _ = writeln!(
-                text,
-                "\t{} allocations not in the per-stack totals: combined table full",
-                losses.not_aggregated_table_full
-            );
-        }
-        if losses.calls_missed_pending_full > 0 {
-            let _ = writeln!(
-                text,
-                "\t{} allocator calls missed: too many threads inside the allocator at once",
-                losses.calls_missed_pending_full
-            );
-        }
         Ok(self.sink.writer().write_all(text.as_bytes())?)
     }
 }
@@ -380,7 +350,14 @@ impl Handler for Reporter<'_> {
         Ok(())
     }
 
+    /// The last report. A command still running (the tool was stopped) is ended first, so
+    /// that it does not outlive the tool and the report holds all it left.
     fn finish(&mut self) -> Result<()> {
+        self.check_target_ended();
+        if let (Mode::Command(child), None) = (self.mode, &self.ended) {
+            let status = child.terminate(Duration::from_secs(2));
+            self.command_ended(child, status);
+        }
         self.report(true)
     }
 }

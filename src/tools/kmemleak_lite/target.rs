@@ -2,9 +2,11 @@
 //! start a command so that not one of its allocations is missed (it is held before exec until
 //! the probes are in place).
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use blazesym::inspect::source::{Elf, Source};
@@ -261,12 +263,26 @@ pub fn resolve_program(name: &str) -> Result<PathBuf> {
     bail!("cannot start '{name}': command not found in $PATH")
 }
 
-/// A command started by the tool, held before exec until [`Child::release`].
+/// A command started by the tool, held before exec until [`Child::release`]. It runs as a
+/// shell would start it (default signal dispositions, nothing blocked), and does not outlive the
+/// tool: it is killed if the tool dies, and ended with [`Child::terminate`] when the tool stops
+/// first.
 pub struct Child {
     pub pid: u32,
     go: Option<i32>,
     exec_error: i32,
+    /// The wait status, once reaped.
+    status: Cell<Option<i32>>,
+    /// /proc/PID/maps read when exec succeeded: a command that ends before the first report
+    /// still has its executable's frames symbolized.
+    pub maps_at_exec: String,
 }
+
+/// Sent on the exec-error pipe, before the exec, when the child could not ask to stop at exec.
+const NOT_TRACED: i32 = -1;
+
+/// Signals a child may still find ignored or caught: every one but SIGKILL/SIGSTOP (1..=64).
+const LAST_SIGNAL: i32 = 64;
 
 impl Child {
     /// Forks; the child waits for the go byte, then execs `argv` (argv[0] resolved to `exe`).
@@ -288,6 +304,7 @@ impl Child {
                 bail!("pipe: {}", std::io::Error::last_os_error());
             }
         }
+        let parent = unsafe { libc::getpid() };
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             bail!(
@@ -300,9 +317,37 @@ impl Child {
             unsafe {
                 libc::close(go[1]);
                 libc::close(err[0]);
+                // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: the
+                // command would see EPIPE where a shell's child dies of SIGPIPE. Default
+                // dispositions, empty mask, as a shell starts it.
+                for sig in 1..=LAST_SIGNAL {
+                    if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                        libc::signal(sig, libc::SIG_DFL);
+                    }
+                }
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                // Dies with the tool, however the tool ends (SIGKILL included). Kept across
+                // exec (but for set-uid programs). The tool may have died before this line.
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                if libc::getppid() != parent {
+                    libc::_exit(126);
+                }
                 let mut byte = 0u8;
                 if libc::read(go[0], (&mut byte as *mut u8).cast(), 1) != 1 {
                     libc::_exit(126);
+                }
+                // Stop right after exec (SIGTRAP), so the tool reads the new program's maps
+                // before it can run and end; a refusal is said (NOT_TRACED) and not fatal.
+                if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                    libc::write(err[1], (&NOT_TRACED as *const i32).cast(), 4);
                 }
                 libc::execv(exe_c.as_ptr(), argv_p.as_ptr());
                 let errno = *libc::__errno_location();
@@ -318,6 +363,8 @@ impl Child {
             pid: pid as u32,
             go: Some(go[1]),
             exec_error: err[0],
+            status: Cell::new(None),
+            maps_at_exec: String::new(),
         })
     }
 
@@ -329,26 +376,108 @@ impl Child {
                 libc::close(fd);
             }
         }
-        let mut errno = 0i32;
-        let n = unsafe { libc::read(self.exec_error, (&mut errno as *mut i32).cast(), 4) };
+        let mut traced = true;
+        let errno = loop {
+            let mut word = 0i32;
+            let n = unsafe { libc::read(self.exec_error, (&mut word as *mut i32).cast(), 4) };
+            match (n, word) {
+                (4, NOT_TRACED) => traced = false,
+                (4, errno) => break Some(errno),
+                (n, _)
+                    if n < 0
+                        && std::io::Error::last_os_error().kind()
+                            == std::io::ErrorKind::Interrupted => {}
+                _ => break None, // closed by the exec
+            }
+        };
         unsafe { libc::close(self.exec_error) };
         self.exec_error = -1;
-        if n == 4 {
+        if let Some(errno) = errno {
             self.wait(true);
             bail!(
                 "cannot start the command: {}",
                 std::io::Error::from_raw_os_error(errno)
             );
         }
+        if traced {
+            self.read_maps_at_exec();
+        }
         Ok(())
     }
 
-    /// The exit status once the child has ended (reaps it), None while it runs.
+    /// The child is stopped after its exec (the program and its loader are mapped, nothing of
+    /// it has run): snapshot its maps, so that a command ending before the first report still
+    /// has its frames symbolized; then let it go, no longer traced.
+    fn read_maps_at_exec(&mut self) {
+        let mut status = 0;
+        let r = loop {
+            let r = unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+            if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break r;
+            }
+        };
+        if r != self.pid as i32 {
+            return;
+        }
+        if !libc::WIFSTOPPED(status) {
+            self.status.set(Some(status)); // ended (killed) before the stop
+            return;
+        }
+        self.maps_at_exec =
+            std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
+        // The exec's SIGTRAP is swallowed; any other signal that stopped it is delivered.
+        let sig = match libc::WSTOPSIG(status) {
+            libc::SIGTRAP => 0,
+            other => other,
+        };
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.pid as libc::pid_t, 0, sig) };
+    }
+
+    /// The wait status once the child has ended (reaps it), None while it runs.
     pub fn wait(&self, block: bool) -> Option<i32> {
+        if let Some(status) = self.status.get() {
+            return Some(status);
+        }
         let mut status = 0;
         let flags = if block { 0 } else { libc::WNOHANG };
-        let r = unsafe { libc::waitpid(self.pid as i32, &mut status, flags) };
-        (r == self.pid as i32).then_some(status)
+        loop {
+            let r = unsafe { libc::waitpid(self.pid as i32, &mut status, flags) };
+            if r == self.pid as i32 {
+                self.status.set(Some(status));
+                return Some(status);
+            }
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return None;
+        }
+    }
+
+    /// Ends the command because the tool stops first (Ctrl-C, SIGTERM, --timeout): SIGTERM,
+    /// then SIGKILL if it is still there after `grace`. Returns its wait status.
+    pub fn terminate(&self, grace: Duration) -> i32 {
+        if let Some(status) = self.wait(false) {
+            return status;
+        }
+        unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.wait(false) {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        self.wait(true).unwrap_or(libc::SIGKILL)
+    }
+}
+
+/// A wait status as a shell's `$?`: exit code N gives N, death by signal S gives 128+S.
+pub fn shell_status(status: i32) -> u8 {
+    if libc::WIFSIGNALED(status) {
+        (128 + libc::WTERMSIG(status)) as u8
+    } else {
+        libc::WEXITSTATUS(status) as u8
     }
 }
 
@@ -357,6 +486,10 @@ impl Drop for Child {
         // Never released (set-up failed): the child exits on the closed pipe.
         if let Some(fd) = self.go.take() {
             unsafe { libc::close(fd) };
+            self.wait(true);
+        } else if self.exec_error < 0 && self.wait(false).is_none() {
+            // Released and still running: the tool is failing; the command goes with it.
+            unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
             self.wait(true);
         }
         if self.exec_error >= 0 {
@@ -377,6 +510,14 @@ mod tests {
         );
         assert!(split_command("   ").is_err());
         assert!(split_command("prog 'open").is_err());
+    }
+
+    #[test]
+    fn status_as_a_shell_gives_it() {
+        assert_eq!(shell_status(0), 0);
+        assert_eq!(shell_status(3 << 8), 3);
+        assert_eq!(shell_status(libc::SIGKILL), 137);
+        assert_eq!(shell_status(libc::SIGPIPE | 0x80), 141); // core dumped
     }
 
     #[test]
