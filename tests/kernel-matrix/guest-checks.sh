@@ -358,8 +358,9 @@ check_uprobe_lat() {
 # --- kmemleak-lite: kernel mode, and user mode on tests/programs/leaky.c ----------------------------
 
 # stacks FILE: one line per reported stack of the last report, "BYTES ALLOCATIONS frames...".
+# (The last line of a --json run is the loss record, not a report.)
 stacks() {
-    tail -n 1 "$1" | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
+    grep '"stacks":' "$1" | tail -n 1 | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
         sed 's/^\([0-9]*\),"allocations":\([0-9]*\),/\1 \2 /'
 }
 
