@@ -6,7 +6,9 @@
 # the integration test binaries of the tracing tools (cargo test --release --no-run) and their
 # shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
 # reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
-# summary and writes docs/kernel-matrix.md and the table in README.md.
+# summary and writes docs/kernel-matrix.md (keeping, as it is, whatever follows its line
+# "<!-- kernel-matrix:kept -->": runs made by hand on kernels outside the default set) and, for
+# the default set, the table in README.md.
 #
 # Exit status: 0 when every kernel booted, ran all checks and every check passed; 1 otherwise
 # (the failing kernel and check are named); 2 for a usage or set-up error.
