@@ -125,6 +125,33 @@ check_kernel() {
     if [ -s /sys/kernel/btf/vmlinux ]; then pass kernel btf; else fail kernel btf "no /sys/kernel/btf/vmlinux"; fi
 }
 
+# The kernel's own complaints in its log since boot: a WARN() (e.g. 5.7-6.0's "trace type BPF
+# program uses run-time allocation" for a tracing program with a BPF_F_NO_PREALLOC hash map), a
+# BUG or an oops. A tool that works but makes the kernel warn does not pass (panic_on_warn
+# machines would go down). Only messages that begin so, after the time stamp: others mention the
+# word ("Speculative Return Stack Overflow: WARNING: See ..." at boot).
+DMESG_BAD='^(\[[ 0-9.]*\] )?(WARNING: |BUG: |kernel BUG at |Oops)'
+dmesg_bad() { dmesg 2>/dev/null | grep -cE "$DMESG_BAD"; }
+
+# dmesg_after WHAT: notes the first group of checks after which the log had a complaint, so that
+# the final check can say where it came from (the tool and test binary running at the time).
+DMESG_FIRST=""
+dmesg_after() { [ -z "$DMESG_FIRST" ] && [ "$(dmesg_bad)" -gt 0 ] && DMESG_FIRST=$1; }
+
+check_dmesg() {
+    dmesg >"$WORK/dmesg.txt" 2>&1
+    if [ ! -s "$WORK/dmesg.txt" ]; then fail kernel dmesg "dmesg printed nothing" ; return; fi
+    n=$(grep -cE "$DMESG_BAD" "$WORK/dmesg.txt")
+    if [ "$n" -eq 0 ]; then pass kernel dmesg; return; fi
+    fail kernel dmesg "$n WARNING/BUG/Oops line(s) in the kernel log, first after ${DMESG_FIRST:-the boot}"
+    # Each complaint with the line before (WARN_ONCE's message) and the next few (the "Comm:"
+    # line names the process; the first frames name the code).
+    awk -v re="$DMESG_BAD" '
+        $0 ~ re && shown < 4 { shown++; if (NR > 1 && NR - 1 > last) print prev; want = NR + 6 }
+        NR <= want { print; last = NR }
+        { prev = $0 }' "$WORK/dmesg.txt" | head -n 40 | cut -c 1-300 | sed 's/^/  | /'
+}
+
 # --- execsnoop: PCOMM PID PPID RET ARGS ----------------------------------------------------------
 
 execsnoop_ready() {
@@ -331,8 +358,9 @@ check_uprobe_lat() {
 # --- kmemleak-lite: kernel mode, and user mode on tests/programs/leaky.c ----------------------------
 
 # stacks FILE: one line per reported stack of the last report, "BYTES ALLOCATIONS frames...".
+# (The last line of a --json run is the loss record, not a report.)
 stacks() {
-    grep "\"stacks\"" "$1" | tail -n 1 | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
+    grep '"stacks":' "$1" | tail -n 1 | awk '{ n = split($0, a, /\{"bytes":/); for (i = 2; i <= n; i++) print a[i] }' |
         sed 's/^\([0-9]*\),"allocations":\([0-9]*\),/\1 \2 /'
 }
 
@@ -404,6 +432,7 @@ if [ -n "${CTM_ONLY:-}" ]; then
     exit 0
 fi
 check_kernel
+dmesg_after "the boot"
 for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
     if ! have $tool; then
         skip $tool all "no binary in the initramfs"
@@ -425,10 +454,14 @@ for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
         *) fail $tool all "guest-checks.sh has no checks for it" ;;
     esac
     echo "CTM TIME $tool $t0 $(now)"
+    dmesg_after "the $tool checks"
 done
 for bin in /coretrace/tests/*; do
     [ -x "$bin" ] || continue
     t0=$(now)
     run_tests "$(basename "$bin")"
     echo "CTM TIME tests/$(basename "$bin") $t0 $(now)"
+    dmesg_after "tests/$(basename "$bin")"
 done
+# Last: whatever ran above must have left the kernel's log clean.
+check_dmesg

@@ -6,12 +6,20 @@
 # the integration test binaries of the tracing tools (cargo test --release --no-run) and their
 # shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
 # reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
-# summary and writes docs/kernel-matrix.md and the table in README.md.
+# summary and writes docs/kernel-matrix.md (keeping, as it is, whatever follows its line
+# "<!-- kernel-matrix:kept -->": runs made by hand on kernels outside the default set) and, for
+# the default set, the table in README.md.
 #
 # Exit status: 0 when every kernel booted, ran all checks and every check passed; 1 otherwise
 # (the failing kernel and check are named); 2 for a usage or set-up error.
 #
 # Usage: tests/kernel-matrix/run.sh [--kernels "6.1 6.12"] [--keep]
+#
+# Kernel series: 6.1 and 6.12 (the default set, which CI boots), and 5.10: Debian 11's cloud
+# kernel, fetched from bullseye and bullseye-security through an apt sources list of the
+# matrix's own (under the cache directory, used only to download, never to install). 5.10 is not
+# in the default set yet: uprobe-lat fails there (it needs BPF attach cookies, 5.15+); issue 12
+# makes it a full member. `--kernels 5.10` (or "5.10 6.1 6.12") boots it.
 #
 # Environment:
 #   CORETRACE_MATRIX_CACHE    kernel packages, unpacked  (default /var/cache/coretrace-matrix)
@@ -43,7 +51,8 @@ all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --kernels) kernels=$2; shift 2 ;;
+        --kernels) [ $# -ge 2 ] || { echo "run.sh: --kernels needs a list, e.g. --kernels \"6.1 6.12\"" >&2; exit 2; }
+            kernels=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option: $1" >&2; exit 2 ;;
@@ -53,14 +62,60 @@ done
 log() { printf '[matrix] %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
 
+known_series="5.10 6.1 6.12"
+# Checked here, in the main shell: a die() inside a $(...) would end only that subshell.
+for series in $kernels; do
+    case " $known_series " in *" $series "*) ;; *) die "unknown kernel series '$series' (known: $known_series)" ;; esac
+done
+[ -n "${kernels// /}" ] || die "no kernel series to boot (known: $known_series)"
+
 # --- host tools ----------------------------------------------------------------------------------
 
-apt_updated=0
+# apt for a kernel series: the host's own sources for 6.1 and 6.12 (Debian 12's), a sources
+# list of the matrix's own for 5.10 (Debian 11's; see bullseye_apt).
+apt_updated=""   # the apt set-ups ("host", "bullseye") already updated in this run
+
+# apt_opts SERIES: sets the array apt_o to the options that point apt at the series' sources.
+apt_opts() {
+    case $1 in
+        5.10) bullseye_apt; apt_o=("${bullseye_o[@]}") ;;
+        *) apt_o=() ;;
+    esac
+}
+
+# apt_update_once SERIES: `apt-get update` of the series' sources, once per run.
 apt_update_once() {
-    [ "$apt_updated" = 1 ] && return 0
-    log "apt-get update"
-    apt-get update -qq >&2 || log "apt-get update failed; going on with the lists we have"
-    apt_updated=1
+    local which=host
+    [ "$1" = 5.10 ] && which=bullseye
+    case " $apt_updated " in *" $which "*) return 0 ;; esac
+    apt_opts "$1"
+    log "apt-get update ($which sources)"
+    apt-get "${apt_o[@]}" update -qq >&2 || log "apt-get update of the $which sources failed; going on with the lists we have"
+    apt_updated="$apt_updated $which"
+}
+
+# Debian 11 (bullseye) for the 5.10 kernel, without touching the host's apt: a sources list, lists
+# and package cache of its own under $cache/apt-bullseye, given to apt-get/apt-cache with -o. Its
+# archives are those of the host's Debian sources (the archive and its -security sibling), with
+# the host's Debian archive keyring (which has bullseye's keys). Only ever used to download.
+bullseye_o=()
+bullseye_apt() {
+    [ ${#bullseye_o[@]} -gt 0 ] && return 0
+    local dir=$cache/apt-bullseye archive security keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    # "URI RELEASE" of every index the host's apt sources name, e.g. "<archive>/ bookworm".
+    archive=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+        awk '$2 !~ /-/ { print $1; exit }')
+    security=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+        awk '$2 ~ /-security$/ { print $1; exit }')
+    [ -n "$archive" ] && [ -n "$security" ] ||
+        die "5.10: the host's apt sources name no Debian archive and -security archive to take bullseye from"
+    [ -r "$keyring" ] || die "5.10: no $keyring (apt-get install debian-archive-keyring)"
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    printf '%s\n' \
+        "deb [signed-by=$keyring] $archive bullseye main" \
+        "deb [signed-by=$keyring] $security bullseye-security main" >"$dir/sources.list"
+    bullseye_o=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
 }
 
 ensure_host_tools() {
@@ -72,7 +127,7 @@ ensure_host_tools() {
     [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
     log "installing ${missing[*]}"
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || {
-        apt_update_once
+        apt_update_once host
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
     } || die "could not install ${missing[*]}"
     # The busybox in the initramfs must not need any library.
@@ -87,13 +142,15 @@ series_regex() {
     case $1 in
         6.1) echo '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' ;;
         6.12) echo '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64$' ;;
-        *) die "unknown kernel series '$1' (known: 6.1 6.12)" ;;
+        5.10) echo '^linux-image-5\.10\.0-[0-9]+-cloud-amd64$' ;;
+        *) die "unknown kernel series '$1' (known: $known_series)" ;;
     esac
 }
 
 # Newest package of a series that apt knows (empty if none).
 newest_in_apt() {
-    apt-cache search --names-only "$(series_regex "$1")" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1
+    apt_opts "$1"
+    apt-cache "${apt_o[@]}" search --names-only "$(series_regex "$1")" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1
 }
 
 # Newest package of a series already unpacked in the cache (empty if none).
@@ -106,7 +163,7 @@ fetch_kernel() {
     local series=$1 pkg="" dir tmp
     if [ "$offline" != 1 ]; then
         pkg=$(newest_in_apt "$series")
-        if [ -z "$pkg" ]; then apt_update_once; pkg=$(newest_in_apt "$series"); fi
+        if [ -z "$pkg" ]; then apt_update_once "$series"; pkg=$(newest_in_apt "$series"); fi
     fi
     [ -n "$pkg" ] || pkg=$(newest_in_cache "$series")
     [ -n "$pkg" ] || die "no linux-image package for $series in apt or in $cache/kernels"
@@ -116,7 +173,8 @@ fetch_kernel() {
         mkdir -p "$cache/kernels"
         tmp=$(mktemp -d "$cache/fetch.XXXXXX")
         # apt-get download writes into the current directory.
-        if ! (cd "$tmp" && apt-get download -qq "$pkg" >&2 2>/dev/null) ||
+        apt_opts "$series"
+        if ! (cd "$tmp" && apt-get "${apt_o[@]}" download -qq "$pkg" >&2 2>/dev/null) ||
                 ! dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/root"; then
             rm -rf "$tmp"
             die "could not download and unpack $pkg"
@@ -296,6 +354,8 @@ log "tools in the repository:${repo_tools:- none}; built:${present:- none}"
 
 # Cached kernels first, so that a failed download fails fast.
 declare -A image
+# 5.10's apt set-up here, in the main shell: fetch_kernel runs in a subshell.
+case " $kernels " in *" 5.10 "*) [ "$offline" = 1 ] || bullseye_apt ;; esac
 for series in $kernels; do
     image[$series]=$(fetch_kernel "$series")
 done
@@ -423,6 +483,12 @@ table=$work/table.md
         case $v in PASS) v=pass ;; FAIL) v="**FAIL** ${d//|/\\|}" ;; SKIP) v="skip: ${d//|/\\|}" ;; esac
         echo "| $k | $t | $c | $m | $v |"
     done
+    # What follows this mark in the old file is kept as it is: runs made by hand on kernels
+    # outside the default set, with their date.
+    if [ -f "$results" ] && grep -q '^<!-- kernel-matrix:kept -->' "$results"; then
+        echo
+        sed -n '/^<!-- kernel-matrix:kept -->/,$p' "$results"
+    fi
 } >"$results.tmp"
 mv "$results.tmp" "$results"
 # A README that marks a place for the table gets the summary there (not for a run that writes
