@@ -507,7 +507,13 @@ pub fn check<T>(
                 let why = refused.first().map_or("", |(_, why)| why.as_str());
                 format!("cannot attach with {m}: {why}; this kernel can do: {can}")
             }
-            Choice::Auto => format!("no attach method works here ({why})"),
+            Choice::Auto => match refused.iter().find(|(_, w)| w.starts_with("needs CAP_")) {
+                // A method that only lacks a capability is the one to name.
+                Some((m, w)) => {
+                    format!("{w} (for --attach {m}; no other attach method works here)")
+                }
+                None => format!("no attach method works here ({why})"),
+            },
         });
     }
     let report = CheckReport {
