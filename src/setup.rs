@@ -18,7 +18,8 @@ pub enum Cap {
     DacReadSearch = 2,
     /// Read another user's process (/proc/PID/maps, perf events on it).
     SysPtrace = 19,
-    /// Everything below, and the only one the kernel accepts for uprobes (and mounts).
+    /// Covers CAP_BPF and CAP_PERFMON; the only one the kernel accepts for uprobes (and for
+    /// mounting tracefs).
     SysAdmin = 21,
     /// Read kernel addresses in /proc/kallsyms when kptr_restrict or perf_event_paranoid hide them.
     Syslog = 34,
