@@ -193,6 +193,13 @@ fn select_with<T>(
         };
         bail!("cannot attach with {m}: {why}; this kernel can do: {can}");
     }
+    // A method that only lacks a capability is the one to name: the others cannot work here.
+    if let Some((m, why)) = refused
+        .iter()
+        .find(|(_, why)| why.starts_with("needs CAP_"))
+    {
+        bail!("{why} (for --attach {m}; no other attach method works on this kernel: run with --check for details)");
+    }
     let why = refused
         .iter()
         .map(|(m, why)| format!("{m}: {why}"))
@@ -241,6 +248,7 @@ pub fn precheck(hook: &Hook, method: Method) -> Result<(), String> {
             traceable(hook.functions)
         }
         Method::Tracepoint => {
+            setup::ensure_tracefs()?;
             for tp in hook.tracepoints {
                 if !tracepoint_exists(tp) {
                     return Err(format!("tracepoint {tp} does not exist here"));
@@ -364,72 +372,164 @@ impl Feature {
     }
 }
 
+/// The oldest kernel a tool runs on, and the kernel features that set it.
+#[derive(Serialize)]
+struct MinKernel {
+    version: &'static str,
+    why: &'static str,
+    /// The probed features (top-level fields of the report) the tool cannot run without.
+    needs: Vec<&'static str>,
+}
+
 #[derive(Serialize)]
 struct CheckReport {
     kernel: String,
     features: Vec<Feature>,
+    /// BPF_MAP_TYPE_RINGBUF can be created (5.8): every tool needs it. (null: not probed,
+    /// for want of privileges)
+    ring_buffer: Option<bool>,
+    /// A uprobe program may call bpf_get_attach_cookie() (5.15): uprobe-lat needs it.
+    attach_cookies: Option<bool>,
     tool: String,
+    min_kernel: MinKernel,
+    /// The capabilities (and tracefs access) the tool needs here, checked.
+    privileges: Feature,
     methods: Vec<Feature>,
     would_use: Option<Method>,
+    /// Whether the tool can run here with `would_use`; if not, `reason` says why.
+    ok: bool,
+    reason: Option<String>,
 }
 
 /// `--check`: what this kernel offers, and what `tool` would use, printed as a table or as one
-/// JSON object. With `attempt`, each method is really loaded and attached (then detached);
-/// without, only the cheap checks run.
+/// JSON object. Each method is really loaded and attached by `attempt` (then detached), with
+/// what the tool would load, so "yes" means the tool runs. Fails (exit status 1, the reason
+/// on stderr's last line) when the tool cannot run here: privileges, a kernel feature it
+/// needs, or no attach method that works.
 pub fn check<T>(
     tool: &str,
     hook: &Hook,
     choice: Choice,
     json: bool,
-    mut attempt: Option<Attempt<'_, T>>,
+    needs: &setup::Needs,
+    attempt: Attempt<'_, T>,
 ) -> Result<()> {
+    if let Choice::Force(m) = choice {
+        if !hook.methods.contains(&m) {
+            bail!(
+                "--attach {m}: this tool has no {m} programs; give --attach {}",
+                names(hook.methods, " or ")
+            );
+        }
+    }
+    let privileges = Feature::new("privileges", setup::check_privileges(needs));
     // Tracepoints need tracefs; mounting it is what the tool itself would do.
-    let tracefs_state = match setup::ensure_tracefs() {
-        Ok(()) => Ok(format!("tracefs at {}", tracefs().unwrap_or("?"))),
-        Err(e) => Err(format!("{e:#}")),
+    let tracefs_state = setup::ensure_tracefs().map(|dir| format!("tracefs at {dir}"));
+    // Probing creates a map and loads a program: without the privileges it proves nothing.
+    let probe = |f: fn() -> Result<String, String>| match privileges.ok {
+        true => f(),
+        false => Err("not probed (needs the privileges below)".to_string()),
     };
+    let ringbuf = probe(setup::ringbuf_probe);
+    let cookies = probe(setup::attach_cookie_probe);
+    let known = |r: &Result<String, String>| privileges.ok.then_some(r.is_ok());
+    let (ring_buffer, attach_cookies) = (known(&ringbuf), known(&cookies));
     let features = vec![
         Feature::new("BTF", btf_state()),
-        Feature::new("ring buffer", ringbuf_state()),
+        Feature::new("ring buffer", ringbuf),
+        Feature::new("attach cookies", cookies),
         Feature::new("fentry/fexit", fentry_state(hook)),
         Feature::new("kprobes", kprobe_state()),
         Feature::new("tracepoints", tracefs_state),
         Feature::new("uprobes", uprobe_state()),
     ];
-    // "works" only when the programs really loaded and attached.
-    let verdict = if attempt.is_some() {
-        "works"
+    let (version, why) = needs.min_kernel();
+    let mut required = vec!["ring_buffer"];
+    if needs.attach_cookies {
+        required.push("attach_cookies");
+    }
+    // The first obstacle is the reason; without the privileges, nothing is loaded.
+    let mut reason = if !privileges.ok {
+        Some(privileges.detail.clone())
+    } else if let Some(f) = features.iter().find(|f| f.name == "BTF" && !f.ok) {
+        Some(f.detail.clone())
+    } else if let Err(e) = setup::check_kernel_features(needs) {
+        Some(format!(
+            "{e}: {tool} needs Linux {version} or later ({why})"
+        ))
     } else {
-        "available"
+        None
     };
     let mut methods = Vec::new();
     let mut would_use = None;
+    let mut refused: Vec<(Method, String)> = Vec::new();
     for &m in hook.methods {
-        let mut result = precheck(hook, m);
-        if result.is_ok() {
-            if let Some(attempt) = attempt.as_mut() {
-                result = attempt(m).map(drop).map_err(|e| format!("{e:#}"));
-            }
-        }
         let wanted = match choice {
             Choice::Auto => true,
             Choice::Force(f) => f == m,
         };
-        if result.is_ok() && wanted && would_use.is_none() {
-            would_use = Some(m);
+        let result = if reason.is_some() {
+            Err("not tried (see below)".to_string())
+        } else {
+            try_method(hook, m, &precheck, attempt).map(drop)
+        };
+        match &result {
+            Ok(()) if wanted && would_use.is_none() => would_use = Some(m),
+            Err(why) if wanted => refused.push((m, why.clone())),
+            _ => {}
         }
-        let name: &'static str = m.name();
         methods.push(Feature::new(
-            name,
-            result.map(|()| format!("{verdict}: {}", hook.targets(m))),
+            m.name(),
+            result.map(|()| format!("works: {}", hook.targets(m))),
         ));
+    }
+    if reason.is_none() && would_use.is_none() {
+        let why = refused
+            .iter()
+            .map(|(m, why)| format!("{m}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        reason = Some(match choice {
+            Choice::Force(m) => {
+                let can: Vec<Method> = hook
+                    .methods
+                    .iter()
+                    .zip(&methods)
+                    .filter(|(_, f)| f.ok)
+                    .map(|(m, _)| *m)
+                    .collect();
+                let can = match can.is_empty() {
+                    true => "none of the others either".to_string(),
+                    false => format!("--attach {}", names(&can, " or ")),
+                };
+                let why = refused.first().map_or("", |(_, why)| why.as_str());
+                format!("cannot attach with {m}: {why}; this kernel can do: {can}")
+            }
+            Choice::Auto => match refused.iter().find(|(_, w)| w.starts_with("needs CAP_")) {
+                // A method that only lacks a capability is the one to name.
+                Some((m, w)) => {
+                    format!("{w} (for --attach {m}; no other attach method works here)")
+                }
+                None => format!("no attach method works here ({why})"),
+            },
+        });
     }
     let report = CheckReport {
         kernel: kernel_release(),
         features,
+        ring_buffer,
+        attach_cookies,
         tool: tool.to_string(),
+        min_kernel: MinKernel {
+            version,
+            why,
+            needs: required,
+        },
+        privileges,
         methods,
-        would_use,
+        would_use: if reason.is_none() { would_use } else { None },
+        ok: reason.is_none(),
+        reason: reason.clone(),
     };
     let mut out = String::new();
     if json {
@@ -437,22 +537,41 @@ pub fn check<T>(
         out.push('\n');
     } else {
         use std::fmt::Write as _;
+        let row = |out: &mut String, f: &Feature| {
+            let _ = writeln!(out, "  {:<14} {:<3}  {}", f.name, yes(f.ok), f.detail);
+        };
         let _ = writeln!(out, "kernel: {}", report.kernel);
         for f in &report.features {
-            let _ = writeln!(out, "  {:<13} {:<3}  {}", f.name, yes(f.ok), f.detail);
+            row(&mut out, f);
         }
         let _ = writeln!(out, "{tool}:");
+        let have = match (report.ring_buffer, report.attach_cookies) {
+            (Some(ring), Some(cookies)) => yes(ring && (cookies || !needs.attach_cookies)),
+            _ => "?",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<14} {:<3}  Linux {version} or later: {} ({why})",
+            "needs",
+            have,
+            report.min_kernel.needs.join(", ").replace('_', " ")
+        );
+        row(&mut out, &report.privileges);
         for f in &report.methods {
-            let _ = writeln!(out, "  {:<13} {:<3}  {}", f.name, yes(f.ok), f.detail);
+            row(&mut out, f);
         }
         let _ = match report.would_use {
             Some(m) => writeln!(out, "  would use:    {m}"),
-            None => writeln!(out, "  would use:    nothing: no method works here"),
+            None => writeln!(out, "  would use:    nothing"),
         };
     }
     use std::io::Write as _;
     std::io::stdout().write_all(out.as_bytes())?;
-    Ok(())
+    std::io::stdout().flush()?;
+    match reason {
+        Some(why) => bail!("{why}"),
+        None => Ok(()),
+    }
 }
 
 fn yes(ok: bool) -> &'static str {
@@ -483,20 +602,6 @@ fn btf_state() -> Result<String, String> {
         None => Err(format!(
             "{} missing or unreadable: CO-RE needs CONFIG_DEBUG_INFO_BTF=y",
             setup::KERNEL_BTF
-        )),
-    }
-}
-
-fn ringbuf_state() -> Result<String, String> {
-    let r = unsafe {
-        libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null())
-    };
-    match r {
-        1 => Ok("BPF_MAP_TYPE_RINGBUF".into()),
-        0 => Err("no BPF ring buffer: the kernel is older than 5.8".into()),
-        e => Err(format!(
-            "probing failed: {}",
-            std::io::Error::from_raw_os_error(-e)
         )),
     }
 }

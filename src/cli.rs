@@ -36,8 +36,8 @@ pub struct CommonArgs {
     #[arg(long)]
     pub fail_on_loss: bool,
 
-    /// Print what this kernel offers (BTF, ring buffer, fentry, kprobes, tracepoints, uprobes)
-    /// and how this tool would attach, then exit
+    /// Print what this kernel offers, the privileges and kernel this tool needs, and how it
+    /// would attach (really loading and attaching it), then exit: 1 if it cannot run here
     #[arg(long)]
     pub check: bool,
 }

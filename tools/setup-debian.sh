@@ -9,6 +9,7 @@ packages=(
     libbpf-tools bpftrace                                # the references the benchmarks compare against
     qemu-system-x86 busybox-static cpio                  # tests/kernel-matrix: other kernels under QEMU
     util-linux procps                                    # setpriv, ps
+    libcap2-bin                                          # capsh, setcap: tests/requirements.rs
 )
 missing=()
 for p in "${packages[@]}"; do

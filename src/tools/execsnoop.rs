@@ -2,7 +2,6 @@
 //! `-d MS`, which of them lived at least MS milliseconds.
 
 use std::fmt::Write as _;
-use std::mem::MaybeUninit;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -17,7 +16,7 @@ use crate::exit_status::ExitStatus;
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, LossCause, Stop};
 use crate::setup;
-use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkelBuilder};
+use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, ExecsnoopSkelBuilder};
 
 unsafe impl plain::Plain for exec_event {}
 
@@ -127,30 +126,48 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
+/// What execsnoop needs from the host: tracepoints only.
+pub const NEEDS: setup::Needs = setup::Needs {
+    tracefs: true,
+    uprobes: false,
+    kernel_symbols: false,
+    process: None,
+    attach_cookies: false,
+};
+
 pub fn run(args: Args) -> Result<()> {
-    setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
-        // A real load and attach (then detach), so the answer is the kernel's.
-        let mut attempt = |_| -> Result<()> {
-            let open = ExecsnoopSkelBuilder::default().open(attach::object_storage())?;
-            let mut skel = open.load()?;
-            skel.attach()?;
-            Ok(())
-        };
+        // A real load and attach (then detach) of what this command line would load, so the
+        // answer is the kernel's.
+        let mut attempt = |_| load(&args, None).map(drop);
         return attach::check(
             "execsnoop",
             &HOOK,
             Choice::Auto,
             args.common.json,
-            Some(&mut attempt),
+            &NEEDS,
+            &mut attempt,
         );
     }
+    setup::preflight(&NEEDS)?;
     let cgroup = args.cgroup.open()?;
+    let stop = Stop::install(args.common.timeout)?;
+    let skel = load(&args, cgroup.as_ref())?;
+    if args.common.verbose {
+        eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
+    }
 
-    let mut storage = MaybeUninit::uninit();
+    let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let losses = args.common.losses("execsnoop", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    Ok(())
+}
+
+/// Opens, sizes, loads and attaches the programs this command line needs.
+fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExecsnoopSkel<'static>> {
     let mut open = ExecsnoopSkelBuilder::default()
-        .open(&mut storage)
+        .open(attach::object_storage())
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
@@ -182,19 +199,11 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut skel = open.load().map_err(setup::load_error)?;
-    if let Some(cg) = &cgroup {
+    if let Some(cg) = cgroup {
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }
-    let stop = Stop::install(args.common.timeout)?;
     skel.attach().context("attaching to the exec tracepoints")?;
-    if args.common.verbose {
-        eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
-    }
-
-    let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    let losses = args.common.losses("execsnoop", &skel.maps.losses, &LOSSES);
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
-    Ok(())
+    Ok(skel)
 }
 
 /// Turns exec records into rows or JSON objects.

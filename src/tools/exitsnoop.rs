@@ -1,7 +1,5 @@
 //! exitsnoop: which processes end, how old they were, and with what code or signal.
 
-use std::mem::MaybeUninit;
-
 use anyhow::{Context, Result};
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
@@ -20,7 +18,7 @@ pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
 /// Counted in user space, from the kernel's count of skipped runs of the exit program.
 static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
-use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkelBuilder};
+use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, ExitsnoopSkelBuilder};
 
 unsafe impl plain::Plain for exit_event {}
 
@@ -69,30 +67,49 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
+/// What exitsnoop needs from the host: one tracepoint.
+pub const NEEDS: setup::Needs = setup::Needs {
+    tracefs: true,
+    uprobes: false,
+    kernel_symbols: false,
+    process: None,
+    attach_cookies: false,
+};
+
 pub fn run(args: Args) -> Result<()> {
-    setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
-        // A real load and attach (then detach), so the answer is the kernel's.
-        let mut attempt = |_| -> Result<()> {
-            let open = ExitsnoopSkelBuilder::default().open(attach::object_storage())?;
-            let mut skel = open.load()?;
-            skel.attach()?;
-            Ok(())
-        };
+        // A real load and attach (then detach) of what this command line would load, so the
+        // answer is the kernel's.
+        let mut attempt = |_| load(&args, None).map(drop);
         return attach::check(
             "exitsnoop",
             &HOOK,
             Choice::Auto,
             args.common.json,
-            Some(&mut attempt),
+            &NEEDS,
+            &mut attempt,
         );
     }
+    setup::preflight(&NEEDS)?;
     let cgroup = args.cgroup.open()?;
+    let stop = Stop::install(args.common.timeout)?;
+    let skel = load(&args, cgroup.as_ref())?;
+    if args.common.verbose {
+        eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
+    }
 
-    let mut storage = MaybeUninit::uninit();
+    let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    printer.skipped = Some(ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]));
+    let losses = args.common.losses("exitsnoop", &skel.maps.losses, &LOSSES);
+    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    Ok(())
+}
+
+/// Opens, sizes, loads and attaches the program.
+fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExitsnoopSkel<'static>> {
     let mut open = ExitsnoopSkelBuilder::default()
-        .open(&mut storage)
+        .open(attach::object_storage())
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
@@ -104,21 +121,12 @@ pub fn run(args: Args) -> Result<()> {
     rodata.min_age_ns = args.min_duration.unwrap_or(0) * 1_000_000;
 
     let mut skel = open.load().map_err(setup::load_error)?;
-    if let Some(cg) = &cgroup {
+    if let Some(cg) = cgroup {
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }
-    let stop = Stop::install(args.common.timeout)?;
     skel.attach()
         .context("attaching to sched:sched_process_exit")?;
-    if args.common.verbose {
-        eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
-    }
-
-    let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    printer.skipped = Some(ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]));
-    let losses = args.common.losses("exitsnoop", &skel.maps.losses, &LOSSES);
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
-    Ok(())
+    Ok(skel)
 }
 
 /// Turns exit records into rows or JSON objects.

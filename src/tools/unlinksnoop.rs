@@ -120,11 +120,18 @@ fn parse_attach(s: &str) -> Result<Choice, String> {
     attach::parse_choice("unlinksnoop", &HOOK, s)
 }
 
-pub fn run(args: Args) -> Result<()> {
-    setup::preflight()?;
-    setup::libbpf_log(args.common.verbose);
-    let cgroup = args.cgroup.open()?;
+/// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
+/// method (checked when that method is tried), so nothing more up front.
+pub const NEEDS: setup::Needs = setup::Needs {
+    tracefs: false,
+    uprobes: false,
+    kernel_symbols: false,
+    process: None,
+    attach_cookies: false,
+};
 
+pub fn run(args: Args) -> Result<()> {
+    setup::libbpf_log(args.common.verbose);
     if args.common.check {
         let mut attempt = |m| load(&args, None, m).map(drop);
         return attach::check(
@@ -132,9 +139,12 @@ pub fn run(args: Args) -> Result<()> {
             &HOOK,
             args.attach,
             args.common.json,
-            Some(&mut attempt),
+            &NEEDS,
+            &mut attempt,
         );
     }
+    setup::preflight(&NEEDS)?;
+    let cgroup = args.cgroup.open()?;
 
     let stop = Stop::install(args.common.timeout)?;
     let (skel, _method) = attach::select(

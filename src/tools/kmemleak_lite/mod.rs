@@ -190,24 +190,25 @@ pub fn run(args: Args) -> Result<u8> {
     if args.pages && (args.pid.is_some() || args.command.is_some()) {
         bail!("--pages is for kernel mode: leave out -p/-c to trace kernel pages");
     }
-    setup::preflight()?;
     setup::libbpf_log(args.common.verbose);
+    let user = args.pid.is_some() || args.command.is_some();
+    let needs = needs(&args);
     if args.common.check {
-        // Kernel mode uses the kmem tracepoints, -p/-c uprobes on the allocator.
-        let hook = if args.pid.is_some() || args.command.is_some() {
-            &USER_HOOK
-        } else {
-            &KERNEL_HOOK
-        };
+        // Kernel mode uses the kmem tracepoints, -p/-c uprobes on the allocator: load and
+        // attach what this command line would, then detach.
+        let hook = if user { &USER_HOOK } else { &KERNEL_HOOK };
+        let mut attempt = |_| check_attempt(&args);
         attach::check(
             "kmemleak-lite",
             hook,
             attach::Choice::Auto,
             args.common.json,
-            None::<attach::Attempt<'_, ()>>,
+            &needs,
+            &mut attempt,
         )?;
         return Ok(0);
     }
+    setup::preflight(&needs)?;
 
     // Everything that can fail about the target is checked before a command is started.
     let mut target = if let Some(pid) = args.pid {
@@ -327,6 +328,48 @@ pub fn run(args: Args) -> Result<u8> {
         eprintln!("{msg}");
     }
     Ok(ended.and_then(|(_, status)| status).unwrap_or(0))
+}
+
+/// What kmemleak-lite needs from the host: in kernel mode the kmem tracepoints and kernel
+/// symbol addresses (to name stack frames); with -p/-c uprobes (and, with -p, the process).
+fn needs(args: &Args) -> setup::Needs {
+    let user = args.pid.is_some() || args.command.is_some();
+    setup::Needs {
+        tracefs: !user,
+        uprobes: user,
+        kernel_symbols: !user,
+        process: args.pid,
+        attach_cookies: false,
+    }
+}
+
+/// `--check`'s real attempt: loads the programs of the mode asked for and attaches them (in
+/// user mode to the allocator of -p's process, or of -c's program in our own process, which
+/// is not started).
+fn check_attempt(args: &Args) -> Result<()> {
+    let user = args.pid.is_some() || args.command.is_some();
+    let mut open = KmemleakLiteSkelBuilder::default()
+        .open(attach::object_storage())
+        .context("opening the BPF object")?;
+    setup::size_ringbuf(&mut open.maps.events, 4096)?;
+    choose_programs(&mut open, user, args.pages);
+    let mut skel = open.load().map_err(setup::load_error)?;
+    if !user {
+        // Only the kmem tracepoint programs are loaded: attach them all.
+        libbpf_rs::skel::Skel::attach(&mut skel).context("attaching to the kmem tracepoints")?;
+        return Ok(());
+    }
+    let (pid, alloc) = match (args.pid, &args.command) {
+        (Some(pid), _) => (pid, target::allocator_of_pid(pid)?),
+        (None, Some(line)) => {
+            let argv = target::split_command(line)?;
+            let exe = target::resolve_program(&argv[0])?;
+            (std::process::id(), target::allocator_of_command(&exe)?)
+        }
+        (None, None) => unreachable!("user mode has -p or -c"),
+    };
+    let mut links = Vec::new();
+    attach_allocator(&skel, pid, &alloc, &mut links, false)
 }
 
 fn page_size() -> u64 {

@@ -24,7 +24,7 @@ use crate::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 #[inline(never)]
 pub extern "C" fn coretrace_uprobe_lat_calibration_target() {}
 
-const SYMBOL: &str = "coretrace_uprobe_lat_calibration_target";
+pub const SYMBOL: &str = "coretrace_uprobe_lat_calibration_target";
 const CALLS: u32 = 1000;
 const ROUNDS: usize = 5;
 /// Room for every calibration call's record (56 bytes each with its header).

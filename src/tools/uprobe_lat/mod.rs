@@ -132,22 +132,39 @@ static HOOK: attach::Hook = attach::Hook {
     optional_tracepoints: &[],
 };
 
+/// What uprobe-lat needs from the host: uprobes with attach cookies (and, with -p, the process).
+fn needs(args: &Args) -> setup::Needs {
+    setup::Needs {
+        tracefs: false,
+        uprobes: true,
+        kernel_symbols: false,
+        process: args.pid,
+        attach_cookies: true,
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     if args.common.check {
-        setup::preflight()?;
+        setup::libbpf_log(args.common.verbose);
+        let mut attempt = |_| check_attempt();
         return attach::check(
             "uprobe-lat",
             &HOOK,
             attach::Choice::Auto,
             args.common.json,
-            None::<attach::Attempt<'_, ()>>,
+            &needs(&args),
+            &mut attempt,
         );
     }
     if args.list {
         return list(&args);
     }
+    if let Some(pid) = args.pid {
+        // Reading another user's process needs a capability: say which, not "no such process".
+        setup::check_process_access(pid)?;
+    }
     let probes = target::resolve_all(&args.targets, args.pid)?;
-    setup::preflight()?;
+    setup::preflight(&needs(&args))?;
     setup::libbpf_log(args.common.verbose);
     let cgroup = args.cgroup.open()?;
     let verbose = args.common.verbose;
@@ -284,6 +301,36 @@ pub fn run(args: Args) -> Result<()> {
         if *n > 0 {
             eprintln!("uprobe-lat: {n} {what}");
         }
+    }
+    Ok(())
+}
+
+/// `--check`'s real attempt: loads the programs and attaches an entry and a return probe, each
+/// with a cookie as for every traced function, to uprobe-lat's own calibration function.
+fn check_attempt() -> Result<()> {
+    let exe = std::path::Path::new("/proc/self/exe");
+    let funcs = elf::functions(exe)?;
+    let target = funcs
+        .get(calibrate::SYMBOL)
+        .context("uprobe-lat's own symbol table has no calibration function (stripped?)")?;
+    let open = UprobeLatSkelBuilder::default()
+        .open(attach::object_storage())
+        .context("opening the BPF object")?;
+    let skel = open.load().map_err(setup::load_error)?;
+    let pid = std::process::id() as i32;
+    for (prog, retprobe) in [
+        (&skel.progs.func_exit, true),
+        (&skel.progs.func_entry, false),
+    ] {
+        let opts = UprobeOpts {
+            cookie: 1,
+            retprobe,
+            ..Default::default()
+        };
+        let link = prog
+            .attach_uprobe_with_opts(pid, exe, target.offset as usize, opts)
+            .context("attaching a uprobe to uprobe-lat's own calibration function")?;
+        drop(link); // attached: that is all --check needs to know
     }
     Ok(())
 }
