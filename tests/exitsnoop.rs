@@ -69,18 +69,29 @@ fn failed_only() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn pid_filter_and_min_duration() {
     require_bpf();
-    let mut a = Command::new("/bin/sleep").arg("0.5").spawn().unwrap();
-    let mut b = Command::new("/bin/sleep").arg("0.5").spawn().unwrap();
+    // Two processes that live until the test closes their stdin: both end after the tool has
+    // attached, however long attaching takes.
+    let waiter = || {
+        Command::new("/bin/cat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (waiter(), waiter());
     let t = Traced::start("exitsnoop", &["-p", &a.id().to_string()]);
+    drop(a.stdin.take());
+    drop(b.stdin.take());
     a.wait().unwrap();
     b.wait().unwrap();
     let out = stop_after_pid(t, a.id());
     assert!(row_of(&out, a.id()).is_some(), "{out:?}");
     assert!(row_of(&out, b.id()).is_none(), "{out:?}");
 
-    let t = Traced::start("exitsnoop", &["-d", "200"]);
+    // Room for a slow machine: `sh -c 'exit 0'` takes over 100 ms under QEMU's emulation.
+    let t = Traced::start("exitsnoop", &["-d", "400"]);
     let short = sh("exit 0");
-    let long = sh("sleep 0.3");
+    let long = sh("sleep 0.6");
     let out = stop_after_pid(t, long);
     assert!(row_of(&out, long).is_some(), "{out:?}");
     assert!(row_of(&out, short).is_none(), "{out:?}");
