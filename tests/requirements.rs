@@ -524,3 +524,28 @@ fn check_of_an_impossible_method_fails_with_the_reason() {
         "{err}"
     );
 }
+
+/// README: "No LRU maps: an eviction could not be counted." Every BPF map that can drop an
+/// entry must fail the update instead, where the tool counts it.
+#[test]
+fn no_bpf_program_uses_an_lru_map() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bpf");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(readme.contains("No LRU maps"), "README's claim changed");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "vmlinux.h" || !(name.ends_with(".c") || name.ends_with(".h")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            assert!(
+                !line.contains("BPF_MAP_TYPE_LRU"),
+                "{name}:{}: an LRU map evicts without a count: {line}",
+                i + 1
+            );
+        }
+    }
+}
