@@ -5,34 +5,22 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    assert_one_line_error, build_c_program, final_losses, marker, require_bpf, run_tool, Finished,
-    Traced,
+    assert_one_line_error, build_c_program, final_losses, require_bpf, run_tool, Finished, Traced,
 };
 use serde_json::Value;
 
 const TOOL: &str = "kmemleak-lite";
 
-/// Compiles tests/programs/NAME.c the way the brief says stacks stay walkable.
+/// Compiles tests/programs/NAME.c so that its stacks stay walkable (frame pointers, no inlining).
 fn build_program(name: &str, extra: &[&str]) -> PathBuf {
-    let dir = std::env::temp_dir().join(marker("kml"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{name}.c"));
-    let exe = dir.join(name);
-    let status = Command::new("cc")
-        .args(["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
-        .args(extra)
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .expect("cc must be installed to build the test programs");
-    assert!(status.success(), "building {}", src.display());
-    exe
+    let mut flags = vec!["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"];
+    flags.extend_from_slice(extra);
+    build_c_program(name, &flags)
 }
 
 /// The stacks of a JSON report whose frames name `function`: (bytes, allocations) each.
