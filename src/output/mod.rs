@@ -140,7 +140,7 @@ impl Sink {
             Format::Json => self.json(&counts.json()),
             Format::Table => {
                 self.out.flush()?;
-                eprintln!("{tool}: WARNING: {} events lost so far", counts.brief());
+                eprintln!("{tool}: WARNING: {}", counts.brief());
                 Ok(())
             }
         }

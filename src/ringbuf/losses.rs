@@ -137,9 +137,9 @@ impl LossCounts {
         serde_json::json!({ "lost_events": self.total(), "lost_by_cause": by_cause })
     }
 
-    /// One line for a warning while running: "12 (ring buffer full 10, ...)".
+    /// One line for a warning while running: "12 events lost so far (ringbuf_full 10, ...)".
     pub fn brief(&self) -> String {
-        let mut s = self.total().to_string();
+        let mut s = format!("{} events lost so far", self.total());
         let mut first = true;
         for (cause, n) in self.counts.iter().filter(|(_, n)| *n > 0) {
             s.push_str(if first { " (" } else { ", " });
@@ -204,6 +204,6 @@ mod tests {
             counts.lines("t"),
             ["t: 4 processes not followed: the table was full (raise --max-procs)"]
         );
-        assert_eq!(counts.brief(), "4 (table_full 4)");
+        assert_eq!(counts.brief(), "4 events lost so far (table_full 4)");
     }
 }
