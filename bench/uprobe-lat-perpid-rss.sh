@@ -46,6 +46,11 @@ started() {
     echo $((${a:-0} + ${b:-0}))
 }
 finish() { kill -INT $tracer; wait $tracer || true; }
+# Calls in the report against the calls of the processes that ran to the end (those stopped
+# mid-run add up to 2 x 20 more).
+shown_calls() {
+    echo "  calls shown: $(awk '/^count / {s += $2} END {print s + 0}' "$tmp/out"), processes that ran to the end x 20: $(($(started) * 20))"
+}
 
 echo "phase 1: per-pid cost, every process kept apart, ${phase1} s"
 # PHASE1_ARGS="" measures a build without --max-pids (before the cap existed).
@@ -60,7 +65,10 @@ stop_churn
 seen=$(started)
 finish
 rows=$(grep -c "  pid " "$tmp/out" || true)
-echo "  $seen processes, $rows rows; RSS $base KB -> $end KB: $(( (end - base) * 1024 / (rows > 0 ? rows : 1) )) bytes per process"
+# A pid the kernel reuses within the run (pid_max is often 32768) shares its row.
+echo "  $seen processes, $rows rows; RSS $base KB -> $end KB: $(( (end - base) * 1024 / (rows > 0 ? rows : 1) )) bytes per row"
+shown_calls
+grep "lost\|not timed\|not counted" "$tmp/err" | sed 's/^/  /' || true
 
 echo "phase 2: churn with the default --max-pids, ${duration} s, RSS every ${sample} s"
 start
@@ -79,5 +87,6 @@ while [ $t -lt "$duration" ]; do
 done
 stop_churn
 finish
+shown_calls
 echo "  max RSS $max KB; rows apart: $(grep -c "  pid " "$tmp/out" || true), 'other pids' rows: $(grep -c "other pids" "$tmp/out" || true)"
 grep "beyond --max-pids\|lost\|not timed\|not counted" "$tmp/err" | sed 's/^/  /' || true
