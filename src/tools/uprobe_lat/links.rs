@@ -23,6 +23,7 @@ use libbpf_rs::{Link, ProgramMut, UprobeMultiOpts, UprobeOpts};
 
 use super::target::Probe;
 use crate::escape::escaped;
+use crate::ringbuf::Stop;
 
 /// How the probes are attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,12 +56,14 @@ impl Drop for Attached {
 
 /// Attaches `entry` and `exit` to every probe (cookie = index in `probes`), return probes
 /// first: a call whose entry is timed then has its return seen too. `pid` -1: every process.
+/// A stop request (Ctrl-C) ends a long per-probe attach early, with what is attached so far.
 pub fn attach(
     kind: Kind,
     entry: &ProgramMut<'_>,
     exit: &ProgramMut<'_>,
     probes: &[Probe],
     pid: i32,
+    stop: &Stop,
 ) -> Result<Attached> {
     let mut attached = Attached {
         entries: Vec::new(),
@@ -105,6 +108,9 @@ pub fn attach(
             attached.entries.reserve(probes.len());
             attached.returns.reserve(probes.len());
             for (id, p) in probes.iter().enumerate() {
+                if stop.requested() {
+                    break;
+                }
                 for (prog, retprobe) in [(exit, true), (entry, false)] {
                     let opts = UprobeOpts {
                         cookie: id as u64,

@@ -269,7 +269,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         (&skel.progs.func_entry, &skel.progs.func_exit)
     };
-    let attached = links::attach(kind, entry, exit, &probes, pid)?;
+    let attached = links::attach(kind, entry, exit, &probes, pid, &stop)?;
     if stop.requested() {
         return Ok(());
     }
