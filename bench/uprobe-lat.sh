@@ -22,7 +22,7 @@ tmp=$(mktemp -d)
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled=$stats_before' EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
-cc -O1 -g -fno-inline -o "$tmp/uprobe_target" tests/programs/uprobe_target.c
+cc -O1 -g -fno-inline -pthread -o "$tmp/uprobe_target" tests/programs/uprobe_target.c
 func="$tmp/uprobe_target:noop_fn"
 
 # The loop, started once the tracer is in place; prints ns for all calls.

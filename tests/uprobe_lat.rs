@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_one_line_error, marker, require_bpf, run_tool, Finished, Traced};
+use common::{
+    assert_one_line_error, bin, final_losses, marker, require_bpf, run_tool, Finished, Traced,
+};
 use serde_json::Value;
 
 const TOOL: &str = "uprobe-lat";
@@ -34,7 +36,7 @@ fn build_target() -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/uprobe_target.c");
     let exe = dir.join("uprobe_target");
     let status = Command::new("cc")
-        .args(["-O1", "-g", "-fno-inline", "-o"])
+        .args(["-O1", "-g", "-fno-inline", "-pthread", "-o"])
         .arg(&exe)
         .arg(&src)
         .status()
@@ -73,6 +75,12 @@ impl Target {
             stdout,
             pid,
         }
+    }
+
+    /// Says go and leaves it running.
+    fn go_on(&mut self) {
+        let mut stdin = self.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
     }
 
     /// Runs the scenario to its end; returns what the program printed last.
@@ -135,6 +143,19 @@ fn assert_between(what: &str, value: f64, low: f64, high: f64) {
         (low..=high).contains(&value),
         "{what} = {value} ns, expected {low}..{high}"
     );
+}
+
+/// The one histogram of `function` and the final loss record: (count shown, lost by cause).
+fn shown_and_lost(out: &Finished, function: &str) -> (u64, serde_json::Map<String, Value>) {
+    let json = out.json();
+    let shown = histograms(&json, function)
+        .iter()
+        .map(|h| h["count"].as_u64().unwrap())
+        .sum();
+    let (total, by_cause) = final_losses(out);
+    let sum: u64 = by_cause.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, sum, "{by_cause:?}");
+    (shown, by_cause)
 }
 
 fn all_targets(exe: &Path) -> Vec<String> {
@@ -230,10 +251,305 @@ fn longjmp_past_a_traced_function_keeps_the_caller_right() {
     assert_eq!(h["count"], 5, "{h}");
     assert_between("jump_outer mean", ns(h, "mean_ns"), 1.0 * MS, 20.0 * MS);
     assert!(
-        out.stderr.contains("5 calls were unwound"),
+        out.stderr.contains("5 calls never returned"),
         "{}",
         out.stderr
     );
+    let (_, lost) = shown_and_lost(&out, "jump_outer");
+    assert_eq!(lost["never_returned"], 5, "{lost:?}");
+}
+
+// Every way a call can go untimed is counted, once per call: shown + lost == calls made.
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn loss_too_deep_counts_each_call_past_32_levels() {
+    require_bpf();
+    let exe = build_target();
+    // recurse(39) three times: 40 nested calls each, 32 timed.
+    let out = trace(
+        &exe,
+        &["deep", "39", "3"],
+        &["--json", "--no-calibrate", &target_arg(&exe, "recurse")],
+    );
+    let (shown, lost) = shown_and_lost(&out, "recurse");
+    assert_eq!(
+        (shown, lost["too_deep"].as_u64().unwrap()),
+        (96, 24),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("24 calls nested deeper than 32 levels"));
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn loss_threads_full_counts_each_call_of_threads_without_a_slot() {
+    require_bpf();
+    let exe = build_target();
+    // Four threads, alive together, 100 calls each; room for two.
+    let out = trace(
+        &exe,
+        &["threads", "4", "100"],
+        &[
+            "--json",
+            "--no-calibrate",
+            "--max-threads",
+            "2",
+            &target_arg(&exe, "noop_fn"),
+        ],
+    );
+    let (shown, lost) = shown_and_lost(&out, "noop_fn");
+    assert_eq!(
+        (shown, lost["threads_full"].as_u64().unwrap()),
+        (200, 200),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("raise --max-threads"), "{}", out.stderr);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn loss_never_returned_counts_calls_left_when_a_thread_exits() {
+    require_bpf();
+    let exe = build_target();
+    // jump_inner never returns; with no traced caller to find beneath it, its frames are left
+    // on the thread's stack until the thread exits.
+    let out = trace(
+        &exe,
+        &["jump"],
+        &["--json", "--no-calibrate", &target_arg(&exe, "jump_inner")],
+    );
+    let (shown, lost) = shown_and_lost(&out, "jump_inner");
+    assert_eq!(
+        (shown, lost["never_returned"].as_u64().unwrap()),
+        (0, 5),
+        "{out:?}"
+    );
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn loss_ringbuf_full_counts_each_call_not_delivered() {
+    require_bpf();
+    let exe = build_target();
+    let func = target_arg(&exe, "noop_fn");
+    let target = Target::start(&exe, &["loop", "3000"]);
+    let traced = Traced::start(
+        TOOL,
+        &["--json", "--no-calibrate", "--ringbuf-size", "4", &func],
+    );
+    // A frozen consumer: the 4 KiB ring holds far fewer than 3000 calls.
+    unsafe { libc::kill(traced.pid() as i32, libc::SIGSTOP) };
+    target.go();
+    unsafe { libc::kill(traced.pid() as i32, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = traced.stop();
+    let (shown, lost) = shown_and_lost(&out, "noop_fn");
+    let full = lost["ringbuf_full"].as_u64().unwrap();
+    assert!(full > 0, "{out:?}");
+    assert_eq!(shown + full, 3000, "{out:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn per_pid_caps_processes_and_sums_the_rest_in_an_other_row() {
+    require_bpf();
+    let exe = build_target();
+    let func = target_arg(&exe, "noop_fn");
+    for kernel in [false, true] {
+        let mut args = vec!["--json", "--no-calibrate", "--per-pid", "--max-pids"];
+        // The kernel's table holds max-pids x functions x 2 histograms: with 1, two processes
+        // fit, one is reported apart, one is summed, and the other two are counted as lost.
+        args.push(if kernel { "1" } else { "2" });
+        if kernel {
+            args.push("--kernel-hist");
+        }
+        args.push(&func);
+        let traced = Traced::start(TOOL, &args);
+        let mut pids = Vec::new();
+        for _ in 0..4 {
+            let t = Target::start(&exe, &["loop", "100"]);
+            pids.push(t.pid);
+            t.go();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let out = traced.stop();
+        let json = out.json();
+        let rows = histograms(&json, "noop_fn");
+        let (apart, other): (Vec<&&Value>, Vec<&&Value>) =
+            rows.iter().partition(|h| h.get("pid").is_some());
+        assert_eq!(other.len(), 1, "{kernel}: {json:?}");
+        assert_eq!(other[0]["other_pids"], true);
+        assert!(
+            out.stderr.contains("beyond --max-pids"),
+            "{kernel}: {}",
+            out.stderr
+        );
+        let (shown, lost) = shown_and_lost(&out, "noop_fn");
+        if kernel {
+            assert_eq!(apart.len(), 1, "{json:?}");
+            assert_eq!(other[0]["count"], 100, "{json:?}");
+            assert_eq!(lost["pid_hists_full"], 200, "{lost:?}");
+            assert!(out.stderr.contains("raise --max-pids"), "{}", out.stderr);
+        } else {
+            // The first two processes seen have rows of their own, named.
+            assert_eq!(apart.len(), 2, "{json:?}");
+            for h in &apart {
+                assert_eq!(h["count"], 100, "{h}");
+                assert_eq!(h["comm"], "uprobe_target", "{h}");
+                assert!(
+                    pids[..2].contains(&(h["pid"].as_u64().unwrap() as u32)),
+                    "{h}"
+                );
+            }
+            assert_eq!(other[0]["count"], 200, "{json:?}");
+            assert_eq!(other[0]["percentiles"], "log-linear-estimate");
+            assert_eq!(lost.values().filter(|v| *v != 0).count(), 0, "{lost:?}");
+        }
+        let lost_total: u64 = lost.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(shown + lost_total, 400, "{kernel}: {json:?}");
+    }
+}
+
+/// A program with `n` functions fn_0000.. and a main that calls each of them `calls` times
+/// once told to go (as uprobe_target does), built in a temporary directory.
+fn build_many(n: usize, calls: u32) -> PathBuf {
+    use std::fmt::Write as _;
+    let dir = std::env::temp_dir().join(marker("ulat-many"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = String::from("#include <stdio.h>\n#include <unistd.h>\n");
+    for i in 0..n {
+        writeln!(
+            c,
+            "__attribute__((noinline)) void fn_{i:04}(void) {{ __asm__ volatile(\"\" ::: \"memory\"); }}"
+        )
+        .unwrap();
+    }
+    c.push_str("static void (*const all[])(void) = {");
+    for i in 0..n {
+        write!(c, "fn_{i:04},").unwrap();
+    }
+    write!(
+        c,
+        "}};\nint main(void) {{ char l[64]; printf(\"ready %d\\n\", (int)getpid()); fflush(stdout);\n\
+         if (!fgets(l, sizeof(l), stdin)) return 2;\n\
+         for (int k = 0; k < {calls}; k++) for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) all[i]();\n\
+         printf(\"done\\n\"); return 0; }}\n"
+    )
+    .unwrap();
+    let src = dir.join("many.c");
+    std::fs::write(&src, c).unwrap();
+    let exe = dir.join("many");
+    let status = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("cc must be installed to build the test program");
+    assert!(status.success());
+    exe
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_thousand_functions_attach_and_each_is_measured() {
+    require_bpf();
+    let exe = build_many(1000, 3);
+    let out = trace(
+        &exe,
+        &[],
+        &["--json", "--no-calibrate", &target_arg(&exe, "fn_*")],
+    );
+    assert!(
+        out.stderr.contains("attached to 1000 functions"),
+        "{}",
+        out.stderr
+    );
+    let json = out.json();
+    let counts: Vec<(String, u64)> = json
+        .iter()
+        .filter(|v| v["event"] == "histogram")
+        .map(|v| {
+            (
+                v["function"].as_str().unwrap().to_string(),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts.len(), 1000, "{}", out.stderr);
+    assert!(counts.iter().all(|(_, c)| *c == 3), "{counts:?}");
+    let (total, _) = final_losses(&out);
+    assert_eq!(total, 0);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn per_probe_links_outgrow_a_low_open_file_limit() {
+    require_bpf();
+    // 30 functions take 120 descriptors with one link per probe (a perf event and a link
+    // each); the soft limit here is 64, the hard one higher: the tool raises its own.
+    let exe = build_many(30, 2);
+    let target = Target::start(&exe, &[]);
+    let mut cmd = Command::new(bin(TOOL));
+    cmd.args([
+        "--json",
+        "--no-calibrate",
+        "--attach-per-probe",
+        "-v",
+        &target_arg(&exe, "fn_*"),
+    ]);
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = 64;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let traced = Traced::start_cmd(cmd);
+    assert!(traced.stderr_text().contains("one uprobe link per probe"));
+    target.go();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = traced.stop();
+    assert!(out.status.success(), "{out:?}");
+    let json = out.json();
+    let n = json
+        .iter()
+        .filter(|v| v["event"] == "histogram" && v["count"] == 2)
+        .count();
+    assert_eq!(n, 30, "{json:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn ctrl_c_mid_run_reports_no_false_nesting() {
+    require_bpf();
+    let exe = build_target();
+    let func = target_arg(&exe, "noop_fn");
+    // Calls noop_fn without pause for as long as the test runs.
+    let mut target = Target::start(&exe, &["loop", "2000000000"]);
+    target.go_on();
+    for per_probe in [false, true, false, true] {
+        let mut args = vec!["--json", "--no-calibrate", &func];
+        if per_probe {
+            args.push("--attach-per-probe");
+        }
+        let traced = Traced::start(TOOL, &args);
+        std::thread::sleep(Duration::from_millis(400));
+        let out = traced.stop();
+        assert!(out.status.success(), "{out:?}");
+        assert!(!out.stderr.contains("nested deeper"), "{}", out.stderr);
+        let (shown, lost) = shown_and_lost(&out, "noop_fn");
+        assert!(shown > 0, "{out:?}");
+        assert_eq!(lost["too_deep"], 0, "{lost:?}");
+        assert_eq!(lost["never_returned"], 0, "{lost:?}");
+    }
 }
 
 #[test]

@@ -3,7 +3,9 @@
  * uprobe-lat: latency of user-space functions. The uprobe at entry pushes a timestamp on a small
  * per-thread stack; the uretprobe pops it and records the latency, so recursion and one traced
  * function calling another do not corrupt each other. One pair of programs serves every
- * function: the attach cookie says which one fired.
+ * function: the attach cookie says which one fired. Each pair exists twice, once for per-probe
+ * (perf-event) links and once for multi-uprobe links (6.6+: one link, and one detach, for every
+ * function of a binary); user space loads the pair the kernel can attach.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,8 +32,13 @@ struct thread_stack {
 	struct frame frames[MAX_DEPTH];
 };
 
+/*
+ * A plain hash, not an LRU: an LRU would evict a live thread's frames without a word. A thread
+ * that finds it full is counted (LOSS_THREADS_FULL); a thread's entry goes when it exits.
+ * Sized from user space (--max-threads).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32); /* tid */
 	__type(value, struct thread_stack);
@@ -60,13 +67,6 @@ struct {
 	__type(value, __u32);
 } epoch SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NR_COUNTERS);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
 /* Zeroed templates for new map entries: too large for the BPF stack. */
 struct thread_stack empty_stack = {};
 struct hist_value empty_hist = {};
@@ -75,12 +75,13 @@ struct hist_value empty_hist = {};
 struct call_event _call_event = {};
 struct hist_key _hist_key = {};
 
-static __always_inline void count(__u32 what)
+/* count_loss() for several calls at once. */
+static __always_inline void count_losses(__u32 cause, __u64 n)
 {
-	__u64 *c = bpf_map_lookup_elem(&counters, &what);
+	__u64 *count = bpf_map_lookup_elem(&losses, &cause);
 
-	if (c)
-		*c += 1;
+	if (count)
+		*count += n;
 }
 
 static __always_inline bool filtered_out(__u32 pid)
@@ -103,8 +104,7 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-SEC("uprobe")
-int BPF_UPROBE(func_entry)
+static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
@@ -118,14 +118,14 @@ int BPF_UPROBE(func_entry)
 		bpf_map_update_elem(&stacks, &tid, &empty_stack, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&stacks, &tid);
 		if (!st) {
-			count(CNT_THREADS_FULL);
+			count_loss(LOSS_THREADS_FULL);
 			return 0;
 		}
 	}
 	d = st->depth;
 	st->depth = d + 1;
 	if (d >= MAX_DEPTH) {
-		count(CNT_TOO_DEEP);
+		count_loss(LOSS_TOO_DEEP);
 		return 0;
 	}
 	/* The mask keeps older verifiers (6.1, 6.12) sure of the bound clang may not keep. */
@@ -149,7 +149,7 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 		idx = func_id * 2 + key.epoch;
 		h = bpf_map_lookup_elem(&func_hists, &idx);
 		if (!h) {
-			count(CNT_HIST_FULL);
+			count_loss(LOSS_HIST_FULL);
 			return;
 		}
 	} else {
@@ -158,7 +158,7 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 			bpf_map_update_elem(&hists, &key, &empty_hist, BPF_NOEXIST);
 			h = bpf_map_lookup_elem(&hists, &key);
 			if (!h) {
-				count(CNT_HIST_FULL);
+				count_loss(LOSS_HIST_FULL);
 				return;
 			}
 		}
@@ -174,8 +174,7 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 		h->max_ns = lat;
 }
 
-SEC("uretprobe")
-int BPF_URETPROBE(func_exit)
+static __always_inline int on_return(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -214,7 +213,7 @@ int BPF_URETPROBE(func_exit)
 		}
 		if (st->frames[j].func_id != func_id)
 			return 0;
-		count(CNT_UNWOUND);
+		count_losses(LOSS_UNWOUND, d - j); /* the frames above ours */
 		d = j;
 	}
 	st->depth = d;
@@ -235,11 +234,63 @@ int BPF_URETPROBE(func_exit)
 	e->tid = tid;
 	e->func_id = func_id;
 	e->flags = slow ? CALL_SLOW : 0;
-	if (slow)
+	/* --per-pid names each process: from here, since a short-lived one is gone by the time
+	 * user space reads its calls. */
+	if (slow || per_pid)
 		bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	else
 		e->comm[0] = 0;
 	submit_event(e);
+	return 0;
+}
+
+/* Per-probe links (perf events): every kernel with attach cookies (5.15+). */
+SEC("uprobe")
+int BPF_UPROBE(func_entry)
+{
+	return on_entry(ctx);
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(func_exit)
+{
+	return on_return(ctx);
+}
+
+/* Multi-uprobe links (6.6+). */
+SEC("uprobe.multi")
+int BPF_UPROBE(func_entry_multi)
+{
+	return on_entry(ctx);
+}
+
+SEC("uretprobe.multi")
+int BPF_URETPROBE(func_exit_multi)
+{
+	return on_return(ctx);
+}
+
+/*
+ * A thread's frames go with it, so `stacks` cannot fill with threads that are gone. Calls it
+ * was still inside (exit() called from a traced function, a longjmp past one) never return:
+ * they are counted, not forgotten.
+ */
+SEC("raw_tp/sched_process_exit") /* raw: attached by name, no tracefs needed */
+int thread_exit(void *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct thread_stack *st = bpf_map_lookup_elem(&stacks, &tid);
+	__u32 depth;
+
+	if (!st)
+		return 0;
+	depth = st->depth;
+	/* Frames past MAX_DEPTH were counted when they were entered. */
+	if (depth > MAX_DEPTH)
+		depth = MAX_DEPTH;
+	if (depth)
+		count_losses(LOSS_UNWOUND, depth);
+	bpf_map_delete_elem(&stacks, &tid);
 	return 0;
 }
 

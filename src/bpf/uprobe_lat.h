@@ -10,14 +10,16 @@
 #define MAX_SLOTS 48
 
 /* call_event.flags */
-#define CALL_SLOW 1 /* at least --slower-than: comm is filled */
+#define CALL_SLOW 1 /* at least --slower-than (comm is filled for these, and with --per-pid) */
 
-/* counters[] slots: calls that were seen but could not be timed or counted. */
-#define CNT_TOO_DEEP 0   /* nested deeper than MAX_DEPTH */
-#define CNT_UNWOUND 1    /* frames skipped by longjmp/exceptions: their returns never came */
-#define CNT_HIST_FULL 2  /* the histogram map was full */
-#define CNT_THREADS_FULL 3 /* the per-thread table was full */
-#define NR_COUNTERS 4
+/*
+ * Slots of the shared `losses` map (common.bpf.h; slot 0 is the ring buffer): calls that were
+ * made but are not in any histogram. Described for users by LOSSES in src/tools/uprobe_lat.
+ */
+#define LOSS_TOO_DEEP 1	    /* nested deeper than MAX_DEPTH: entry seen, not timed */
+#define LOSS_UNWOUND 2	    /* skipped by longjmp/an exception, or the thread exited inside it */
+#define LOSS_HIST_FULL 3    /* --kernel-hist --per-pid: the histogram table was full */
+#define LOSS_THREADS_FULL 4 /* the per-thread table (--max-threads) was full */
 
 /* One finished call (ring-buffer mode: every call; --kernel-hist: only slow ones). */
 struct call_event {

@@ -8,9 +8,14 @@
  *   uprobe_target jump     prints "ready PID", waits for a line, then calls jump_outer
  *                          JUMP_CALLS times: each calls jump_inner, which never returns
  *                          (it sleeps 1 ms and longjmps back into jump_outer)
+ *   uprobe_target deep D N prints "ready PID", waits for a line, then calls recurse(D) N times:
+ *                          D + 1 nested calls each
+ *   uprobe_target threads T N  prints "ready PID", waits for a line, then starts T threads that
+ *                          each call noop_fn N times; none ends before all have made their calls
  *
- * Build: cc -O1 -g -fno-inline -o uprobe_target uprobe_target.c
+ * Build: cc -O1 -g -fno-inline -pthread -o uprobe_target uprobe_target.c
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +105,21 @@ __attribute__((noinline)) int jump_outer(void)
 	return 1;
 }
 
+static pthread_barrier_t all_called;
+static long thread_calls;
+
+static void *call_noop(void *arg)
+{
+	long i;
+
+	(void)arg;
+	for (i = 0; i < thread_calls; i++)
+		noop_fn();
+	/* Stay alive until every thread has made its calls. */
+	pthread_barrier_wait(&all_called);
+	return NULL;
+}
+
 static void wait_for_go(void)
 {
 	char line[64];
@@ -153,6 +173,31 @@ int main(int argc, char **argv)
 		printf("done\n");
 		return 0;
 	}
-	fprintf(stderr, "usage: %s run [slow] | loop N | jump\n", argv[0]);
+	if (argc >= 4 && !strcmp(argv[1], "deep")) {
+		int depth = atoi(argv[2]), n = atoi(argv[3]);
+
+		wait_for_go();
+		for (i = 0; i < n; i++)
+			recurse(depth);
+		printf("done\n");
+		return 0;
+	}
+	if (argc >= 4 && !strcmp(argv[1], "threads")) {
+		int t = atoi(argv[2]);
+		pthread_t tids[64];
+
+		if (t < 1 || t > 64)
+			return 2;
+		thread_calls = atol(argv[3]);
+		pthread_barrier_init(&all_called, NULL, t);
+		wait_for_go();
+		for (i = 0; i < t; i++)
+			pthread_create(&tids[i], NULL, call_noop, NULL);
+		for (i = 0; i < t; i++)
+			pthread_join(tids[i], NULL);
+		printf("done\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: %s run [slow] | loop N | jump | deep D N | threads T N\n", argv[0]);
 	return 2;
 }

@@ -4,7 +4,9 @@
 //! or, with `--kernel-hist`, as log2 histograms summed in the kernel.
 
 pub mod calibrate;
+mod compact;
 pub mod elf;
+mod links;
 mod report;
 pub mod target;
 
@@ -14,7 +16,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, UprobeOpts};
 
 use crate::attach;
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
@@ -23,8 +24,6 @@ use crate::output::histogram::Unit;
 use crate::output::Sink;
 use crate::ringbuf::{self, Stop};
 
-/// How uprobe-lat can lose a call (see also the `counters` reported at exit).
-pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
 use crate::setup;
 use crate::skel::uprobe_lat::{types, UprobeLatSkelBuilder};
 
@@ -35,13 +34,37 @@ unsafe impl plain::Plain for types::hist_key {}
 
 /// Slots of the in-kernel histogram (MAX_SLOTS in uprobe_lat.h).
 const MAX_SLOTS: usize = 48;
-/// Processes × functions × 2 epochs that `--kernel-hist --per-pid` keeps apart.
+/// At most this many (function, process, epoch) histograms in the kernel with
+/// `--kernel-hist --per-pid` (each is 408 bytes per CPU, all allocated at start).
 const PER_PID_HISTS: u32 = 16384;
-const COUNTER_NAMES: [&str; 4] = [
-    "calls nested deeper than 32 levels were not timed",
-    "calls were unwound (longjmp or an exception skipped their return) and not timed",
-    "calls were not counted: the in-kernel histogram table was full",
-    "calls were not timed: the per-thread table was full",
+
+/// How uprobe-lat can lose a call: the LOSS_* slots of uprobe_lat.h.
+pub static LOSSES: [ringbuf::LossCause; 5] = [
+    ringbuf::RINGBUF_FULL,
+    ringbuf::LossCause {
+        slot: Some(1),
+        key: "too_deep",
+        what: "calls nested deeper than 32 levels were not timed",
+        advice: "each thread times 32 nested calls: trace the outer functions, not a deep recursion",
+    },
+    ringbuf::LossCause {
+        slot: Some(2),
+        key: "never_returned",
+        what: "calls never returned and were not timed",
+        advice: "a longjmp or an exception skipped their return, or their thread exited inside them",
+    },
+    ringbuf::LossCause {
+        slot: Some(3),
+        key: "pid_hists_full",
+        what: "calls not counted: the in-kernel per-process histogram table was full",
+        advice: "raise --max-pids, or drop --kernel-hist: then processes beyond --max-pids are summed in an 'other pids' row",
+    },
+    ringbuf::LossCause {
+        slot: Some(4),
+        key: "threads_full",
+        what: "calls not timed: the per-thread table was full",
+        advice: "raise --max-threads",
+    },
 ];
 
 #[derive(Parser, Debug)]
@@ -87,6 +110,22 @@ pub struct Args {
     /// One histogram per process instead of one per function
     #[arg(long = "per-pid")]
     pub per_pid: bool,
+
+    /// With --per-pid: processes kept apart in each report; calls of the others are summed
+    /// in an "other pids" row per function
+    #[arg(long = "max-pids", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_pids: u32,
+
+    /// Threads that can be inside traced functions at once (calls of more are counted as lost)
+    #[arg(long = "max-threads", value_name = "N", default_value_t = 16384,
+          value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
+    pub max_threads: u32,
+
+    /// Attach one uprobe link per probe even where multi-uprobe links exist (for tests and
+    /// benchmarks of the path older kernels take)
+    #[arg(long = "attach-per-probe", hide = true)]
+    pub attach_per_probe: bool,
 
     /// Sum log2 histograms in the kernel instead of sending every call to user space
     /// (cheapest for hot functions; percentiles are then estimated from the buckets)
@@ -189,14 +228,31 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
+    // Per-probe links take two descriptors per function.
+    links::raise_open_file_limit();
+    let kind = if !args.attach_per_probe && links::multi_supported() {
+        links::Kind::Multi
+    } else {
+        links::Kind::PerProbe
+    };
+
     let mut storage = MaybeUninit::uninit();
     let mut open = UprobeLatSkelBuilder::default()
         .open(&mut storage)
         .context("opening the BPF object")?;
+    // Load only the pair of programs the chosen kind of link can attach.
+    let multi = kind == links::Kind::Multi;
+    open.progs.func_entry.set_autoload(!multi);
+    open.progs.func_exit.set_autoload(!multi);
+    open.progs.func_entry_multi.set_autoload(multi);
+    open.progs.func_exit_multi.set_autoload(multi);
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    open.maps.stacks.set_max_entries(args.max_threads)?;
     if args.kernel_hist {
         if args.per_pid {
-            open.maps.hists.set_max_entries(PER_PID_HISTS)?;
+            open.maps
+                .hists
+                .set_max_entries(kernel_pid_hists(args.max_pids, probes.len()))?;
         } else {
             open.maps
                 .func_hists
@@ -218,34 +274,21 @@ pub fn run(args: Args) -> Result<()> {
     }
     let stop = Stop::install(args.duration.or(args.common.timeout))?;
 
+    // Before any probe: a thread's frames must go when it exits.
+    let _thread_exit = skel
+        .progs
+        .thread_exit
+        .attach_raw_tracepoint("sched_process_exit")
+        .context("attaching to the raw tracepoint sched_process_exit")?;
     let pid = args.pid.map_or(-1, |p| p as i32);
-    let mut links: Vec<Link> = Vec::with_capacity(probes.len() * 2);
-    for (id, p) in probes.iter().enumerate() {
-        if stop.requested() {
-            return Ok(());
-        }
-        // Return probe first: every call whose entry we time then has its return timed too.
-        for (prog, retprobe) in [
-            (&skel.progs.func_exit, true),
-            (&skel.progs.func_entry, false),
-        ] {
-            let opts = UprobeOpts {
-                cookie: id as u64,
-                retprobe,
-                ..Default::default()
-            };
-            let link = prog
-                .attach_uprobe_with_opts(pid, &p.path, p.offset as usize, opts)
-                .with_context(|| {
-                    format!(
-                        "attaching to {}:{} (offset {:#x})",
-                        p.binary,
-                        escaped(p.function.as_bytes()),
-                        p.offset
-                    )
-                })?;
-            links.push(link);
-        }
+    let (entry, exit) = if multi {
+        (&skel.progs.func_entry_multi, &skel.progs.func_exit_multi)
+    } else {
+        (&skel.progs.func_entry, &skel.progs.func_exit)
+    };
+    let attached = links::attach(kind, entry, exit, &probes, pid, &stop)?;
+    if stop.requested() {
+        return Ok(());
     }
     if verbose {
         eprintln!(
@@ -256,6 +299,7 @@ pub fn run(args: Args) -> Result<()> {
                 "ring buffer (every call sent to user space; exact percentiles)"
             }
         );
+        eprintln!("uprobe-lat: links: {}", kind.describe());
         let names: Vec<String> = probes
             .iter()
             .map(|p| format!("{}:{}", p.binary, escaped(p.function.as_bytes())))
@@ -293,16 +337,17 @@ pub fn run(args: Args) -> Result<()> {
         Sink::stdout(args.common.format()),
     )?;
     let losses = args.common.losses("uprobe-lat", &skel.maps.losses, &LOSSES);
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut report)?;
-    drop(links);
+    let result = ringbuf::run(&skel.maps.events, &losses, &stop, &mut report);
+    // Entry probes go before return probes (see links.rs), all of them side by side.
+    drop(attached);
+    report.note_other_pids();
+    result.map(|_| ())
+}
 
-    let counters = read_counters(&skel.maps.counters)?;
-    for (n, what) in counters.iter().zip(COUNTER_NAMES) {
-        if *n > 0 {
-            eprintln!("uprobe-lat: {n} {what}");
-        }
-    }
-    Ok(())
+/// Size of the `--kernel-hist --per-pid` table: room for `max_pids` processes calling every
+/// function, in both epochs, up to PER_PID_HISTS.
+fn kernel_pid_hists(max_pids: u32, functions: usize) -> u32 {
+    (max_pids as u64 * functions as u64 * 2).clamp(2, PER_PID_HISTS as u64) as u32
 }
 
 /// `--check`'s real attempt: loads the programs and attaches an entry and a return probe, each
@@ -349,13 +394,4 @@ fn list(args: &Args) -> Result<()> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Sums of the per-CPU `counters` (see CNT_* in uprobe_lat.h).
-fn read_counters(map: &dyn MapCore) -> Result<[u64; 4]> {
-    let mut sums = [0u64; 4];
-    for (i, sum) in sums.iter_mut().enumerate() {
-        *sum = ringbuf::sum_percpu_u64(map, i as u32).context("reading the counters")?;
-    }
-    Ok(sums)
 }

@@ -2,7 +2,7 @@
 //! percentile line per function (per process with --per-pid), at each interval and at the end,
 //! and a row per call slower than --slower-than.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
 use super::calibrate::Overhead;
+use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
 use crate::clock::{Clock, TimeMode};
@@ -26,6 +27,8 @@ const CALL_SLOW: u32 = 1;
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
 /// How often -p checks that its process is still there.
 const PID_CHECK: Duration = Duration::from_millis(500);
+/// The "pid" of the row that sums the processes beyond --max-pids.
+const OTHER_PIDS: u32 = u32::MAX;
 
 /// Where the latencies come from.
 pub enum Source<'a> {
@@ -155,9 +158,31 @@ fn parse_key(key: &[u8]) -> Option<(u32, u32, u32)> {
     Some((word(0)?, word(1)?, word(2)?))
 }
 
+/// Ring mode: the latencies of one function (and process). One function's exact HDR histogram
+/// is about 246 KB; with --per-pid there may be thousands, so those are compact.
+enum Lat {
+    Exact(Latencies),
+    Compact(CompactLatencies),
+}
+
+impl Lat {
+    fn record(&mut self, ns: u64) {
+        match self {
+            Lat::Exact(l) => l.record(ns),
+            Lat::Compact(c) => c.record(ns),
+        }
+    }
+    fn count(&self) -> u64 {
+        match self {
+            Lat::Exact(l) => l.count(),
+            Lat::Compact(c) => c.count(),
+        }
+    }
+}
+
 /// What one report shows for one function (and pid).
 enum Data<'a> {
-    Exact(&'a Latencies),
+    Exact(&'a Lat),
     Kernel(&'a HistSum),
 }
 
@@ -178,6 +203,9 @@ struct HistJson<'a> {
     pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     comm: Option<String>,
+    /// The row of the processes beyond --max-pids.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    other_pids: bool,
     unit: &'static str,
     buckets: Vec<Bucket>,
     #[serde(flatten)]
@@ -209,13 +237,18 @@ pub struct Report<'a> {
     source: Source<'a>,
     unit: Unit,
     per_pid: bool,
+    max_pids: usize,
+    /// --per-pid ring mode: the processes with a row of their own in this report.
+    tracked: HashSet<u32>,
+    /// Whether any report had an "other pids" row.
+    had_other: bool,
     timestamps: bool,
     interval: Option<Duration>,
     next_report: Option<Instant>,
     overhead: Option<Overhead>,
     clock: Clock,
-    /// Ring mode: latencies per (function id, pid or 0).
-    exact: HashMap<(u32, u32), Latencies>,
+    /// Ring mode: latencies per (function id, pid or 0 or OTHER_PIDS).
+    exact: HashMap<(u32, u32), Lat>,
     epoch: u32,
     comms: HashMap<u32, String>,
     reports: u64,
@@ -258,6 +291,9 @@ impl<'a> Report<'a> {
             source,
             unit: args.unit(),
             per_pid: args.per_pid,
+            max_pids: args.max_pids as usize,
+            tracked: HashSet::new(),
+            had_other: false,
             timestamps: args.timestamp || args.interval.is_some(),
             interval: args.interval,
             next_report: args.interval.map(|i| Instant::now() + i),
@@ -318,7 +354,13 @@ impl<'a> Report<'a> {
                 hists,
                 func_hists,
                 epoch,
-            } => Some(self.drain_kernel(hists, func_hists, epoch)?),
+            } => {
+                let mut k = self.drain_kernel(hists, func_hists, epoch)?;
+                if self.per_pid {
+                    fold_other_pids(&mut k, self.max_pids);
+                }
+                Some(k)
+            }
         };
         let mut keys: Vec<(u32, u32)> = match &kernel {
             None => self
@@ -356,18 +398,27 @@ impl<'a> Report<'a> {
                 None => Data::Exact(&self.exact[&(id, pid)]),
                 Some(k) => Data::Kernel(&k[&(id, pid)]),
             };
-            let (buckets, summary, exact) = match data {
-                Data::Exact(l) => (l.log2_buckets(self.unit), l.summary(), true),
+            let (buckets, summary, percentiles) = match data {
+                Data::Exact(Lat::Exact(l)) => (l.log2_buckets(self.unit), l.summary(), "exact"),
+                Data::Exact(Lat::Compact(c)) => {
+                    (c.log2_buckets(), c.summary(), "log-linear-estimate")
+                }
                 Data::Kernel(h) => {
                     let last = h.slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
-                    (h.slots[..last].to_vec(), h.summary(self.unit), false)
+                    (
+                        h.slots[..last].to_vec(),
+                        h.summary(self.unit),
+                        "log2-estimate",
+                    )
                 }
             };
             let Some(probe) = self.probes.get(id as usize) else {
                 continue;
             };
             let name = self.names[id as usize].clone();
-            let comm = if self.per_pid {
+            let other = self.per_pid && pid == OTHER_PIDS;
+            self.had_other |= other;
+            let comm = if self.per_pid && !other {
                 Some(self.comm_of(pid))
             } else {
                 None
@@ -378,12 +429,13 @@ impl<'a> Report<'a> {
                     time: self.clock.rfc3339(now_ns),
                     binary: &probe.binary,
                     function: name,
-                    pid: self.per_pid.then_some(pid),
+                    pid: (self.per_pid && !other).then_some(pid),
                     comm,
+                    other_pids: other,
                     unit: self.unit.label(),
                     buckets: json_buckets(&buckets),
                     summary,
-                    percentiles: if exact { "exact" } else { "log2-estimate" },
+                    percentiles,
                     probe_overhead_ns: self.overhead.map(|o| o.per_call_ns),
                     probe_overhead_in_latency_ns: self.overhead.map(|o| o.in_latency_ns),
                 };
@@ -393,13 +445,18 @@ impl<'a> Report<'a> {
             let out = self.sink.writer();
             match comm {
                 Some(comm) => writeln!(out, "\n{}:{}  pid {pid} ({comm})", probe.binary, name)?,
+                None if other => writeln!(
+                    out,
+                    "\n{}:{}  other pids (beyond --max-pids {})",
+                    probe.binary, name, self.max_pids
+                )?,
                 None => writeln!(out, "\n{}:{}", probe.binary, name)?,
             }
             print_log2(out, &buckets, self.unit)?;
-            let note = if exact {
-                ""
-            } else {
-                "  (percentiles estimated from the log2 buckets)"
+            let note = match percentiles {
+                "exact" => "",
+                "log2-estimate" => "  (percentiles estimated from the log2 buckets)",
+                _ => "  (percentiles within 1/16: per-process histograms are compact)",
             };
             writeln!(out, "{}{note}", summary.line())?;
         }
@@ -413,11 +470,21 @@ impl<'a> Report<'a> {
                 )?;
             }
         }
-        self.exact.retain(|_, l| {
-            l.reset();
-            false
-        });
+        // Start afresh: memory stays bounded by what one report holds.
+        self.exact.clear();
+        self.tracked.clear();
+        self.comms.clear();
         Ok(())
+    }
+
+    /// At the end: say once that some processes were summed, and why.
+    pub fn note_other_pids(&self) {
+        if self.had_other {
+            eprintln!(
+                "uprobe-lat: calls of processes beyond --max-pids {} were summed in the 'other pids' rows",
+                self.max_pids
+            );
+        }
     }
 
     /// Switches the kernel to the other epoch, then reads and removes what the old one holds.
@@ -486,6 +553,31 @@ fn read_comm(pid: u32) -> String {
         .unwrap_or_else(|_| "?".to_string())
 }
 
+/// Kernel mode, --per-pid: keeps the `max_pids` processes with the most calls apart and sums
+/// the others per function under OTHER_PIDS (the kernel table may hold more than that).
+fn fold_other_pids(hists: &mut HashMap<(u32, u32), HistSum>, max_pids: usize) {
+    let mut calls: HashMap<u32, u64> = HashMap::new();
+    for (&(_, pid), h) in hists.iter() {
+        *calls.entry(pid).or_default() += h.count;
+    }
+    if calls.len() <= max_pids {
+        return;
+    }
+    let mut by_calls: Vec<(u32, u64)> = calls.into_iter().collect();
+    by_calls.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let keep: HashSet<u32> = by_calls.iter().take(max_pids).map(|p| p.0).collect();
+    let folded: Vec<(u32, u32)> = hists
+        .keys()
+        .filter(|(_, pid)| !keep.contains(pid))
+        .copied()
+        .collect();
+    for key in folded {
+        if let Some(h) = hists.remove(&key) {
+            hists.entry((key.0, OTHER_PIDS)).or_default().add(&h);
+        }
+    }
+}
+
 fn process_exists(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let ret = unsafe { libc::kill(pid as i32, 0) };
@@ -511,17 +603,29 @@ impl Handler for Report<'_> {
             self.slow_call(e)?;
         }
         if matches!(self.source, Source::Ring) {
-            let pid = if self.per_pid { e.pid } else { 0 };
-            let comms = &mut self.comms;
-            let per_pid = self.per_pid;
+            let mut pid = 0;
+            if self.per_pid {
+                pid = e.pid;
+                if !self.tracked.contains(&pid) {
+                    if self.tracked.len() < self.max_pids {
+                        self.tracked.insert(pid);
+                        let mut comm = String::new();
+                        escape_into(&mut comm, c_str_bytes(&e.comm));
+                        self.comms.insert(pid, comm);
+                    } else {
+                        pid = OTHER_PIDS;
+                    }
+                }
+            }
+            let (per_pid, unit) = (self.per_pid, self.unit);
             self.exact
                 .entry((e.func_id, pid))
                 .or_insert_with(|| {
                     if per_pid {
-                        // While the process is surely alive: it just returned from a call.
-                        comms.entry(pid).or_insert_with(|| read_comm(pid));
+                        Lat::Compact(CompactLatencies::new(unit))
+                    } else {
+                        Lat::Exact(Latencies::new())
                     }
-                    Latencies::new()
                 })
                 .record(e.lat_ns);
         }
