@@ -367,7 +367,7 @@ fn check_attempt() -> Result<()> {
         (&skel.progs.func_exit, true),
         (&skel.progs.func_entry, false),
     ] {
-        let opts = UprobeOpts {
+        let opts = libbpf_rs::UprobeOpts {
             cookie: 1,
             retprobe,
             ..Default::default()
