@@ -240,6 +240,13 @@ static __always_inline int on_return(struct pt_regs *ctx)
 		bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	else
 		e->comm[0] = 0;
+	if (per_pid) {
+		struct task_struct *task = (void *)bpf_get_current_task();
+
+		e->start_ns = BPF_CORE_READ(task, group_leader, start_time);
+	} else {
+		e->start_ns = 0;
+	}
 	submit_event(e);
 	return 0;
 }

@@ -29,6 +29,7 @@ struct call_event {
 	__u32 tid;
 	__u32 func_id; /* the attach cookie: index into the user-space target list */
 	__u32 flags;
+	__u64 start_ns; /* --per-pid: when the process began, to tell a reused pid from its past owner */
 	char comm[TASK_COMM_LEN];
 };
 

@@ -238,8 +238,11 @@ pub struct Report<'a> {
     unit: Unit,
     per_pid: bool,
     max_pids: usize,
-    /// --per-pid ring mode: the processes with a row of their own in this report.
-    tracked: HashSet<u32>,
+    /// --per-pid ring mode: the processes with rows of their own in this report, by pid and
+    /// start time (a pid the kernel reuses is another process), as indexes into `procs`.
+    tracked: HashMap<(u32, u64), u32>,
+    /// Their pids and names.
+    procs: Vec<(u32, String)>,
     /// Whether any report had an "other pids" row.
     had_other: bool,
     timestamps: bool,
@@ -247,7 +250,7 @@ pub struct Report<'a> {
     next_report: Option<Instant>,
     overhead: Option<Overhead>,
     clock: Clock,
-    /// Ring mode: latencies per (function id, pid or 0 or OTHER_PIDS).
+    /// Ring mode: latencies per (function id, index in `procs` or 0 or OTHER_PIDS).
     exact: HashMap<(u32, u32), Lat>,
     epoch: u32,
     comms: HashMap<u32, String>,
@@ -292,7 +295,8 @@ impl<'a> Report<'a> {
             unit: args.unit(),
             per_pid: args.per_pid,
             max_pids: args.max_pids as usize,
-            tracked: HashSet::new(),
+            tracked: HashMap::new(),
+            procs: Vec::new(),
             had_other: false,
             timestamps: args.timestamp || args.interval.is_some(),
             interval: args.interval,
@@ -418,10 +422,14 @@ impl<'a> Report<'a> {
             let name = self.names[id as usize].clone();
             let other = self.per_pid && pid == OTHER_PIDS;
             self.had_other |= other;
-            let comm = if self.per_pid && !other {
-                Some(self.comm_of(pid))
-            } else {
-                None
+            let (pid, comm) = match (&kernel, self.per_pid && !other) {
+                (_, false) => (pid, None),
+                // Ring mode: `pid` is an index into `procs`.
+                (None, true) => {
+                    let (p, c) = &self.procs[pid as usize];
+                    (*p, Some(c.clone()))
+                }
+                (Some(_), true) => (pid, Some(self.comm_of(pid))),
             };
             if json {
                 let rec = HistJson {
@@ -473,6 +481,7 @@ impl<'a> Report<'a> {
         // Start afresh: memory stays bounded by what one report holds.
         self.exact.clear();
         self.tracked.clear();
+        self.procs.clear();
         self.comms.clear();
         Ok(())
     }
@@ -605,17 +614,18 @@ impl Handler for Report<'_> {
         if matches!(self.source, Source::Ring) {
             let mut pid = 0;
             if self.per_pid {
-                pid = e.pid;
-                if !self.tracked.contains(&pid) {
-                    if self.tracked.len() < self.max_pids {
-                        self.tracked.insert(pid);
+                pid = match self.tracked.get(&(e.pid, e.start_ns)) {
+                    Some(&index) => index,
+                    None if self.procs.len() < self.max_pids => {
+                        let index = self.procs.len() as u32;
+                        self.tracked.insert((e.pid, e.start_ns), index);
                         let mut comm = String::new();
                         escape_into(&mut comm, c_str_bytes(&e.comm));
-                        self.comms.insert(pid, comm);
-                    } else {
-                        pid = OTHER_PIDS;
+                        self.procs.push((e.pid, comm));
+                        index
                     }
-                }
+                    None => OTHER_PIDS,
+                };
             }
             let (per_pid, unit) = (self.per_pid, self.unit);
             self.exact
