@@ -196,6 +196,10 @@ fn bad_targets_get_one_line_and_a_failure() {
 
     let (code, _, err) = run_tool(TOOL, &["-c", "no-such-command-kml --flag"]);
     assert_one_line_error(code, &err, &["cannot start", "no-such-command-kml"]);
+
+    // The name as typed, escaped: no raw escape sequence reaches the terminal.
+    let (code, _, err) = run_tool(TOOL, &["-c", "/tmp/no\x1b[2Jsuch-kml"]);
+    assert_one_line_error(code, &err, &["cannot start '/tmp/no\\x1b[2Jsuch-kml'"]);
 }
 
 #[test]

@@ -298,7 +298,7 @@ pub fn run(args: Args) -> Result<u8> {
         }
         Target::Pid(pid, alloc) | Target::Command(Child { pid, .. }, alloc, _) => {
             attach_allocator(&skel, *pid, alloc, &mut links, args.common.verbose)?;
-            format!("{} in process {pid}", alloc.path.display())
+            format!("{} in process {pid}", crate::escape::path(&alloc.path))
         }
     };
     if let Target::Command(child, _, _) = &mut target {
@@ -314,6 +314,7 @@ pub fn run(args: Args) -> Result<u8> {
                 eprintln!("Attaching to pid {pid}, Ctrl+C to quit.")
             }
             Target::Command(child, _, line) => {
+                let line = crate::escape::escaped(line.as_bytes());
                 eprintln!("Started '{line}' as pid {}, Ctrl+C to quit.", child.pid)
             }
         }
@@ -480,7 +481,7 @@ fn attach_allocator(
                 .with_context(|| {
                     format!(
                         "attaching a uprobe to {name} in {} (pid {pid})",
-                        alloc.path.display()
+                        crate::escape::path(&alloc.path)
                     )
                 })
         };
@@ -493,7 +494,7 @@ fn attach_allocator(
             eprintln!(
                 "kmemleak-lite: probing {name} at {:#x} in {}",
                 offset,
-                alloc.path.display()
+                crate::escape::path(&alloc.path)
             );
         }
     }
