@@ -39,6 +39,13 @@ pub fn escaped(bytes: &[u8]) -> String {
     s
 }
 
+/// A path as printed: file names come from traced processes too (/proc/PID/maps), and a name
+/// the user typed must not break a one-line error either.
+pub fn path(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escaped(path.as_os_str().as_bytes())
+}
+
 /// The bytes of a fixed-size, NUL-padded C string (a `comm`), up to the first NUL.
 pub fn c_str_bytes(raw: &[i8]) -> &[u8] {
     // SAFETY: i8 and u8 have the same size and alignment.

@@ -151,6 +151,13 @@ pub fn check_process_access(pid: u32) -> Result<()> {
     if denied(std::fs::read_link(format!("/proc/{pid}/root")).map(drop))
         || denied(File::open(format!("/proc/{pid}/maps")).map(drop))
     {
+        // Held and still refused: the capability is not what is missing, so do not ask for it.
+        if has_cap(Cap::SysPtrace) {
+            bail!(
+                "cannot read process {pid} (/proc/{pid}/maps or /proc/{pid}/root: permission denied) although {} is held: it may belong to another user namespace or be protected by Yama's ptrace_scope or a security module",
+                Cap::SysPtrace.name()
+            );
+        }
         bail!(
             "needs {} to read process {pid} (/proc/{pid}/maps and /proc/{pid}/root: it belongs to another user): run it as root (sudo) or give it the capability",
             Cap::SysPtrace.name()

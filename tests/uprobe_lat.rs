@@ -887,6 +887,13 @@ fn errors_are_one_line() {
     let (code, _, err) = run_tool(TOOL, &[":main"]);
     assert_one_line_error(code, &err, &["-p PID"]);
 
+    // What the user typed is escaped too: a newline or an escape sequence in a name must not
+    // split the error or reach the terminal.
+    let (code, _, err) = run_tool(TOOL, &["/tmp/no\x1b[2J\nsuch:f"]);
+    assert_one_line_error(code, &err, &["/tmp/no\\x1b[2J\\x0asuch does not exist"]);
+    let (code, _, err) = run_tool(TOOL, &["lib\x1b[2Jnone:f"]);
+    assert_one_line_error(code, &err, &["named 'lib\\x1b[2Jnone'"]);
+
     let (code, _, err) = run_tool(TOOL, &["malloc"]);
     assert_one_line_error(code, &err, &["not a target"]);
 

@@ -75,13 +75,13 @@ struct hist_value empty_hist = {};
 struct call_event _call_event = {};
 struct hist_key _hist_key = {};
 
-/* count_loss() for several calls at once. */
+/* count_loss() for several calls at once; atomic for the same reason (see common.bpf.h). */
 static __always_inline void count_losses(__u32 cause, __u64 n)
 {
 	__u64 *count = bpf_map_lookup_elem(&losses, &cause);
 
 	if (count)
-		*count += n;
+		__sync_fetch_and_add(count, n);
 }
 
 static __always_inline bool filtered_out(__u32 pid)

@@ -191,18 +191,19 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
         offset: None,
         file: None,
         line: None,
-        module: module.map(|m| m.display().to_string()),
+        module: module.map(crate::escape::path),
         text: String::new(),
     };
+    // Names from the traced process (its mappings, its debug info) are escaped like argv.
     let base = module
         .and_then(|m| m.file_name())
-        .map(|n| n.to_string_lossy());
+        .map(|n| crate::escape::path(Path::new(n)));
     if let Some(Symbolized::Sym(sym)) = sym {
         let mut name = String::new();
         escape_into(&mut name, sym.name.as_bytes());
         let _ = write!(frame.text, "{name}+{:#x}", sym.offset);
         if let Some(info) = &sym.code_info {
-            let file = info.file.to_string_lossy().into_owned();
+            let file = crate::escape::path(Path::new(&info.file));
             match info.line {
                 Some(line) => {
                     let _ = write!(frame.text, " ({file}:{line})");
@@ -220,7 +221,7 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
             frame.module = sym
                 .module
                 .as_ref()
-                .map(|m| m.to_string_lossy().into_owned());
+                .map(|m| crate::escape::path(Path::new(m)));
         }
     } else {
         let _ = write!(frame.text, "{addr:#x}");

@@ -61,7 +61,7 @@ pub fn find_functions(path: &Path) -> Result<Vec<(Probe, &'static str, u64)>> {
     let names: Vec<&str> = PROBES.iter().map(|(_, n)| *n).collect();
     let found = inspector
         .lookup(&src, &names)
-        .with_context(|| format!("cannot read the symbols of {}", path.display()))?;
+        .with_context(|| format!("cannot read the symbols of {}", crate::escape::path(path)))?;
     let mut out = Vec::new();
     for ((probe, name), syms) in PROBES.iter().zip(found) {
         let offset = syms
@@ -138,7 +138,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     if !dynamic {
         bail!(
             "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
-            exe.display()
+            crate::escape::path(exe)
         );
     }
     let own = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
@@ -149,7 +149,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
         .context("this tool maps no libc, so it cannot tell which libc the command will use: use -p PID on the running command")?;
     let functions = find_functions(&libc)?;
     if !defines_malloc_and_free(&functions) {
-        bail!("{} defines no malloc/free", libc.display());
+        bail!("{} defines no malloc/free", crate::escape::path(&libc));
     }
     Ok(Allocator {
         path: libc,
@@ -167,11 +167,12 @@ fn is_script(exe: &Path) -> bool {
 
 /// Whether an ELF executable names a program interpreter (is dynamically linked).
 fn has_interpreter(exe: &Path) -> Result<bool> {
-    let data = std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?;
+    let data =
+        std::fs::read(exe).with_context(|| format!("cannot read {}", crate::escape::path(exe)))?;
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
         bail!(
             "cannot start {}: it is neither a script (#!) nor a 64-bit little-endian ELF executable",
-            exe.display()
+            crate::escape::path(exe)
         );
     }
     let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
@@ -225,6 +226,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>> {
         }
     }
     if quote.is_some() {
+        let line = crate::escape::escaped(line.as_bytes());
         bail!("unbalanced quote in the command: {line}");
     }
     if in_word {
@@ -243,13 +245,14 @@ pub fn resolve_program(name: &str) -> Result<PathBuf> {
         let c = CString::new(p.as_os_str().as_bytes()).ok();
         p.is_file() && c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0)
     };
+    let shown = crate::escape::escaped(name.as_bytes());
     if name.contains('/') {
         let p = PathBuf::from(name);
         if !p.exists() {
-            bail!("cannot start '{name}': no such file");
+            bail!("cannot start '{shown}': no such file");
         }
         if !executable(&p) {
-            bail!("cannot start '{name}': not an executable file");
+            bail!("cannot start '{shown}': not an executable file");
         }
         return Ok(p);
     }
@@ -260,7 +263,7 @@ pub fn resolve_program(name: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    bail!("cannot start '{name}': command not found in $PATH")
+    bail!("cannot start '{shown}': command not found in $PATH")
 }
 
 /// A command started by the tool, held before exec until [`Child::release`]. It runs as a

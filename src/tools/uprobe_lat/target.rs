@@ -27,11 +27,13 @@ pub struct Probe {
 /// `BINARY:FUNC` split at the last colon.
 pub fn split(target: &str) -> Result<(&str, &str)> {
     let Some((binary, func)) = target.rsplit_once(':') else {
+        let target = crate::escape::escaped(target.as_bytes());
         bail!(
             "'{target}' is not a target: give PATH:FUNCTION, LIBRARY:FUNCTION (libc:malloc) or :FUNCTION with -p PID"
         );
     };
     if func.is_empty() {
+        let target = crate::escape::escaped(target.as_bytes());
         bail!("'{target}' names no function after the ':'");
     }
     Ok((binary, func))
@@ -55,6 +57,7 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
     }
     if binary.contains('/') {
         let path = PathBuf::from(binary);
+        let binary = shown_path(&path);
         if !path.exists() {
             bail!("{binary} does not exist: give the path of a program or library");
         }
@@ -84,16 +87,13 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
     let within = pid
         .map(|p| format!("the libraries process {p} maps, "))
         .unwrap_or_default();
+    let binary = crate::escape::escaped(binary.as_bytes());
     bail!(
         "no library or program named '{binary}': looked in {within}$LD_LIBRARY_PATH, the ldconfig cache, /lib, /usr/lib and $PATH; give its path instead"
     )
 }
 
-/// A path as printed: file names come from traced processes too (/proc/PID/maps), so escaped.
-fn shown_path(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    crate::escape::escaped(path.as_os_str().as_bytes())
-}
+use crate::escape::path as shown_path;
 
 const STANDARD_DIRS: &[&str] = &[
     "/lib/x86_64-linux-gnu",
