@@ -621,3 +621,30 @@ fn flags_out_of_range_are_refused_naming_the_flag_and_range() {
         assert_eq!(code, 2, "{args:?}: usage errors exit 2: {err}");
     }
 }
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn min_duration_keeps_the_age_of_a_process_that_execs_again() {
+    require_bpf();
+    let m = marker("reexec");
+    // The shell lives 0.5 s, then becomes a program that ends at once: the process lived 0.5 s.
+    let t = Traced::start("execsnoop", &["-d", "300", "--json"]);
+    let pid = common::run_traced(Command::new("/bin/bash").args([
+        "-c",
+        "sleep 0.5; exec /bin/true reexec",
+        &m,
+    ]));
+    let out = json_stop_after(t, &format!("\"pid\":{pid},"));
+    let rows: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|r| r["pid"] == pid)
+        .collect();
+    assert_eq!(rows.len(), 1, "{out:?}");
+    assert_eq!(
+        rows[0]["args"],
+        serde_json::json!(["/bin/true", "reexec"]),
+        "the row shows the last program: {}",
+        rows[0]
+    );
+    assert!(rows[0]["age_ms"].as_f64().unwrap() >= 500.0, "{}", rows[0]);
+}

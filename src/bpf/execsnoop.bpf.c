@@ -228,7 +228,7 @@ int process_exit(void *ctx)
 	__u32 pid = id >> 32;
 	struct task_struct *task;
 	struct exec_record *r;
-	__u64 now;
+	__u64 now, start;
 
 	r = bpf_map_lookup_elem(&live, &pid);
 	if (!r)
@@ -237,9 +237,14 @@ int process_exit(void *ctx)
 	task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
+	/*
+	 * The process's age, from its start (fork), as ps shows it: a process that execs again
+	 * (a shell's `exec prog`) keeps its age, while the row shows its last program.
+	 */
 	now = bpf_ktime_get_ns();
-	if (now - r->e.ts >= min_duration_ns) {
-		r->e.duration_ns = now - r->e.ts;
+	start = BPF_CORE_READ(task, group_leader, start_time);
+	if (now - start >= min_duration_ns) {
+		r->e.duration_ns = now - start;
 		r->e.ts = now;
 		r->e.exit_code = BPF_CORE_READ(task, exit_code);
 		r->e.flags |= EXEC_EXITED;
