@@ -66,6 +66,7 @@ impl CommonArgs {
             tool,
             map,
             causes,
+            skipped: None,
             fail_on_loss: self.fail_on_loss,
         }
     }

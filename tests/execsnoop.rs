@@ -348,7 +348,12 @@ fn a_full_ring_buffer_is_counted_exactly_and_fail_on_loss_exits_3() {
     assert!(out.status.success(), "{out:?}");
     let (total, by_cause) = common::final_losses(&out);
     assert_eq!(total, 0, "{out:?}");
-    for key in ["ringbuf_full", "inflight_full", "live_table_full"] {
+    for key in [
+        "ringbuf_full",
+        "inflight_full",
+        "live_table_full",
+        "probe_skipped",
+    ] {
         assert_eq!(by_cause[key], 0, "{key}: {out:?}");
     }
 }

@@ -43,8 +43,8 @@ pub const RINGBUF_FULL: LossCause = LossCause {
 pub const PROBE_SKIPPED: LossCause = LossCause {
     slot: None,
     key: "probe_skipped",
-    what: "events lost: the kernel skipped the probe (a run of it was already active on that CPU)",
-    advice: "rare, on fully preemptible kernels; please report it",
+    what: "events lost: the kernel skipped the probe (another BPF program was running on that CPU, or a run of it was preempted)",
+    advice: "the kernel does not nest tracepoint and kprobe programs; other BPF tools running at the same time make it likelier",
 };
 
 /// The kernel's count of the runs it skipped of some BPF programs (`recursion_misses` in their
@@ -93,12 +93,23 @@ impl SkippedRuns {
 }
 
 /// What the consumer needs to account for losses: the tool's name (for stderr), the BPF
-/// counters, the tool's causes, and whether a loss fails the run.
+/// counters, the tool's causes, the kernel's skipped runs of its programs, and whether a loss
+/// fails the run.
 pub struct Losses<'a> {
     pub tool: &'static str,
     pub map: &'a dyn MapCore,
     pub causes: &'static [LossCause],
+    pub skipped: Option<(&'static LossCause, SkippedRuns)>,
     pub fail_on_loss: bool,
+}
+
+impl Losses<'_> {
+    /// Counts the runs the kernel skipped of these programs as `cause` (usually
+    /// [`PROBE_SKIPPED`]): give it the programs whose skipped run loses an event.
+    pub fn with_skipped_runs(mut self, cause: &'static LossCause, runs: SkippedRuns) -> Self {
+        self.skipped = Some((cause, runs));
+        self
+    }
 }
 
 /// Counts per cause at one moment.
@@ -117,6 +128,9 @@ impl LossCounts {
                     super::sum_percpu_u64(losses.map, slot).context("reading the loss counters")?;
                 counts.push((cause, n));
             }
+        }
+        if let Some((cause, runs)) = &losses.skipped {
+            counts.push((*cause, runs.count()));
         }
         counts.extend_from_slice(user);
         Ok(LossCounts { counts })

@@ -159,7 +159,23 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    let losses = args.common.losses("execsnoop", &skel.maps.losses, &LOSSES);
+    // A run the kernel skips of these loses an exec (or, with -d, a process; with -x, a
+    // failed exec). Programs not loaded in this mode are left out by SkippedRuns.
+    let p = &skel.progs;
+    let mut progs = vec![
+        &p.enter_execve,
+        &p.enter_execveat,
+        &p.process_exec,
+        &p.process_exec_live,
+        &p.process_exit,
+    ];
+    if args.fails {
+        progs.extend([&p.exit_execve, &p.exit_execveat]);
+    }
+    let losses = args
+        .common
+        .losses("execsnoop", &skel.maps.losses, &LOSSES)
+        .with_skipped_runs(&ringbuf::PROBE_SKIPPED, ringbuf::SkippedRuns::new(&progs));
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }

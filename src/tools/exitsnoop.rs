@@ -100,8 +100,13 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
-    printer.skipped = Some(ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]));
-    let losses = args.common.losses("exitsnoop", &skel.maps.losses, &LOSSES);
+    let losses = args
+        .common
+        .losses("exitsnoop", &skel.maps.losses, &LOSSES)
+        .with_skipped_runs(
+            &PROBE_SKIPPED,
+            ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]),
+        );
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }
@@ -138,8 +143,6 @@ pub struct ExitPrinter {
     age_text: String,
     exit_text: String,
     time_text: String,
-    /// Exits the kernel skipped the program for (counted as lost).
-    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl ExitPrinter {
@@ -167,7 +170,6 @@ impl ExitPrinter {
             age_text: String::new(),
             exit_text: String::new(),
             time_text: String::new(),
-            skipped: None,
         })
     }
 }
@@ -225,10 +227,5 @@ impl Handler for ExitPrinter {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
-    }
-
-    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
-        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
-        vec![(&PROBE_SKIPPED, skipped)]
     }
 }

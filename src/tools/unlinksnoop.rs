@@ -156,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
     let p = &skel.progs;
-    printer.skipped = Some(ringbuf::SkippedRuns::new(&[
+    let skipped = ringbuf::SkippedRuns::new(&[
         &p.fentry_unlinkat,
         &p.fentry_rmdir,
         &p.kprobe_unlinkat,
@@ -164,10 +164,11 @@ pub fn run(args: Args) -> Result<()> {
         &p.tp_enter_unlinkat,
         &p.tp_enter_unlink,
         &p.tp_enter_rmdir,
-    ]));
+    ]);
     let losses = args
         .common
-        .losses("unlinksnoop", &skel.maps.losses, &LOSSES);
+        .losses("unlinksnoop", &skel.maps.losses, &LOSSES)
+        .with_skipped_runs(&PROBE_SKIPPED, skipped);
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }
@@ -283,8 +284,6 @@ pub struct UnlinkPrinter {
     ret_text: String,
     lat_text: String,
     time_text: String,
-    /// Removals the kernel skipped the entry program for (counted as lost).
-    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl UnlinkPrinter {
@@ -310,7 +309,6 @@ impl UnlinkPrinter {
             ret_text: String::new(),
             lat_text: String::new(),
             time_text: String::new(),
-            skipped: None,
         })
     }
 }
@@ -377,11 +375,6 @@ impl Handler for UnlinkPrinter {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
-    }
-
-    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
-        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
-        vec![(&PROBE_SKIPPED, skipped)]
     }
 }
 

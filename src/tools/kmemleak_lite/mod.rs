@@ -329,9 +329,11 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Command(child, _, _) => Mode::Command(child),
     };
     let mut reporter = Reporter::new(&args, mode, &skel, &stop)?;
-    if matches!(target, Target::Kernel) {
-        let p = &skel.progs;
-        reporter.skipped = Some(ringbuf::SkippedRuns::new(&[
+    // Kernel mode: a skipped kmem program misses an allocation or a free. (Uprobe programs
+    // are not skipped that way: the list is empty in user mode, and the cause reads 0.)
+    let p = &skel.progs;
+    let skipped = match target {
+        Target::Kernel => ringbuf::SkippedRuns::new(&[
             &p.kmalloc,
             &p.kfree,
             &p.kmem_cache_alloc,
@@ -340,11 +342,13 @@ pub fn run(args: Args) -> Result<u8> {
             &p.kmem_cache_alloc_node,
             &p.mm_page_alloc,
             &p.mm_page_free,
-        ]));
-    }
+        ]),
+        _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
+    };
     let losses = args
         .common
-        .losses("kmemleak-lite", &skel.maps.losses, &LOSSES);
+        .losses("kmemleak-lite", &skel.maps.losses, &LOSSES)
+        .with_skipped_runs(&PROBE_SKIPPED, skipped);
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut reporter)?;
     let ended = reporter.ended();
     drop(reporter);

@@ -17,7 +17,7 @@ use super::Args;
 use crate::clock::Clock;
 use crate::exit_status::ExitStatus;
 use crate::output::Sink;
-use crate::ringbuf::{self, Handler, Stop};
+use crate::ringbuf::{Handler, Stop};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
 use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
@@ -78,8 +78,6 @@ pub struct Reporter<'a> {
     values: Vec<u8>,
     totals: HashMap<i64, (u64, u64)>,
     listed: Vec<(u64, u64, u64, i64)>,
-    /// Kernel mode: the runs the kernel skipped of the kmem programs (counted as lost).
-    pub skipped: Option<ringbuf::SkippedRuns>,
 }
 
 impl<'a> Reporter<'a> {
@@ -117,7 +115,6 @@ impl<'a> Reporter<'a> {
             values: Vec::new(),
             totals: HashMap::new(),
             listed: Vec::new(),
-            skipped: None,
         };
         r.refresh_maps();
         Ok(r)
@@ -339,11 +336,6 @@ impl Handler for Reporter<'_> {
 
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
-    }
-
-    fn user_losses(&self) -> Vec<(&'static ringbuf::LossCause, u64)> {
-        let skipped = self.skipped.as_ref().map_or(0, |s| s.count());
-        vec![(&super::PROBE_SKIPPED, skipped)]
     }
 
     fn tick(&mut self, now: Instant) -> Result<()> {

@@ -90,6 +90,7 @@ pub fn measure() -> Result<Overhead> {
         tool: "uprobe-lat",
         map: &skel.maps.losses,
         causes: &[],
+        skipped: None,
         fail_on_loss: false,
     };
     ringbuf::run(&skel.maps.events, &losses, &drain, &mut recorder)?;
