@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
@@ -253,9 +253,39 @@ fn load(
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }
     let mut skel = skel;
-    skel.attach()
-        .map_err(|e| anyhow::anyhow!("attaching failed: {e}"))?;
+    attach_returns_first(&mut skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))?;
     Ok(skel)
+}
+
+/// Attaches the loaded programs: the thread-exit cleanup and the return programs before the
+/// entry programs, so that no removal is seen entering while its return cannot be seen (it
+/// would count as lost). Links drop in field order, which puts each entry before its return.
+fn attach_returns_first(skel: &mut UnlinksnoopSkel<'static>) -> libbpf_rs::Result<()> {
+    let p = &skel.progs;
+    let l = &mut skel.links;
+    let order = [
+        (&p.thread_exit, &mut l.thread_exit),
+        (&p.fexit_unlinkat, &mut l.fexit_unlinkat),
+        (&p.fexit_rmdir, &mut l.fexit_rmdir),
+        (&p.kretprobe_unlinkat, &mut l.kretprobe_unlinkat),
+        (&p.kretprobe_rmdir, &mut l.kretprobe_rmdir),
+        (&p.tp_exit_unlinkat, &mut l.tp_exit_unlinkat),
+        (&p.tp_exit_unlink, &mut l.tp_exit_unlink),
+        (&p.tp_exit_rmdir, &mut l.tp_exit_rmdir),
+        (&p.fentry_unlinkat, &mut l.fentry_unlinkat),
+        (&p.fentry_rmdir, &mut l.fentry_rmdir),
+        (&p.kprobe_unlinkat, &mut l.kprobe_unlinkat),
+        (&p.kprobe_rmdir, &mut l.kprobe_rmdir),
+        (&p.tp_enter_unlinkat, &mut l.tp_enter_unlinkat),
+        (&p.tp_enter_unlink, &mut l.tp_enter_unlink),
+        (&p.tp_enter_rmdir, &mut l.tp_enter_rmdir),
+    ];
+    for (prog, link) in order {
+        if prog.autoload() {
+            *link = Some(prog.attach()?);
+        }
+    }
+    Ok(())
 }
 
 /// Whether `func(int dfd, NAME)` takes NAME as a `struct filename *` (or, before 5.11 for
