@@ -339,6 +339,20 @@ static __always_inline int enter(__u64 size, __u64 old, __u64 memptr)
 	return 0;
 }
 
+/*
+ * A thread that ends inside the allocator (pthread_exit from a signal handler, a longjmp out
+ * of one) leaves its entry behind; the next thread with its id would look nested and go
+ * unrecorded. Its call never returned a block, so nothing is lost: the entry just goes.
+ */
+SEC("raw_tp/sched_process_exit") /* raw: attached by name, no tracefs needed */
+int thread_exit(void *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
 /* Returns the call's entry, removed, or false while unwinding a nested call. */
 static __always_inline bool leave(struct pending *out)
 {

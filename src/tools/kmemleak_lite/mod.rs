@@ -446,6 +446,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> 
         &mut p.mmap_exit,
         &mut p.realloc_exit,
         &mut p.posix_memalign_exit,
+        &mut p.thread_exit,
     ] {
         prog.set_autoload(user);
     }
@@ -462,6 +463,11 @@ fn attach_allocator(
     verbose: bool,
 ) -> Result<()> {
     let p = &skel.progs;
+    links.push(
+        p.thread_exit
+            .attach()
+            .context("attaching to sched_process_exit (to forget threads that end)")?,
+    );
     let mut done: Vec<u64> = Vec::new();
     for &(probe, name, offset) in &alloc.functions {
         if done.contains(&offset) {
