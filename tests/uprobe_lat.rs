@@ -422,58 +422,42 @@ fn per_pid_caps_processes_and_sums_the_rest_in_an_other_row() {
     }
 }
 
-/// A program with `n` functions fn_0000.. and a main that calls each of them `calls` times
-/// once told to go (as uprobe_target does), built in a temporary directory.
-fn build_many(n: usize, calls: u32) -> PathBuf {
-    use std::fmt::Write as _;
-    let dir = std::env::temp_dir().join(marker("ulat-many"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut c = String::from("#include <stdio.h>\n#include <unistd.h>\n");
-    for i in 0..n {
-        writeln!(
-            c,
-            "__attribute__((noinline)) void fn_{i:04}(void) {{ __asm__ volatile(\"\" ::: \"memory\"); }}"
-        )
-        .unwrap();
-    }
-    c.push_str("static void (*const all[])(void) = {");
-    for i in 0..n {
-        write!(c, "fn_{i:04},").unwrap();
-    }
-    write!(
-        c,
-        "}};\nint main(void) {{ char l[64]; printf(\"ready %d\\n\", (int)getpid()); fflush(stdout);\n\
-         if (!fgets(l, sizeof(l), stdin)) return 2;\n\
-         for (int k = 0; k < {calls}; k++) for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) all[i]();\n\
-         printf(\"done\\n\"); return 0; }}\n"
-    )
-    .unwrap();
-    let src = dir.join("many.c");
-    std::fs::write(&src, c).unwrap();
-    let exe = dir.join("many");
-    let status = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .expect("cc must be installed to build the test program");
-    assert!(status.success());
-    exe
+/// tests/programs/many_funcs.c, built in a directory of its own: 1000 functions fn_0000 ..
+/// fn_0999 that do nothing, each called as many times as its argument says once told to go.
+/// (A checked-in program, not one generated here: the kernel-matrix guests have no compiler
+/// and run the host's builds of tests/programs.)
+fn build_many() -> PathBuf {
+    common::build_c_program("many_funcs", &["-O1"])
+}
+
+/// Runs many_funcs (each function called `calls` times) under uprobe-lat with `args`, and
+/// stops it with a longer wait than `trace`: hundreds of per-probe links take kernels 6.12+
+/// about 0.1 s each to close (see links.rs).
+fn trace_many(exe: &Path, calls: u32, args: &[&str]) -> Finished {
+    let target = Target::start(exe, &[&calls.to_string()]);
+    let traced = Traced::start(TOOL, args);
+    target.go();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(traced.pid() as i32, libc::SIGINT) };
+    let out = traced.wait(Duration::from_secs(240));
+    assert!(out.status.success(), "{out:?}");
+    out
 }
 
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn a_thousand_functions_attach_and_each_is_measured() {
     require_bpf();
-    let exe = build_many(1000, 3);
+    let exe = build_many();
     if !kernel_has_cookies() {
         // Before 5.15: a program pair per function, 64 at most; the limit is said, not hit.
         let (code, _, err) = run_tool(TOOL, &[&target_arg(&exe, "fn_*")]);
         assert_one_line_error(code, &err, &["1000 functions", "at most 64", "5.15"]);
     } else {
-        let out = trace(
+        let out = trace_many(
             &exe,
-            &[],
+            3,
             &["--json", "--no-calibrate", &target_arg(&exe, "fn_*")],
         );
         assert!(
@@ -505,15 +489,15 @@ fn per_probe_links_outgrow_a_low_open_file_limit() {
     require_bpf();
     // 30 functions take 120 descriptors with one link per probe (a perf event and a link
     // each); the soft limit here is 64, the hard one higher: the tool raises its own.
-    let exe = build_many(30, 2);
-    let target = Target::start(&exe, &[]);
+    let exe = build_many();
+    let target = Target::start(&exe, &["2"]);
     let mut cmd = Command::new(bin(TOOL));
     cmd.args([
         "--json",
         "--no-calibrate",
         "--attach-per-probe",
         "-v",
-        &target_arg(&exe, "fn_*"),
+        &target_arg(&exe, "fn_00[0-2]?"),
     ]);
     // SAFETY: only setrlimit between fork and exec.
     unsafe {
@@ -1009,17 +993,17 @@ fn no_cookies_keeps_nested_functions_apart() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn no_cookies_times_64_functions_and_refuses_65() {
     require_bpf();
-    let exe = build_many(64, 3);
-    let target = Target::start(&exe, &[]);
-    let func = target_arg(&exe, "fn_*");
-    let traced = Traced::start(TOOL, &["--json", "--no-calibrate", "--no-cookies", &func]);
-    target.go();
-    std::thread::sleep(Duration::from_millis(300));
-    // 128 per-probe links: kernels 6.12+ take about 0.1 s to close each (see links.rs), longer
-    // than stop() waits on a busy machine; a kernel without cookies closes them at once.
-    unsafe { libc::kill(traced.pid() as i32, libc::SIGINT) };
-    let out = traced.wait(Duration::from_secs(240));
-    assert!(out.status.success(), "{:?}", out.status);
+    let exe = build_many();
+    // fn_0000 .. fn_0063
+    let (first, rest) = (
+        target_arg(&exe, "fn_00[0-5]?"),
+        target_arg(&exe, "fn_006[0-3]"),
+    );
+    let out = trace_many(
+        &exe,
+        3,
+        &["--json", "--no-calibrate", "--no-cookies", &first, &rest],
+    );
     let json = out.json();
     let counts: Vec<u64> = json
         .iter()
@@ -1028,8 +1012,10 @@ fn no_cookies_times_64_functions_and_refuses_65() {
         .collect();
     assert_eq!(counts, vec![3; 64], "{}", out.stderr);
 
-    let exe = build_many(65, 1);
-    let (code, _, err) = run_tool(TOOL, &["--no-cookies", &target_arg(&exe, "fn_*")]);
+    let (code, _, err) = run_tool(
+        TOOL,
+        &["--no-cookies", &first, &target_arg(&exe, "fn_006[0-4]")],
+    );
     assert_one_line_error(
         code,
         &err,
