@@ -388,7 +388,8 @@ struct CheckReport {
     /// BPF_MAP_TYPE_RINGBUF can be created (5.8): every tool needs it. (null: not probed,
     /// for want of privileges)
     ring_buffer: Option<bool>,
-    /// A uprobe program may call bpf_get_attach_cookie() (5.15): uprobe-lat needs it.
+    /// A uprobe program may call bpf_get_attach_cookie() (5.15): uprobe-lat uses it where
+    /// the kernel has it (see `path`).
     attach_cookies: Option<bool>,
     tool: String,
     min_kernel: MinKernel,
@@ -396,6 +397,10 @@ struct CheckReport {
     privileges: Feature,
     methods: Vec<Feature>,
     would_use: Option<Method>,
+    /// Which of the tool's own ways of using `would_use` it would take, where it has several
+    /// (uprobe-lat: with attach cookies or without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
     /// Whether the tool can run here with `would_use`; if not, `reason` says why.
     ok: bool,
     reason: Option<String>,
@@ -412,6 +417,20 @@ pub fn check<T>(
     choice: Choice,
     json: bool,
     needs: &setup::Needs,
+    attempt: Attempt<'_, T>,
+) -> Result<()> {
+    check_path(tool, hook, choice, json, needs, None, attempt)
+}
+
+/// `check`, for a tool that also says which of its ways of using the method it would take
+/// (`path`, shown after "would use" and as `"path"` in JSON; `attempt` tries that one).
+pub fn check_path<T>(
+    tool: &str,
+    hook: &Hook,
+    choice: Choice,
+    json: bool,
+    needs: &setup::Needs,
+    path: Option<String>,
     attempt: Attempt<'_, T>,
 ) -> Result<()> {
     if let Choice::Force(m) = choice {
@@ -444,10 +463,7 @@ pub fn check<T>(
         Feature::new("uprobes", uprobe_state()),
     ];
     let (version, why) = needs.min_kernel();
-    let mut required = vec!["ring_buffer"];
-    if needs.attach_cookies {
-        required.push("attach_cookies");
-    }
+    let required = vec!["ring_buffer"];
     // The first obstacle is the reason; without the privileges, nothing is loaded.
     let mut reason = if !privileges.ok {
         Some(privileges.detail.clone())
@@ -528,6 +544,7 @@ pub fn check<T>(
         privileges,
         methods,
         would_use: if reason.is_none() { would_use } else { None },
+        path: if reason.is_none() { path } else { None },
         ok: reason.is_none(),
         reason: reason.clone(),
     };
@@ -545,9 +562,9 @@ pub fn check<T>(
             row(&mut out, f);
         }
         let _ = writeln!(out, "{tool}:");
-        let have = match (report.ring_buffer, report.attach_cookies) {
-            (Some(ring), Some(cookies)) => yes(ring && (cookies || !needs.attach_cookies)),
-            _ => "?",
+        let have = match report.ring_buffer {
+            Some(ring) => yes(ring),
+            None => "?",
         };
         let _ = writeln!(
             out,
@@ -560,9 +577,10 @@ pub fn check<T>(
         for f in &report.methods {
             row(&mut out, f);
         }
-        let _ = match report.would_use {
-            Some(m) => writeln!(out, "  would use:    {m}"),
-            None => writeln!(out, "  would use:    nothing"),
+        let _ = match (report.would_use, &report.path) {
+            (Some(m), Some(path)) => writeln!(out, "  would use:    {m} ({path})"),
+            (Some(m), None) => writeln!(out, "  would use:    {m}"),
+            (None, _) => writeln!(out, "  would use:    nothing"),
         };
     }
     use std::io::Write as _;

@@ -56,21 +56,13 @@ pub struct Needs {
     pub kernel_symbols: bool,
     /// Reads this process's memory map and probes it (`-p PID`).
     pub process: Option<u32>,
-    /// Calls bpf_get_attach_cookie() from uprobe programs (Linux 5.15).
-    pub attach_cookies: bool,
 }
 
 impl Needs {
-    /// The oldest kernel these needs allow, and why.
+    /// The oldest kernel these needs allow, and why. (uprobe-lat uses attach cookies, 5.15,
+    /// where the kernel has them, and a program per function where it does not.)
     pub fn min_kernel(&self) -> (&'static str, &'static str) {
-        if self.attach_cookies {
-            (
-                "5.15",
-                "bpf_get_attach_cookie() for uprobes tells the probed functions apart",
-            )
-        } else {
-            ("5.8", "events travel through a BPF ring buffer")
-        }
+        ("5.8", "events travel through a BPF ring buffer")
     }
 }
 
@@ -168,11 +160,8 @@ pub fn check_process_access(pid: u32) -> Result<()> {
 
 /// The kernel features `needs` relies on, probed (after the privilege check: probing loads a
 /// map or a program).
-pub fn check_kernel_features(needs: &Needs) -> Result<(), String> {
+pub fn check_kernel_features(_needs: &Needs) -> Result<(), String> {
     ringbuf_probe()?;
-    if needs.attach_cookies {
-        attach_cookie_probe()?;
-    }
     Ok(())
 }
 

@@ -28,6 +28,17 @@ const BETA_CALLS: u64 = 7;
 const MS: f64 = 1e6;
 const US: f64 = 1e3;
 
+/// Whether this kernel lets uprobe programs call bpf_get_attach_cookie() (5.15+), as uprobe-lat's
+/// --check reports it: without, uprobe-lat times at most 64 functions at once.
+fn kernel_has_cookies() -> bool {
+    let (code, out, err) = run_tool(TOOL, &["--check", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["attach_cookies"]
+        .as_bool()
+        .expect("attach_cookies probed")
+}
+
 /// Compiles the test program into a directory of its own: each test traces its own file, so
 /// tests running side by side do not see each other's calls.
 fn build_target() -> PathBuf {
@@ -411,75 +422,65 @@ fn per_pid_caps_processes_and_sums_the_rest_in_an_other_row() {
     }
 }
 
-/// A program with `n` functions fn_0000.. and a main that calls each of them `calls` times
-/// once told to go (as uprobe_target does), built in a temporary directory.
-fn build_many(n: usize, calls: u32) -> PathBuf {
-    use std::fmt::Write as _;
-    let dir = std::env::temp_dir().join(marker("ulat-many"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut c = String::from("#include <stdio.h>\n#include <unistd.h>\n");
-    for i in 0..n {
-        writeln!(
-            c,
-            "__attribute__((noinline)) void fn_{i:04}(void) {{ __asm__ volatile(\"\" ::: \"memory\"); }}"
-        )
-        .unwrap();
-    }
-    c.push_str("static void (*const all[])(void) = {");
-    for i in 0..n {
-        write!(c, "fn_{i:04},").unwrap();
-    }
-    write!(
-        c,
-        "}};\nint main(void) {{ char l[64]; printf(\"ready %d\\n\", (int)getpid()); fflush(stdout);\n\
-         if (!fgets(l, sizeof(l), stdin)) return 2;\n\
-         for (int k = 0; k < {calls}; k++) for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) all[i]();\n\
-         printf(\"done\\n\"); return 0; }}\n"
-    )
-    .unwrap();
-    let src = dir.join("many.c");
-    std::fs::write(&src, c).unwrap();
-    let exe = dir.join("many");
-    let status = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .expect("cc must be installed to build the test program");
-    assert!(status.success());
-    exe
+/// tests/programs/many_funcs.c, built in a directory of its own: 1000 functions fn_0000 ..
+/// fn_0999 that do nothing, each called as many times as its argument says once told to go.
+/// (A checked-in program, not one generated here: the kernel-matrix guests have no compiler
+/// and run the host's builds of tests/programs.)
+fn build_many() -> PathBuf {
+    common::build_c_program("many_funcs", &["-O1"])
+}
+
+/// Runs many_funcs (each function called `calls` times) under uprobe-lat with `args`, and
+/// stops it with a longer wait than `trace`: hundreds of per-probe links take kernels 6.12+
+/// about 0.1 s each to close (see links.rs).
+fn trace_many(exe: &Path, calls: u32, args: &[&str]) -> Finished {
+    let target = Target::start(exe, &[&calls.to_string()]);
+    let traced = Traced::start(TOOL, args);
+    target.go();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(traced.pid() as i32, libc::SIGINT) };
+    let out = traced.wait(Duration::from_secs(240));
+    assert!(out.status.success(), "{out:?}");
+    out
 }
 
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn a_thousand_functions_attach_and_each_is_measured() {
     require_bpf();
-    let exe = build_many(1000, 3);
-    let out = trace(
-        &exe,
-        &[],
-        &["--json", "--no-calibrate", &target_arg(&exe, "fn_*")],
-    );
-    assert!(
-        out.stderr.contains("attached to 1000 functions"),
-        "{}",
-        out.stderr
-    );
-    let json = out.json();
-    let counts: Vec<(String, u64)> = json
-        .iter()
-        .filter(|v| v["event"] == "histogram")
-        .map(|v| {
-            (
-                v["function"].as_str().unwrap().to_string(),
-                v["count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(counts.len(), 1000, "{}", out.stderr);
-    assert!(counts.iter().all(|(_, c)| *c == 3), "{counts:?}");
-    let (total, _) = final_losses(&out);
-    assert_eq!(total, 0);
+    let exe = build_many();
+    if !kernel_has_cookies() {
+        // Before 5.15: a program pair per function, 64 at most; the limit is said, not hit.
+        let (code, _, err) = run_tool(TOOL, &[&target_arg(&exe, "fn_*")]);
+        assert_one_line_error(code, &err, &["1000 functions", "at most 64", "5.15"]);
+    } else {
+        let out = trace_many(
+            &exe,
+            3,
+            &["--json", "--no-calibrate", &target_arg(&exe, "fn_*")],
+        );
+        assert!(
+            out.stderr.contains("attached to 1000 functions"),
+            "{}",
+            out.stderr
+        );
+        let json = out.json();
+        let counts: Vec<(String, u64)> = json
+            .iter()
+            .filter(|v| v["event"] == "histogram")
+            .map(|v| {
+                (
+                    v["function"].as_str().unwrap().to_string(),
+                    v["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(counts.len(), 1000, "{}", out.stderr);
+        assert!(counts.iter().all(|(_, c)| *c == 3), "{counts:?}");
+        let (total, _) = final_losses(&out);
+        assert_eq!(total, 0);
+    }
 }
 
 #[test]
@@ -488,15 +489,15 @@ fn per_probe_links_outgrow_a_low_open_file_limit() {
     require_bpf();
     // 30 functions take 120 descriptors with one link per probe (a perf event and a link
     // each); the soft limit here is 64, the hard one higher: the tool raises its own.
-    let exe = build_many(30, 2);
-    let target = Target::start(&exe, &[]);
+    let exe = build_many();
+    let target = Target::start(&exe, &["2"]);
     let mut cmd = Command::new(bin(TOOL));
     cmd.args([
         "--json",
         "--no-calibrate",
         "--attach-per-probe",
         "-v",
-        &target_arg(&exe, "fn_*"),
+        &target_arg(&exe, "fn_00[0-2]?"),
     ]);
     // SAFETY: only setrlimit between fork and exec.
     unsafe {
@@ -905,4 +906,157 @@ fn errors_are_one_line() {
     let (code, _, err) = run_tool(TOOL, &[&format!("{}:main", text.display())]);
     let _ = std::fs::remove_file(&text);
     assert_one_line_error(code, &err, &["not an ELF"]);
+}
+
+// Kernels without attach cookies (before 5.15) get a program pair per function; --no-cookies
+// (hidden) makes this kernel take that path too.
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn no_cookies_exact_counts_in_both_modes() {
+    require_bpf();
+    let exe = build_target();
+    let targets = all_targets(&exe);
+    for kernel_hist in [false, true] {
+        let mut args: Vec<&str> = vec!["--json", "-n", "--no-cookies"];
+        if kernel_hist {
+            args.push("--kernel-hist");
+        }
+        args.extend(targets.iter().map(String::as_str));
+        let out = trace(&exe, &["run"], &args);
+        assert!(
+            out.stderr
+                .contains("no attach cookies: one program pair per function"),
+            "{}",
+            out.stderr
+        );
+        let json = out.json();
+        check_scenario(&json, !kernel_hist);
+        // Calibrated as on the cookie path.
+        let cost = ns(one_histogram(&json, "work_sleep"), "probe_overhead_ns");
+        assert!(cost > 0.0 && cost < 1.0 * MS, "{cost}");
+        let (total, _) = final_losses(&out);
+        assert_eq!(total, 0, "{}", out.stderr);
+    }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn no_cookies_keeps_nested_functions_apart() {
+    require_bpf();
+    let exe = build_target();
+    // sleep_ms is called inside work_sleep (20 times) and inside the innermost recurse (4).
+    let targets: Vec<String> = ["work_sleep", "sleep_ms", "recurse"]
+        .iter()
+        .map(|f| target_arg(&exe, f))
+        .collect();
+    let mut args: Vec<&str> = vec!["--json", "--no-calibrate", "--no-cookies"];
+    args.extend(targets.iter().map(String::as_str));
+    let out = trace(&exe, &["run"], &args);
+    let json = out.json();
+    let sleep = one_histogram(&json, "work_sleep");
+    let inner = one_histogram(&json, "sleep_ms");
+    assert_eq!(sleep["count"], SLEEP_CALLS, "{sleep}");
+    assert_eq!(inner["count"], SLEEP_CALLS + 4, "{inner}");
+    assert_eq!(one_histogram(&json, "recurse")["count"], RECURSE_CALLS);
+    // No call timed shorter than it sleeps (work_sleep 5 ms, sleep_ms at least 1 ms): a return
+    // that took another function's frame would show one.
+    let below = |h: &Value, bound: u64| -> u64 {
+        h["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["high"].as_u64().unwrap() < bound)
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(below(sleep, 1 << 22), 0, "{sleep}"); // 4.19 ms
+    assert_eq!(below(inner, 1 << 19), 0, "{inner}"); // 524 us
+    assert!(
+        ns(sleep, "mean_ns") >= ns(inner, "mean_ns"),
+        "{sleep} {inner}"
+    );
+    let (total, _) = final_losses(&out);
+    assert_eq!(total, 0, "{}", out.stderr);
+
+    // A longjmp past a traced function: the return program's own id finds its frame.
+    let (outer, jumped) = (
+        target_arg(&exe, "jump_outer"),
+        target_arg(&exe, "jump_inner"),
+    );
+    let out = trace(
+        &exe,
+        &["jump"],
+        &["--json", "--no-calibrate", "--no-cookies", &outer, &jumped],
+    );
+    let json = out.json();
+    assert!(histograms(&json, "jump_inner").is_empty(), "{json:?}");
+    assert_eq!(one_histogram(&json, "jump_outer")["count"], 5);
+    let (_, lost) = shown_and_lost(&out, "jump_outer");
+    assert_eq!(lost["never_returned"], 5, "{lost:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn no_cookies_times_64_functions_and_refuses_65() {
+    require_bpf();
+    let exe = build_many();
+    // fn_0000 .. fn_0063
+    let (first, rest) = (
+        target_arg(&exe, "fn_00[0-5]?"),
+        target_arg(&exe, "fn_006[0-3]"),
+    );
+    let out = trace_many(
+        &exe,
+        3,
+        &["--json", "--no-calibrate", "--no-cookies", &first, &rest],
+    );
+    let json = out.json();
+    let counts: Vec<u64> = json
+        .iter()
+        .filter(|v| v["event"] == "histogram")
+        .map(|v| v["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![3; 64], "{}", out.stderr);
+
+    let (code, _, err) = run_tool(
+        TOOL,
+        &["--no-cookies", &first, &target_arg(&exe, "fn_006[0-4]")],
+    );
+    assert_one_line_error(
+        code,
+        &err,
+        &[
+            "65 functions",
+            "at most 64",
+            "fewer functions",
+            "Linux 5.15 or later",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn check_says_which_path_it_would_use() {
+    require_bpf();
+    let cookies = "attach cookies: one program pair for every function";
+    let none = "no attach cookies: one program pair per function, at most 64";
+    let default = if kernel_has_cookies() { cookies } else { none };
+    for (flag, path) in [(None, default), (Some("--no-cookies"), none)] {
+        let mut args = vec!["--check", "--json"];
+        args.extend(flag);
+        let (code, out, err) = run_tool(TOOL, &args);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["path"], path, "{v}");
+        assert_eq!(v["min_kernel"]["version"], "5.8", "{v}");
+        args.remove(1);
+        let (code, out, _) = run_tool(TOOL, &args);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains(&format!("would use:    uprobe ({path})")),
+            "{out}"
+        );
+    }
 }

@@ -6,6 +6,11 @@
  * function: the attach cookie says which one fired. Each pair exists twice, once for per-probe
  * (perf-event) links and once for multi-uprobe links (6.6+: one link, and one detach, for every
  * function of a binary); user space loads the pair the kernel can attach.
+ *
+ * Kernels before 5.15 have no attach cookies (the verifier refuses the helper even in a program
+ * never attached), so for them there are NO_COOKIE_PROGS more pairs, identical but for the
+ * function id, a constant in each: pair i times function i. User space loads only as many as
+ * there are functions, and none of the cookie programs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -104,7 +109,7 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-static __always_inline int on_entry(struct pt_regs *ctx)
+static __always_inline int on_entry(__u32 func_id)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
@@ -130,7 +135,7 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 	}
 	/* The mask keeps older verifiers (6.1, 6.12) sure of the bound clang may not keep. */
 	d &= MAX_DEPTH - 1;
-	st->frames[d].func_id = (__u32)bpf_get_attach_cookie(ctx);
+	st->frames[d].func_id = func_id;
 	/* Last, so the probe's own work here is not counted. */
 	st->frames[d].ts = bpf_ktime_get_ns();
 	return 0;
@@ -174,12 +179,12 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 		h->max_ns = lat;
 }
 
-static __always_inline int on_return(struct pt_regs *ctx)
+static __always_inline int on_return(__u32 func_id)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
-	__u32 func_id, d, i, j;
+	__u32 d, i, j;
 	struct thread_stack *st;
 	struct call_event *e;
 	bool slow;
@@ -196,7 +201,6 @@ static __always_inline int on_return(struct pt_regs *ctx)
 		return 0;
 	}
 	d &= MAX_DEPTH - 1; /* a bound older verifiers can see */
-	func_id = (__u32)bpf_get_attach_cookie(ctx);
 	if (st->frames[d].func_id != func_id) {
 		/*
 		 * The returns of the frames above ours never came (longjmp, an exception): the
@@ -251,31 +255,61 @@ static __always_inline int on_return(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Per-probe links (perf events): every kernel with attach cookies (5.15+). */
+/* Per-probe links (perf events) on kernels with attach cookies (5.15+). */
 SEC("uprobe")
 int BPF_UPROBE(func_entry)
 {
-	return on_entry(ctx);
+	return on_entry((__u32)bpf_get_attach_cookie(ctx));
 }
 
 SEC("uretprobe")
 int BPF_URETPROBE(func_exit)
 {
-	return on_return(ctx);
+	return on_return((__u32)bpf_get_attach_cookie(ctx));
 }
 
 /* Multi-uprobe links (6.6+). */
 SEC("uprobe.multi")
 int BPF_UPROBE(func_entry_multi)
 {
-	return on_entry(ctx);
+	return on_entry((__u32)bpf_get_attach_cookie(ctx));
 }
 
 SEC("uretprobe.multi")
 int BPF_URETPROBE(func_exit_multi)
 {
-	return on_return(ctx);
+	return on_return((__u32)bpf_get_attach_cookie(ctx));
 }
+
+/*
+ * Without attach cookies (before 5.15): func_entry_N and func_exit_N time function N, one
+ * per-probe link each. The return program needs the id too: it is how a return finds its own
+ * frame below those a longjmp skipped.
+ */
+#define NO_COOKIE_PAIR(n)                                                                      \
+	SEC("uprobe")                                                                          \
+	int func_entry_##n(struct pt_regs *ctx)                                                \
+	{                                                                                      \
+		return on_entry(n);                                                            \
+	}                                                                                      \
+	SEC("uretprobe")                                                                       \
+	int func_exit_##n(struct pt_regs *ctx)                                                 \
+	{                                                                                      \
+		return on_return(n);                                                           \
+	}
+#define NO_COOKIE_PAIRS8(a, b, c, d, e, f, g, h)                                               \
+	NO_COOKIE_PAIR(a) NO_COOKIE_PAIR(b) NO_COOKIE_PAIR(c) NO_COOKIE_PAIR(d)                \
+	NO_COOKIE_PAIR(e) NO_COOKIE_PAIR(f) NO_COOKIE_PAIR(g) NO_COOKIE_PAIR(h)
+
+/* NO_COOKIE_PROGS (uprobe_lat.h) of them: 0 to 63. */
+NO_COOKIE_PAIRS8(0, 1, 2, 3, 4, 5, 6, 7)
+NO_COOKIE_PAIRS8(8, 9, 10, 11, 12, 13, 14, 15)
+NO_COOKIE_PAIRS8(16, 17, 18, 19, 20, 21, 22, 23)
+NO_COOKIE_PAIRS8(24, 25, 26, 27, 28, 29, 30, 31)
+NO_COOKIE_PAIRS8(32, 33, 34, 35, 36, 37, 38, 39)
+NO_COOKIE_PAIRS8(40, 41, 42, 43, 44, 45, 46, 47)
+NO_COOKIE_PAIRS8(48, 49, 50, 51, 52, 53, 54, 55)
+NO_COOKIE_PAIRS8(56, 57, 58, 59, 60, 61, 62, 63)
 
 /*
  * A thread's frames go with it, so `stacks` cannot fill with threads that are gone. Calls it

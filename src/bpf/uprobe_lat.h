@@ -6,6 +6,8 @@
 #define TASK_COMM_LEN 16
 /* Nested calls timed per thread (recursion, or one traced function calling another). */
 #define MAX_DEPTH 32
+/* Program pairs for kernels without attach cookies: functions timed at once there. */
+#define NO_COOKIE_PROGS 64
 /* log2 slots of the in-kernel histogram: slot i holds [2^i, 2^(i+1)) units, the last one more. */
 #define MAX_SLOTS 48
 
@@ -27,7 +29,7 @@ struct call_event {
 	__u64 lat_ns;
 	__u32 pid;
 	__u32 tid;
-	__u32 func_id; /* the attach cookie: index into the user-space target list */
+	__u32 func_id; /* index into the user-space target list (the attach cookie, or the program's) */
 	__u32 flags;
 	__u64 start_ns; /* --per-pid: when the process began, to tell a reused pid from its past owner */
 	char comm[TASK_COMM_LEN];

@@ -127,7 +127,6 @@ pub const NEEDS: setup::Needs = setup::Needs {
     uprobes: false,
     kernel_symbols: false,
     process: None,
-    attach_cookies: false,
 };
 
 pub fn run(args: Args) -> Result<()> {

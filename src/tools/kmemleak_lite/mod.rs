@@ -368,7 +368,6 @@ fn needs(args: &Args) -> setup::Needs {
         uprobes: user,
         kernel_symbols: !user,
         process: args.pid,
-        attach_cookies: false,
     }
 }
 

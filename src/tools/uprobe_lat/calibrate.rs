@@ -9,10 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::UprobeOpts;
 
 use super::elf;
+use super::links::Kind;
 use crate::output::histogram::Latencies;
 use crate::output::{Format, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
@@ -41,8 +42,13 @@ pub struct Overhead {
     pub in_latency_ns: f64,
 }
 
-/// Probes our own empty function and times calls to it.
-pub fn measure() -> Result<Overhead> {
+/// Probes our own empty function and times calls to it, with the programs `kind` uses (one
+/// per-probe link each, as the cost of a multi-uprobe link's probe is the same).
+pub fn measure(kind: Kind) -> Result<Overhead> {
+    let kind = match kind {
+        Kind::Multi => Kind::PerProbe,
+        k => k,
+    };
     let exe = Path::new("/proc/self/exe");
     let funcs = elf::functions(exe)?;
     let target = funcs.get(SYMBOL).with_context(|| {
@@ -54,6 +60,7 @@ pub fn measure() -> Result<Overhead> {
         .open(&mut storage)
         .context("opening the BPF object")?;
     open.maps.events.set_max_entries(RING_BYTES)?;
+    kind.set_autoload(open.open_object_mut(), 1);
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     let pid = std::process::id();
     rodata.targ_tgid = pid;
@@ -61,11 +68,9 @@ pub fn measure() -> Result<Overhead> {
     let skel = open.load().map_err(setup::load_error)?;
 
     let unprobed = per_call_ns(CALLS * 10);
+    let (entries, exits) = kind.programs(skel.object(), 1)?;
     let mut links = Vec::new();
-    for (prog, retprobe) in [
-        (&skel.progs.func_exit, true),
-        (&skel.progs.func_entry, false),
-    ] {
+    for (prog, retprobe) in [(&exits[0], true), (&entries[0], false)] {
         let opts = UprobeOpts {
             retprobe,
             ..Default::default()

@@ -4,11 +4,16 @@
 //! Two kinds of link:
 //! - multi-uprobe links (kernel 6.6+): one link per binary for the entry probes and one for the
 //!   return probes, however many functions; detaching one waits for one grace period in all.
-//! - per-probe links (perf events, 5.15+): two file descriptors per function. On recent kernels
+//! - per-probe links (perf events): two file descriptors per function. On recent kernels
 //!   (6.18 here) closing each one waits for RCU grace periods while holding the kernel's global
 //!   trace-event mutex: about 0.1 s per probe, one after the other, which closing them from many
 //!   threads does not overlap (tried: 100 functions took 16 s instead of 20). Those kernels all
 //!   have multi-uprobe links, so this path is for the ones before 6.6.
+//!
+//! And two sets of programs: with attach cookies (5.15+), one entry and one return program
+//! serve every function, the cookie saying which; without them, function i gets a program pair
+//! of its own (`func_entry_i`, `func_exit_i`: the id is a constant in each), so at most
+//! NO_COOKIE_PROGS functions are timed at once.
 //!
 //! Detaching removes every entry probe before any return probe: a return probe removed first
 //! would let entries pile up on the per-thread stacks with nothing to pop them, and the tool
@@ -19,26 +24,123 @@ use std::ffi::CString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use libbpf_rs::{Link, ProgramMut, UprobeMultiOpts, UprobeOpts};
+use libbpf_rs::{Link, Object, OpenObject, ProgramMut, UprobeMultiOpts, UprobeOpts};
 
 use super::target::Probe;
 use crate::escape::escaped;
 use crate::ringbuf::Stop;
 
+/// Program pairs for kernels without attach cookies (NO_COOKIE_PROGS in uprobe_lat.h): at most
+/// this many functions there.
+pub const NO_COOKIE_PROGS: usize = 64;
+
 /// How the probes are attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Multi-uprobe links, one program pair for all (cookies tell the functions apart).
     Multi,
+    /// Per-probe links, one program pair for all (cookies tell the functions apart).
     PerProbe,
+    /// Per-probe links, a program pair per function: for kernels without attach cookies.
+    NoCookies,
 }
 
 impl Kind {
+    /// The kind this kernel can do: `no_cookies` and `per_probe` force the paths older kernels
+    /// take (for tests and benchmarks).
+    pub fn choose(no_cookies: bool, per_probe: bool) -> Kind {
+        if no_cookies || !cookies_supported() {
+            Kind::NoCookies
+        } else if !per_probe && multi_supported() {
+            Kind::Multi
+        } else {
+            Kind::PerProbe
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Kind::Multi => "multi-uprobe links (one per binary)",
             Kind::PerProbe => "one uprobe link per probe",
+            Kind::NoCookies => {
+                "one uprobe link per probe, and no attach cookies: one program pair per function"
+            }
         }
     }
+
+    /// Fails, naming the limit and the fixes, when this kind cannot time `functions` at once.
+    pub fn check_count(self, functions: usize, forced: bool) -> Result<()> {
+        if self == Kind::NoCookies && functions > NO_COOKIE_PROGS {
+            let why = if forced {
+                "--no-cookies".to_string()
+            } else {
+                format!("{} has none", kernel_release())
+            };
+            anyhow::bail!(
+                "{functions} functions to time, but without BPF attach cookies ({why}) uprobe-lat times at most {NO_COOKIE_PROGS} at once: give fewer functions (or narrower globs), or run it on Linux 5.15 or later"
+            );
+        }
+        Ok(())
+    }
+
+    /// The entry (or return) program names this kind loads for `functions` functions, in
+    /// function order (one name serves every function where cookies tell them apart).
+    fn prog_names(self, functions: usize, entry: bool) -> Vec<String> {
+        let base = if entry { "func_entry" } else { "func_exit" };
+        match self {
+            Kind::Multi => vec![format!("{base}_multi")],
+            Kind::PerProbe => vec![base.to_string()],
+            Kind::NoCookies => (0..functions).map(|i| format!("{base}_{i}")).collect(),
+        }
+    }
+
+    /// Loads only the programs this kind attaches for `functions` functions: the others stay
+    /// out of the kernel, which matters where it would refuse them (the cookie helper before
+    /// 5.15, multi-uprobe programs before 6.6).
+    pub fn set_autoload(self, obj: &mut OpenObject, functions: usize) {
+        let mut wanted = self.prog_names(functions, true);
+        wanted.extend(self.prog_names(functions, false));
+        for mut prog in obj.progs_mut() {
+            let name = prog.name().to_string_lossy();
+            if name.starts_with("func_entry") || name.starts_with("func_exit") {
+                let load = wanted.iter().any(|w| *w == name);
+                prog.set_autoload(load);
+            }
+        }
+    }
+
+    /// The loaded entry and return programs, in function order (see `prog_names`).
+    pub fn programs(
+        self,
+        obj: &Object,
+        functions: usize,
+    ) -> Result<(Vec<ProgramMut<'_>>, Vec<ProgramMut<'_>>)> {
+        let pick = |entry: bool| -> Result<Vec<ProgramMut<'_>>> {
+            self.prog_names(functions, entry)
+                .iter()
+                .map(|name| {
+                    obj.progs_mut()
+                        .find(|p| p.name() == name.as_str())
+                        .with_context(|| format!("the BPF object has no program {name}"))
+                })
+                .collect()
+        };
+        Ok((pick(true)?, pick(false)?))
+    }
+}
+
+/// Whether uprobe programs may call bpf_get_attach_cookie() here (5.15+).
+pub fn cookies_supported() -> bool {
+    crate::setup::attach_cookie_probe().is_ok()
+}
+
+fn kernel_release() -> String {
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct it is given.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "Linux".into();
+    }
+    format!("Linux {}", escaped(crate::escape::c_str_bytes(&u.release)))
 }
 
 /// The entry and return links of every probe; dropped entry links first.
@@ -54,13 +156,14 @@ impl Drop for Attached {
     }
 }
 
-/// Attaches `entry` and `exit` to every probe (cookie = index in `probes`), return probes
-/// first: a call whose entry is timed then has its return seen too. `pid` -1: every process.
-/// A stop request (Ctrl-C) ends a long per-probe attach early, with what is attached so far.
+/// Attaches the entry and return programs to every probe, return probes first: a call whose
+/// entry is timed then has its return seen too. With cookies, one pair serves all (cookie =
+/// index in `probes`); without, pair i is probe i's. `pid` -1: every process. A stop request
+/// (Ctrl-C) ends a long per-probe attach early, with what is attached so far.
 pub fn attach(
     kind: Kind,
-    entry: &ProgramMut<'_>,
-    exit: &ProgramMut<'_>,
+    entries: &[ProgramMut<'_>],
+    exits: &[ProgramMut<'_>],
     probes: &[Probe],
     pid: i32,
     stop: &Stop,
@@ -79,7 +182,7 @@ pub fn attach(
                 e.1.push(id as u64);
             }
             for (path, (offsets, cookies)) in by_path {
-                for (prog, retprobe) in [(exit, true), (entry, false)] {
+                for (prog, retprobe) in [(&exits[0], true), (&entries[0], false)] {
                     let opts = UprobeMultiOpts {
                         offsets: offsets.clone(),
                         cookies: cookies.clone(),
@@ -104,16 +207,22 @@ pub fn attach(
                 }
             }
         }
-        Kind::PerProbe => {
+        Kind::PerProbe | Kind::NoCookies => {
+            let own = kind == Kind::NoCookies;
             attached.entries.reserve(probes.len());
             attached.returns.reserve(probes.len());
             for (id, p) in probes.iter().enumerate() {
                 if stop.requested() {
                     break;
                 }
+                let (entry, exit) = match own {
+                    true => (&entries[id], &exits[id]),
+                    false => (&entries[0], &exits[0]),
+                };
                 for (prog, retprobe) in [(exit, true), (entry, false)] {
                     let opts = UprobeOpts {
-                        cookie: id as u64,
+                        // None without cookies: before 5.15 libbpf refuses a non-zero one.
+                        cookie: if own { 0 } else { id as u64 },
                         retprobe,
                         ..Default::default()
                     };

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 
 use crate::attach;
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
@@ -127,6 +127,11 @@ pub struct Args {
     #[arg(long = "attach-per-probe", hide = true)]
     pub attach_per_probe: bool,
 
+    /// Time the functions the way kernels without attach cookies (before 5.15) make us: one
+    /// program pair per function, at most 64 (for tests of that path on newer kernels)
+    #[arg(long = "no-cookies", hide = true)]
+    pub no_cookies: bool,
+
     /// Sum log2 histograms in the kernel instead of sending every call to user space
     /// (cheapest for hot functions; percentiles are then estimated from the buckets)
     #[arg(long = "kernel-hist")]
@@ -171,27 +176,38 @@ static HOOK: attach::Hook = attach::Hook {
     optional_tracepoints: &[],
 };
 
-/// What uprobe-lat needs from the host: uprobes with attach cookies (and, with -p, the process).
+/// What uprobe-lat needs from the host: uprobes (and, with -p, the process). Attach cookies
+/// (5.15) are used where the kernel has them, not needed.
 fn needs(args: &Args) -> setup::Needs {
     setup::Needs {
         tracefs: false,
         uprobes: true,
         kernel_symbols: false,
         process: args.pid,
-        attach_cookies: true,
     }
 }
 
 pub fn run(args: Args) -> Result<()> {
     if args.common.check {
         setup::libbpf_log(args.common.verbose);
-        let mut attempt = |_| check_attempt();
-        return attach::check(
+        // Which programs the run would load (probing needs the privileges; without them,
+        // --check fails before it attempts anything).
+        let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
+        let path = match kind {
+            links::Kind::NoCookies => format!(
+                "no attach cookies: one program pair per function, at most {}",
+                links::NO_COOKIE_PROGS
+            ),
+            _ => "attach cookies: one program pair for every function".to_string(),
+        };
+        let mut attempt = |_| check_attempt(kind);
+        return attach::check_path(
             "uprobe-lat",
             &HOOK,
             attach::Choice::Auto,
             args.common.json,
             &needs(&args),
+            Some(path),
             &mut attempt,
         );
     }
@@ -204,6 +220,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let probes = target::resolve_all(&args.targets, args.pid)?;
     setup::preflight(&needs(&args))?;
+    // Per-probe links take two descriptors per function.
+    links::raise_open_file_limit();
+    let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
+    kind.check_count(probes.len(), args.no_cookies)?;
     setup::libbpf_log(args.common.verbose);
     let cgroup = args.cgroup.open()?;
     let verbose = args.common.verbose;
@@ -211,7 +231,7 @@ pub fn run(args: Args) -> Result<()> {
     let overhead = if args.no_calibrate {
         None
     } else {
-        match calibrate::measure() {
+        match calibrate::measure(kind) {
             Ok(o) => {
                 if verbose {
                     eprintln!(
@@ -228,24 +248,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
-    // Per-probe links take two descriptors per function.
-    links::raise_open_file_limit();
-    let kind = if !args.attach_per_probe && links::multi_supported() {
-        links::Kind::Multi
-    } else {
-        links::Kind::PerProbe
-    };
-
     let mut storage = MaybeUninit::uninit();
     let mut open = UprobeLatSkelBuilder::default()
         .open(&mut storage)
         .context("opening the BPF object")?;
-    // Load only the pair of programs the chosen kind of link can attach.
-    let multi = kind == links::Kind::Multi;
-    open.progs.func_entry.set_autoload(!multi);
-    open.progs.func_exit.set_autoload(!multi);
-    open.progs.func_entry_multi.set_autoload(multi);
-    open.progs.func_exit_multi.set_autoload(multi);
+    // Load only the programs the chosen kind of link attaches.
+    kind.set_autoload(open.open_object_mut(), probes.len());
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     open.maps.stacks.set_max_entries(args.max_threads)?;
     if args.kernel_hist {
@@ -281,12 +289,8 @@ pub fn run(args: Args) -> Result<()> {
         .attach_raw_tracepoint("sched_process_exit")
         .context("attaching to the raw tracepoint sched_process_exit")?;
     let pid = args.pid.map_or(-1, |p| p as i32);
-    let (entry, exit) = if multi {
-        (&skel.progs.func_entry_multi, &skel.progs.func_exit_multi)
-    } else {
-        (&skel.progs.func_entry, &skel.progs.func_exit)
-    };
-    let attached = links::attach(kind, entry, exit, &probes, pid, &stop)?;
+    let (entries, exits) = kind.programs(skel.object(), probes.len())?;
+    let attached = links::attach(kind, &entries, &exits, &probes, pid, &stop)?;
     if stop.requested() {
         return Ok(());
     }
@@ -350,33 +354,32 @@ fn kernel_pid_hists(max_pids: u32, functions: usize) -> u32 {
     (max_pids as u64 * functions as u64 * 2).clamp(2, PER_PID_HISTS as u64) as u32
 }
 
-/// `--check`'s real attempt: loads the programs and attaches an entry and a return probe, each
-/// with a cookie as for every traced function, to uprobe-lat's own calibration function.
-fn check_attempt() -> Result<()> {
+/// `--check`'s real attempt: loads the programs `kind` loads for one function and attaches
+/// them, as the run would (same links, cookies where `kind` uses them), to uprobe-lat's own
+/// calibration function.
+fn check_attempt(kind: links::Kind) -> Result<()> {
     let exe = std::path::Path::new("/proc/self/exe");
     let funcs = elf::functions(exe)?;
     let target = funcs
         .get(calibrate::SYMBOL)
         .context("uprobe-lat's own symbol table has no calibration function (stripped?)")?;
-    let open = UprobeLatSkelBuilder::default()
+    let probe = target::Probe {
+        path: exe.to_path_buf(),
+        binary: "uprobe-lat".into(),
+        function: calibrate::SYMBOL.into(),
+        offset: target.offset,
+    };
+    let mut open = UprobeLatSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
+    kind.set_autoload(open.open_object_mut(), 1);
     let skel = open.load().map_err(setup::load_error)?;
+    let (entries, exits) = kind.programs(skel.object(), 1)?;
     let pid = std::process::id() as i32;
-    for (prog, retprobe) in [
-        (&skel.progs.func_exit, true),
-        (&skel.progs.func_entry, false),
-    ] {
-        let opts = libbpf_rs::UprobeOpts {
-            cookie: 1,
-            retprobe,
-            ..Default::default()
-        };
-        let link = prog
-            .attach_uprobe_with_opts(pid, exe, target.offset as usize, opts)
-            .context("attaching a uprobe to uprobe-lat's own calibration function")?;
-        drop(link); // attached: that is all --check needs to know
-    }
+    let stop = Stop::install(None)?;
+    let attached = links::attach(kind, &entries, &exits, &[probe], pid, &stop)
+        .context("attaching a uprobe to uprobe-lat's own calibration function")?;
+    drop(attached); // attached: that is all --check needs to know
     Ok(())
 }
 
