@@ -422,6 +422,17 @@ run_tests() {
     fi
     if ! grep -q '^test result: ' "$out"; then
         fail "$(echo "$name" | tr _ -)" tests "the test binary ended without a result (exit $rc)" "$out"
+        return
+    fi
+    # A run cannot pass by doing less: the binary's own verdict and counts must agree with the
+    # lines read above (a test's output can split its "... FAILED" line, which then counts as
+    # neither a pass nor a failure).
+    passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$out" | tail -n 1)
+    seen=$(grep -c '^test .* \.\.\. ok$' "$out")
+    if [ "$rc" != 0 ]; then
+        fail "$(echo "$name" | tr _ -)" tests "the test binary failed (exit $rc)" "$out"
+    elif [ "$passed" != "$seen" ]; then
+        fail "$(echo "$name" | tr _ -)" tests "libtest says $passed passed, $seen pass lines were read" "$out"
     fi
 }
 
