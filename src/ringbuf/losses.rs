@@ -70,6 +70,13 @@ impl SkippedRuns {
         )
     }
 
+    /// Every program of `object` that was loaded: for tools where any skipped run loses an
+    /// event (or a call's timing).
+    pub fn all_loaded(object: &libbpf_rs::Object) -> SkippedRuns {
+        let progs: Vec<_> = object.progs().collect();
+        SkippedRuns::new(&progs.iter().collect::<Vec<_>>())
+    }
+
     /// The sum over the programs; one syscall per program (read once per loss check, not per
     /// event). The fds stay valid while the skeleton that owns them is alive, which outlives
     /// the consumer.

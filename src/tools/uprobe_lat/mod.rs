@@ -340,7 +340,15 @@ pub fn run(args: Args) -> Result<()> {
         &stop,
         Sink::stdout(args.common.format()),
     )?;
-    let losses = args.common.losses("uprobe-lat", &skel.maps.losses, &LOSSES);
+    // A skipped entry or return program loses a call's timing: the kernel does not nest
+    // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
+    let losses = args
+        .common
+        .losses("uprobe-lat", &skel.maps.losses, &LOSSES)
+        .with_skipped_runs(
+            &ringbuf::PROBE_SKIPPED,
+            ringbuf::SkippedRuns::all_loaded(libbpf_rs::skel::Skel::object(&skel)),
+        );
     let result = ringbuf::run(&skel.maps.events, &losses, &stop, &mut report);
     // Entry probes go before return probes (see links.rs), all of them side by side.
     drop(attached);
