@@ -634,7 +634,7 @@ fn min_duration_keeps_the_age_of_a_process_that_execs_again() {
     let m = marker("reexec");
     // The shell lives 0.5 s, then becomes a program that ends at once: the process lived 0.5 s.
     let t = Traced::start("execsnoop", &["-d", "300", "--json"]);
-    let pid = common::run_traced(Command::new("/bin/bash").args([
+    let pid = common::run_traced(Command::new("/bin/sh").args([
         "-c",
         "sleep 0.5; exec /bin/true reexec",
         &m,

@@ -419,13 +419,17 @@ fn ctrl_c_or_a_kill_of_the_tool_ends_the_command_too() {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let pid: i32 = loop {
             let err = traced.stderr_text();
-            if let Some(line) = err.lines().find(|l| l.starts_with(&started)) {
+            // Only a whole line: the pipe may hold half of it (slow machines, the QEMU matrix).
+            let whole = err
+                .lines()
+                .find(|l| l.starts_with(started.as_str()) && err.contains(&format!("{l}\n")));
+            if let Some(line) = whole {
                 break line[started.len()..]
                     .split(',')
                     .next()
                     .unwrap()
                     .parse()
-                    .unwrap();
+                    .unwrap_or_else(|e| panic!("no pid in {line:?}: {e}"));
             }
             assert!(std::time::Instant::now() < deadline, "{err}");
             std::thread::sleep(Duration::from_millis(20));
