@@ -3,8 +3,8 @@
 //!
 //! The BPF side counts into the per-CPU `losses` array of common.bpf.h: slot 0 is the ring
 //! buffer (`LOSS_RINGBUF_FULL`), a tool numbers its own causes from 1 in its header. The tool
-//! describes each slot once, with a [`LossCause`]; user space may add losses of its own (a
-//! table it caps) through [`crate::ringbuf::Handler::user_losses`].
+//! describes each slot once, with a [`LossCause`]. Runs of its programs that the kernel
+//! skipped (the program never saw the event) are added with [`Losses::with_skipped_runs`].
 
 use std::fmt::Write as _;
 
@@ -21,7 +21,8 @@ pub const EXIT_EVENTS_LOST: u8 = 3;
 /// One way an event can be lost.
 #[derive(Debug)]
 pub struct LossCause {
-    /// Slot in the BPF `losses` map; `None` for a cause counted in user space.
+    /// Slot in the BPF `losses` map; `None` for a cause counted in user space (the kernel's
+    /// skipped runs, see [`Losses::with_skipped_runs`]).
     pub slot: Option<u32>,
     /// Name in the JSON loss record (`"ringbuf_full"`).
     pub key: &'static str,
@@ -126,9 +127,9 @@ pub struct LossCounts {
 }
 
 impl LossCounts {
-    /// Reads the BPF counters of every cause that has a slot, then adds `user`.
-    pub fn read(losses: &Losses, user: &[(&'static LossCause, u64)]) -> Result<LossCounts> {
-        let mut counts = Vec::with_capacity(losses.causes.len() + user.len());
+    /// Reads the BPF counters of every cause that has a slot, then the kernel's skipped runs.
+    pub fn read(losses: &Losses) -> Result<LossCounts> {
+        let mut counts = Vec::with_capacity(losses.causes.len() + 1);
         for cause in losses.causes {
             if let Some(slot) = cause.slot {
                 let n =
@@ -139,7 +140,6 @@ impl LossCounts {
         if let Some((cause, runs)) = &losses.skipped {
             counts.push((*cause, runs.count()));
         }
-        counts.extend_from_slice(user);
         Ok(LossCounts { counts })
     }
 

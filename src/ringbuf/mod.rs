@@ -41,16 +41,6 @@ pub trait Handler {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
-    /// Losses counted in user space (a table the tool caps), beside the BPF counters.
-    fn user_losses(&self) -> Vec<(&'static LossCause, u64)> {
-        Vec::new()
-    }
-}
-
-/// What a run saw.
-#[derive(Debug, Default, Clone)]
-pub struct RunStats {
-    pub losses: LossCounts,
 }
 
 /// Decodes a record into `T` (a type the skeleton generated from the shared C header).
@@ -79,7 +69,7 @@ pub fn run(
     losses: &Losses,
     stop: &Stop,
     handler: &mut dyn Handler,
-) -> Result<RunStats> {
+) -> Result<()> {
     let handler = RefCell::new(handler);
     let failure: RefCell<Option<anyhow::Error>> = RefCell::new(None);
     let mut builder = RingBufferBuilder::new();
@@ -126,7 +116,7 @@ pub fn run(
         h.tick(now)?;
         if !stopping && now >= next_loss_check {
             next_loss_check = now + LOSS_CHECK_INTERVAL;
-            let counts = LossCounts::read(losses, &h.user_losses())?;
+            let counts = LossCounts::read(losses)?;
             if counts.total() > reported {
                 reported = counts.total();
                 h.sink().lost(losses.tool, &counts)?;
@@ -140,7 +130,7 @@ pub fn run(
     drop(ring);
     let h = handler.into_inner();
     h.finish()?;
-    let counts = LossCounts::read(losses, &h.user_losses())?;
+    let counts = LossCounts::read(losses)?;
     h.sink().final_losses(&counts)?;
     h.sink().flush()?;
     for line in counts.lines(losses.tool) {
@@ -149,7 +139,7 @@ pub fn run(
     if losses.fail_on_loss && counts.total() > 0 {
         return Err(EventsLost(counts.total()).into());
     }
-    Ok(RunStats { losses: counts })
+    Ok(())
 }
 
 /// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).

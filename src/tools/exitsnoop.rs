@@ -15,8 +15,6 @@ use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How exitsnoop can lose an exit.
 pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
-/// Counted in user space, from the kernel's count of skipped runs of the exit program.
-static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
 use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, ExitsnoopSkelBuilder};
 
@@ -103,7 +101,7 @@ pub fn run(args: Args) -> Result<()> {
         .common
         .losses("exitsnoop", &skel.maps.losses, &LOSSES)
         .with_skipped_runs(
-            &PROBE_SKIPPED,
+            &ringbuf::PROBE_SKIPPED,
             ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]),
         );
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;

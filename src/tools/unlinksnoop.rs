@@ -37,9 +37,6 @@ pub static LOSSES: [ringbuf::LossCause; 3] = [
         advice: "use --attach fentry or --attach tracepoint",
     },
 ];
-/// Counted in user space, from the kernel's count of skipped runs of the entry programs (a
-/// skipped return program leaves its entry behind, which the BPF side counts as no_return).
-static PROBE_SKIPPED: ringbuf::LossCause = ringbuf::PROBE_SKIPPED;
 use crate::setup;
 use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder};
 
@@ -167,7 +164,7 @@ pub fn run(args: Args) -> Result<()> {
     let losses = args
         .common
         .losses("unlinksnoop", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(&PROBE_SKIPPED, skipped);
+        .with_skipped_runs(&ringbuf::PROBE_SKIPPED, skipped);
     ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
     Ok(())
 }

@@ -353,7 +353,7 @@ pub fn run(args: Args) -> Result<()> {
     // Entry probes go before return probes (see links.rs), all of them side by side.
     drop(attached);
     report.note_other_pids();
-    result.map(|_| ())
+    result
 }
 
 /// Size of the `--kernel-hist --per-pid` table: room for `max_pids` processes calling every
