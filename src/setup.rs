@@ -318,14 +318,20 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// The running kernel's release ("6.1.0-56-cloud-amd64"), escaped for printing; "unknown" if
+/// uname fails.
+pub fn kernel_release() -> String {
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct it is given.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return "unknown".into();
+    }
+    crate::escape::escaped(crate::escape::c_str_bytes(&uts.release))
+}
+
 /// The running kernel's version (major, minor), from uname; (0, 0) if it cannot be read.
 pub fn kernel_version() -> (u32, u32) {
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return (0, 0);
-    }
-    let release = crate::escape::c_str_bytes(&uts.release);
-    parse_kernel_version(&String::from_utf8_lossy(release))
+    parse_kernel_version(&kernel_release())
 }
 
 /// "6.1.0-56-cloud-amd64" -> (6, 1).

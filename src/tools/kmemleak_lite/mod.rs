@@ -8,7 +8,6 @@ mod symbols;
 mod target;
 
 use std::mem::MaybeUninit;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -413,11 +412,7 @@ fn page_size() -> u64 {
 /// separate kmalloc_node / kmem_cache_alloc_node tracepoints (merged into kmalloc and
 /// kmem_cache_alloc in 6.1 and later).
 fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> bool {
-    let tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .into_iter()
-        .find(|d| Path::new(d).join("events").is_dir())
-        .unwrap_or("/sys/kernel/tracing");
-    let node = !user && Path::new(tracefs).join("events/kmem/kmalloc_node").exists();
+    let node = !user && attach::tracepoint_exists("kmem/kmalloc_node");
     let p = &mut open.progs;
     for prog in [
         &mut p.kmalloc,

@@ -74,7 +74,7 @@ impl Kind {
             let why = if forced {
                 "--no-cookies".to_string()
             } else {
-                format!("{} has none", kernel_release())
+                format!("Linux {} has none", crate::setup::kernel_release())
             };
             anyhow::bail!(
                 "{functions} functions to time, but without BPF attach cookies ({why}) uprobe-lat times at most {NO_COOKIE_PROGS} at once: give fewer functions (or narrower globs), or run it on Linux 5.15 or later"
@@ -132,15 +132,6 @@ impl Kind {
 /// Whether uprobe programs may call bpf_get_attach_cookie() here (5.15+).
 pub fn cookies_supported() -> bool {
     crate::setup::attach_cookie_probe().is_ok()
-}
-
-fn kernel_release() -> String {
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uname fills the struct it is given.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return "Linux".into();
-    }
-    format!("Linux {}", escaped(crate::escape::c_str_bytes(&u.release)))
 }
 
 /// The entry and return links of every probe; dropped entry links first.
