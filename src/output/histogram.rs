@@ -158,6 +158,24 @@ pub fn human_ns(ns: f64) -> String {
 }
 
 impl Summary {
+    /// From a histogram's count, sum and max, and its quantile function (the same percentiles
+    /// whatever kind of histogram holds them).
+    pub fn from_parts(count: u64, sum_ns: u64, max_ns: u64, quantile: impl Fn(f64) -> u64) -> Self {
+        Summary {
+            count,
+            mean_ns: if count == 0 {
+                0.0
+            } else {
+                sum_ns as f64 / count as f64
+            },
+            p50_ns: quantile(0.50),
+            p90_ns: quantile(0.90),
+            p99_ns: quantile(0.99),
+            p999_ns: quantile(0.999),
+            max_ns,
+        }
+    }
+
     /// `count 100  mean 1.2ms  p50 1.1ms  p90 ...`
     pub fn line(&self) -> String {
         format!(

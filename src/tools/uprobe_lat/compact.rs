@@ -129,19 +129,7 @@ impl CompactLatencies {
     }
 
     pub fn summary(&self) -> Summary {
-        Summary {
-            count: self.count,
-            mean_ns: if self.count == 0 {
-                0.0
-            } else {
-                self.sum_ns as f64 / self.count as f64
-            },
-            p50_ns: self.quantile(0.50),
-            p90_ns: self.quantile(0.90),
-            p99_ns: self.quantile(0.99),
-            p999_ns: self.quantile(0.999),
-            max_ns: self.max_ns,
-        }
+        Summary::from_parts(self.count, self.sum_ns, self.max_ns, |p| self.quantile(p))
     }
 
     /// Bytes this histogram holds on the heap and inline.

@@ -77,19 +77,7 @@ impl HistSum {
     /// they fall in.
     pub fn summary(&self, unit: Unit) -> Summary {
         let q = |p: f64| estimate_quantile(&self.slots, self.count, unit, p).min(self.max_ns);
-        Summary {
-            count: self.count,
-            mean_ns: if self.count == 0 {
-                0.0
-            } else {
-                self.sum_ns as f64 / self.count as f64
-            },
-            p50_ns: q(0.50),
-            p90_ns: q(0.90),
-            p99_ns: q(0.99),
-            p999_ns: q(0.999),
-            max_ns: self.max_ns,
-        }
+        Summary::from_parts(self.count, self.sum_ns, self.max_ns, q)
     }
 }
 
