@@ -469,7 +469,7 @@ pub fn check_path<T>(
         Some(privileges.detail.clone())
     } else if let Some(f) = features.iter().find(|f| f.name == "BTF" && !f.ok) {
         Some(f.detail.clone())
-    } else if let Err(e) = setup::check_kernel_features(needs) {
+    } else if let Err(e) = setup::check_kernel_features() {
         Some(format!(
             "{e}: {tool} needs Linux {version} or later ({why})"
         ))

@@ -70,7 +70,7 @@ impl Needs {
 pub fn preflight(needs: &Needs) -> Result<()> {
     check_btf(Path::new(KERNEL_BTF))?;
     check_privileges(needs).map_err(anyhow::Error::msg)?;
-    check_kernel_features(needs).map_err(anyhow::Error::msg)?;
+    check_kernel_features().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -158,9 +158,9 @@ pub fn check_process_access(pid: u32) -> Result<()> {
     Ok(())
 }
 
-/// The kernel features `needs` relies on, probed (after the privilege check: probing loads a
-/// map or a program).
-pub fn check_kernel_features(_needs: &Needs) -> Result<(), String> {
+/// The kernel features every tool relies on (the ring buffer), probed (after the privilege
+/// check: probing creates a map).
+pub fn check_kernel_features() -> Result<(), String> {
     ringbuf_probe()?;
     Ok(())
 }
