@@ -175,7 +175,7 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|&p| p > 0 && p <= i32::MAX as u32)
         .ok_or_else(|| format!("'{s}' is not a process id: give 1 to 2147483647"))?;
-    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+    if !crate::system::process_exists(pid) {
         return Err(format!(
             "no process with pid {pid}: check it with `ps -p {pid}`"
         ));

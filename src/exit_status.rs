@@ -61,45 +61,11 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// `SIGKILL` for 9; `None` for numbers without a name (real-time signals, out of range).
 pub fn signal_name(sig: i32) -> Option<&'static str> {
-    const NAMES: [&str; 32] = [
-        "",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    match sig {
-        1..=31 => Some(NAMES[sig as usize]),
-        _ => None,
-    }
+    nix::sys::signal::Signal::try_from(sig)
+        .ok()
+        .map(|s| s.as_str())
 }
 
 #[cfg(test)]
@@ -124,5 +90,8 @@ mod tests {
             ExitStatus::from_wait_status(11 | 0x80).to_string(),
             "signal 11 (SIGSEGV), core dumped"
         );
+        assert_eq!(signal_name(libc::SIGPWR), Some("SIGPWR"));
+        assert_eq!(signal_name(libc::SIGRTMIN()), None);
+        assert_eq!(signal_name(0), None);
     }
 }

@@ -12,4 +12,5 @@ pub mod output;
 pub mod ringbuf;
 pub mod setup;
 pub mod skel;
+pub mod system;
 pub mod tools;

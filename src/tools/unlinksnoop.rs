@@ -413,7 +413,7 @@ struct UnlinkJson<'a> {
     uid: u32,
     op: &'static str,
     ret: i32,
-    error: Option<&'static str>,
+    error: Option<errno::ErrnoName>,
     lat_us: f64,
     path: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -155,9 +155,7 @@ impl<'a> Reporter<'a> {
                 }
             }
             Mode::Pid(pid) => {
-                let gone = unsafe { libc::kill(pid as i32, 0) } != 0
-                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-                if gone {
+                if !crate::system::process_exists(pid) {
                     self.ended = Some((format!("kmemleak-lite: process {pid} ended"), None));
                 }
             }

@@ -241,10 +241,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>> {
 /// Finds the program the way execvp would, so that a missing one is reported before anything
 /// starts.
 pub fn resolve_program(name: &str) -> Result<PathBuf> {
-    let executable = |p: &Path| {
-        let c = CString::new(p.as_os_str().as_bytes()).ok();
-        p.is_file() && c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0)
-    };
+    use crate::system::is_executable as executable;
     let shown = crate::escape::escaped(name.as_bytes());
     if name.contains('/') {
         let p = PathBuf::from(name);
@@ -256,14 +253,8 @@ pub fn resolve_program(name: &str) -> Result<PathBuf> {
         }
         return Ok(p);
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    for dir in std::env::split_paths(&path) {
-        let p = dir.join(name);
-        if executable(&p) {
-            return Ok(p);
-        }
-    }
-    bail!("cannot start '{shown}': command not found in $PATH")
+    crate::system::find_in_path(name)
+        .with_context(|| format!("cannot start '{shown}': command not found in $PATH"))
 }
 
 /// A command started by the tool, held before exec until [`Child::release`]. It runs as a

@@ -575,12 +575,6 @@ fn fold_other_pids(hists: &mut HashMap<(u32, u32), HistSum>, max_pids: usize) {
     }
 }
 
-fn process_exists(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let ret = unsafe { libc::kill(pid as i32, 0) };
-    ret == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
 fn json_buckets(buckets: &[u64]) -> Vec<Bucket> {
     buckets
         .iter()
@@ -638,7 +632,7 @@ impl Handler for Report<'_> {
         if let Some((pid, stop)) = &self.watch {
             if now >= self.next_watch {
                 self.next_watch = now + PID_CHECK;
-                if !process_exists(*pid) {
+                if !crate::system::process_exists(*pid) {
                     self.sink.flush()?;
                     eprintln!("uprobe-lat: process {pid} ended");
                     stop.request();

@@ -80,7 +80,7 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
         let shown = shown_path(&found);
         return Ok((found, shown));
     }
-    if let Some(found) = find_in_path(binary) {
+    if let Some(found) = crate::system::find_in_path(binary) {
         let shown = shown_path(&found);
         return Ok((found, shown));
     }
@@ -209,13 +209,6 @@ fn ldconfig_cache(name: &str) -> Option<PathBuf> {
         }
     }
     best.map(|(_, p)| p)
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// Is there anything to glob in `pattern`?
@@ -348,7 +341,11 @@ pub fn closest(wanted: &str, funcs: &Functions, n: usize) -> Vec<String> {
             let score = if !lower.is_empty() && name.contains(&lower) {
                 name.len() - lower.len()
             } else {
-                let d = edit_distance(&lower, &name);
+                // Names far apart in length cannot be near: skip the O(n·m) distance.
+                if lower.len().abs_diff(name.len()) > 8 {
+                    return None;
+                }
+                let d = strsim::levenshtein(&lower, &name);
                 if d > (lower.len() / 3).max(2) {
                     return None;
                 }
@@ -363,24 +360,6 @@ pub fn closest(wanted: &str, funcs: &Functions, n: usize) -> Vec<String> {
         .take(n)
         .map(|(_, name)| crate::escape::escaped(name.as_bytes()))
         .collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len().abs_diff(b.len()) > 8 {
-        return usize::MAX;
-    }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 /// Resolves every target into probes, in the order given, without duplicates.

@@ -1,0 +1,56 @@
+//! Small questions about the running system that several tools ask: is a process still there,
+//! where does `$PATH` find a command. One answer each, so every tool behaves the same.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Whether process `pid` exists. `kill(pid, 0)` sends nothing; EPERM means it exists but
+/// belongs to someone else, so only ESRCH says it is gone.
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 performs only the existence and permission checks.
+    let ret = unsafe { libc::kill(pid, 0) };
+    ret == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Whether `path` is a regular file we may execute (access(2) with X_OK, as execvp checks).
+pub fn is_executable(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    path.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
+}
+
+/// The first executable called `name` in `$PATH` (or execvp's default path when it is unset),
+/// the way a shell finds a command.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_commands_like_a_shell() {
+        assert_eq!(find_in_path("sh").map(|p| p.is_absolute()), Some(true));
+        assert_eq!(find_in_path("no-such-command-coretrace"), None);
+        // Not executable, though it exists.
+        assert!(!is_executable(Path::new("/etc/passwd")));
+    }
+
+    #[test]
+    fn knows_which_processes_exist() {
+        assert!(process_exists(std::process::id()));
+        assert!(process_exists(1));
+        assert!(!process_exists(i32::MAX as u32));
+        assert!(!process_exists(u32::MAX));
+    }
+}
