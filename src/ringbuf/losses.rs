@@ -13,7 +13,7 @@ use libbpf_rs::MapCore;
 use serde_json::{Map, Value};
 
 /// Slots of the BPF `losses` map (LOSS_SLOTS in common.bpf.h).
-pub const LOSS_SLOTS: u32 = 8;
+pub use crate::skel::common::LOSS_SLOTS;
 
 /// Exit status of a run that lost events under `--fail-on-loss`.
 pub const EXIT_EVENTS_LOST: u8 = 3;
@@ -34,7 +34,7 @@ pub struct LossCause {
 
 /// Slot 0 in every tool: `bpf_ringbuf_reserve`/`output` failed.
 pub const RINGBUF_FULL: LossCause = LossCause {
-    slot: Some(0),
+    slot: Some(crate::skel::common::LOSS_RINGBUF_FULL),
     key: "ringbuf_full",
     what: "events lost: the ring buffer was full",
     advice: "raise --ringbuf-size or narrow the filters",

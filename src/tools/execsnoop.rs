@@ -20,20 +20,21 @@ use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, ExecsnoopSkelBuil
 
 unsafe impl plain::Plain for exec_event {}
 
-const TOTAL_MAX_ARGS: u32 = 60;
-const EXEC_ARGS_TRUNCATED: u32 = 1;
-const EXEC_EXITED: u32 = 2;
-/// How execsnoop can lose an exec; the slots match LOSS_* in execsnoop.h.
+use crate::skel::execsnoop::defs::{
+    EXEC_ARGS_TRUNCATED, EXEC_EXITED, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL, TOTAL_MAX_ARGS,
+};
+
+/// How execsnoop can lose an exec (LOSS_* in execsnoop.h).
 pub static LOSSES: [LossCause; 3] = [
     ringbuf::RINGBUF_FULL,
     LossCause {
-        slot: Some(1),
+        slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",
         what: "execs lost: the table of execs in flight was full",
         advice: "raise --max-inflight",
     },
     LossCause {
-        slot: Some(2),
+        slot: Some(LOSS_LIVE_FULL),
         key: "live_table_full",
         what: "processes not followed by -d: the table of live processes was full",
         advice: "raise --max-procs, or narrow the filters",

@@ -25,13 +25,13 @@ use crate::ringbuf::{self, decode, Handler, Stop};
 pub static LOSSES: [ringbuf::LossCause; 3] = [
     ringbuf::RINGBUF_FULL,
     ringbuf::LossCause {
-        slot: Some(1),
+        slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",
         what: "removals lost: the table of removals in flight was full",
         advice: "raise --max-inflight: more threads were removing files at once",
     },
     ringbuf::LossCause {
-        slot: Some(2),
+        slot: Some(LOSS_NO_RETURN),
         key: "no_return",
         what: "removals lost: their return was never seen (a kretprobe missed it)",
         advice: "use --attach fentry or --attach tracepoint",
@@ -42,10 +42,10 @@ use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, Unlinksnoop
 
 unsafe impl plain::Plain for unlink_event {}
 
-const OP_RMDIR: u8 = 1;
-const PATH_TRUNCATED_HEAD: u8 = 1;
-const PATH_UNRESOLVED: u8 = 2;
-const PATH_TRUNCATED_TAIL: u8 = 4;
+use crate::skel::unlinksnoop::defs::{
+    LOSS_INFLIGHT_FULL, LOSS_NO_RETURN, OP_RMDIR, PATH_TRUNCATED_HEAD, PATH_TRUNCATED_TAIL,
+    PATH_UNRESOLVED,
+};
 
 /// What unlinksnoop hooks, by method, best first.
 pub static HOOK: Hook = Hook {
@@ -346,17 +346,17 @@ impl Handler for UnlinkPrinter {
         let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
         let name_off = (e.name_off as usize).min(raw.len());
         self.path_bytes.clear();
-        if e.flags & PATH_UNRESOLVED != 0 || name_off == 0 {
+        if u32::from(e.flags) & PATH_UNRESOLVED != 0 || name_off == 0 {
             self.path_bytes.extend_from_slice(raw);
         } else {
             join_path(&mut self.path_bytes, &raw[..name_off], &raw[name_off..]);
         }
         self.path_text.clear();
-        if e.flags & PATH_TRUNCATED_HEAD != 0 {
+        if u32::from(e.flags) & PATH_TRUNCATED_HEAD != 0 {
             self.path_text.push_str("...");
         }
         escape_into(&mut self.path_text, &self.path_bytes);
-        if e.flags & PATH_TRUNCATED_TAIL != 0 {
+        if u32::from(e.flags) & PATH_TRUNCATED_TAIL != 0 {
             self.path_text.push_str("...");
         }
         let comm = c_str_bytes(&e.comm);
@@ -368,13 +368,18 @@ impl Handler for UnlinkPrinter {
                 tid: e.tid,
                 comm: escaped(comm),
                 uid: e.uid,
-                op: if e.op == OP_RMDIR { "rmdir" } else { "unlink" },
+                op: if u32::from(e.op) == OP_RMDIR {
+                    "rmdir"
+                } else {
+                    "unlink"
+                },
                 ret: e.ret,
                 error: (e.ret < 0).then(|| errno::name(-e.ret)).flatten(),
                 lat_us: e.lat_ns as f64 / 1e3,
                 path: &self.path_text,
-                path_truncated: e.flags & (PATH_TRUNCATED_HEAD | PATH_TRUNCATED_TAIL) != 0,
-                path_relative: e.flags & PATH_UNRESOLVED != 0,
+                path_truncated: u32::from(e.flags) & (PATH_TRUNCATED_HEAD | PATH_TRUNCATED_TAIL)
+                    != 0,
+                path_relative: u32::from(e.flags) & PATH_UNRESOLVED != 0,
             };
             return Ok(self.sink.json(&record)?);
         }

@@ -20,24 +20,24 @@ use crate::cli::{parse_pid, parse_seconds, CommonArgs};
 use crate::ringbuf::{self, LossCause, Stop};
 use crate::setup;
 
-/// How an allocation can go unreported; the slots match LOSS_* in kmemleak_lite.h. The ring
+/// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
 /// buffer (slot 0) is not among them: no record travels it, the reports read the maps.
 pub static LOSSES: [LossCause; 3] = [
     LossCause {
-        slot: Some(1),
+        slot: Some(LOSS_ALLOCS_FULL),
         key: "allocs_full",
         what: "allocations not tracked: the table of outstanding allocations was full",
         advice: "raise --max-allocs, or narrow with -z/-Z or -s",
     },
     LossCause {
-        slot: Some(2),
+        slot: Some(LOSS_STACK_LOST),
         key: "stack_id_lost",
         what:
             "allocations shown without their stack: the stack table was full or two stacks collided",
         advice: "raise --max-stacks",
     },
     LossCause {
-        slot: Some(3),
+        slot: Some(LOSS_PENDING_FULL),
         key: "pending_full",
         what: "allocator calls not followed: too many threads were inside the allocator at once",
         advice: "raise --max-threads",
@@ -60,6 +60,7 @@ pub const REFUSED: &[(&str, &str)] = &[(
     "ringbuf_size",
     "--ringbuf-size does not apply to kmemleak-lite: no event travels a ring buffer (the reports read the kernel's tables); size those with --max-allocs, --max-stacks, --max-threads",
 )];
+use crate::skel::kmemleak_lite::defs::{LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST};
 use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info},
     KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,

@@ -33,34 +33,38 @@ unsafe impl plain::Plain for types::call_event {}
 unsafe impl plain::Plain for types::hist_key {}
 
 /// Slots of the in-kernel histogram (MAX_SLOTS in uprobe_lat.h).
-const MAX_SLOTS: usize = 48;
+const MAX_SLOTS: usize = defs::MAX_SLOTS as usize;
+
+use crate::skel::uprobe_lat::defs::{
+    self, LOSS_HIST_FULL, LOSS_THREADS_FULL, LOSS_TOO_DEEP, LOSS_UNWOUND,
+};
 /// At most this many (function, process, epoch) histograms in the kernel with
 /// `--kernel-hist --per-pid` (each is 408 bytes per CPU, all allocated at start).
 const PER_PID_HISTS: u32 = 16384;
 
-/// How uprobe-lat can lose a call: the LOSS_* slots of uprobe_lat.h.
+/// How uprobe-lat can lose a call (LOSS_* in uprobe_lat.h).
 pub static LOSSES: [ringbuf::LossCause; 5] = [
     ringbuf::RINGBUF_FULL,
     ringbuf::LossCause {
-        slot: Some(1),
+        slot: Some(LOSS_TOO_DEEP),
         key: "too_deep",
         what: "calls nested deeper than 32 levels were not timed",
         advice: "each thread times 32 nested calls: trace the outer functions, not a deep recursion",
     },
     ringbuf::LossCause {
-        slot: Some(2),
+        slot: Some(LOSS_UNWOUND),
         key: "never_returned",
         what: "calls never returned and were not timed",
         advice: "a longjmp or an exception skipped their return, or their thread exited inside them",
     },
     ringbuf::LossCause {
-        slot: Some(3),
+        slot: Some(LOSS_HIST_FULL),
         key: "pid_hists_full",
         what: "calls not counted: the in-kernel per-process histogram table was full",
         advice: "raise --max-pids, or drop --kernel-hist: then processes beyond --max-pids are summed in an 'other pids' row",
     },
     ringbuf::LossCause {
-        slot: Some(4),
+        slot: Some(LOSS_THREADS_FULL),
         key: "threads_full",
         what: "calls not timed: the per-thread table was full",
         advice: "raise --max-threads",

@@ -21,7 +21,7 @@ use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{decode, Handler, Stop};
 use crate::skel::uprobe_lat::types::call_event;
 
-const CALL_SLOW: u32 = 1;
+use crate::skel::uprobe_lat::defs::CALL_SLOW;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
 /// writing to it (they run for well under a microsecond).
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
