@@ -34,7 +34,7 @@ fn stacks_naming(report: &Value, function: &str) -> Vec<(u64, u64)> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|f| f["symbol"].as_str() == Some(function))
+                .any(|f| f["code.function.name"].as_str() == Some(function))
         })
         .map(|s| {
             (
@@ -81,7 +81,7 @@ fn command_mode_names_the_leaking_functions_with_exact_counts() {
     assert!(stacks_naming(last, "churn").is_empty(), "{}", out.stdout);
     // file:line from the test program's DWARF.
     assert!(
-        out.stdout.contains("\"file\":\"leaky.c\""),
+        out.stdout.contains("\"code.file.path\":\"leaky.c\""),
         "{}",
         out.stdout
     );

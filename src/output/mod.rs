@@ -3,6 +3,7 @@
 //! consumer, never once per event.
 
 pub mod histogram;
+pub mod schema;
 
 use std::fmt::Display;
 use std::io::{self, BufWriter, Write};
@@ -228,7 +229,7 @@ mod tests {
         let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
         assert_eq!(
             text,
-            "{\"pid\":1}\n{\"lost_by_cause\":{\"ringbuf_full\":3},\"lost_events\":3}\n"
+            "{\"pid\":1}\n{\"schema_url\":\"urn:coretrace:events:1\",\"event.name\":\"losses\",\"lost_events\":3,\"lost_by_cause\":{\"ringbuf_full\":3}}\n"
         );
     }
 }

@@ -16,6 +16,7 @@ use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
 use crate::exit_status::ExitStatus;
+use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::ringbuf::{Handler, Stop};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
@@ -45,8 +46,10 @@ struct AllocJson {
 }
 
 #[derive(Serialize)]
+/// One report (names: src/output/schema.rs).
 struct ReportJson<'f> {
-    time: String,
+    #[serde(flatten)]
+    head: Header,
     #[serde(rename = "final")]
     last: bool,
     stacks: Vec<StackJson<'f>>,
@@ -267,7 +270,7 @@ impl<'a> Reporter<'a> {
         if self.sink.is_json() {
             let symbols = &self.symbols;
             let record = ReportJson {
-                time: self.clock.rfc3339(now_ns),
+                head: Header::new(event::LEAK_REPORT, self.clock.rfc3339(now_ns)),
                 last,
                 stacks: top
                     .iter()

@@ -17,6 +17,7 @@ use super::{Args, MAX_SLOTS};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
+use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{decode, Handler, Stop};
 use crate::skel::uprobe_lat::types::call_event;
@@ -182,15 +183,14 @@ struct Bucket {
 }
 
 #[derive(Serialize)]
+/// One function's histogram (per process with --per-pid) at a report (names:
+/// src/output/schema.rs).
 struct HistJson<'a> {
-    event: &'static str,
-    time: String,
+    #[serde(flatten)]
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
     binary: &'a str,
-    function: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    comm: Option<String>,
     /// The row of the processes beyond --max-pids.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     other_pids: bool,
@@ -206,14 +206,13 @@ struct HistJson<'a> {
 }
 
 #[derive(Serialize)]
+/// One call slower than --slower-than.
 struct SlowJson<'a> {
-    event: &'static str,
-    time: String,
-    pid: u32,
-    tid: u32,
-    comm: String,
+    #[serde(flatten)]
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
     binary: &'a str,
-    function: String,
     latency_ns: u64,
 }
 
@@ -311,13 +310,15 @@ impl<'a> Report<'a> {
         let name = &self.names[e.func_id as usize];
         if self.sink.is_json() {
             let rec = SlowJson {
-                event: "slow_call",
-                time: self.clock.rfc3339(e.ts),
-                pid: e.pid,
-                tid: e.tid,
-                comm: escaped(comm),
+                head: Header::new(event::SLOW_CALL, self.clock.rfc3339(e.ts)),
+                attrs: Attrs {
+                    pid: Some(e.pid),
+                    tid: Some(e.tid),
+                    comm: Some(escaped(comm)),
+                    function: Some(name),
+                    ..Default::default()
+                },
                 binary: &probe.binary,
-                function: name.clone(),
                 latency_ns: e.lat_ns,
             };
             return Ok(self.sink.json(&rec)?);
@@ -421,12 +422,14 @@ impl<'a> Report<'a> {
             };
             if json {
                 let rec = HistJson {
-                    event: "histogram",
-                    time: self.clock.rfc3339(now_ns),
+                    head: Header::new(event::LATENCY_HISTOGRAM, self.clock.rfc3339(now_ns)),
+                    attrs: Attrs {
+                        pid: (self.per_pid && !other).then_some(pid),
+                        comm,
+                        function: Some(&name),
+                        ..Default::default()
+                    },
                     binary: &probe.binary,
-                    function: name,
-                    pid: (self.per_pid && !other).then_some(pid),
-                    comm,
                     other_pids: other,
                     unit: self.unit.label(),
                     buckets: json_buckets(&buckets),
