@@ -153,7 +153,10 @@ fn pid_mode_reports_a_running_process_in_memleak_format() {
 /// Sum of allocations over the stacks through the pipe allocation path, in the last report.
 fn pipe_allocations(stdout: &str) -> Option<u64> {
     // The last report (loss records, when losses grow, are lines of their own).
-    let last = stdout.lines().rev().find(|l| l.starts_with("{\"time\""))?;
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event.name\":\"leak_report\""))?;
     let report: Value = serde_json::from_str(last).ok()?;
     Some(
         stacks_naming(&report, "alloc_pipe_info")
