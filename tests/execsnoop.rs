@@ -287,10 +287,16 @@ fn json_lines_have_stable_fields() {
     assert_eq!(r["process.pid"], pid);
     assert_eq!(r["process.executable.name"], "echo");
     assert_eq!(r["ret"], 0);
-    assert_eq!(r["process.command_args"], serde_json::json!(["/bin/echo", m, "a b"]));
+    assert_eq!(
+        r["process.command_args"],
+        serde_json::json!(["/bin/echo", m, "a b"])
+    );
     assert_eq!(r["args_truncated"], false);
     assert!(r["time"].as_str().unwrap().contains('T'), "{r}");
-    assert!(r["process.real_user.id"].is_number() && r["process.parent_pid"].is_number(), "{r}");
+    assert!(
+        r["process.real_user.id"].is_number() && r["process.parent_pid"].is_number(),
+        "{r}"
+    );
 }
 
 #[test]
@@ -460,7 +466,10 @@ fn exec_from_a_non_main_thread_is_one_row_with_the_process_id() {
     let rows: Vec<_> = out
         .json()
         .into_iter()
-        .filter(|r| r["process.command_args"][0] == "/bin/echo" && r["process.command_args"][1] == m.as_str())
+        .filter(|r| {
+            r["process.command_args"][0] == "/bin/echo"
+                && r["process.command_args"][1] == m.as_str()
+        })
         .collect();
     assert_eq!(rows.len(), 1, "{out:?}");
     let r = &rows[0];
@@ -468,7 +477,11 @@ fn exec_from_a_non_main_thread_is_one_row_with_the_process_id() {
     assert_eq!(r["process.parent_pid"], std::process::id(), "{r}");
     assert_eq!(r["ret"], 0, "{r}");
     assert_eq!(r["process.executable.name"], "echo", "{r}");
-    assert_eq!(r["process.command_args"], serde_json::json!(["/bin/echo", m, "x y"]), "{r}");
+    assert_eq!(
+        r["process.command_args"],
+        serde_json::json!(["/bin/echo", m, "x y"]),
+        "{r}"
+    );
 }
 
 #[test]

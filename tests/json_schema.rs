@@ -114,7 +114,10 @@ fn uprobe_lat_records_follow_the_schema() {
     require_bpf();
     let exe = build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
     let target_fn = format!("{}:work_sleep", exe.display());
-    for extra in [&["--slower-than", "1ms"][..], &["--per-pid", "--kernel-hist"][..]] {
+    for extra in [
+        &["--slower-than", "1ms"][..],
+        &["--per-pid", "--kernel-hist"][..],
+    ] {
         let mut target = Command::new(&exe)
             .arg("run")
             .stdin(Stdio::piped())
@@ -153,7 +156,10 @@ fn kmemleak_lite_records_follow_the_schema() {
         &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
     );
     let command = format!("{} run 1.2", leaky.display());
-    let t = Traced::start("kmemleak-lite", &["-c", &command, "--json", "-a", "-i", "1"]);
+    let t = Traced::start(
+        "kmemleak-lite",
+        &["-c", &command, "--json", "-a", "-i", "1"],
+    );
     let out = t.wait(Duration::from_secs(60));
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
@@ -162,8 +168,7 @@ fn kmemleak_lite_records_follow_the_schema() {
     );
     // The frames carry OpenTelemetry's code.* names.
     assert!(
-        out.stdout
-            .contains("\"code.function.name\":\"leak_big\""),
+        out.stdout.contains("\"code.function.name\":\"leak_big\""),
         "{}",
         out.stdout
     );
@@ -178,6 +183,7 @@ fn the_schema_rejects_the_names_it_replaced() {
         "comm": "sh", "args": ["sh"], "ret": 0, "args_truncated": false
     });
     assert!(!v.is_valid(&old));
-    let unknown_kind = serde_json::json!({"schema_url": "urn:coretrace:events:1", "event.name": "x"});
+    let unknown_kind =
+        serde_json::json!({"schema_url": "urn:coretrace:events:1", "event.name": "x"});
     assert!(!v.is_valid(&unknown_kind));
 }

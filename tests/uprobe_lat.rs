@@ -792,7 +792,10 @@ fn slower_than_prints_each_slow_call() {
     args.extend(targets.iter().map(String::as_str));
     let out = trace(&exe, &["run"], &args);
     let json = out.json();
-    let slow: Vec<&Value> = json.iter().filter(|v| v["event.name"] == "slow_call").collect();
+    let slow: Vec<&Value> = json
+        .iter()
+        .filter(|v| v["event.name"] == "slow_call")
+        .collect();
     let sleeps = slow
         .iter()
         .filter(|v| v["code.function.name"] == "work_sleep")
