@@ -3,6 +3,7 @@
 //! consumer, never once per event.
 
 pub mod histogram;
+pub mod metrics;
 pub mod schema;
 
 use std::fmt::Display;
@@ -85,6 +86,7 @@ pub struct Sink {
     out: BufWriter<Box<dyn Write>>,
     format: Format,
     columns: Vec<Column>,
+    metrics: Option<metrics::Exporter>,
 }
 
 impl Sink {
@@ -98,6 +100,37 @@ impl Sink {
             out: BufWriter::with_capacity(64 * 1024, writer),
             format,
             columns: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    /// Also exports Prometheus metrics (see [`metrics`]).
+    pub fn with_metrics(mut self, exporter: Option<metrics::Exporter>) -> Self {
+        self.metrics = exporter;
+        self
+    }
+
+    /// Whether Prometheus metrics are exported (a tool keeps what only they need only then).
+    pub fn exports_metrics(&self) -> bool {
+        self.metrics.is_some()
+    }
+
+    /// Whether metrics are exported and an export is due (`final_export`: at the end of a
+    /// run, always).
+    pub fn metrics_due(&self, now: std::time::Instant, final_export: bool) -> bool {
+        self.metrics
+            .as_ref()
+            .is_some_and(|m| final_export || m.due(now))
+    }
+
+    pub fn publish_metrics(
+        &mut self,
+        exp: metrics::Exposition,
+        now: std::time::Instant,
+    ) -> anyhow::Result<()> {
+        match &mut self.metrics {
+            Some(m) => m.publish(exp, now),
+            None => Ok(()),
         }
     }
 

@@ -158,7 +158,7 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
     }
 
-    let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let mut printer = ExecPrinter::new(&args, args.common.sink("execsnoop")?)?;
     // A run the kernel skips of these loses an exec (or, with -d, a process; with -x, a
     // failed exec). Programs not loaded in this mode are left out by SkippedRuns.
     let p = &skel.progs;

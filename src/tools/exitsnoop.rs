@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
     }
 
-    let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let mut printer = ExitPrinter::new(&args, args.common.sink("exitsnoop")?)?;
     let losses = args
         .common
         .losses("exitsnoop", &skel.maps.losses, &LOSSES)

@@ -151,7 +151,7 @@ pub fn run(args: Args) -> Result<()> {
         args.common.verbose,
         &mut |m| load(&args, cgroup.as_ref(), m),
     )?;
-    let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let mut printer = UnlinkPrinter::new(&args, args.common.sink("unlinksnoop")?)?;
     let p = &skel.progs;
     let skipped = ringbuf::SkippedRuns::new(&[
         &p.fentry_unlinkat,

@@ -16,6 +16,7 @@ use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
 use crate::exit_status::ExitStatus;
+use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::ringbuf::{Handler, Stop};
@@ -45,8 +46,8 @@ struct AllocJson {
     stack_id: i64,
 }
 
-#[derive(Serialize)]
 /// One report (names: src/output/schema.rs).
+#[derive(Serialize)]
 struct ReportJson<'f> {
     #[serde(flatten)]
     head: Header,
@@ -81,6 +82,8 @@ pub struct Reporter<'a> {
     values: Vec<u8>,
     totals: HashMap<i64, (u64, u64)>,
     listed: Vec<(u64, u64, u64, i64)>,
+    /// The last report's stacks, for Prometheus: stack id, bytes, allocations, top frame.
+    exported: Vec<(i64, u64, u64, String)>,
 }
 
 impl<'a> Reporter<'a> {
@@ -98,7 +101,7 @@ impl<'a> Reporter<'a> {
             symbols.update_maps(parse_maps(&child.maps_at_exec));
         }
         let mut r = Reporter {
-            sink: Sink::stdout(args.common.format()),
+            sink: args.common.sink("kmemleak-lite")?,
             mode,
             stop,
             allocs: &skel.maps.allocs,
@@ -118,6 +121,7 @@ impl<'a> Reporter<'a> {
             values: Vec::new(),
             totals: HashMap::new(),
             listed: Vec::new(),
+            exported: Vec::new(),
         };
         r.refresh_maps();
         Ok(r)
@@ -266,6 +270,20 @@ impl<'a> Reporter<'a> {
         let all: Vec<u64> = stacks.iter().flatten().copied().collect();
         self.symbols.resolve(&all);
         self.listed.sort_unstable();
+        if self.sink.exports_metrics() {
+            let symbols = &self.symbols;
+            self.exported = top
+                .iter()
+                .zip(&stacks)
+                .map(|(&(id, bytes, count), frames)| {
+                    let frame = frames.first().and_then(|&a| symbols.cached(a));
+                    let name = frame.map_or("[unknown]".into(), |f| {
+                        f.symbol.clone().unwrap_or_else(|| f.addr.clone())
+                    });
+                    (id, bytes, count, name)
+                })
+                .collect();
+        }
 
         if self.sink.is_json() {
             let symbols = &self.symbols;
@@ -335,6 +353,33 @@ impl<'a> Reporter<'a> {
 impl Handler for Reporter<'_> {
     fn event(&mut self, _data: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// The stacks of the last report (-T): outstanding bytes and allocations, by stack id and
+    /// the stack's top frame.
+    fn metrics(&mut self, out: &mut Exposition) {
+        let families = [
+            (
+                "coretrace_kmemleak_outstanding_bytes",
+                "Bytes allocated and not freed, per call stack (the stacks of the last report).",
+            ),
+            (
+                "coretrace_kmemleak_outstanding_allocations",
+                "Allocations not freed, per call stack (the stacks of the last report).",
+            ),
+        ];
+        for (i, (name, help)) in families.into_iter().enumerate() {
+            out.family(name, "gauge", help);
+            for (id, bytes, count, frame) in &self.exported {
+                let id = id.to_string();
+                let value = if i == 0 { *bytes } else { *count };
+                out.sample(
+                    name,
+                    &[("stack_id", &id), ("top_frame", frame)],
+                    value as f64,
+                );
+            }
+        }
     }
 
     fn sink(&mut self) -> &mut Sink {
