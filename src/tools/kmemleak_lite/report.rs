@@ -82,7 +82,7 @@ pub struct Reporter<'a> {
     values: Vec<u8>,
     totals: HashMap<i64, (u64, u64)>,
     listed: Vec<(u64, u64, u64, i64)>,
-    /// The last report's stacks, for Prometheus: stack id, bytes, allocations, top frame.
+    /// The last report's stacks, for Prometheus: stack id, bytes, allocations, caller.
     exported: Vec<(i64, u64, u64, String)>,
 }
 
@@ -276,11 +276,9 @@ impl<'a> Reporter<'a> {
                 .iter()
                 .zip(&stacks)
                 .map(|(&(id, bytes, count), frames)| {
-                    let frame = frames.first().and_then(|&a| symbols.cached(a));
-                    let name = frame.map_or("[unknown]".into(), |f| {
-                        f.symbol.clone().unwrap_or_else(|| f.addr.clone())
-                    });
-                    (id, bytes, count, name)
+                    let frames: Vec<&Frame> =
+                        frames.iter().filter_map(|&a| symbols.cached(a)).collect();
+                    (id, bytes, count, caller(&frames))
                 })
                 .collect();
         }
@@ -356,7 +354,7 @@ impl Handler for Reporter<'_> {
     }
 
     /// The stacks of the last report (-T): outstanding bytes and allocations, by stack id and
-    /// the stack's top frame.
+    /// the stack's first frame outside the allocator.
     fn metrics(&mut self, out: &mut Exposition) {
         let families = [
             (
@@ -407,6 +405,35 @@ impl Handler for Reporter<'_> {
             self.command_ended(child, status);
         }
         self.report(true)
+    }
+}
+
+/// Kernel allocator functions (prefixes). A kernel stack is taken inside them, where the kmem
+/// tracepoint fires; the first frame past them is the code that asked for the memory.
+const ALLOCATOR_FUNCTIONS: &[&str] = &[
+    "kmem_cache_alloc",
+    "__kmem_cache_alloc",
+    "kmalloc",
+    "__kmalloc",
+    "kvmalloc",
+    "__kvmalloc",
+    "krealloc",
+    "alloc_pages",
+    "__alloc_pages",
+    "__get_free_pages",
+];
+
+/// The name a stack goes by in the metrics: its first frame outside the allocator (its
+/// address when it has no symbol), `[unknown]` for a stack that was not recorded.
+fn caller(frames: &[&Frame]) -> String {
+    let outside = frames.iter().find(|f| {
+        !f.symbol
+            .as_deref()
+            .is_some_and(|s| ALLOCATOR_FUNCTIONS.iter().any(|a| s.starts_with(a)))
+    });
+    match outside.or(frames.first()) {
+        Some(f) => f.symbol.clone().unwrap_or_else(|| f.addr.clone()),
+        None => "[unknown]".into(),
     }
 }
 
