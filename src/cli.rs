@@ -1,4 +1,5 @@
-//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`), the
+//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`,
+//! `--metrics-*`), the
 //! parsers for values users type, and the `main` wrapper that turns any error into one line on
 //! stderr and a non-zero exit.
 
@@ -40,6 +41,21 @@ pub struct CommonArgs {
     /// would attach (really loading and attaching it), then exit: 1 if it cannot run here
     #[arg(long)]
     pub check: bool,
+
+    /// Write Prometheus metrics (text format) to PATH, replaced atomically every
+    /// --metrics-interval and at exit (for node_exporter's textfile collector: name it *.prom)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics: PORT listens on 127.0.0.1 only;
+    /// HOST:PORT listens there (0.0.0.0:PORT for every interface)
+    #[arg(long, value_name = "ADDR", value_parser = crate::output::metrics::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// How often the metrics are updated, in seconds
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds,
+          allow_negative_numbers = true)]
+    pub metrics_interval: Duration,
 }
 
 impl CommonArgs {
@@ -49,6 +65,19 @@ impl CommonArgs {
         } else {
             Format::Table
         }
+    }
+
+    /// Standard output in the chosen format, with the Prometheus exporter when
+    /// --metrics-file or --metrics-listen asks for it (the port is bound here).
+    pub fn sink(&self, tool: &str) -> anyhow::Result<crate::output::Sink> {
+        let exporter = crate::output::metrics::Exporter::new(
+            tool,
+            self.metrics_file.as_deref(),
+            self.metrics_listen,
+            self.metrics_interval,
+            self.verbose,
+        )?;
+        Ok(crate::output::Sink::stdout(self.format()).with_metrics(exporter))
     }
 
     pub fn ringbuf_bytes(&self) -> u32 {

@@ -280,17 +280,23 @@ fn json_lines_have_stable_fields() {
     let records = out.json();
     let mine: Vec<_> = records
         .iter()
-        .filter(|r| r["args"].to_string().contains(&m))
+        .filter(|r| r["process.command_args"].to_string().contains(&m))
         .collect();
     assert_eq!(mine.len(), 1, "{out:?}");
     let r = mine[0];
-    assert_eq!(r["pid"], pid);
-    assert_eq!(r["comm"], "echo");
+    assert_eq!(r["process.pid"], pid);
+    assert_eq!(r["process.executable.name"], "echo");
     assert_eq!(r["ret"], 0);
-    assert_eq!(r["args"], serde_json::json!(["/bin/echo", m, "a b"]));
+    assert_eq!(
+        r["process.command_args"],
+        serde_json::json!(["/bin/echo", m, "a b"])
+    );
     assert_eq!(r["args_truncated"], false);
     assert!(r["time"].as_str().unwrap().contains('T'), "{r}");
-    assert!(r["uid"].is_number() && r["ppid"].is_number(), "{r}");
+    assert!(
+        r["process.real_user.id"].is_number() && r["process.parent_pid"].is_number(),
+        "{r}"
+    );
 }
 
 #[test]
@@ -460,15 +466,22 @@ fn exec_from_a_non_main_thread_is_one_row_with_the_process_id() {
     let rows: Vec<_> = out
         .json()
         .into_iter()
-        .filter(|r| r["args"][0] == "/bin/echo" && r["args"][1] == m.as_str())
+        .filter(|r| {
+            r["process.command_args"][0] == "/bin/echo"
+                && r["process.command_args"][1] == m.as_str()
+        })
         .collect();
     assert_eq!(rows.len(), 1, "{out:?}");
     let r = &rows[0];
-    assert_eq!(r["pid"], pid, "{r}");
-    assert_eq!(r["ppid"], std::process::id(), "{r}");
+    assert_eq!(r["process.pid"], pid, "{r}");
+    assert_eq!(r["process.parent_pid"], std::process::id(), "{r}");
     assert_eq!(r["ret"], 0, "{r}");
-    assert_eq!(r["comm"], "echo", "{r}");
-    assert_eq!(r["args"], serde_json::json!(["/bin/echo", m, "x y"]), "{r}");
+    assert_eq!(r["process.executable.name"], "echo", "{r}");
+    assert_eq!(
+        r["process.command_args"],
+        serde_json::json!(["/bin/echo", m, "x y"]),
+        "{r}"
+    );
 }
 
 #[test]
@@ -499,7 +512,7 @@ fn json_stop_after(t: Traced, needle: &str) -> common::Finished {
 fn events(out: &common::Finished) -> Vec<serde_json::Value> {
     out.json()
         .into_iter()
-        .filter(|r| r.get("pid").is_some())
+        .filter(|r| r.get("process.pid").is_some())
         .collect()
 }
 
@@ -593,10 +606,10 @@ fn min_duration_reports_a_process_when_its_last_thread_ends() {
     let prog = common::build_c_program("leader_exits_first", &["-O1", "-pthread"]);
     let t = Traced::start("execsnoop", &["-d", "100", "--json"]);
     let pid = common::run_traced(&mut Command::new(&prog));
-    let out = json_stop_after(t, &format!("\"pid\":{pid},"));
+    let out = json_stop_after(t, &format!("\"process.pid\":{pid},"));
     let rows: Vec<_> = events(&out)
         .into_iter()
-        .filter(|r| r["pid"] == pid)
+        .filter(|r| r["process.pid"] == pid)
         .collect();
     assert_eq!(rows.len(), 1, "{out:?}");
     let age = rows[0]["age_ms"].as_f64().unwrap();
@@ -605,7 +618,7 @@ fn min_duration_reports_a_process_when_its_last_thread_ends() {
         "age of the process, not its main thread: {}",
         rows[0]
     );
-    assert_eq!(rows[0]["exit_code"], 7, "{}", rows[0]);
+    assert_eq!(rows[0]["process.exit.code"], 7, "{}", rows[0]);
 }
 
 #[test]
@@ -639,14 +652,14 @@ fn min_duration_keeps_the_age_of_a_process_that_execs_again() {
         "sleep 0.5; exec /bin/true reexec",
         &m,
     ]));
-    let out = json_stop_after(t, &format!("\"pid\":{pid},"));
+    let out = json_stop_after(t, &format!("\"process.pid\":{pid},"));
     let rows: Vec<_> = events(&out)
         .into_iter()
-        .filter(|r| r["pid"] == pid)
+        .filter(|r| r["process.pid"] == pid)
         .collect();
     assert_eq!(rows.len(), 1, "{out:?}");
     assert_eq!(
-        rows[0]["args"],
+        rows[0]["process.command_args"],
         serde_json::json!(["/bin/true", "reexec"]),
         "the row shows the last program: {}",
         rows[0]

@@ -137,12 +137,12 @@ fn json_and_timestamps() {
     let rec = out
         .json()
         .into_iter()
-        .find(|r| r["pid"] == pid)
+        .find(|r| r["process.pid"] == pid)
         .unwrap_or_else(|| panic!("{out:?}"));
-    assert_eq!(rec["exit_code"], 5);
+    assert_eq!(rec["process.exit.code"], 5);
     assert_eq!(rec["signal"], serde_json::Value::Null);
-    assert_eq!(rec["comm"], "sh");
-    assert_eq!(rec["tid"], pid);
+    assert_eq!(rec["process.executable.name"], "sh");
+    assert_eq!(rec["thread.id"], pid);
     assert!(rec["age_s"].as_f64().unwrap() >= 0.0);
 
     let m = marker("ts");
@@ -160,7 +160,7 @@ fn json_and_timestamps() {
 }
 
 fn stop_after_pid_json(t: Traced, pid: u32) -> Finished {
-    let needle = format!("\"pid\":{pid},");
+    let needle = format!("\"process.pid\":{pid},");
     t.wait_for(WAIT, |out| out.contains(&needle));
     t.stop()
 }
@@ -303,7 +303,7 @@ fn a_full_ring_buffer_is_counted_exactly() {
     let shown = out
         .json()
         .into_iter()
-        .filter(|r| r.get("pid").is_some())
+        .filter(|r| r.get("process.pid").is_some())
         .count();
     let (total, by_cause) = common::final_losses(&out);
     let lost = by_cause["ringbuf_full"].as_u64().unwrap() as usize;

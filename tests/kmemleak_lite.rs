@@ -34,7 +34,7 @@ fn stacks_naming(report: &Value, function: &str) -> Vec<(u64, u64)> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|f| f["symbol"].as_str() == Some(function))
+                .any(|f| f["code.function.name"].as_str() == Some(function))
         })
         .map(|s| {
             (
@@ -81,7 +81,7 @@ fn command_mode_names_the_leaking_functions_with_exact_counts() {
     assert!(stacks_naming(last, "churn").is_empty(), "{}", out.stdout);
     // file:line from the test program's DWARF.
     assert!(
-        out.stdout.contains("\"file\":\"leaky.c\""),
+        out.stdout.contains("\"code.file.path\":\"leaky.c\""),
         "{}",
         out.stdout
     );
@@ -153,7 +153,10 @@ fn pid_mode_reports_a_running_process_in_memleak_format() {
 /// Sum of allocations over the stacks through the pipe allocation path, in the last report.
 fn pipe_allocations(stdout: &str) -> Option<u64> {
     // The last report (loss records, when losses grow, are lines of their own).
-    let last = stdout.lines().rev().find(|l| l.starts_with("{\"time\""))?;
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event.name\":\"leak_report\""))?;
     let report: Value = serde_json::from_str(last).ok()?;
     Some(
         stacks_naming(&report, "alloc_pipe_info")

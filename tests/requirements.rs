@@ -143,7 +143,7 @@ fn execsnoop_sees_an_exec_with_bpf_perfmon_dac_read_search() {
     assert!(seen, "{out:?}");
     let rows: Vec<Value> = json_lines(&out.stdout)
         .into_iter()
-        .filter(|r| r["args"][1] == m.as_str())
+        .filter(|r| r["process.command_args"][1] == m.as_str())
         .collect();
     assert_eq!(rows.len(), 1, "{out:?}");
     assert_eq!(rows[0]["ret"], 0);
@@ -156,15 +156,15 @@ fn exitsnoop_sees_an_exit_with_bpf_perfmon_dac_read_search() {
     let t = start_with(TRACEPOINTS, "exitsnoop", &["--json"]);
     let pid = common::run_traced(Command::new("/bin/sh").args(["-c", "exit 7"]));
     let seen = t.wait_for(Duration::from_secs(20), |out| {
-        json_lines(out).iter().any(|r| r["pid"] == pid)
+        json_lines(out).iter().any(|r| r["process.pid"] == pid)
     });
     let out = t.stop();
     assert!(seen, "{out:?}");
     let row = json_lines(&out.stdout)
         .into_iter()
-        .find(|r| r["pid"] == pid)
+        .find(|r| r["process.pid"] == pid)
         .unwrap();
-    assert_eq!(row["exit_code"], 7, "{row}");
+    assert_eq!(row["process.exit.code"], 7, "{row}");
 }
 
 #[test]
@@ -182,10 +182,10 @@ fn unlinksnoop_sees_a_removal_with_bpf_perfmon_dac_read_search() {
     assert!(out.stderr.contains("attached with tracepoint"), "{out:?}");
     let row = json_lines(&out.stdout)
         .into_iter()
-        .find(|r| r["path"] == shown.as_str())
+        .find(|r| r["file.path"] == shown.as_str())
         .unwrap();
     assert_eq!(row["ret"], 0, "{row}");
-    assert_eq!(row["pid"], std::process::id(), "{row}");
+    assert_eq!(row["process.pid"], std::process::id(), "{row}");
 }
 
 /// Allocations through alloc_pipe_info in the last JSON report: a named kernel frame.
@@ -202,7 +202,7 @@ fn pipe_allocations(stdout: &str) -> u64 {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|f| f["symbol"] == "alloc_pipe_info")
+                .any(|f| f["code.function.name"] == "alloc_pipe_info")
         })
         .map(|s| s["allocations"].as_u64().unwrap_or(0))
         .sum()
@@ -258,7 +258,7 @@ fn kmemleak_lite_command_mode_finds_the_leak_with_cap_sys_admin() {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|f| f["symbol"] == "leak_big")
+                    .any(|f| f["code.function.name"] == "leak_big")
         })
     });
     assert!(named, "{out:?}");
@@ -310,7 +310,7 @@ fn uprobe_lat_counts(caps: &[&str], by_pid: bool) -> u64 {
     assert!(out.status.success(), "{out:?}");
     json_lines(&out.stdout)
         .iter()
-        .find(|v| v["event"] == "histogram" && v["function"] == "noop_fn")
+        .find(|v| v["event.name"] == "latency_histogram" && v["code.function.name"] == "noop_fn")
         .unwrap_or_else(|| panic!("no histogram: {out:?}"))["count"]
         .as_u64()
         .unwrap()

@@ -88,7 +88,7 @@ fn expect_row(out: &Finished, path: &Path) -> Row {
 /// Stops the tracer once it has printed `last` (a table row ending in it, or a JSON record).
 fn stop_after(t: Traced, last: &Path) -> Finished {
     let row_end = last.to_str().unwrap().to_string();
-    let json = format!("\"path\":\"{row_end}\"");
+    let json = format!("\"file.path\":\"{row_end}\"");
     t.wait_for(WAIT, |out| {
         out.lines()
             .any(|l| l.ends_with(&row_end) || l.contains(&json))
@@ -287,22 +287,22 @@ fn json_lines_have_stable_fields() {
     let by_path = |p: &Path| {
         records
             .iter()
-            .find(|r| r["path"] == p.to_str().unwrap())
+            .find(|r| r["file.path"] == p.to_str().unwrap())
             .unwrap_or_else(|| panic!("no record for {}: {out:?}", p.display()))
     };
     let r = by_path(&file);
-    assert_eq!(r["pid"], rm);
-    assert_eq!(r["comm"], "rm");
-    assert_eq!(r["uid"], 0);
+    assert_eq!(r["process.pid"], rm);
+    assert_eq!(r["process.executable.name"], "rm");
+    assert_eq!(r["process.real_user.id"], 0);
     assert_eq!(r["op"], "unlink");
     assert_eq!(r["ret"], 0);
-    assert!(r["error"].is_null());
+    assert!(r["error.type"].is_null());
     assert!(r["lat_us"].as_f64().unwrap() > 0.0);
     assert!(r["time"].as_str().unwrap().contains('T'));
     assert_eq!(by_path(&dir)["op"], "rmdir");
     let r = by_path(&missing);
     assert_eq!(r["ret"], -libc::ENOENT);
-    assert_eq!(r["error"], "ENOENT");
+    assert_eq!(r["error.type"], "ENOENT");
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -430,7 +430,7 @@ fn bad_input_is_one_line_and_nonzero() {
 fn events(out: &Finished) -> Vec<serde_json::Value> {
     out.json()
         .into_iter()
-        .filter(|r| r.get("pid").is_some())
+        .filter(|r| r.get("process.pid").is_some())
         .collect()
 }
 

@@ -133,7 +133,7 @@ fn target_arg(exe: &Path, func: &str) -> String {
 /// The histogram objects of a JSON run, by function name.
 fn histograms<'a>(json: &'a [Value], function: &str) -> Vec<&'a Value> {
     json.iter()
-        .filter(|v| v["event"] == "histogram" && v["function"] == function)
+        .filter(|v| v["event.name"] == "latency_histogram" && v["code.function.name"] == function)
         .collect()
 }
 
@@ -218,7 +218,7 @@ fn check_scenario(json: &[Value], exact: bool) {
     let mode = if exact { "exact" } else { "log2-estimate" };
     assert!(json
         .iter()
-        .filter(|v| v["event"] == "histogram")
+        .filter(|v| v["event.name"] == "latency_histogram")
         .all(|v| v["percentiles"] == mode));
 }
 
@@ -388,7 +388,7 @@ fn per_pid_caps_processes_and_sums_the_rest_in_an_other_row() {
         let json = out.json();
         let rows = histograms(&json, "noop_fn");
         let (apart, other): (Vec<&&Value>, Vec<&&Value>) =
-            rows.iter().partition(|h| h.get("pid").is_some());
+            rows.iter().partition(|h| h.get("process.pid").is_some());
         assert_eq!(other.len(), 1, "{kernel}: {json:?}");
         assert_eq!(other[0]["other_pids"], true);
         assert!(
@@ -407,9 +407,9 @@ fn per_pid_caps_processes_and_sums_the_rest_in_an_other_row() {
             assert_eq!(apart.len(), 2, "{json:?}");
             for h in &apart {
                 assert_eq!(h["count"], 100, "{h}");
-                assert_eq!(h["comm"], "uprobe_target", "{h}");
+                assert_eq!(h["process.executable.name"], "uprobe_target", "{h}");
                 assert!(
-                    pids[..2].contains(&(h["pid"].as_u64().unwrap() as u32)),
+                    pids[..2].contains(&(h["process.pid"].as_u64().unwrap() as u32)),
                     "{h}"
                 );
             }
@@ -468,10 +468,10 @@ fn a_thousand_functions_attach_and_each_is_measured() {
         let json = out.json();
         let counts: Vec<(String, u64)> = json
             .iter()
-            .filter(|v| v["event"] == "histogram")
+            .filter(|v| v["event.name"] == "latency_histogram")
             .map(|v| {
                 (
-                    v["function"].as_str().unwrap().to_string(),
+                    v["code.function.name"].as_str().unwrap().to_string(),
                     v["count"].as_u64().unwrap(),
                 )
             })
@@ -522,7 +522,7 @@ fn per_probe_links_outgrow_a_low_open_file_limit() {
     let json = out.json();
     let n = json
         .iter()
-        .filter(|v| v["event"] == "histogram" && v["count"] == 2)
+        .filter(|v| v["event.name"] == "latency_histogram" && v["count"] == 2)
         .count();
     assert_eq!(n, 30, "{json:?}");
 }
@@ -670,7 +670,7 @@ fn per_pid_splits_by_process() {
         let h = histograms(&json, "work_sleep");
         let mut seen: Vec<u32> = h
             .iter()
-            .map(|v| v["pid"].as_u64().unwrap() as u32)
+            .map(|v| v["process.pid"].as_u64().unwrap() as u32)
             .collect();
         seen.sort_unstable();
         pids.sort_unstable();
@@ -792,15 +792,18 @@ fn slower_than_prints_each_slow_call() {
     args.extend(targets.iter().map(String::as_str));
     let out = trace(&exe, &["run"], &args);
     let json = out.json();
-    let slow: Vec<&Value> = json.iter().filter(|v| v["event"] == "slow_call").collect();
+    let slow: Vec<&Value> = json
+        .iter()
+        .filter(|v| v["event.name"] == "slow_call")
+        .collect();
     let sleeps = slow
         .iter()
-        .filter(|v| v["function"] == "work_sleep")
+        .filter(|v| v["code.function.name"] == "work_sleep")
         .count() as u64;
     assert_eq!(sleeps, SLEEP_CALLS, "{json:?}");
     for v in &slow {
         assert!(ns(v, "latency_ns") >= 4.0 * MS, "{v}");
-        assert_eq!(v["comm"], "uprobe_target");
+        assert_eq!(v["process.executable.name"], "uprobe_target");
     }
     // The histograms still count every call.
     check_scenario(&json, false);
@@ -1014,7 +1017,7 @@ fn no_cookies_times_64_functions_and_refuses_65() {
     let json = out.json();
     let counts: Vec<u64> = json
         .iter()
-        .filter(|v| v["event"] == "histogram")
+        .filter(|v| v["event.name"] == "latency_histogram")
         .map(|v| v["count"].as_u64().unwrap())
         .collect();
     assert_eq!(counts, vec![3; 64], "{}", out.stderr);

@@ -10,6 +10,7 @@ packages=(
     qemu-system-x86 busybox-static cpio                  # tests/kernel-matrix: other kernels under QEMU
     util-linux procps                                    # setpriv, ps
     libcap2-bin                                          # capsh, setcap: tests/requirements.rs
+    prometheus                                           # promtool check metrics: tests/metrics.rs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -3,6 +3,8 @@
 //! consumer, never once per event.
 
 pub mod histogram;
+pub mod metrics;
+pub mod schema;
 
 use std::fmt::Display;
 use std::io::{self, BufWriter, Write};
@@ -84,6 +86,7 @@ pub struct Sink {
     out: BufWriter<Box<dyn Write>>,
     format: Format,
     columns: Vec<Column>,
+    metrics: Option<metrics::Exporter>,
 }
 
 impl Sink {
@@ -97,6 +100,37 @@ impl Sink {
             out: BufWriter::with_capacity(64 * 1024, writer),
             format,
             columns: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    /// Also exports Prometheus metrics (see [`metrics`]).
+    pub fn with_metrics(mut self, exporter: Option<metrics::Exporter>) -> Self {
+        self.metrics = exporter;
+        self
+    }
+
+    /// Whether Prometheus metrics are exported (a tool keeps what only they need only then).
+    pub fn exports_metrics(&self) -> bool {
+        self.metrics.is_some()
+    }
+
+    /// Whether metrics are exported and an export is due (`final_export`: at the end of a
+    /// run, always).
+    pub fn metrics_due(&self, now: std::time::Instant, final_export: bool) -> bool {
+        self.metrics
+            .as_ref()
+            .is_some_and(|m| final_export || m.due(now))
+    }
+
+    pub fn publish_metrics(
+        &mut self,
+        exp: metrics::Exposition,
+        now: std::time::Instant,
+    ) -> anyhow::Result<()> {
+        match &mut self.metrics {
+            Some(m) => m.publish(exp, now),
+            None => Ok(()),
         }
     }
 
@@ -228,7 +262,7 @@ mod tests {
         let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
         assert_eq!(
             text,
-            "{\"pid\":1}\n{\"lost_by_cause\":{\"ringbuf_full\":3},\"lost_events\":3}\n"
+            "{\"pid\":1}\n{\"schema_url\":\"urn:coretrace:events:1\",\"event.name\":\"losses\",\"lost_events\":3,\"lost_by_cause\":{\"ringbuf_full\":3}}\n"
         );
     }
 }

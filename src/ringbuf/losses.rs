@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use libbpf_rs::MapCore;
 use serde_json::{Map, Value};
 
+use crate::output::schema::{event, Header};
+
 /// Slots of the BPF `losses` map (LOSS_SLOTS in common.bpf.h).
 pub use crate::skel::common::LOSS_SLOTS;
 
@@ -147,15 +149,25 @@ impl LossCounts {
         self.counts.iter().map(|(_, n)| n).sum()
     }
 
-    /// `{"lost_events": N, "lost_by_cause": {"ringbuf_full": N, ...}}`: every cause, zeros
-    /// included, so a script can tell "nothing lost" from "not reported".
-    pub fn json(&self) -> Value {
-        let by_cause: Map<String, Value> = self
-            .counts
-            .iter()
-            .map(|(c, n)| (c.key.to_string(), Value::from(*n)))
-            .collect();
-        serde_json::json!({ "lost_events": self.total(), "lost_by_cause": by_cause })
+    /// The loss record, `{..., "lost_events": N, "lost_by_cause": {"ringbuf_full": N, ...}}`:
+    /// every cause, zeros included, so a script can tell "nothing lost" from "not reported".
+    pub fn json(&self) -> impl serde::Serialize {
+        #[derive(serde::Serialize)]
+        struct LossJson {
+            #[serde(flatten)]
+            head: Header,
+            lost_events: u64,
+            lost_by_cause: Map<String, Value>,
+        }
+        LossJson {
+            head: Header::untimed(event::LOSSES),
+            lost_events: self.total(),
+            lost_by_cause: self
+                .counts
+                .iter()
+                .map(|(c, n)| (c.key.to_string(), Value::from(*n)))
+                .collect(),
+        }
     }
 
     /// One line for a warning while running: "12 events lost so far (ringbuf_full 10, ...)".
@@ -218,8 +230,8 @@ mod tests {
         };
         assert_eq!(counts.total(), 4);
         assert_eq!(
-            counts.json().to_string(),
-            r#"{"lost_by_cause":{"ringbuf_full":0,"table_full":4},"lost_events":4}"#
+            serde_json::to_string(&counts.json()).unwrap(),
+            r#"{"schema_url":"urn:coretrace:events:1","event.name":"losses","lost_events":4,"lost_by_cause":{"ringbuf_full":0,"table_full":4}}"#
         );
         assert_eq!(
             counts.lines("t"),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 
+use crate::output::metrics::Exposition;
 use crate::output::Sink;
 
 /// How long one poll waits. Bounds both the latency of an event that did not wake us (see
@@ -41,6 +42,10 @@ pub trait Handler {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Adds the tool's own Prometheus families (histograms, gauges) to an export; the
+    /// consumer adds the events received and the losses. Called at each metrics interval and
+    /// at the end, only when metrics are exported.
+    fn metrics(&mut self, _out: &mut Exposition) {}
 }
 
 /// Decodes a record into `T` (a type the skeleton generated from the shared C header).
@@ -72,9 +77,11 @@ pub fn run(
 ) -> Result<()> {
     let handler = RefCell::new(handler);
     let failure: RefCell<Option<anyhow::Error>> = RefCell::new(None);
+    let received = std::cell::Cell::new(0u64);
     let mut builder = RingBufferBuilder::new();
     builder
         .add(events, |data: &[u8]| {
+            received.set(received.get() + 1);
             match handler.borrow_mut().event(data) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -122,6 +129,9 @@ pub fn run(
                 h.sink().lost(losses.tool, &counts)?;
             }
         }
+        if !stopping {
+            export_metrics(&mut **h, losses, received.get(), now, false)?;
+        }
         h.sink().flush()?;
         if stopping {
             break;
@@ -130,6 +140,7 @@ pub fn run(
     drop(ring);
     let h = handler.into_inner();
     h.finish()?;
+    export_metrics(h, losses, received.get(), Instant::now(), true)?;
     let counts = LossCounts::read(losses)?;
     h.sink().final_losses(&counts)?;
     h.sink().flush()?;
@@ -140,6 +151,24 @@ pub fn run(
         return Err(EventsLost(counts.total()).into());
     }
     Ok(())
+}
+
+/// When an export is due (or at the end, `last`): the records received, the losses by cause,
+/// and the tool's own families.
+fn export_metrics(
+    h: &mut dyn Handler,
+    losses: &Losses,
+    received: u64,
+    now: Instant,
+    last: bool,
+) -> Result<()> {
+    if !h.sink().metrics_due(now, last) {
+        return Ok(());
+    }
+    let mut exp = Exposition::new();
+    exp.common(losses.tool, received, &LossCounts::read(losses)?);
+    h.metrics(&mut exp);
+    h.sink().publish_metrics(exp, now)
 }
 
 /// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).

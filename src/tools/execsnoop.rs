@@ -13,6 +13,7 @@ use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into};
 use crate::exit_status::ExitStatus;
+use crate::output::schema::{event, Attrs, Exit, Header};
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, LossCause, Stop};
 use crate::setup;
@@ -158,7 +159,7 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
     }
 
-    let mut printer = ExecPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let mut printer = ExecPrinter::new(&args, args.common.sink("execsnoop")?)?;
     // A run the kernel skips of these loses an exec (or, with -d, a process; with -x, a
     // failed exec). Programs not loaded in this mode are left out by SkippedRuns.
     let p = &skel.progs;
@@ -305,16 +306,19 @@ impl Handler for ExecPrinter {
 
         if self.sink.is_json() {
             let record = ExecJson {
-                time: self.clock.rfc3339(e.ts),
-                pid: e.pid,
-                ppid: e.ppid,
-                uid: e.uid,
-                comm: escaped_string(comm),
+                head: Header::new(event::EXEC, self.clock.rfc3339(e.ts)),
+                attrs: Attrs {
+                    pid: Some(e.pid),
+                    ppid: Some(e.ppid),
+                    uid: Some(e.uid),
+                    comm: Some(escaped_string(comm)),
+                    args: Some(split_args(args).map(escaped_string).collect()),
+                    exit: status.map(Exit::from),
+                    ..Default::default()
+                },
                 ret: e.retval,
-                args: split_args(args).map(escaped_string).collect(),
                 args_truncated: truncated,
                 age_ms: status.map(|_| e.duration_ns as f64 / 1e6),
-                exit: status,
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -357,20 +361,18 @@ impl Handler for ExecPrinter {
     }
 }
 
+/// One exec (names: src/output/schema.rs).
 #[derive(Serialize)]
-struct ExecJson {
-    time: String,
-    pid: u32,
-    ppid: u32,
-    uid: u32,
-    comm: String,
+struct ExecJson<'a> {
+    #[serde(flatten)]
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
     ret: i32,
-    args: Vec<String>,
     args_truncated: bool,
+    /// With -d: how long the process lived (its exit is in `attrs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     age_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", flatten)]
-    exit: Option<ExitStatus>,
 }
 
 fn escaped_string(bytes: &[u8]) -> String {

@@ -10,6 +10,7 @@ use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::exit_status::ExitStatus;
+use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
 
@@ -96,7 +97,7 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
     }
 
-    let mut printer = ExitPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let mut printer = ExitPrinter::new(&args, args.common.sink("exitsnoop")?)?;
     let losses = args
         .common
         .losses("exitsnoop", &skel.maps.losses, &LOSSES)
@@ -171,16 +172,14 @@ impl ExitPrinter {
     }
 }
 
+/// One exit (names: src/output/schema.rs).
 #[derive(Serialize)]
-struct ExitJson {
-    time: String,
-    comm: String,
-    pid: u32,
-    ppid: u32,
-    tid: u32,
-    age_s: f64,
+struct ExitJson<'a> {
     #[serde(flatten)]
-    exit: ExitStatus,
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
+    age_s: f64,
 }
 
 impl Handler for ExitPrinter {
@@ -192,13 +191,16 @@ impl Handler for ExitPrinter {
         let comm = c_str_bytes(&e.comm);
         if self.sink.is_json() {
             let record = ExitJson {
-                time: self.clock.rfc3339(e.ts),
-                comm: escaped(comm),
-                pid: e.pid,
-                ppid: e.ppid,
-                tid: e.tid,
+                head: Header::new(event::EXIT, self.clock.rfc3339(e.ts)),
+                attrs: Attrs {
+                    pid: Some(e.pid),
+                    ppid: Some(e.ppid),
+                    tid: Some(e.tid),
+                    comm: Some(escaped(comm)),
+                    exit: Some(status.into()),
+                    ..Default::default()
+                },
                 age_s,
-                exit: status,
             };
             return Ok(self.sink.json(&record)?);
         }

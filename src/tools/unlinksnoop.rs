@@ -18,6 +18,7 @@ use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
 use crate::errno;
 use crate::escape::{c_str_bytes, escape_into, escaped};
+use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{self, decode, Handler, Stop};
 
@@ -150,7 +151,7 @@ pub fn run(args: Args) -> Result<()> {
         args.common.verbose,
         &mut |m| load(&args, cgroup.as_ref(), m),
     )?;
-    let mut printer = UnlinkPrinter::new(&args, Sink::stdout(args.common.format()))?;
+    let mut printer = UnlinkPrinter::new(&args, args.common.sink("unlinksnoop")?)?;
     let p = &skel.progs;
     let skipped = ringbuf::SkippedRuns::new(&[
         &p.fentry_unlinkat,
@@ -363,20 +364,23 @@ impl Handler for UnlinkPrinter {
 
         if self.sink.is_json() {
             let record = UnlinkJson {
-                time: self.clock.rfc3339(e.ts),
-                pid: e.pid,
-                tid: e.tid,
-                comm: escaped(comm),
-                uid: e.uid,
+                head: Header::new(event::UNLINK, self.clock.rfc3339(e.ts)),
+                attrs: Attrs {
+                    pid: Some(e.pid),
+                    tid: Some(e.tid),
+                    comm: Some(escaped(comm)),
+                    uid: Some(e.uid),
+                    file_path: Some(&self.path_text),
+                    error: (e.ret < 0).then(|| errno::name(-e.ret)).flatten(),
+                    ..Default::default()
+                },
                 op: if u32::from(e.op) == OP_RMDIR {
                     "rmdir"
                 } else {
                     "unlink"
                 },
                 ret: e.ret,
-                error: (e.ret < 0).then(|| errno::name(-e.ret)).flatten(),
                 lat_us: e.lat_ns as f64 / 1e3,
-                path: &self.path_text,
                 path_truncated: u32::from(e.flags) & (PATH_TRUNCATED_HEAD | PATH_TRUNCATED_TAIL)
                     != 0,
                 path_relative: u32::from(e.flags) & PATH_UNRESOLVED != 0,
@@ -409,18 +413,16 @@ impl Handler for UnlinkPrinter {
     }
 }
 
+/// One removal (names: src/output/schema.rs).
 #[derive(Serialize)]
 struct UnlinkJson<'a> {
-    time: String,
-    pid: u32,
-    tid: u32,
-    comm: String,
-    uid: u32,
+    #[serde(flatten)]
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
     op: &'static str,
     ret: i32,
-    error: Option<errno::ErrnoName>,
     lat_us: f64,
-    path: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     path_truncated: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]

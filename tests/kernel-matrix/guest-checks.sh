@@ -308,9 +308,9 @@ check_unlinksnoop_with() {
     why=""
     for want in "$p_abs unlink 0 $dir/abs" "$p_rel unlink 0 $dir/rel" "$p_dir rmdir 0 $dir/sub" "$p_bad rmdir -2 $dir/missing"; do
         set -- $want
-        row=$(line_with "\"path\":\"$4\"" "$OUT")
+        row=$(line_with "\"file.path\":\"$4\"" "$OUT")
         if [ -z "$row" ]; then why="$why; no event for $2 of $4"; continue; fi
-        [ "$(json_field pid "$row")" = "$1" ] || why="$why; $4: pid $(json_field pid "$row"), want $1"
+        [ "$(json_field process.pid "$row")" = "$1" ] || why="$why; $4: pid $(json_field process.pid "$row"), want $1"
         [ "$(json_field op "$row")" = "$2" ] || why="$why; $4: op $(json_field op "$row"), want $2"
         [ "$(json_field ret "$row")" = "$3" ] || why="$why; $4: ret $(json_field ret "$row"), want $3"
     done
@@ -344,12 +344,12 @@ check_uprobe_lat() {
     why=""
     for want in work_sleep:20 recurse:24 parse_alpha:3 parse_beta:7; do
         f=${want%:*} n=${want#*:}
-        row=$(line_with "\"function\":\"$f\"" "$OUT")
+        row=$(line_with "\"code.function.name\":\"$f\"" "$OUT")
         got=$(echo "$row" | sed -n 's/.*\],"count":\([0-9]*\).*/\1/p')
         [ "$got" = "$n" ] || why="$why; $f: ${got:-no} calls, want $n"
     done
     # work_sleep sleeps 5 ms: no call can be faster.
-    row=$(line_with '"function":"work_sleep"' "$OUT")
+    row=$(line_with '"code.function.name":"work_sleep"' "$OUT")
     p50=$(json_field p50_ns "$row")
     [ -n "$p50" ] && [ "$p50" -ge 5000000 ] 2>/dev/null || why="$why; work_sleep p50 ${p50:-missing} ns, want >= 5 ms"
     if [ -n "$why" ]; then fail uprobe-lat $c "${why#; }" "$OUT" "$ERR" "$WORK/target.out"; else pass uprobe-lat $c uprobe; fi

@@ -16,6 +16,8 @@ use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
 use crate::exit_status::ExitStatus;
+use crate::output::metrics::Exposition;
+use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::ringbuf::{Handler, Stop};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
@@ -44,9 +46,11 @@ struct AllocJson {
     stack_id: i64,
 }
 
+/// One report (names: src/output/schema.rs).
 #[derive(Serialize)]
 struct ReportJson<'f> {
-    time: String,
+    #[serde(flatten)]
+    head: Header,
     #[serde(rename = "final")]
     last: bool,
     stacks: Vec<StackJson<'f>>,
@@ -78,6 +82,8 @@ pub struct Reporter<'a> {
     values: Vec<u8>,
     totals: HashMap<i64, (u64, u64)>,
     listed: Vec<(u64, u64, u64, i64)>,
+    /// The last report's stacks, for Prometheus: stack id, bytes, allocations, caller.
+    exported: Vec<(i64, u64, u64, String)>,
 }
 
 impl<'a> Reporter<'a> {
@@ -95,7 +101,7 @@ impl<'a> Reporter<'a> {
             symbols.update_maps(parse_maps(&child.maps_at_exec));
         }
         let mut r = Reporter {
-            sink: Sink::stdout(args.common.format()),
+            sink: args.common.sink("kmemleak-lite")?,
             mode,
             stop,
             allocs: &skel.maps.allocs,
@@ -115,6 +121,7 @@ impl<'a> Reporter<'a> {
             values: Vec::new(),
             totals: HashMap::new(),
             listed: Vec::new(),
+            exported: Vec::new(),
         };
         r.refresh_maps();
         Ok(r)
@@ -261,11 +268,23 @@ impl<'a> Reporter<'a> {
         let all: Vec<u64> = stacks.iter().flatten().copied().collect();
         self.symbols.resolve(&all);
         self.listed.sort_unstable();
+        if self.sink.exports_metrics() {
+            let symbols = &self.symbols;
+            self.exported = top
+                .iter()
+                .zip(&stacks)
+                .map(|(&(id, bytes, count), frames)| {
+                    let frames: Vec<&Frame> =
+                        frames.iter().filter_map(|&a| symbols.cached(a)).collect();
+                    (id, bytes, count, caller(&frames))
+                })
+                .collect();
+        }
 
         if self.sink.is_json() {
             let symbols = &self.symbols;
             let record = ReportJson {
-                time: self.clock.rfc3339(now_ns),
+                head: Header::new(event::LEAK_REPORT, self.clock.rfc3339(now_ns)),
                 last,
                 stacks: top
                     .iter()
@@ -332,6 +351,33 @@ impl Handler for Reporter<'_> {
         Ok(())
     }
 
+    /// The stacks of the last report (-T): outstanding bytes and allocations, by stack id and
+    /// the stack's first frame outside the allocator.
+    fn metrics(&mut self, out: &mut Exposition) {
+        let families = [
+            (
+                "coretrace_kmemleak_outstanding_bytes",
+                "Bytes allocated and not freed, per call stack (the stacks of the last report).",
+            ),
+            (
+                "coretrace_kmemleak_outstanding_allocations",
+                "Allocations not freed, per call stack (the stacks of the last report).",
+            ),
+        ];
+        for (i, (name, help)) in families.into_iter().enumerate() {
+            out.family(name, "gauge", help);
+            for (id, bytes, count, frame) in &self.exported {
+                let id = id.to_string();
+                let value = if i == 0 { *bytes } else { *count };
+                out.sample(
+                    name,
+                    &[("stack_id", &id), ("top_frame", frame)],
+                    value as f64,
+                );
+            }
+        }
+    }
+
     fn sink(&mut self) -> &mut Sink {
         &mut self.sink
     }
@@ -357,6 +403,35 @@ impl Handler for Reporter<'_> {
             self.command_ended(child, status);
         }
         self.report(true)
+    }
+}
+
+/// Kernel allocator functions (prefixes). A kernel stack is taken inside them, where the kmem
+/// tracepoint fires; the first frame past them is the code that asked for the memory.
+const ALLOCATOR_FUNCTIONS: &[&str] = &[
+    "kmem_cache_alloc",
+    "__kmem_cache_alloc",
+    "kmalloc",
+    "__kmalloc",
+    "kvmalloc",
+    "__kvmalloc",
+    "krealloc",
+    "alloc_pages",
+    "__alloc_pages",
+    "__get_free_pages",
+];
+
+/// The name a stack goes by in the metrics: its first frame outside the allocator (its
+/// address when it has no symbol), `[unknown]` for a stack that was not recorded.
+fn caller(frames: &[&Frame]) -> String {
+    let outside = frames.iter().find(|f| {
+        !f.symbol
+            .as_deref()
+            .is_some_and(|s| ALLOCATOR_FUNCTIONS.iter().any(|a| s.starts_with(a)))
+    });
+    match outside.or(frames.first()) {
+        Some(f) => f.symbol.clone().unwrap_or_else(|| f.addr.clone()),
+        None => "[unknown]".into(),
     }
 }
 

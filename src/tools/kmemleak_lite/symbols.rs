@@ -11,6 +11,8 @@ use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::MaybeDefault;
 use serde::Serialize;
 
+use crate::output::schema::CodeLocation;
+
 use crate::escape::escape_into;
 
 /// One file-backed mapping from /proc/PID/maps.
@@ -60,23 +62,44 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
     out
 }
 
-/// A symbolized frame, for the JSON output.
-#[derive(Debug, Clone, Serialize)]
+/// A symbolized frame.
+#[derive(Debug, Clone)]
 pub struct Frame {
     pub addr: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
     /// The frame as one line: `leak_big+0x1c (leaky.c:12) [leaky]`.
-    #[serde(skip)]
     pub text: String,
+}
+
+/// In JSON, the symbol, file and line under OpenTelemetry's `code.*` names.
+impl Serialize for Frame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct FrameJson<'a> {
+            addr: &'a str,
+            #[serde(flatten)]
+            code: CodeLocation<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            offset: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            module: Option<&'a str>,
+        }
+        FrameJson {
+            addr: &self.addr,
+            code: CodeLocation {
+                function: self.symbol.as_deref(),
+                file: self.file.as_deref(),
+                line: self.line,
+            },
+            offset: self.offset,
+            module: self.module.as_deref(),
+        }
+        .serialize(s)
+    }
 }
 
 pub struct Symbols {

@@ -21,7 +21,6 @@ use crate::attach;
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
 use crate::escape::escaped;
 use crate::output::histogram::Unit;
-use crate::output::Sink;
 use crate::ringbuf::{self, Stop};
 
 use crate::setup;
@@ -342,7 +341,7 @@ pub fn run(args: Args) -> Result<()> {
         source,
         overhead,
         &stop,
-        Sink::stdout(args.common.format()),
+        args.common.sink("uprobe-lat")?,
     )?;
     // A skipped entry or return program loses a call's timing: the kernel does not nest
     // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.

@@ -17,6 +17,8 @@ use super::{Args, MAX_SLOTS};
 use crate::clock::{Clock, TimeMode};
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
+use crate::output::metrics::Exposition;
+use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
 use crate::ringbuf::{decode, Handler, Stop};
 use crate::skel::uprobe_lat::types::call_event;
@@ -181,16 +183,15 @@ struct Bucket {
     count: u64,
 }
 
+/// One function's histogram (per process with --per-pid) at a report (names:
+/// src/output/schema.rs).
 #[derive(Serialize)]
 struct HistJson<'a> {
-    event: &'static str,
-    time: String,
+    #[serde(flatten)]
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
     binary: &'a str,
-    function: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    comm: Option<String>,
     /// The row of the processes beyond --max-pids.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     other_pids: bool,
@@ -205,15 +206,14 @@ struct HistJson<'a> {
     probe_overhead_in_latency_ns: Option<f64>,
 }
 
+/// One call slower than --slower-than.
 #[derive(Serialize)]
 struct SlowJson<'a> {
-    event: &'static str,
-    time: String,
-    pid: u32,
-    tid: u32,
-    comm: String,
+    #[serde(flatten)]
+    head: Header,
+    #[serde(flatten)]
+    attrs: Attrs<'a>,
     binary: &'a str,
-    function: String,
     latency_ns: u64,
 }
 
@@ -251,6 +251,42 @@ pub struct Report<'a> {
     // Reused for slow-call rows.
     comm_text: String,
     lat_text: String,
+    /// With --metrics-*: the histograms since the start.
+    cumulative: Option<Cumulative>,
+}
+
+/// For Prometheus, whose histograms only grow: log2 histograms never reset, per (function id,
+/// pid: 0 without --per-pid, OTHER_PIDS past --max-pids).
+struct Cumulative {
+    hists: HashMap<(u32, u32), HistSum>,
+    /// The pids with series of their own: at most --max-pids over the run, so the number of
+    /// series stays bounded however many processes come and go.
+    pids: HashSet<u32>,
+    max_pids: usize,
+    /// ns per unit of the slots: 1 when fed call by call, the kernel histogram's unit else.
+    unit_ns: u64,
+}
+
+impl Cumulative {
+    fn key(&mut self, func_id: u32, pid: u32, per_pid: bool) -> (u32, u32) {
+        if !per_pid {
+            return (func_id, 0);
+        }
+        if pid != OTHER_PIDS && (self.pids.contains(&pid) || self.pids.len() < self.max_pids) {
+            self.pids.insert(pid);
+            return (func_id, pid);
+        }
+        (func_id, OTHER_PIDS)
+    }
+
+    fn record(&mut self, key: (u32, u32), ns: u64) {
+        let h = self.hists.entry(key).or_default();
+        let slot = (63 - ns.max(1).leading_zeros() as usize).min(MAX_SLOTS - 1);
+        h.slots[slot] += 1;
+        h.count += 1;
+        h.sum_ns += ns;
+        h.max_ns = h.max_ns.max(ns);
+    }
 }
 
 impl<'a> Report<'a> {
@@ -272,6 +308,15 @@ impl<'a> Report<'a> {
                 Column::right("LAT", 9),
             ])?;
         }
+        let cumulative = sink.exports_metrics().then(|| Cumulative {
+            hists: HashMap::new(),
+            pids: HashSet::new(),
+            max_pids: args.max_pids as usize,
+            unit_ns: match source {
+                Source::Kernel { .. } => args.unit().divisor(),
+                Source::Ring => 1,
+            },
+        });
         Ok(Report {
             sink,
             probes,
@@ -300,6 +345,7 @@ impl<'a> Report<'a> {
             next_watch: Instant::now(),
             comm_text: String::new(),
             lat_text: String::new(),
+            cumulative,
         })
     }
 
@@ -311,13 +357,15 @@ impl<'a> Report<'a> {
         let name = &self.names[e.func_id as usize];
         if self.sink.is_json() {
             let rec = SlowJson {
-                event: "slow_call",
-                time: self.clock.rfc3339(e.ts),
-                pid: e.pid,
-                tid: e.tid,
-                comm: escaped(comm),
+                head: Header::new(event::SLOW_CALL, self.clock.rfc3339(e.ts)),
+                attrs: Attrs {
+                    pid: Some(e.pid),
+                    tid: Some(e.tid),
+                    comm: Some(escaped(comm)),
+                    function: Some(name),
+                    ..Default::default()
+                },
                 binary: &probe.binary,
-                function: name.clone(),
                 latency_ns: e.lat_ns,
             };
             return Ok(self.sink.json(&rec)?);
@@ -350,6 +398,12 @@ impl<'a> Report<'a> {
                 let mut k = self.drain_kernel(hists, func_hists, epoch)?;
                 if self.per_pid {
                     fold_other_pids(&mut k, self.max_pids);
+                }
+                if let Some(c) = &mut self.cumulative {
+                    for (&(id, pid), h) in &k {
+                        let key = c.key(id, pid, self.per_pid);
+                        c.hists.entry(key).or_default().add(h);
+                    }
                 }
                 Some(k)
             }
@@ -421,12 +475,14 @@ impl<'a> Report<'a> {
             };
             if json {
                 let rec = HistJson {
-                    event: "histogram",
-                    time: self.clock.rfc3339(now_ns),
+                    head: Header::new(event::LATENCY_HISTOGRAM, self.clock.rfc3339(now_ns)),
+                    attrs: Attrs {
+                        pid: (self.per_pid && !other).then_some(pid),
+                        comm,
+                        function: Some(&name),
+                        ..Default::default()
+                    },
                     binary: &probe.binary,
-                    function: name,
-                    pid: (self.per_pid && !other).then_some(pid),
-                    comm,
                     other_pids: other,
                     unit: self.unit.label(),
                     buckets: json_buckets(&buckets),
@@ -620,8 +676,62 @@ impl Handler for Report<'_> {
                     }
                 })
                 .record(e.lat_ns);
+            if let Some(c) = &mut self.cumulative {
+                let key = c.key(e.func_id, e.pid, self.per_pid);
+                c.record(key, e.lat_ns);
+            }
         }
         Ok(())
+    }
+
+    /// One histogram per function (per process with --per-pid), in seconds, since the start.
+    /// With --kernel-hist they grow at each report (-i), when the kernel's are read.
+    fn metrics(&mut self, out: &mut Exposition) {
+        const NAME: &str = "coretrace_uprobe_lat_duration_seconds";
+        let Some(c) = &self.cumulative else {
+            return;
+        };
+        out.family(
+            NAME,
+            "histogram",
+            "How long calls of the traced function took (log2 buckets).",
+        );
+        // The same buckets in every series: up to the highest one used.
+        let top = c
+            .hists
+            .values()
+            .filter_map(|h| h.slots.iter().rposition(|&n| n > 0))
+            .max()
+            .unwrap_or(0);
+        let mut keys: Vec<&(u32, u32)> = c.hists.keys().collect();
+        keys.sort_unstable();
+        let mut pid_text = String::new();
+        for key in keys {
+            let (id, pid) = *key;
+            let (Some(probe), Some(name)) =
+                (self.probes.get(id as usize), self.names.get(id as usize))
+            else {
+                continue;
+            };
+            let h = &c.hists[key];
+            let buckets: Vec<(f64, u64)> = (0..=top)
+                .map(|i| ((c.unit_ns << (i + 1)) as f64 / 1e9, h.slots[i]))
+                .collect();
+            pid_text.clear();
+            if pid == OTHER_PIDS {
+                pid_text.push_str("other");
+            } else {
+                let _ = write!(pid_text, "{pid}");
+            }
+            let mut labels = vec![
+                ("binary", probe.binary.as_str()),
+                ("function", name.as_str()),
+            ];
+            if self.per_pid {
+                labels.push(("pid", pid_text.as_str()));
+            }
+            out.histogram(NAME, &labels, &buckets, h.sum_ns as f64 / 1e9);
+        }
     }
 
     fn sink(&mut self) -> &mut Sink {
