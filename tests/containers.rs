@@ -22,7 +22,9 @@ fn mount_of(fstype: &str, option: Option<&str>) -> Option<PathBuf> {
     mounts.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         let ok = f.get(2) == Some(&fstype)
-            && option.is_none_or(|o| f.get(3).is_some_and(|opts| opts.split(',').any(|x| x == o)));
+            && option.map_or(true, |o| {
+                f.get(3).is_some_and(|opts| opts.split(',').any(|x| x == o))
+            });
         ok.then(|| PathBuf::from(f[1]))
     })
 }
@@ -384,4 +386,57 @@ fn without_cgroup_file_systems_the_message_says_so() {
         &err,
         &["no cgroup v2 file system", "mount"],
     );
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
+    require_bpf();
+    let exe = common::build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
+    let mount = v2_mount();
+    let mut cg = TestCgroups::new(&mount, "uprobe");
+    let id = container_id(71);
+    let dir = cg.mkdir(&format!("system.slice/cri-containerd-{id}.scope"));
+    let func = format!("{}:work_sleep", exe.display());
+    let t = Traced::start(
+        "uprobe-lat",
+        &[
+            "--json",
+            "--no-calibrate",
+            "--per-pid",
+            "--slower-than",
+            "4ms",
+            "--container",
+            &id[..12],
+            &func,
+        ],
+    );
+    // The same program outside the container, then inside (`run` waits for a line first).
+    let go = "echo go | \"$1\" run >/dev/null";
+    common::run_traced(Command::new("/bin/sh").args(["-c", go, "sh"]).arg(&exe));
+    let inside = format!("echo $$ > \"$0/cgroup.procs\" && {go}");
+    common::run_traced(
+        Command::new("/bin/sh")
+            .args(["-c", &inside])
+            .arg(&dir)
+            .arg(&exe),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.stop();
+    let json = out.json();
+    let slow: Vec<&Value> = json.iter().filter(|v| v["event"] == "slow_call").collect();
+    assert!(!slow.is_empty(), "{}", out.stdout);
+    let pids: std::collections::HashSet<u64> =
+        slow.iter().map(|v| v["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 1, "only the process inside: {}", out.stdout);
+    for v in &slow {
+        assert_eq!(v["container.id"], id, "{v}");
+        assert_eq!(v["container.runtime"], "containerd", "{v}");
+    }
+    let rows: Vec<&Value> = json
+        .iter()
+        .filter(|v| v["event"] == "histogram" && v["function"] == "work_sleep")
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert_eq!(rows[0]["container.id"], id, "{}", rows[0]);
 }

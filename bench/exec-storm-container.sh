@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# What the CONTAINER column costs: execsnoop without it, with it (--print-container), and with
+# --json (which always carries the container fields), all three tracing the same exec storm at
+# the same time, each writing to a file. CPU is each process's on-CPU time in ns
+# (/proc/PID/task/*/schedstat: finer than the 10 ms ticks of /proc/PID/stat), divided by the
+# execs it printed. The storm runs inside a Docker-named cgroup (v2, under a parent this script
+# makes and removes), so every event is attributed to a container.
+#
+# usage: sudo bench/exec-storm-container.sh [EXECS]      (default 20000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+execs=${1:-20000}
+ours=${OURS:-target/release/execsnoop}
+[ -x "$ours" ] || cargo build --release --quiet
+v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+[ -n "$v2" ] || { echo "needs cgroup v2 mounted" >&2; exit 1; }
+id=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+parent=$v2/bench-storm-$$
+scope=$parent/docker-$id.scope
+tmp=$(mktemp -d)
+mkdir -p "$scope"
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rmdir "$scope" "$parent" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s}'; }
+
+"$ours" >"$tmp/plain.out" 2>"$tmp/plain.err" &
+plain=$!
+"$ours" --print-container >"$tmp/column.out" 2>"$tmp/column.err" &
+column=$!
+"$ours" --json >"$tmp/json.out" 2>"$tmp/json.err" &
+json=$!
+sleep 2   # all attached
+p0=$(cpu_ns $plain); c0=$(cpu_ns $column); j0=$(cpu_ns $json)
+start=$(date +%s%N)
+sh -c 'echo $$ > "$1/cgroup.procs" && seq "$2" | xargs -n 1 -P 2 /bin/true bench-storm-marker' sh "$scope" "$execs"
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+sleep 1   # let them drain
+p=$(( $(cpu_ns $plain) - p0 )); c=$(( $(cpu_ns $column) - c0 )); j=$(( $(cpu_ns $json) - j0 ))
+kill -INT $plain $column $json
+wait $plain $column $json 2>/dev/null || true
+
+pn=$(grep -c bench-storm-marker "$tmp/plain.out" || true)
+cn=$(grep -c "${id:0:12} .*bench-storm-marker" "$tmp/column.out" || true)
+jn=$(grep -c "\"container.id\":\"$id\".*\"coretrace" "$tmp/json.out" || true)
+awk -v e="$execs" -v ms="$ms" -v pn="$pn" -v cn="$cn" -v jn="$jn" -v p="$p" -v c="$c" -v j="$j" '
+BEGIN {
+    pu = p / 1000 / (pn ? pn : 1); cu = c / 1000 / (cn ? cn : 1); ju = j / 1000 / (jn ? jn : 1);
+    printf "storm: %d execs in %d ms, in a docker-<id>.scope cgroup\n", e, ms;
+    printf "plain table:        %6d events, CPU %5.0f ms, %.2f us/event\n", pn, p / 1e6, pu;
+    printf "--print-container:  %6d events, CPU %5.0f ms, %.2f us/event (%.2f x plain)\n", cn, c / 1e6, cu, cu / pu;
+    printf "--json:             %6d events, CPU %5.0f ms, %.2f us/event\n", jn, j / 1e6, ju;
+}'
+grep -h "lost" "$tmp"/*.err || true
