@@ -270,7 +270,11 @@ pub struct CgroupFields<'a> {
 /// cgroup file systems, every later event with it one hash lookup.
 pub struct Resolver {
     hierarchies: Hierarchies,
-    known: HashMap<u64, Attribution>,
+    /// Every id seen, resolved, and where in `known` it is.
+    known: Vec<Attribution>,
+    index: HashMap<u64, usize>,
+    /// The last id asked for and its index: a storm from one cgroup needs no hashing at all.
+    last: Option<(u64, usize)>,
     /// The last walk's directories, by id (ids the kernel never reuses, so they stay valid).
     paths: HashMap<u64, String>,
 }
@@ -285,7 +289,9 @@ impl Resolver {
     pub fn new(hierarchies: Hierarchies) -> Self {
         Resolver {
             hierarchies,
-            known: HashMap::new(),
+            known: Vec::new(),
+            index: HashMap::new(),
+            last: None,
             paths: HashMap::new(),
         }
     }
@@ -314,16 +320,27 @@ impl Resolver {
     }
 
     fn get(&mut self, id: u64) -> &Attribution {
-        if !self.known.contains_key(&id) {
-            if !self.paths.contains_key(&id) {
-                // New since the last walk (or gone: then it stays unknown, and is not looked
-                // for again).
-                self.paths = self.hierarchies.scan().into_iter().collect();
+        if let Some((last, i)) = self.last {
+            if last == id {
+                return &self.known[i];
             }
-            let a = self.attribute(id);
-            self.known.insert(id, a);
         }
-        &self.known[&id]
+        let i = match self.index.get(&id) {
+            Some(&i) => i,
+            None => {
+                if !self.paths.contains_key(&id) {
+                    // New since the last walk (or gone: then it stays unknown, and is not
+                    // looked for again).
+                    self.paths = self.hierarchies.scan().into_iter().collect();
+                }
+                let a = self.attribute(id);
+                self.known.push(a);
+                self.index.insert(id, self.known.len() - 1);
+                self.known.len() - 1
+            }
+        };
+        self.last = Some((id, i));
+        &self.known[i]
     }
 
     fn attribute(&self, id: u64) -> Attribution {
