@@ -319,6 +319,37 @@ impl Resolver {
         }
     }
 
+    /// The cgroup id process `pid` is in now, chosen as the BPF side chooses (its v2 cgroup,
+    /// or its v1 memory cgroup where it sits in the v2 root), from /proc/PID/cgroup: for a tool
+    /// that reports on one process as a whole (kmemleak-lite -p). None if it is gone.
+    pub fn pid_cgroup(&self, pid: u32) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let (mut v2, mut memory) = (None, None);
+        for line in text.lines() {
+            let mut f = line.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            if controllers.is_empty() {
+                v2 = Some(path);
+            } else if controllers.split(',').any(|c| c == "memory") {
+                memory = Some(path);
+            }
+        }
+        let ino = |root: &Path, path: &str| {
+            std::fs::metadata(root.join(path.trim_start_matches('/')))
+                .ok()
+                .map(|m| m.ino())
+        };
+        if let (Some((root, _)), Some(path), None | Some("/")) =
+            (&self.hierarchies.v1_memory, memory, v2)
+        {
+            if path != "/" {
+                return ino(root, path).map(|i| i | V1_TAG);
+            }
+        }
+        ino(self.hierarchies.v2.as_deref()?, v2?)
+    }
+
     fn get(&mut self, id: u64) -> &Attribution {
         if let Some((last, i)) = self.last {
             if last == id {
@@ -595,6 +626,26 @@ mod tests {
         assert_eq!(r.column(12345), "id:12345");
         let json = serde_json::to_string(&r.json(V1_TAG | 77)).unwrap();
         assert_eq!(json, r#"{"coretrace.cgroup.id":77}"#);
+    }
+
+    #[test]
+    fn a_process_cgroup_is_chosen_as_the_kernel_chooses() {
+        // This test's own process: whatever this host's layout, the path shown must be the
+        // line of /proc/self/cgroup for the hierarchy the id was taken from.
+        let mut r = Resolver::default();
+        let Some(id) = r.pid_cgroup(std::process::id()) else {
+            return; // no cgroup file system mounted here: nothing to map
+        };
+        let fields = serde_json::to_value(r.json(id)).unwrap();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let shown = fields["process.linux.cgroup"].as_str().unwrap().to_string();
+        let (_, path) = shown.split_once(':').unwrap();
+        assert!(
+            own.lines()
+                .any(|l| l.split_once(':').map(|(_, rest)| rest) == Some(path)),
+            "{shown} not in {own}"
+        );
+        assert!(r.pid_cgroup(u32::MAX - 1).is_none());
     }
 
     #[test]

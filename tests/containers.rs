@@ -440,3 +440,51 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
     assert_eq!(rows.len(), 1, "{}", out.stdout);
     assert_eq!(rows[0]["container.id"], id, "{}", rows[0]);
 }
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn kmemleak_lite_reports_carry_the_traced_process_container() {
+    require_bpf();
+    use std::io::{BufRead, BufReader};
+    let leaky = common::build_c_program(
+        "leaky",
+        &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
+    );
+    let mount = v2_mount();
+    let mut cg = TestCgroups::new(&mount, "kmemleak");
+    let id = container_id(81);
+    let dir = cg.mkdir(&format!("system.slice/docker-{id}.scope"));
+    let mut target = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "echo $$ > \"$0/cgroup.procs\" && exec \"$1\" wait 1.2",
+        ])
+        .arg(&dir)
+        .arg(&leaky)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(target.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.starts_with("ready"), "{ready}");
+    let pid = target.id().to_string();
+    let traced = Traced::start("kmemleak-lite", &["--json", "-p", &pid, "-i", "30"]);
+    unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
+    assert!(target.wait().unwrap().success());
+    let out = traced.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{out:?}");
+    let reports: Vec<Value> = out
+        .json()
+        .into_iter()
+        .filter(|r| r.get("stacks").is_some())
+        .collect();
+    assert!(!reports.is_empty(), "{}", out.stdout);
+    for r in &reports {
+        assert_eq!(r["container.id"], id, "{r}");
+        assert_eq!(r["container.runtime"], "docker", "{r}");
+        assert_eq!(
+            r["coretrace.cgroup.id"],
+            std::fs::metadata(&dir).unwrap().ino()
+        );
+    }
+}

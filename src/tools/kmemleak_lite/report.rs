@@ -15,6 +15,7 @@ use super::symbols::{parse_maps, Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
+use crate::container::{CgroupFields, Resolver};
 use crate::exit_status::ExitStatus;
 use crate::output::Sink;
 use crate::ringbuf::{Handler, Stop};
@@ -52,6 +53,10 @@ struct ReportJson<'f> {
     stacks: Vec<StackJson<'f>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allocations: Option<Vec<AllocJson>>,
+    /// -p / a command: the traced process's cgroup and container (kernel mode mixes every
+    /// task's allocations and has none).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    cgroup: Option<CgroupFields<'f>>,
 }
 
 pub struct Reporter<'a> {
@@ -78,6 +83,9 @@ pub struct Reporter<'a> {
     values: Vec<u8>,
     totals: HashMap<i64, (u64, u64)>,
     listed: Vec<(u64, u64, u64, i64)>,
+    containers: Resolver,
+    /// The traced process's cgroup, read at start (the last report may come after it ended).
+    cgroup_id: Option<u64>,
 }
 
 impl<'a> Reporter<'a> {
@@ -115,8 +123,11 @@ impl<'a> Reporter<'a> {
             values: Vec::new(),
             totals: HashMap::new(),
             listed: Vec::new(),
+            containers: Resolver::default(),
+            cgroup_id: None,
         };
         r.refresh_maps();
+        r.cgroup_id = r.pid().and_then(|p| r.containers.pid_cgroup(p));
         Ok(r)
     }
 
@@ -290,6 +301,7 @@ impl<'a> Reporter<'a> {
                         })
                         .collect()
                 }),
+                cgroup: self.cgroup_id.map(|id| self.containers.json(id)),
             };
             return Ok(self.sink.json(&record)?);
         }
