@@ -33,9 +33,42 @@ fn v2_mount() -> PathBuf {
     mount_of("cgroup2", None).expect("this test needs cgroup v2 mounted (see /proc/mounts)")
 }
 
-fn v1_memory_mount() -> PathBuf {
-    mount_of("cgroup", Some("memory"))
-        .expect("this test needs the cgroup v1 memory hierarchy mounted (a hybrid host)")
+/// The v1 memory hierarchy: where the host mounts it (a hybrid host), or else mounted by the
+/// test (a v2 host where no v2 cgroup uses the memory controller, as in the kernel-matrix
+/// guests). The guard unmounts what the test mounted.
+fn v1_memory_mount() -> (PathBuf, Option<V1Mount>) {
+    if let Some(dir) = mount_of("cgroup", Some("memory")) {
+        return (dir, None);
+    }
+    let dir = std::env::temp_dir().join(marker("memcg-v1"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    let ret = unsafe {
+        libc::mount(
+            c"coretrace-test".as_ptr(),
+            target.as_ptr(),
+            c"cgroup".as_ptr(),
+            0,
+            c"memory".as_ptr().cast(),
+        )
+    };
+    assert_eq!(
+        ret,
+        0,
+        "no cgroup v1 memory hierarchy here and mounting one failed ({}): this kernel cannot show a hybrid layout",
+        std::io::Error::last_os_error()
+    );
+    (dir.clone(), Some(V1Mount(dir)))
+}
+
+struct V1Mount(PathBuf);
+
+impl Drop for V1Mount {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// A container id (64 hex digits) unique to this run; `salt` tells a test's containers apart
@@ -264,7 +297,7 @@ fn container_filter_takes_sub_cgroups_and_leaves_others_out() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn v1_memory_cgroup_on_a_hybrid_host() {
     require_bpf();
-    let mount = v1_memory_mount();
+    let (mount, _mounted) = v1_memory_mount();
     let mut cg = TestCgroups::new(&mount, "v1");
     let id = container_id(31);
     let dir = cg.mkdir(&format!("docker/{id}"));
@@ -373,13 +406,42 @@ fn unknown_and_ambiguous_prefixes_are_one_line_errors() {
 #[ignore = "unmounts cgroups in a private mount namespace: needs root; run with --include-ignored (tools/test.sh does)"]
 fn without_cgroup_file_systems_the_message_says_so() {
     require_bpf();
-    let exe = common::bin("execsnoop");
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("umount -R /sys/fs/cgroup 2>/dev/null; for m in $(awk '$3 ~ /^cgroup/ {print $2}' /proc/self/mounts); do umount $m; done; exec \"$0\" --container 3f2a1b9c")
-        .arg(&exe)
-        .output()
-        .expect("unshare (util-linux) must be installed");
+    use std::os::unix::process::CommandExt;
+    // Every cgroup file system, deepest first, to unmount in a private mount namespace.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let cgroup_mounts: Vec<std::ffi::CString> = mounts
+        .lines()
+        .rev()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(2)
+                .is_some_and(|t| t.starts_with("cgroup"))
+                .then(|| std::ffi::CString::new(f[1]).unwrap())
+        })
+        .collect();
+    let mut cmd = Command::new(common::bin("execsnoop"));
+    cmd.args(["--container", "3f2a1b9c"]);
+    unsafe {
+        cmd.pre_exec(move || {
+            // Private first: an unmount must not reach the host's namespace.
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for m in &cgroup_mounts {
+                libc::umount2(m.as_ptr(), libc::MNT_DETACH);
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_one_line_error(
         out.status.code().unwrap_or(-1),
