@@ -439,8 +439,14 @@ pub fn filter_ids(hierarchies: &Hierarchies, prefix: &str) -> Result<Vec<u64>> {
         }
     }
     let chosen = names[0].clone();
-    let mut ids = containers.remove(&chosen).unwrap_or_default();
-    ids.truncate(CONTAINER_FILTER_SLOTS);
+    let ids = containers.remove(&chosen).unwrap_or_default();
+    if ids.len() > CONTAINER_FILTER_SLOTS {
+        bail!(
+            "container {} has {} cgroups of its own, more than the {CONTAINER_FILTER_SLOTS} the kernel-side filter holds: filter by its cgroup with -c instead",
+            &chosen[..12],
+            ids.len()
+        );
+    }
     Ok(ids)
 }
 

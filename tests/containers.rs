@@ -350,6 +350,22 @@ fn exitsnoop_attributes_the_exiting_task() {
         "{}",
         out.stdout
     );
+
+    // The column: PCOMM PID PPID TID AGE(s) CONTAINER EXIT.
+    let t = Traced::start("exitsnoop", &["--print-container"]);
+    let pid = run_in(&dir, &["/bin/sleep", "0.1"]);
+    let needle = format!(" {pid} ");
+    let out = stop_after(t, &needle);
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[5], "CONTAINER", "{}", out.stdout);
+    let row: Vec<&str> = out.lines_with(&needle)[0].split_whitespace().collect();
+    assert_eq!(row[5], &id[..12], "{}", out.stdout);
 }
 
 #[test]
@@ -501,6 +517,37 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
         .collect();
     assert_eq!(rows.len(), 1, "{}", out.stdout);
     assert_eq!(rows[0]["container.id"], id, "{}", rows[0]);
+
+    // The column of slow calls: TIME PID TID COMM CONTAINER FUNC LAT.
+    let t = Traced::start(
+        "uprobe-lat",
+        &[
+            "--no-calibrate",
+            "--slower-than",
+            "4ms",
+            "--print-container",
+            &func,
+        ],
+    );
+    common::run_traced(
+        Command::new("/bin/sh")
+            .args(["-c", &inside])
+            .arg(&dir)
+            .arg(&exe),
+    );
+    let out = stop_after(t, " work_sleep ");
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[4], "CONTAINER", "{}", out.stdout);
+    let row: Vec<&str> = out.lines_with(" work_sleep ")[0]
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[4], &id[..12], "{}", out.stdout);
 }
 
 #[test]
