@@ -638,10 +638,14 @@ mod tests {
     fn a_process_cgroup_is_chosen_as_the_kernel_chooses() {
         // This test's own process: whatever this host's layout, the path shown must be the
         // line of /proc/self/cgroup for the hierarchy the id was taken from.
-        let mut r = Resolver::default();
-        let Some(id) = r.pid_cgroup(std::process::id()) else {
-            return; // no cgroup file system mounted here: nothing to map
-        };
+        let hierarchies = Hierarchies::find();
+        let mut r = Resolver::new(hierarchies.clone());
+        let id = r.pid_cgroup(std::process::id());
+        if hierarchies.require().is_err() {
+            assert_eq!(id, None, "no cgroup file system mounted: nothing to map");
+            return;
+        }
+        let id = id.expect("this process's cgroup directory");
         let fields = serde_json::to_value(r.json(id)).unwrap();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let shown = fields["process.linux.cgroup"].as_str().unwrap().to_string();
@@ -652,6 +656,53 @@ mod tests {
             "{shown} not in {own}"
         );
         assert!(r.pid_cgroup(u32::MAX - 1).is_none());
+    }
+
+    /// A directory tree standing in for a cgroup v2 mount (ids are inode numbers either way).
+    fn fake_hierarchy(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("coretrace-cgroups-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn ino(p: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    }
+
+    #[test]
+    fn ids_resolve_once_new_cgroups_are_found_and_gone_ones_stay_unknown() {
+        let root = fake_hierarchy("resolve");
+        let scope = root.join(format!("system.slice/docker-{ID}.scope"));
+        std::fs::create_dir_all(&scope).unwrap();
+        let mut r = Resolver::new(Hierarchies {
+            v2: Some(root.clone()),
+            v1_memory: None,
+        });
+        assert_eq!(r.column(ino(&scope)), &ID[..12]);
+        let json = serde_json::to_value(r.json(ino(&scope))).unwrap();
+        assert_eq!(json["container.id"], ID);
+        assert_eq!(json["container.runtime"], "docker");
+        assert_eq!(
+            json["process.linux.cgroup"],
+            format!("0::/system.slice/docker-{ID}.scope")
+        );
+        // Made after the first walk: found by the next one.
+        let plain = root.join("system.slice/cron.service");
+        std::fs::create_dir(&plain).unwrap();
+        assert_eq!(r.column(ino(&plain)), "/system.slice/cron.service");
+        // Gone: the scope's attribution stays (ids are never reused); one never seen before
+        // it went is unknown, by number.
+        let brief = root.join("brief.scope");
+        std::fs::create_dir(&brief).unwrap();
+        let (brief_id, scope_id) = (ino(&brief), ino(&scope));
+        std::fs::remove_dir(&brief).unwrap();
+        std::fs::remove_dir(&scope).unwrap();
+        assert_eq!(r.column(scope_id), &ID[..12]);
+        assert_eq!(r.column(brief_id), &format!("id:{brief_id}"));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
