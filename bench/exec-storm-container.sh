@@ -10,20 +10,32 @@
 # (e.g. `git checkout e6b24de -- src && cargo build --release --bin execsnoop`), for the cost of
 # the kernel-side cgroup read as well.
 #
-# usage: sudo [BASE=PATH] bench/exec-storm-container.sh [EXECS]      (default 20000)
+# With IN_V1=1 the storm runs in a v1 memory cgroup named as Docker's cgroupfs driver names it
+# (memory/.../docker/<id>), the hybrid-host case, where the BPF side reads the v1 cgroup too.
+#
+# usage: sudo [BASE=PATH] [IN_V1=1] bench/exec-storm-container.sh [EXECS]      (default 20000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 execs=${1:-20000}
 ours=${OURS:-target/release/execsnoop}
 [ -x "$ours" ] || cargo build --release --quiet
-v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
-[ -n "$v2" ] || { echo "needs cgroup v2 mounted" >&2; exit 1; }
 id=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-parent=$v2/bench-storm-$$
-scope=$parent/docker-$id.scope
+if [ "${IN_V1:-0}" = 1 ]; then
+    mem=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+    [ -n "$mem" ] || { echo "needs the cgroup v1 memory hierarchy mounted" >&2; exit 1; }
+    parent=$mem/bench-storm-$$
+    scope=$parent/docker/$id
+    where="a v1 memory/.../docker/<id> cgroup"
+else
+    v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+    [ -n "$v2" ] || { echo "needs cgroup v2 mounted" >&2; exit 1; }
+    parent=$v2/bench-storm-$$
+    scope=$parent/docker-$id.scope
+    where="a v2 docker-<id>.scope cgroup"
+fi
 tmp=$(mktemp -d)
 mkdir -p "$scope"
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rmdir "$scope" "$parent" 2>/dev/null; rm -rf "$tmp"; sysctl -q -w kernel.bpf_stats_enabled="${stats_was:-0}" 2>/dev/null || true' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rmdir "$scope" "$(dirname "$scope")" "$parent" 2>/dev/null; rm -rf "$tmp"; sysctl -q -w kernel.bpf_stats_enabled="${stats_was:-0}" 2>/dev/null || true' EXIT
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s}'; }
 
@@ -68,11 +80,11 @@ bn=0
 pn=$(grep -c bench-storm-marker "$tmp/plain.out" || true)
 cn=$(grep -c "${id:0:12} .*bench-storm-marker" "$tmp/column.out" || true)
 jn=$(grep -c "\"container.id\":\"$id\".*\"coretrace" "$tmp/json.out" || true)
-awk -v e="$execs" -v ms="$ms" -v pn="$pn" -v cn="$cn" -v jn="$jn" -v p="$p" -v c="$c" -v j="$j" \
+awk -v where="$where" -v e="$execs" -v ms="$ms" -v pn="$pn" -v cn="$cn" -v jn="$jn" -v p="$p" -v c="$c" -v j="$j" \
     -v bn="$bn" -v b="$b" -v kp="$kp" -v kb="$kb" '
 BEGIN {
     pu = p / 1000 / (pn ? pn : 1); cu = c / 1000 / (cn ? cn : 1); ju = j / 1000 / (jn ? jn : 1);
-    printf "storm: %d execs in %d ms, in a docker-<id>.scope cgroup\n", e, ms;
+    printf "storm: %d execs in %d ms, in %s\n", e, ms, where;
     printf "plain table:        %6d events, CPU %5.0f ms, %.2f us/event\n", pn, p / 1e6, pu;
     printf "--print-container:  %6d events, CPU %5.0f ms, %.2f us/event (%.2f x plain)\n", cn, c / 1e6, cu, cu / pu;
     printf "--json:             %6d events, CPU %5.0f ms, %.2f us/event\n", jn, j / 1e6, ju;
