@@ -77,7 +77,7 @@ fn main() {
 
 /// `pub const NAME: u32 = VALUE;` for each `#define NAME VALUE` whose value is a number or an
 /// arithmetic expression of numbers and earlier names (header guards and macros with arguments
-/// are skipped). u32 holds every such value the headers have; users convert where a field is
+/// are skipped), typed u32 unless C's suffix makes it 64-bit; users convert where a field is
 /// narrower or an index.
 fn rust_consts(header: &str, path: &Path) -> String {
     let mut out = format!(
@@ -107,10 +107,34 @@ fn rust_consts(header: &str, path: &Path) -> String {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || " _()+-*<>|".contains(c));
         if is_const {
-            out.push_str(&format!("pub const {name}: u32 = {value};\n"));
+            // C says the width with a suffix (1ULL << 63): 64-bit there, u32 otherwise.
+            let (ty, value) = c_literals(&value);
+            out.push_str(&format!("pub const {name}: {ty} = {value};\n"));
         }
     }
     out
+}
+
+/// The Rust type of a C constant expression and its text without C's integer suffixes:
+/// u64 when a literal says `L`/`LL` (64-bit on the BPF target), else u32.
+fn c_literals(value: &str) -> (&'static str, String) {
+    let mut wide = false;
+    let mut out = String::new();
+    for word in value.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
+        let (token, rest) = word.split_at(
+            word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .len(),
+        );
+        let digits = token.trim_end_matches(['u', 'U', 'l', 'L']);
+        if token.starts_with(|c: char| c.is_ascii_digit()) && digits.len() < token.len() {
+            wide |= token.contains(['l', 'L']);
+            out.push_str(digits);
+        } else {
+            out.push_str(token);
+        }
+        out.push_str(rest);
+    }
+    (if wide { "u64" } else { "u32" }, out)
 }
 
 /// One readable line instead of a build-script panic.

@@ -101,22 +101,43 @@ impl CommonArgs {
     }
 }
 
-/// `-c CGROUP-PATH`: trace only tasks in this cgroup (v2).
+/// `-c CGROUP-PATH` and `--container ID-PREFIX`: trace only tasks in this cgroup (v2) or
+/// container; `--print-container`: say which container each event came from.
 #[derive(Args, Debug, Clone)]
 pub struct CgroupArg {
     /// Trace only processes in this cgroup v2 directory (e.g. /sys/fs/cgroup/system.slice;
     /// find where cgroup2 is mounted with `grep cgroup2 /proc/mounts`)
     #[arg(short = 'c', long = "cgroup", value_name = "CGROUP-PATH")]
     pub cgroup: Option<PathBuf>,
+
+    /// Trace only processes in this container (Docker, containerd, CRI-O, Podman; its
+    /// sub-cgroups included): the first hex digits of its id, as `docker ps` shows it
+    #[arg(long = "container", value_name = "ID-PREFIX",
+          value_parser = crate::container::parse_prefix)]
+    pub container: Option<String>,
+
+    /// Add a CONTAINER column: the container's short id (12 hex digits), or the cgroup path
+    /// when no runtime's naming matches (JSON lines always carry the full fields)
+    #[arg(long = "print-container")]
+    pub print_container: bool,
 }
 
 impl CgroupArg {
-    /// The open cgroup directory, when `-c` was given (see `setup::open_cgroup`).
-    pub fn open(&self) -> anyhow::Result<Option<std::fs::File>> {
-        self.cgroup
+    /// The kernel-side filters asked for: the open cgroup directory with `-c` (see
+    /// `setup::open_cgroup`), the container's cgroups with `--container`.
+    pub fn open(&self) -> anyhow::Result<crate::container::CgroupFilter> {
+        let dir = self
+            .cgroup
             .as_deref()
             .map(crate::setup::open_cgroup)
-            .transpose()
+            .transpose()?;
+        let container = match &self.container {
+            Some(prefix) => {
+                crate::container::filter_ids(&crate::container::Hierarchies::find(), prefix)?
+            }
+            None => Vec::new(),
+        };
+        Ok(crate::container::CgroupFilter { dir, container })
     }
 }
 

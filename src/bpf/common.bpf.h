@@ -89,9 +89,99 @@ static __always_inline void output_event(void *data, __u64 size)
 		count_loss(LOSS_RINGBUF_FULL);
 }
 
+/*
+ * Attribution: which cgroup an event's task sits in (src/container.rs turns the id into a path,
+ * a container id and a pod uid, once per cgroup).
+ *
+ * The id is the cgroup v2 id (the kernfs node id, the directory's inode number), except where
+ * the task sits in the v2 root and in a deeper cgroup of the v1 memory hierarchy: then it is that
+ * v1 cgroup's kernfs id, tagged with CGROUP_V1_TAG (the two hierarchies number their directories
+ * independently). That is the hybrid layout, where v2 says nothing about a task and a Docker
+ * container with the cgroupfs driver lives only in v1 hierarchies (memory/docker/<id>). Memory
+ * is the v1 hierarchy chosen because every container runtime and systemd put a task in a memory
+ * cgroup of its own (limits are set there), it is on in every distribution kernel, and it is
+ * one hierarchy, so one mount to map ids back to paths.
+ */
+#define CGROUP_V1_TAG (1ULL << 63)
+/* Levels walked up from a task's cgroup by the --container filter. */
+#define CONTAINER_MAX_DEPTH 16
+
+static __always_inline struct cgroup *task_cgroup(struct task_struct *task, __u64 *tag)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	struct cgroup_subsys_state *css;
+	struct css_set *cset;
+	struct cgroup *v1;
+	int memory;
+
+	*tag = 0;
+	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+		return cgrp;
+	if (BPF_CORE_READ(cgrp, level) != 0)
+		return cgrp;
+	memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	if (memory < 0 || memory >= CGROUP_SUBSYS_COUNT)
+		return cgrp;
+	cset = BPF_CORE_READ(task, cgroups);
+	if (bpf_core_read(&css, sizeof(css), &cset->subsys[memory]) || !css)
+		return cgrp;
+	v1 = BPF_CORE_READ(css, cgroup);
+	if (!v1 || BPF_CORE_READ(v1, level) == 0)
+		return cgrp; /* in the root there too (or memory is on v2, and the root's) */
+	*tag = CGROUP_V1_TAG;
+	return v1;
+}
+
+static __always_inline __u64 task_cgroup_id(struct task_struct *task)
+{
+	__u64 tag;
+	struct cgroup *cgrp = task_cgroup(task, &tag);
+
+	return BPF_CORE_READ(cgrp, kn, id) | tag;
+}
+
+/* The calling task's cgroup id (in exitsnoop, the exiting task is the caller). */
+static __always_inline __u64 current_cgroup_id(void)
+{
+	return task_cgroup_id((struct task_struct *)bpf_get_current_task());
+}
+
+/*
+ * --container: the cgroup ids (tagged as above) of the chosen container, filled from user space;
+ * a task is traced if its cgroup or one of its ancestors is one of them.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __u8);
+} container_filter SEC(".maps");
+
+const volatile bool filter_container = false;
+
+static __always_inline bool container_wanted(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct cgroup *cgrp;
+	__u64 tag, id;
+	int i;
+
+	cgrp = task_cgroup(task, &tag);
+	for (i = 0; i < CONTAINER_MAX_DEPTH && cgrp; i++) {
+		id = BPF_CORE_READ(cgrp, kn, id) | tag;
+		if (bpf_map_lookup_elem(&container_filter, &id))
+			return true;
+		cgrp = BPF_CORE_READ(cgrp, self.parent, cgroup);
+	}
+	return false;
+}
+
+/* -c CGROUP-PATH and --container ID-PREFIX. */
 static __always_inline bool cgroup_filtered_out(void)
 {
-	return filter_cgroup && !bpf_current_task_under_cgroup(&cgroup_filter, 0);
+	if (filter_cgroup && !bpf_current_task_under_cgroup(&cgroup_filter, 0))
+		return true;
+	return filter_container && !container_wanted();
 }
 
 #endif /* __COMMON_BPF_H */

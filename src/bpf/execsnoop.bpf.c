@@ -90,6 +90,7 @@ static __always_inline int enter_exec(const char *filename, const char *const *a
 	r->e.pid = id >> 32;
 	r->e.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	r->e.uid = uid;
+	r->e.cgroup_id = task_cgroup_id(task);
 
 	ret = bpf_probe_read_user_str(r->args, ARG_MAX_READ, filename);
 	if (ret <= 0)

@@ -25,6 +25,7 @@
 struct exec_event {
 	__u64 ts;          /* CLOCK_MONOTONIC ns: the exec, or the exit in -d mode */
 	__u64 duration_ns; /* -d mode: time from exec to exit */
+	__u64 cgroup_id;   /* the caller's cgroup (common.bpf.h: task_cgroup_id) */
 	__u32 pid;
 	__u32 ppid;
 	__u32 uid;

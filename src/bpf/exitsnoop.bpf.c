@@ -54,6 +54,7 @@ int process_exit(void *ctx)
 		return 0;
 	e->ts = now;
 	e->start_time = start;
+	e->cgroup_id = task_cgroup_id(task);
 	e->pid = pid;
 	e->tid = tid;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);

@@ -8,6 +8,7 @@
 struct exit_event {
 	__u64 ts;          /* CLOCK_MONOTONIC ns of the exit */
 	__u64 start_time;  /* CLOCK_MONOTONIC ns the task started */
+	__u64 cgroup_id;   /* the exiting task's cgroup (common.bpf.h: task_cgroup_id) */
 	__u32 pid;
 	__u32 tid;
 	__u32 ppid;

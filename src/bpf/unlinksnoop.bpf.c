@@ -285,6 +285,7 @@ static __always_inline int on_entry(int dfd, const char *name, bool user, __u8 o
 	s->e.pid = pid;
 	s->e.tid = tid;
 	s->e.uid = uid;
+	s->e.cgroup_id = current_cgroup_id();
 	s->e.ret = 0;
 	s->e.op = op;
 	s->e.flags = 0;

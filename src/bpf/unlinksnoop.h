@@ -28,6 +28,7 @@
 struct unlink_event {
 	__u64 ts;     /* CLOCK_MONOTONIC ns at return */
 	__u64 lat_ns; /* entry to return */
+	__u64 cgroup_id; /* the caller's cgroup (common.bpf.h: task_cgroup_id) */
 	__u32 pid;
 	__u32 tid;
 	__u32 uid;

@@ -251,6 +251,9 @@ static __always_inline int on_return(__u32 func_id)
 	} else {
 		e->start_ns = 0;
 	}
+	/* Attribution for the records user space shows one by one (slow calls, --per-pid rows),
+	 * not the cost of every call that only feeds a histogram. */
+	e->cgroup_id = (slow || per_pid) ? current_cgroup_id() : 0;
 	submit_event(e);
 	return 0;
 }

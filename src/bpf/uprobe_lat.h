@@ -32,6 +32,7 @@ struct call_event {
 	__u32 func_id; /* index into the user-space target list (the attach cookie, or the program's) */
 	__u32 flags;
 	__u64 start_ns; /* --per-pid: when the process began, to tell a reused pid from its past owner */
+	__u64 cgroup_id; /* the caller's cgroup (common.bpf.h: task_cgroup_id) */
 	char comm[TASK_COMM_LEN];
 };
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
+use crate::container::{CgroupFields, CgroupFilter, Resolver};
 use crate::escape::{c_str_bytes, escape_into};
 use crate::exit_status::ExitStatus;
 use crate::output::schema::{event, Attrs, Exit, Header};
@@ -141,7 +142,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.common.check {
         // A real load and attach (then detach) of what this command line would load, so the
         // answer is the kernel's.
-        let mut attempt = |_| load(&args, None).map(drop);
+        let mut attempt = |_| load(&args, &CgroupFilter::default()).map(drop);
         return attach::check(
             "execsnoop",
             &HOOK,
@@ -154,7 +155,7 @@ pub fn run(args: Args) -> Result<()> {
     setup::preflight(&NEEDS)?;
     let cgroup = args.cgroup.open()?;
     let stop = Stop::install(args.common.timeout)?;
-    let skel = load(&args, cgroup.as_ref())?;
+    let skel = load(&args, &cgroup)?;
     if args.common.verbose {
         eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
     }
@@ -182,14 +183,15 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Opens, sizes, loads and attaches the programs this command line needs.
-fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExecsnoopSkel<'static>> {
+fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExecsnoopSkel<'static>> {
     let mut open = ExecsnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
-    rodata.filter_cgroup = cgroup.is_some();
+    rodata.filter_cgroup = cgroup.by_cgroup();
+    rodata.filter_container = cgroup.by_container();
     rodata.ignore_failed = !args.fails;
     rodata.max_args = args.max_args as i32;
     if let Some(uid) = args.uid {
@@ -216,9 +218,7 @@ fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExecsnoopSkel<'st
     }
 
     let mut skel = open.load().map_err(setup::load_error)?;
-    if let Some(cg) = cgroup {
-        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
-    }
+    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     skel.attach().context("attaching to the exec tracepoints")?;
     Ok(skel)
 }
@@ -231,6 +231,8 @@ pub struct ExecPrinter {
     print_uid: bool,
     quote: bool,
     exits: bool,
+    print_container: bool,
+    containers: Resolver,
     name: Option<Vec<u8>>,
     line: Option<Vec<u8>>,
     // Reused buffers: no allocation per event in table mode.
@@ -258,6 +260,9 @@ impl ExecPrinter {
         } else {
             cols.push(Column::right("RET", 3));
         }
+        if args.cgroup.print_container {
+            cols.push(Resolver::header());
+        }
         cols.push(Column::left("ARGS", 0));
         sink.columns(cols)?;
         Ok(ExecPrinter {
@@ -267,6 +272,8 @@ impl ExecPrinter {
             print_uid: args.print_uid,
             quote: args.quote,
             exits,
+            print_container: args.cgroup.print_container,
+            containers: Resolver::default(),
             name: args.name.clone().map(String::into_bytes),
             line: args.line.clone().map(String::into_bytes),
             args_text: String::new(),
@@ -319,6 +326,7 @@ impl Handler for ExecPrinter {
                 ret: e.retval,
                 args_truncated: truncated,
                 age_ms: status.map(|_| e.duration_ns as f64 / 1e6),
+                cgroup: self.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -352,6 +360,9 @@ impl Handler for ExecPrinter {
         } else {
             cells.push(&e.retval);
         }
+        if self.print_container {
+            cells.push(self.containers.column(e.cgroup_id));
+        }
         cells.push(&self.args_text);
         Ok(self.sink.row(cells.as_slice())?)
     }
@@ -373,6 +384,8 @@ struct ExecJson<'a> {
     /// With -d: how long the process lived (its exit is in `attrs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     age_ms: Option<f64>,
+    #[serde(flatten)]
+    cgroup: CgroupFields<'a>,
 }
 
 fn escaped_string(bytes: &[u8]) -> String {

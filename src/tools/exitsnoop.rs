@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
+use crate::container::{CgroupFields, CgroupFilter, Resolver};
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::exit_status::ExitStatus;
 use crate::output::schema::{event, Attrs, Header};
@@ -79,7 +80,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.common.check {
         // A real load and attach (then detach) of what this command line would load, so the
         // answer is the kernel's.
-        let mut attempt = |_| load(&args, None).map(drop);
+        let mut attempt = |_| load(&args, &CgroupFilter::default()).map(drop);
         return attach::check(
             "exitsnoop",
             &HOOK,
@@ -92,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
     setup::preflight(&NEEDS)?;
     let cgroup = args.cgroup.open()?;
     let stop = Stop::install(args.common.timeout)?;
-    let skel = load(&args, cgroup.as_ref())?;
+    let skel = load(&args, &cgroup)?;
     if args.common.verbose {
         eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
     }
@@ -110,23 +111,22 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Opens, sizes, loads and attaches the program.
-fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExitsnoopSkel<'static>> {
+fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExitsnoopSkel<'static>> {
     let mut open = ExitsnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
-    rodata.filter_cgroup = cgroup.is_some();
+    rodata.filter_cgroup = cgroup.by_cgroup();
+    rodata.filter_container = cgroup.by_container();
     rodata.targ_pid = args.pid.unwrap_or(0);
     rodata.trace_threads = args.threaded;
     rodata.failed_only = args.failed;
     rodata.min_age_ns = args.min_duration.unwrap_or(0) * 1_000_000;
 
     let mut skel = open.load().map_err(setup::load_error)?;
-    if let Some(cg) = cgroup {
-        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
-    }
+    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     skel.attach()
         .context("attaching to sched:sched_process_exit")?;
     Ok(skel)
@@ -137,6 +137,8 @@ pub struct ExitPrinter {
     sink: Sink,
     clock: Clock,
     time: TimeMode,
+    print_container: bool,
+    containers: Resolver,
     comm_text: String,
     age_text: String,
     exit_text: String,
@@ -157,13 +159,18 @@ impl ExitPrinter {
             Column::right("PPID", 7),
             Column::right("TID", 7),
             Column::right("AGE(s)", 7),
-            Column::left("EXIT", 0),
         ]);
+        if args.cgroup.print_container {
+            cols.push(Resolver::header());
+        }
+        cols.push(Column::left("EXIT", 0));
         sink.columns(cols)?;
         Ok(ExitPrinter {
             sink,
             clock: Clock::new(),
             time,
+            print_container: args.cgroup.print_container,
+            containers: Resolver::default(),
             comm_text: String::new(),
             age_text: String::new(),
             exit_text: String::new(),
@@ -180,6 +187,8 @@ struct ExitJson<'a> {
     #[serde(flatten)]
     attrs: Attrs<'a>,
     age_s: f64,
+    #[serde(flatten)]
+    cgroup: CgroupFields<'a>,
 }
 
 impl Handler for ExitPrinter {
@@ -201,6 +210,7 @@ impl Handler for ExitPrinter {
                     ..Default::default()
                 },
                 age_s,
+                cgroup: self.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -220,6 +230,9 @@ impl Handler for ExitPrinter {
         cells.push(&e.ppid);
         cells.push(&e.tid);
         cells.push(&self.age_text);
+        if self.print_container {
+            cells.push(self.containers.column(e.cgroup_id));
+        }
         cells.push(&self.exit_text);
         Ok(self.sink.row(cells.as_slice())?)
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
 use crate::clock::{Clock, TimeMode};
+use crate::container::{CgroupFields, CgroupFilter, Resolver};
 use crate::errno;
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::output::schema::{event, Attrs, Header};
@@ -130,7 +131,7 @@ pub const NEEDS: setup::Needs = setup::Needs {
 pub fn run(args: Args) -> Result<()> {
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
-        let mut attempt = |m| load(&args, None, m).map(drop);
+        let mut attempt = |m| load(&args, &CgroupFilter::default(), m).map(drop);
         return attach::check(
             "unlinksnoop",
             &HOOK,
@@ -149,7 +150,7 @@ pub fn run(args: Args) -> Result<()> {
         &HOOK,
         args.attach,
         args.common.verbose,
-        &mut |m| load(&args, cgroup.as_ref(), m),
+        &mut |m| load(&args, &cgroup, m),
     )?;
     let mut printer = UnlinkPrinter::new(&args, args.common.sink("unlinksnoop")?)?;
     let p = &skel.progs;
@@ -171,11 +172,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Opens the skeleton with only `method`'s programs, loads and attaches it.
-fn load(
-    args: &Args,
-    cgroup: Option<&std::fs::File>,
-    method: Method,
-) -> Result<UnlinksnoopSkel<'static>> {
+fn load(args: &Args, cgroup: &CgroupFilter, method: Method) -> Result<UnlinksnoopSkel<'static>> {
     let mut open = UnlinksnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
@@ -224,7 +221,8 @@ fn load(
 
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
-    rodata.filter_cgroup = cgroup.is_some();
+    rodata.filter_cgroup = cgroup.by_cgroup();
+    rodata.filter_container = cgroup.by_container();
     rodata.targ_pid = args.pid.unwrap_or(0);
     if let Some(uid) = args.uid {
         rodata.filter_uid = true;
@@ -246,9 +244,7 @@ fn load(
     let skel = open
         .load()
         .map_err(|e| anyhow::anyhow!("the kernel refused to load the programs: {e}"))?;
-    if let Some(cg) = cgroup {
-        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
-    }
+    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     let mut skel = skel;
     attach_returns_first(&mut skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))?;
     Ok(skel)
@@ -304,6 +300,8 @@ pub struct UnlinkPrinter {
     sink: Sink,
     clock: Clock,
     time: TimeMode,
+    print_container: bool,
+    containers: Resolver,
     // Reused buffers: no allocation per event in table mode.
     path_bytes: Vec<u8>,
     path_text: String,
@@ -323,13 +321,18 @@ impl UnlinkPrinter {
             Column::right("UID", 6),
             Column::left("RET", 9),
             Column::right("LAT(us)", 9),
-            Column::left("PATH", 0),
         ]);
+        if args.cgroup.print_container {
+            cols.push(Resolver::header());
+        }
+        cols.push(Column::left("PATH", 0));
         sink.columns(cols)?;
         Ok(UnlinkPrinter {
             sink,
             clock: Clock::new(),
             time,
+            print_container: args.cgroup.print_container,
+            containers: Resolver::default(),
             path_bytes: Vec::with_capacity(4096),
             path_text: String::with_capacity(4096),
             comm_text: String::new(),
@@ -384,6 +387,7 @@ impl Handler for UnlinkPrinter {
                 path_truncated: u32::from(e.flags) & (PATH_TRUNCATED_HEAD | PATH_TRUNCATED_TAIL)
                     != 0,
                 path_relative: u32::from(e.flags) & PATH_UNRESOLVED != 0,
+                cgroup: self.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -404,6 +408,9 @@ impl Handler for UnlinkPrinter {
         cells.push(&e.uid);
         cells.push(&self.ret_text);
         cells.push(&self.lat_text);
+        if self.print_container {
+            cells.push(self.containers.column(e.cgroup_id));
+        }
         cells.push(&self.path_text);
         Ok(self.sink.row(cells.as_slice())?)
     }
@@ -427,6 +434,8 @@ struct UnlinkJson<'a> {
     path_truncated: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     path_relative: bool,
+    #[serde(flatten)]
+    cgroup: CgroupFields<'a>,
 }
 
 /// `base` (an absolute directory path ending in '/', as the kernel walked it) joined with the

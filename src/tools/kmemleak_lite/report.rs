@@ -15,6 +15,7 @@ use super::symbols::{parse_maps, Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
+use crate::container::{CgroupFields, Resolver};
 use crate::exit_status::ExitStatus;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
@@ -56,6 +57,10 @@ struct ReportJson<'f> {
     stacks: Vec<StackJson<'f>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allocations: Option<Vec<AllocJson>>,
+    /// -p / a command: the traced process's cgroup and container (kernel mode mixes every
+    /// task's allocations and has none).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    cgroup: Option<CgroupFields<'f>>,
 }
 
 pub struct Reporter<'a> {
@@ -84,6 +89,9 @@ pub struct Reporter<'a> {
     listed: Vec<(u64, u64, u64, i64)>,
     /// The last report's stacks, for Prometheus: stack id, bytes, allocations, caller.
     exported: Vec<(i64, u64, u64, String)>,
+    containers: Resolver,
+    /// The traced process's cgroup, read at start (the last report may come after it ended).
+    cgroup_id: Option<u64>,
 }
 
 impl<'a> Reporter<'a> {
@@ -122,8 +130,11 @@ impl<'a> Reporter<'a> {
             totals: HashMap::new(),
             listed: Vec::new(),
             exported: Vec::new(),
+            containers: Resolver::default(),
+            cgroup_id: None,
         };
         r.refresh_maps();
+        r.cgroup_id = r.pid().and_then(|p| r.containers.pid_cgroup(p));
         Ok(r)
     }
 
@@ -307,6 +318,7 @@ impl<'a> Reporter<'a> {
                         })
                         .collect()
                 }),
+                cgroup: self.cgroup_id.map(|id| self.containers.json(id)),
             };
             return Ok(self.sink.json(&record)?);
         }

@@ -272,7 +272,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;
-    rodata.filter_cgroup = cgroup.is_some();
+    rodata.filter_cgroup = cgroup.by_cgroup();
+    rodata.filter_container = cgroup.by_container();
     rodata.targ_tgid = args.pid.unwrap_or(0);
     rodata.kernel_hist = args.kernel_hist;
     rodata.per_pid = args.per_pid;
@@ -280,9 +281,7 @@ pub fn run(args: Args) -> Result<()> {
     rodata.slower_than_ns = args.slower_than.unwrap_or(0);
 
     let skel = open.load().map_err(setup::load_error)?;
-    if let Some(cg) = &cgroup {
-        setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
-    }
+    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     let stop = Stop::install(args.duration.or(args.common.timeout))?;
 
     // Before any probe: a thread's frames must go when it exits.

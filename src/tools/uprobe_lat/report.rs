@@ -15,6 +15,7 @@ use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
 use crate::clock::{Clock, TimeMode};
+use crate::container::{CgroupFields, Resolver};
 use crate::escape::{c_str_bytes, escape_into, escaped};
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
 use crate::output::metrics::Exposition;
@@ -192,6 +193,9 @@ struct HistJson<'a> {
     #[serde(flatten)]
     attrs: Attrs<'a>,
     binary: &'a str,
+    /// --per-pid (ring mode): the process's cgroup and container, as it made its first call.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    cgroup: Option<CgroupFields<'a>>,
     /// The row of the processes beyond --max-pids.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     other_pids: bool,
@@ -215,6 +219,8 @@ struct SlowJson<'a> {
     attrs: Attrs<'a>,
     binary: &'a str,
     latency_ns: u64,
+    #[serde(flatten)]
+    cgroup: CgroupFields<'a>,
 }
 
 pub struct Report<'a> {
@@ -229,8 +235,8 @@ pub struct Report<'a> {
     /// --per-pid ring mode: the processes with rows of their own in this report, by pid and
     /// start time (a pid the kernel reuses is another process), as indexes into `procs`.
     tracked: HashMap<(u32, u64), u32>,
-    /// Their pids and names.
-    procs: Vec<(u32, String)>,
+    /// Their pids, names and cgroup ids.
+    procs: Vec<(u32, String, u64)>,
     /// Whether any report had an "other pids" row.
     had_other: bool,
     timestamps: bool,
@@ -248,6 +254,8 @@ pub struct Report<'a> {
     /// With -p: the run ends when that process does.
     watch: Option<(u32, Stop)>,
     next_watch: Instant,
+    print_container: bool,
+    containers: Resolver,
     // Reused for slow-call rows.
     comm_text: String,
     lat_text: String,
@@ -299,14 +307,17 @@ impl<'a> Report<'a> {
         mut sink: Sink,
     ) -> Result<Self> {
         if args.slower_than.is_some() {
-            sink.columns(vec![
+            let mut cols = vec![
                 Column::left("TIME", 8),
                 Column::right("PID", 7),
                 Column::right("TID", 7),
                 Column::left("COMM", 16),
-                Column::left("FUNC", 24),
-                Column::right("LAT", 9),
-            ])?;
+            ];
+            if args.cgroup.print_container {
+                cols.push(Resolver::header());
+            }
+            cols.extend([Column::left("FUNC", 24), Column::right("LAT", 9)]);
+            sink.columns(cols)?;
         }
         let cumulative = sink.exports_metrics().then(|| Cumulative {
             hists: HashMap::new(),
@@ -343,6 +354,8 @@ impl<'a> Report<'a> {
             cpus: libbpf_rs::num_possible_cpus().context("counting the CPUs")?,
             watch: args.pid.map(|p| (p, stop.clone())),
             next_watch: Instant::now(),
+            print_container: args.cgroup.print_container,
+            containers: Resolver::default(),
             comm_text: String::new(),
             lat_text: String::new(),
             cumulative,
@@ -367,6 +380,7 @@ impl<'a> Report<'a> {
                 },
                 binary: &probe.binary,
                 latency_ns: e.lat_ns,
+                cgroup: self.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&rec)?);
         }
@@ -381,6 +395,9 @@ impl<'a> Report<'a> {
         cells.push(&e.pid);
         cells.push(&e.tid);
         cells.push(&self.comm_text);
+        if self.print_container {
+            cells.push(self.containers.column(e.cgroup_id));
+        }
         cells.push(name);
         cells.push(&self.lat_text);
         Ok(self.sink.row(cells.as_slice())?)
@@ -464,14 +481,15 @@ impl<'a> Report<'a> {
             let name = self.names[id as usize].clone();
             let other = self.per_pid && pid == OTHER_PIDS;
             self.had_other |= other;
-            let (pid, comm) = match (&kernel, self.per_pid && !other) {
-                (_, false) => (pid, None),
+            let (pid, comm, cgroup_id) = match (&kernel, self.per_pid && !other) {
+                (_, false) => (pid, None, None),
                 // Ring mode: `pid` is an index into `procs`.
                 (None, true) => {
-                    let (p, c) = &self.procs[pid as usize];
-                    (*p, Some(c.clone()))
+                    let (p, c, cg) = &self.procs[pid as usize];
+                    (*p, Some(c.clone()), Some(*cg))
                 }
-                (Some(_), true) => (pid, Some(self.comm_of(pid))),
+                // (The kernel's histograms are kept per pid, without the cgroup.)
+                (Some(_), true) => (pid, Some(self.comm_of(pid)), None),
             };
             if json {
                 let rec = HistJson {
@@ -483,6 +501,7 @@ impl<'a> Report<'a> {
                         ..Default::default()
                     },
                     binary: &probe.binary,
+                    cgroup: cgroup_id.map(|id| self.containers.json(id)),
                     other_pids: other,
                     unit: self.unit.label(),
                     buckets: json_buckets(&buckets),
@@ -659,7 +678,7 @@ impl Handler for Report<'_> {
                         self.tracked.insert((e.pid, e.start_ns), index);
                         let mut comm = String::new();
                         escape_into(&mut comm, c_str_bytes(&e.comm));
-                        self.procs.push((e.pid, comm));
+                        self.procs.push((e.pid, comm, e.cgroup_id));
                         index
                     }
                     None => OTHER_PIDS,
