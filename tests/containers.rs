@@ -154,7 +154,7 @@ fn exec_record<'a>(records: &'a [Value], needle: &str) -> &'a Value {
     records
         .iter()
         .find(|r| {
-            r["args"].as_array().is_some_and(|a| {
+            r["process.command_args"].as_array().is_some_and(|a| {
                 a.last().and_then(Value::as_str) == Some(needle) && a[0].as_str() != Some("/bin/sh")
             })
         })
@@ -288,7 +288,7 @@ fn container_filter_takes_sub_cgroups_and_leaves_others_out() {
     assert!(!out.stdout.contains(&m_outside), "{}", out.stdout);
     // Only the container's processes crossed into user space at all: the filter is the
     // kernel's (the shells that moved themselves in are the only other execs).
-    for r in records.iter().filter(|r| r.get("args").is_some()) {
+    for r in records.iter().filter(|r| r.get("process.command_args").is_some()) {
         assert_eq!(r["container.id"], id, "{r}");
     }
 }
@@ -336,17 +336,17 @@ fn exitsnoop_attributes_the_exiting_task() {
     let t = Traced::start("exitsnoop", &["--json", "--container", &id[..12]]);
     let outside = common::run_traced(&mut Command::new("/bin/true"));
     let pid = run_in(&dir, &["/bin/sleep", "0.1"]);
-    let needle = format!("\"pid\":{pid},");
+    let needle = format!("\"process.pid\":{pid},");
     let out = stop_after(t, &needle);
     let records = out.json();
     let r = records
         .iter()
-        .find(|r| r["pid"] == pid)
+        .find(|r| r["process.pid"] == pid)
         .unwrap_or_else(|| panic!("no exit of {pid}: {}", out.stdout));
     assert_eq!(r["container.id"], id, "{r}");
     assert_eq!(r["container.runtime"], "podman", "{r}");
     assert!(
-        !records.iter().any(|r| r["pid"] == outside),
+        !records.iter().any(|r| r["process.pid"] == outside),
         "{}",
         out.stdout
     );
@@ -502,10 +502,10 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
     std::thread::sleep(Duration::from_millis(300));
     let out = t.stop();
     let json = out.json();
-    let slow: Vec<&Value> = json.iter().filter(|v| v["event"] == "slow_call").collect();
+    let slow: Vec<&Value> = json.iter().filter(|v| v["event.name"] == "slow_call").collect();
     assert!(!slow.is_empty(), "{}", out.stdout);
     let pids: std::collections::HashSet<u64> =
-        slow.iter().map(|v| v["pid"].as_u64().unwrap()).collect();
+        slow.iter().map(|v| v["process.pid"].as_u64().unwrap()).collect();
     assert_eq!(pids.len(), 1, "only the process inside: {}", out.stdout);
     for v in &slow {
         assert_eq!(v["container.id"], id, "{v}");
@@ -513,7 +513,7 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
     }
     let rows: Vec<&Value> = json
         .iter()
-        .filter(|v| v["event"] == "histogram" && v["function"] == "work_sleep")
+        .filter(|v| v["event.name"] == "latency_histogram" && v["code.function.name"] == "work_sleep")
         .collect();
     assert_eq!(rows.len(), 1, "{}", out.stdout);
     assert_eq!(rows[0]["container.id"], id, "{}", rows[0]);
