@@ -225,6 +225,8 @@ fn execsnoop_serves_its_counters_over_http() {
             "0.2",
         ],
     );
+    // The endpoint is announced just after the attach line.
+    t.wait_for_stderr(Duration::from_secs(10), |e| e.contains("/metrics"));
     let err = t.stderr_text();
     let addr = err
         .lines()

@@ -144,9 +144,19 @@ impl Traced {
 
     /// Waits until stdout satisfies `pred` (true) or `timeout` passes (false).
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        self.wait_until(timeout, || pred(&self.stdout_text()))
+    }
+
+    /// Waits until stderr satisfies `pred` (true) or `timeout` passes (false): for what a tool
+    /// says about itself after attaching (a metrics address, a warning).
+    pub fn wait_for_stderr(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        self.wait_until(timeout, || pred(&self.stderr_text()))
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn() -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if pred(&self.stdout_text()) {
+            if done() {
                 return true;
             }
             if Instant::now() > deadline {
