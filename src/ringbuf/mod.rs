@@ -1,22 +1,29 @@
-//! The one ring-buffer consumer every tool uses. It polls the `events` ring buffer, hands each
-//! record to the tool's [`Handler`], flushes output once per poll round, stops on Ctrl-C,
-//! SIGTERM or `--timeout`, and reports what was lost, by cause (the `losses` counters every
-//! program keeps, see src/bpf/common.bpf.h and [`losses`]).
+//! The one consumer every tool uses. It polls the `events` ring buffer (or, where the kernel
+//! has none, the perf buffer: see [`transport`]), hands each record to the tool's [`Handler`],
+//! flushes output once per poll round, stops on Ctrl-C, SIGTERM or `--timeout`, and reports
+//! what was lost, by cause (the `losses` counters every program keeps, see
+//! src/bpf/common.bpf.h and [`losses`]).
 
 pub mod losses;
 mod stop;
+pub mod transport;
 
 pub use losses::{
-    EventsLost, LossCause, LossCounts, Losses, SkippedRuns, PROBE_SKIPPED, RINGBUF_FULL,
+    EventsLost, LossCause, LossCounts, Losses, SkippedRuns, PERF_BUFFER_FULL, PROBE_SKIPPED,
+    RINGBUF_FULL,
 };
 pub use stop::Stop;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::mem::size_of;
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use libbpf_rs::{
+    libbpf_sys, AsRawLibbpf, MapCore, MapFlags, MapType, PerfBuffer, PerfBufferBuilder, RingBuffer,
+    RingBufferBuilder,
+};
 
 use crate::output::Sink;
 
@@ -63,50 +70,62 @@ pub fn decode<T: plain::Plain>(data: &[u8]) -> Result<(&T, &[u8])> {
 /// and reports what was lost, by cause: while running as it grows (a warning on stderr, or a
 /// record in the JSON stream), at the end one line per cause on stderr and, with `--json`,
 /// one loss record (always, zeros included). Under `--fail-on-loss` a run that lost anything
-/// ends with [`EventsLost`].
-pub fn run(
-    events: &dyn MapCore,
+/// ends with [`EventsLost`]. `buffer_bytes` is the size given to `setup::size_ringbuf`: the
+/// ring buffer's, or each CPU's perf buffer's.
+pub fn run<M: MapCore>(
+    events: &M,
+    buffer_bytes: u32,
     losses: &Losses,
     stop: &Stop,
     handler: &mut dyn Handler,
 ) -> Result<()> {
     let handler = RefCell::new(handler);
     let failure: RefCell<Option<anyhow::Error>> = RefCell::new(None);
-    let mut builder = RingBufferBuilder::new();
-    builder
-        .add(events, |data: &[u8]| {
-            match handler.borrow_mut().event(data) {
-                Ok(()) => 0,
-                Err(e) => {
-                    failure.borrow_mut().get_or_insert(e);
-                    -1
-                }
+    let deliver = |data: &[u8]| -> bool {
+        if failure.borrow().is_some() {
+            return false;
+        }
+        match handler.borrow_mut().event(data) {
+            Ok(()) => true,
+            Err(e) => {
+                failure.borrow_mut().get_or_insert(e);
+                false
             }
-        })
-        .context("setting up the ring buffer")?;
-    let ring = builder.build().context("setting up the ring buffer")?;
+        }
+    };
+    // Samples the perf buffer reported lost (the kernel's count; see LossCounts::with_perf_buffer).
+    let lost_samples = Cell::new(0u64);
+    let reader = Reader::new(events, buffer_bytes, &deliver, &lost_samples)?;
 
     // The probes are live: the header goes out now, not after the first poll round.
     handler.borrow_mut().sink().flush()?;
 
+    let read_counts = || -> Result<LossCounts> {
+        let counts = LossCounts::read(losses)?;
+        Ok(match reader {
+            Reader::Perf(_) => counts.with_perf_buffer(lost_samples.get()),
+            Reader::Ring(_) => counts,
+        })
+    };
     let mut reported = 0;
     let mut next_loss_check = Instant::now() + LOSS_CHECK_INTERVAL;
     loop {
         let stopping = stop.requested();
-        let ret = ring.poll_raw(if stopping {
+        let ret = reader.poll(if stopping {
             Duration::ZERO
         } else {
             POLL_INTERVAL
         });
         // Records that arrived without a wake-up are not signalled through epoll.
-        let ret2 = ring.consume_raw();
+        let ret2 = reader.consume();
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);
         }
         for r in [ret, ret2] {
             if r < 0 && r != -libc::EINTR {
                 bail!(
-                    "reading the ring buffer: {}",
+                    "reading the {}: {}",
+                    reader.name(),
                     std::io::Error::from_raw_os_error(-r)
                 );
             }
@@ -116,7 +135,7 @@ pub fn run(
         h.tick(now)?;
         if !stopping && now >= next_loss_check {
             next_loss_check = now + LOSS_CHECK_INTERVAL;
-            let counts = LossCounts::read(losses)?;
+            let counts = read_counts()?;
             if counts.total() > reported {
                 reported = counts.total();
                 h.sink().lost(losses.tool, &counts)?;
@@ -127,10 +146,10 @@ pub fn run(
             break;
         }
     }
-    drop(ring);
+    let counts = read_counts()?;
+    drop(reader);
     let h = handler.into_inner();
     h.finish()?;
-    let counts = LossCounts::read(losses)?;
     h.sink().final_losses(&counts)?;
     h.sink().flush()?;
     for line in counts.lines(losses.tool) {
@@ -140,6 +159,88 @@ pub fn run(
         return Err(EventsLost(counts.total()).into());
     }
     Ok(())
+}
+
+/// The transport's reader, told apart by the type user space gave the `events` map before load.
+enum Reader<'cb> {
+    Ring(RingBuffer<'cb>),
+    Perf(PerfBuffer<'cb>),
+}
+
+impl<'cb> Reader<'cb> {
+    fn new<M: MapCore>(
+        events: &M,
+        buffer_bytes: u32,
+        deliver: &'cb dyn Fn(&[u8]) -> bool,
+        lost_samples: &'cb Cell<u64>,
+    ) -> Result<Self> {
+        if events.map_type() != MapType::PerfEventArray {
+            let mut builder = RingBufferBuilder::new();
+            builder
+                .add(
+                    events,
+                    move |data: &[u8]| if deliver(data) { 0 } else { -1 },
+                )
+                .context("setting up the ring buffer")?;
+            let ring = builder.build().context("setting up the ring buffer")?;
+            return Ok(Reader::Ring(ring));
+        }
+        // A perf sample starts 4 bytes past an 8-byte boundary: copy it to aligned memory so
+        // that `decode` can view it as the shared struct. The copy is reused (no allocation
+        // per event; it grows only for a longer record than any before).
+        let mut aligned: Vec<u64> = Vec::new();
+        let sample = move |_cpu: i32, data: &[u8]| {
+            let words = data.len().div_ceil(8);
+            if aligned.len() < words {
+                aligned.resize(words, 0);
+            }
+            // SAFETY: `aligned` holds at least data.len() bytes, and u64 has no invalid bytes.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), data.len())
+            };
+            bytes.copy_from_slice(data);
+            deliver(bytes);
+        };
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+        let perf = PerfBufferBuilder::new(events)
+            .pages((buffer_bytes / page).max(1) as usize)
+            .sample_cb(sample)
+            .lost_cb(move |_cpu, n| lost_samples.set(lost_samples.get() + n))
+            .build()
+            .context("setting up the perf buffer")?;
+        Ok(Reader::Perf(perf))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Reader::Ring(_) => "ring buffer",
+            Reader::Perf(_) => "perf buffer",
+        }
+    }
+
+    /// Waits up to `timeout` for records and handles them; a negative errno on failure.
+    fn poll(&self, timeout: Duration) -> i32 {
+        match self {
+            Reader::Ring(r) => r.poll_raw(timeout),
+            Reader::Perf(p) => unsafe {
+                libbpf_sys::perf_buffer__poll(perf_ptr(p), timeout.as_millis() as i32)
+            },
+        }
+    }
+
+    /// Handles every record waiting, without waiting; a negative errno on failure.
+    fn consume(&self) -> i32 {
+        match self {
+            Reader::Ring(r) => r.consume_raw(),
+            Reader::Perf(p) => unsafe { libbpf_sys::perf_buffer__consume(perf_ptr(p)) },
+        }
+    }
+}
+
+/// libbpf-rs's PerfBuffer turns errors into `Error`s that lose EINTR's identity: call libbpf.
+fn perf_ptr(p: &PerfBuffer) -> *mut libbpf_sys::perf_buffer {
+    let ptr: NonNull<libbpf_sys::perf_buffer> = p.as_libbpf_object();
+    ptr.as_ptr()
 }
 
 /// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).

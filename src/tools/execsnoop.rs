@@ -175,7 +175,13 @@ pub fn run(args: Args) -> Result<()> {
         .common
         .losses("execsnoop", &skel.maps.losses, &LOSSES)
         .with_skipped_runs(&ringbuf::PROBE_SKIPPED, ringbuf::SkippedRuns::new(&progs));
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut printer,
+    )?;
     Ok(())
 }
 
@@ -184,9 +190,14 @@ fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExecsnoopSkel<'st
     let mut open = ExecsnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.ignore_failed = !args.fails;
     rodata.max_args = args.max_args as i32;

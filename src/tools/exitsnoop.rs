@@ -104,7 +104,13 @@ pub fn run(args: Args) -> Result<()> {
             &ringbuf::PROBE_SKIPPED,
             ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]),
         );
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut printer,
+    )?;
     Ok(())
 }
 
@@ -113,9 +119,14 @@ fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExitsnoopSkel<'st
     let mut open = ExitsnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.targ_pid = args.pid.unwrap_or(0);
     rodata.trace_threads = args.threaded;

@@ -165,7 +165,13 @@ pub fn run(args: Args) -> Result<()> {
         .common
         .losses("unlinksnoop", &skel.maps.losses, &LOSSES)
         .with_skipped_runs(&ringbuf::PROBE_SKIPPED, skipped);
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut printer,
+    )?;
     Ok(())
 }
 
@@ -178,7 +184,11 @@ fn load(
     let mut open = UnlinksnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     open.maps
         .inflight
         .set_max_entries(args.max_inflight)
@@ -222,7 +232,8 @@ fn load(
     open.progs.thread_exit.set_autoload(true);
 
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.is_some();
     rodata.targ_pid = args.pid.unwrap_or(0);
     if let Some(uid) = args.uid {
