@@ -20,10 +20,9 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::{
-    libbpf_sys, AsRawLibbpf, MapCore, MapFlags, MapType, PerfBuffer, PerfBufferBuilder, RingBuffer,
-    RingBufferBuilder,
-};
+use std::os::fd::AsRawFd;
+
+use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapType, RingBuffer, RingBufferBuilder};
 
 use crate::output::Sink;
 
@@ -164,7 +163,7 @@ pub fn run<M: MapCore>(
 /// The transport's reader, told apart by the type user space gave the `events` map before load.
 enum Reader<'cb> {
     Ring(RingBuffer<'cb>),
-    Perf(PerfBuffer<'cb>),
+    Perf(PerfReader<'cb>),
 }
 
 impl<'cb> Reader<'cb> {
@@ -174,41 +173,23 @@ impl<'cb> Reader<'cb> {
         deliver: &'cb dyn Fn(&[u8]) -> bool,
         lost_samples: &'cb Cell<u64>,
     ) -> Result<Self> {
-        if events.map_type() != MapType::PerfEventArray {
-            let mut builder = RingBufferBuilder::new();
-            builder
-                .add(
-                    events,
-                    move |data: &[u8]| if deliver(data) { 0 } else { -1 },
-                )
-                .context("setting up the ring buffer")?;
-            let ring = builder.build().context("setting up the ring buffer")?;
-            return Ok(Reader::Ring(ring));
+        if events.map_type() == MapType::PerfEventArray {
+            return Ok(Reader::Perf(PerfReader::new(
+                events,
+                buffer_bytes,
+                deliver,
+                lost_samples,
+            )?));
         }
-        // A perf sample starts 4 bytes past an 8-byte boundary: copy it to aligned memory so
-        // that `decode` can view it as the shared struct. The copy is reused (no allocation
-        // per event; it grows only for a longer record than any before).
-        let mut aligned: Vec<u64> = Vec::new();
-        let sample = move |_cpu: i32, data: &[u8]| {
-            let words = data.len().div_ceil(8);
-            if aligned.len() < words {
-                aligned.resize(words, 0);
-            }
-            // SAFETY: `aligned` holds at least data.len() bytes, and u64 has no invalid bytes.
-            let bytes = unsafe {
-                std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), data.len())
-            };
-            bytes.copy_from_slice(data);
-            deliver(bytes);
-        };
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
-        let perf = PerfBufferBuilder::new(events)
-            .pages((buffer_bytes / page).max(1) as usize)
-            .sample_cb(sample)
-            .lost_cb(move |_cpu, n| lost_samples.set(lost_samples.get() + n))
-            .build()
-            .context("setting up the perf buffer")?;
-        Ok(Reader::Perf(perf))
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(
+                events,
+                move |data: &[u8]| if deliver(data) { 0 } else { -1 },
+            )
+            .context("setting up the ring buffer")?;
+        let ring = builder.build().context("setting up the ring buffer")?;
+        Ok(Reader::Ring(ring))
     }
 
     fn name(&self) -> &'static str {
@@ -222,8 +203,9 @@ impl<'cb> Reader<'cb> {
     fn poll(&self, timeout: Duration) -> i32 {
         match self {
             Reader::Ring(r) => r.poll_raw(timeout),
+            // SAFETY: the perf buffer lives as long as the reader.
             Reader::Perf(p) => unsafe {
-                libbpf_sys::perf_buffer__poll(perf_ptr(p), timeout.as_millis() as i32)
+                libbpf_sys::perf_buffer__poll(p.pb.as_ptr(), timeout.as_millis() as i32)
             },
         }
     }
@@ -232,15 +214,125 @@ impl<'cb> Reader<'cb> {
     fn consume(&self) -> i32 {
         match self {
             Reader::Ring(r) => r.consume_raw(),
-            Reader::Perf(p) => unsafe { libbpf_sys::perf_buffer__consume(perf_ptr(p)) },
+            // SAFETY: as in `poll`.
+            Reader::Perf(p) => unsafe { libbpf_sys::perf_buffer__consume(p.pb.as_ptr()) },
         }
     }
 }
 
-/// libbpf-rs's PerfBuffer turns errors into `Error`s that lose EINTR's identity: call libbpf.
-fn perf_ptr(p: &PerfBuffer) -> *mut libbpf_sys::perf_buffer {
-    let ptr: NonNull<libbpf_sys::perf_buffer> = p.as_libbpf_object();
-    ptr.as_ptr()
+/// One perf buffer per CPU, opened through libbpf's raw interface: libbpf's plain one (and
+/// libbpf-rs's PerfBufferBuilder) wakes the consumer on every event, while this one wakes it
+/// only once a quarter of a CPU's buffer waits, as the ring buffer does (`wakeup_bytes` in
+/// common.bpf.h); the poll round reads the rest.
+struct PerfReader<'cb> {
+    pb: NonNull<libbpf_sys::perf_buffer>,
+    /// What the callback sees; boxed so that its address, given to libbpf, stays put.
+    _ctx: Box<PerfCtx<'cb>>,
+}
+
+struct PerfCtx<'cb> {
+    deliver: &'cb dyn Fn(&[u8]) -> bool,
+    lost_samples: &'cb Cell<u64>,
+    /// A perf sample starts 4 bytes past an 8-byte boundary: it is copied here so that
+    /// `decode` can view it as the shared struct. Reused: no allocation per event (it grows
+    /// only for a longer record than any before).
+    aligned: Vec<u64>,
+}
+
+impl<'cb> PerfReader<'cb> {
+    fn new<M: MapCore>(
+        events: &M,
+        buffer_bytes: u32,
+        deliver: &'cb dyn Fn(&[u8]) -> bool,
+        lost_samples: &'cb Cell<u64>,
+    ) -> Result<Self> {
+        let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u32;
+        let pages = (buffer_bytes / page).max(1);
+        // What libbpf's perf_buffer__new asks for, but woken by a byte watermark.
+        let mut attr: libbpf_sys::perf_event_attr = unsafe { std::mem::zeroed() };
+        attr.size = size_of::<libbpf_sys::perf_event_attr>() as u32;
+        attr.type_ = libbpf_sys::PERF_TYPE_SOFTWARE;
+        attr.config = libbpf_sys::PERF_COUNT_SW_BPF_OUTPUT.into();
+        attr.sample_type = libbpf_sys::PERF_SAMPLE_RAW.into();
+        attr.__bindgen_anon_1.sample_period = 1;
+        attr.set_watermark(1);
+        attr.__bindgen_anon_2.wakeup_watermark = pages * page / 4;
+        let mut ctx = Box::new(PerfCtx {
+            deliver,
+            lost_samples,
+            aligned: Vec::new(),
+        });
+        // SAFETY: `ctx` outlives the perf buffer (dropped after it, see Drop), and the
+        // callback only runs inside poll/consume.
+        let pb = unsafe {
+            libbpf_sys::perf_buffer__new_raw(
+                events.as_fd().as_raw_fd(),
+                pages as libbpf_sys::size_t,
+                &mut attr,
+                Some(on_perf_record),
+                (&mut *ctx as *mut PerfCtx).cast(),
+                std::ptr::null(),
+            )
+        };
+        let pb = NonNull::new(pb).ok_or_else(|| {
+            anyhow::anyhow!(
+                "setting up the perf buffer: {}",
+                std::io::Error::last_os_error()
+            )
+        })?;
+        Ok(PerfReader { pb, _ctx: ctx })
+    }
+}
+
+impl Drop for PerfReader<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by perf_buffer__new_raw, freed once.
+        unsafe { libbpf_sys::perf_buffer__free(self.pb.as_ptr()) };
+    }
+}
+
+/// libbpf's callback for each record of a perf buffer: a sample (our event) or the kernel's
+/// count of samples it could not write (the buffer was full).
+unsafe extern "C" fn on_perf_record(
+    ctx: *mut std::ffi::c_void,
+    _cpu: std::ffi::c_int,
+    record: *mut libbpf_sys::perf_event_header,
+) -> libbpf_sys::bpf_perf_event_ret {
+    // SAFETY: `ctx` is the PerfCtx given to perf_buffer__new_raw; libbpf hands over whole
+    // records (it copies one that wraps around the end of the buffer).
+    let ctx = unsafe { &mut *ctx.cast::<PerfCtx>() };
+    let header = unsafe { &*record };
+    let body = unsafe {
+        record
+            .cast::<u8>()
+            .add(size_of::<libbpf_sys::perf_event_header>())
+    };
+    match header.type_ {
+        libbpf_sys::PERF_RECORD_SAMPLE => {
+            // struct { u32 size; u8 data[size]; }
+            let size = unsafe { body.cast::<u32>().read_unaligned() } as usize;
+            let data = unsafe { std::slice::from_raw_parts(body.add(4), size) };
+            let words = size.div_ceil(8);
+            if ctx.aligned.len() < words {
+                ctx.aligned.resize(words, 0);
+            }
+            // SAFETY: `aligned` holds at least `size` bytes, and any bytes make a u64.
+            let copy = unsafe {
+                std::slice::from_raw_parts_mut(ctx.aligned.as_mut_ptr().cast::<u8>(), size)
+            };
+            copy.copy_from_slice(data);
+            if !(ctx.deliver)(copy) {
+                return libbpf_sys::LIBBPF_PERF_EVENT_ERROR;
+            }
+        }
+        libbpf_sys::PERF_RECORD_LOST => {
+            // struct { u64 id; u64 lost; }
+            let lost = unsafe { body.add(8).cast::<u64>().read_unaligned() };
+            ctx.lost_samples.set(ctx.lost_samples.get() + lost);
+        }
+        _ => {}
+    }
+    libbpf_sys::LIBBPF_PERF_EVENT_CONT
 }
 
 /// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).
