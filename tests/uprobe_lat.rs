@@ -376,6 +376,9 @@ fn the_perf_buffer_transport_delivers_every_call() {
     let (shown, lost) = shown_and_lost(&out, "noop_fn");
     assert_eq!(shown, 300, "{out:?}");
     assert!(lost.values().all(|v| v == 0), "{lost:?}");
+    // The calibration's calls travel the perf buffer too.
+    let cost = ns(one_histogram(&out.json(), "noop_fn"), "probe_overhead_ns");
+    assert!(cost > 0.0, "{}", out.stderr);
 }
 
 #[test]

@@ -14,6 +14,9 @@
  * it). The verifier follows only the branch this constant selects, so a kernel without the
  * ring-buffer helpers still loads the program. A tool only calls reserve_event/submit_event or
  * output_event, and never knows which transport it got.
+ *
+ * Every event begins with its __u64 ts (bpf_ktime_get_ns()): a perf buffer is one buffer per
+ * CPU, and the consumer puts the records of a poll round back in time order by it.
  */
 const volatile bool perf_buffer = false;
 

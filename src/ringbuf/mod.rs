@@ -14,7 +14,7 @@ pub use losses::{
 };
 pub use stop::Stop;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::mem::size_of;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -92,17 +92,15 @@ pub fn run<M: MapCore>(
             }
         }
     };
-    // Samples the perf buffer reported lost (the kernel's count; see LossCounts::with_perf_buffer).
-    let lost_samples = Cell::new(0u64);
-    let reader = Reader::new(events, buffer_bytes, &deliver, &lost_samples)?;
+    let reader = Reader::new(events, buffer_bytes, &deliver)?;
 
     // The probes are live: the header goes out now, not after the first poll round.
     handler.borrow_mut().sink().flush()?;
 
     let read_counts = || -> Result<LossCounts> {
         let counts = LossCounts::read(losses)?;
-        Ok(match reader {
-            Reader::Perf(_) => counts.with_perf_buffer(lost_samples.get()),
+        Ok(match &reader {
+            Reader::Perf(p, _) => counts.with_perf_buffer(p.lost_samples()),
             Reader::Ring(_) => counts,
         })
     };
@@ -110,13 +108,11 @@ pub fn run<M: MapCore>(
     let mut next_loss_check = Instant::now() + LOSS_CHECK_INTERVAL;
     loop {
         let stopping = stop.requested();
-        let ret = reader.poll(if stopping {
+        let (ret, ret2) = reader.read(if stopping {
             Duration::ZERO
         } else {
             POLL_INTERVAL
         });
-        // Records that arrived without a wake-up are not signalled through epoll.
-        let ret2 = reader.consume();
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);
         }
@@ -160,10 +156,28 @@ pub fn run<M: MapCore>(
     Ok(())
 }
 
+/// Opens the consumer's side of `events` right after load, before the programs are attached,
+/// where events travel through the perf buffer: a perf event array drops the events of every
+/// CPU whose perf buffer is not open yet (a ring buffer keeps them until `run` reads them).
+/// `run` then takes these perf buffers over. Nothing to do with the ring buffer.
+pub fn prepare<M: MapCore>(events: &M, buffer_bytes: u32) -> Result<()> {
+    if events.map_type() == MapType::PerfEventArray {
+        let opened = PerfBuffers::open(events, buffer_bytes)?;
+        let fd = events.as_fd().as_raw_fd();
+        PREPARED.with(|p| *p.borrow_mut() = Some((fd, opened)));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The perf buffers `prepare` opened, by the descriptor of their map, until `run`.
+    static PREPARED: RefCell<Option<(i32, PerfBuffers)>> = const { RefCell::new(None) };
+}
+
 /// The transport's reader, told apart by the type user space gave the `events` map before load.
 enum Reader<'cb> {
     Ring(RingBuffer<'cb>),
-    Perf(PerfReader<'cb>),
+    Perf(PerfBuffers, &'cb dyn Fn(&[u8]) -> bool),
 }
 
 impl<'cb> Reader<'cb> {
@@ -171,15 +185,15 @@ impl<'cb> Reader<'cb> {
         events: &M,
         buffer_bytes: u32,
         deliver: &'cb dyn Fn(&[u8]) -> bool,
-        lost_samples: &'cb Cell<u64>,
     ) -> Result<Self> {
         if events.map_type() == MapType::PerfEventArray {
-            return Ok(Reader::Perf(PerfReader::new(
-                events,
-                buffer_bytes,
-                deliver,
-                lost_samples,
-            )?));
+            let fd = events.as_fd().as_raw_fd();
+            let prepared = PREPARED.with(|p| p.borrow_mut().take_if(|(f, _)| *f == fd));
+            let perf = match prepared {
+                Some((_, perf)) => perf,
+                None => PerfBuffers::open(events, buffer_bytes)?,
+            };
+            return Ok(Reader::Perf(perf, deliver));
         }
         let mut builder = RingBufferBuilder::new();
         builder
@@ -195,27 +209,17 @@ impl<'cb> Reader<'cb> {
     fn name(&self) -> &'static str {
         match self {
             Reader::Ring(_) => "ring buffer",
-            Reader::Perf(_) => "perf buffer",
+            Reader::Perf(..) => "perf buffer",
         }
     }
 
-    /// Waits up to `timeout` for records and handles them; a negative errno on failure.
-    fn poll(&self, timeout: Duration) -> i32 {
+    /// One poll round: waits up to `timeout` for a wake-up, then handles every record waiting
+    /// (records that arrived without a wake-up are not signalled through epoll). Returns what
+    /// the wait and the read returned: a negative errno on failure.
+    fn read(&self, timeout: Duration) -> (i32, i32) {
         match self {
-            Reader::Ring(r) => r.poll_raw(timeout),
-            // SAFETY: the perf buffer lives as long as the reader.
-            Reader::Perf(p) => unsafe {
-                libbpf_sys::perf_buffer__poll(p.pb.as_ptr(), timeout.as_millis() as i32)
-            },
-        }
-    }
-
-    /// Handles every record waiting, without waiting; a negative errno on failure.
-    fn consume(&self) -> i32 {
-        match self {
-            Reader::Ring(r) => r.consume_raw(),
-            // SAFETY: as in `poll`.
-            Reader::Perf(p) => unsafe { libbpf_sys::perf_buffer__consume(p.pb.as_ptr()) },
+            Reader::Ring(r) => (r.poll_raw(timeout), r.consume_raw()),
+            Reader::Perf(p, deliver) => p.read(timeout, *deliver),
         }
     }
 }
@@ -223,29 +227,31 @@ impl<'cb> Reader<'cb> {
 /// One perf buffer per CPU, opened through libbpf's raw interface: libbpf's plain one (and
 /// libbpf-rs's PerfBufferBuilder) wakes the consumer on every event, while this one wakes it
 /// only once a quarter of a CPU's buffer waits, as the ring buffer does (`wakeup_bytes` in
-/// common.bpf.h); the poll round reads the rest.
-struct PerfReader<'cb> {
+/// common.bpf.h); the poll round reads the rest. Records of different CPUs arrive from
+/// different buffers: each round is put back in time order (every event begins with its
+/// kernel timestamp, see common.bpf.h) before the handler sees it, as one ring would have it.
+struct PerfBuffers {
     pb: NonNull<libbpf_sys::perf_buffer>,
-    /// What the callback sees; boxed so that its address, given to libbpf, stays put.
-    _ctx: Box<PerfCtx<'cb>>,
+    /// What libbpf's callback fills (from Box::leak, freed in Drop): touched only by the
+    /// callback inside perf_buffer__poll/consume, and by `read` and `lost_samples` between
+    /// those calls.
+    round: NonNull<Round>,
 }
 
-struct PerfCtx<'cb> {
-    deliver: &'cb dyn Fn(&[u8]) -> bool,
-    lost_samples: &'cb Cell<u64>,
-    /// A perf sample starts 4 bytes past an 8-byte boundary: it is copied here so that
-    /// `decode` can view it as the shared struct. Reused: no allocation per event (it grows
-    /// only for a longer record than any before).
-    aligned: Vec<u64>,
+/// The records of one poll round, until they are handed over in time order. Reused from round
+/// to round: no allocation per event (the arena grows only for a bigger round than any before).
+struct Round {
+    /// Samples the kernel could not write (the buffer was full), from its lost-samples records.
+    lost_samples: u64,
+    /// The records, each from an 8-byte boundary (a perf sample starts 4 bytes past one, too
+    /// misaligned for `decode`).
+    arena: Vec<u64>,
+    /// (timestamp, offset in `arena` in words, length in bytes) of each record.
+    records: Vec<(u64, usize, usize)>,
 }
 
-impl<'cb> PerfReader<'cb> {
-    fn new<M: MapCore>(
-        events: &M,
-        buffer_bytes: u32,
-        deliver: &'cb dyn Fn(&[u8]) -> bool,
-        lost_samples: &'cb Cell<u64>,
-    ) -> Result<Self> {
+impl PerfBuffers {
+    fn open<M: MapCore>(events: &M, buffer_bytes: u32) -> Result<Self> {
         let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u32;
         let pages = (buffer_bytes / page).max(1);
         // What libbpf's perf_buffer__new asks for, but woken by a byte watermark.
@@ -257,50 +263,86 @@ impl<'cb> PerfReader<'cb> {
         attr.__bindgen_anon_1.sample_period = 1;
         attr.set_watermark(1);
         attr.__bindgen_anon_2.wakeup_watermark = pages * page / 4;
-        let mut ctx = Box::new(PerfCtx {
-            deliver,
-            lost_samples,
-            aligned: Vec::new(),
-        });
-        // SAFETY: `ctx` outlives the perf buffer (dropped after it, see Drop), and the
-        // callback only runs inside poll/consume.
+        let round = NonNull::from(Box::leak(Box::new(Round {
+            lost_samples: 0,
+            arena: Vec::new(),
+            records: Vec::new(),
+        })));
+        // SAFETY: `round` outlives the perf buffer (freed after it, in Drop), and the callback
+        // only runs inside poll/consume.
         let pb = unsafe {
             libbpf_sys::perf_buffer__new_raw(
                 events.as_fd().as_raw_fd(),
                 pages as libbpf_sys::size_t,
                 &mut attr,
                 Some(on_perf_record),
-                (&mut *ctx as *mut PerfCtx).cast(),
+                round.as_ptr().cast(),
                 std::ptr::null(),
             )
         };
-        let pb = NonNull::new(pb).ok_or_else(|| {
-            anyhow::anyhow!(
-                "setting up the perf buffer: {}",
-                std::io::Error::last_os_error()
-            )
-        })?;
-        Ok(PerfReader { pb, _ctx: ctx })
+        let Some(pb) = NonNull::new(pb) else {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: from Box::leak above, and libbpf kept no pointer to it.
+            drop(unsafe { Box::from_raw(round.as_ptr()) });
+            bail!("setting up the perf buffer: {e}");
+        };
+        Ok(PerfBuffers { pb, round })
+    }
+
+    /// See `Reader::read`; the round's records go to `deliver` in time order.
+    fn read(&self, timeout: Duration, deliver: &dyn Fn(&[u8]) -> bool) -> (i32, i32) {
+        let ms = timeout.as_millis() as i32;
+        // SAFETY: the perf buffer lives as long as self.
+        let ret = unsafe { libbpf_sys::perf_buffer__poll(self.pb.as_ptr(), ms) };
+        let ret2 = unsafe { libbpf_sys::perf_buffer__consume(self.pb.as_ptr()) };
+        // SAFETY: libbpf's callback is done (it runs only inside the two calls above).
+        let round = unsafe { &mut *self.round.as_ptr() };
+        // By time, then by arrival (the offset grows with it); unstable sort: no allocation.
+        round
+            .records
+            .sort_unstable_by_key(|&(ts, off, _)| (ts, off));
+        for &(_, off, len) in &round.records {
+            // SAFETY: `len` bytes were copied from word `off` on; any bytes make a u64.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(round.arena.as_ptr().add(off).cast::<u8>(), len)
+            };
+            if !deliver(bytes) {
+                break; // the failure is kept for the loop
+            }
+        }
+        round.records.clear();
+        round.arena.clear();
+        (ret, ret2)
+    }
+
+    fn lost_samples(&self) -> u64 {
+        // SAFETY: as in `read`: not inside libbpf's callback.
+        unsafe { self.round.as_ref() }.lost_samples
     }
 }
 
-impl Drop for PerfReader<'_> {
+impl Drop for PerfBuffers {
     fn drop(&mut self) {
-        // SAFETY: created by perf_buffer__new_raw, freed once.
-        unsafe { libbpf_sys::perf_buffer__free(self.pb.as_ptr()) };
+        // SAFETY: created by perf_buffer__new_raw and Box::leak, each freed once, the perf
+        // buffer first (it holds the pointer to the round).
+        unsafe {
+            libbpf_sys::perf_buffer__free(self.pb.as_ptr());
+            drop(Box::from_raw(self.round.as_ptr()));
+        }
     }
 }
 
-/// libbpf's callback for each record of a perf buffer: a sample (our event) or the kernel's
-/// count of samples it could not write (the buffer was full).
+/// libbpf's callback for each record of a perf buffer: a sample (one of our events) is kept
+/// for the end of the round; a lost-samples record adds the kernel's count of samples it could
+/// not write (the buffer was full).
 unsafe extern "C" fn on_perf_record(
     ctx: *mut std::ffi::c_void,
     _cpu: std::ffi::c_int,
     record: *mut libbpf_sys::perf_event_header,
 ) -> libbpf_sys::bpf_perf_event_ret {
-    // SAFETY: `ctx` is the PerfCtx given to perf_buffer__new_raw; libbpf hands over whole
+    // SAFETY: `ctx` is the Round given to perf_buffer__new_raw; libbpf hands over whole
     // records (it copies one that wraps around the end of the buffer).
-    let ctx = unsafe { &mut *ctx.cast::<PerfCtx>() };
+    let round = unsafe { &mut *ctx.cast::<Round>() };
     let header = unsafe { &*record };
     let body = unsafe {
         record
@@ -309,26 +351,25 @@ unsafe extern "C" fn on_perf_record(
     };
     match header.type_ {
         libbpf_sys::PERF_RECORD_SAMPLE => {
-            // struct { u32 size; u8 data[size]; }
+            // struct { u32 size; u8 data[size]; } (size rounded up to 8 with the u32)
             let size = unsafe { body.cast::<u32>().read_unaligned() } as usize;
             let data = unsafe { std::slice::from_raw_parts(body.add(4), size) };
-            let words = size.div_ceil(8);
-            if ctx.aligned.len() < words {
-                ctx.aligned.resize(words, 0);
-            }
-            // SAFETY: `aligned` holds at least `size` bytes, and any bytes make a u64.
+            let off = round.arena.len();
+            round.arena.resize(off + size.div_ceil(8), 0);
+            // SAFETY: the words from `off` on hold at least `size` bytes.
             let copy = unsafe {
-                std::slice::from_raw_parts_mut(ctx.aligned.as_mut_ptr().cast::<u8>(), size)
+                std::slice::from_raw_parts_mut(round.arena.as_mut_ptr().add(off).cast::<u8>(), size)
             };
             copy.copy_from_slice(data);
-            if !(ctx.deliver)(copy) {
-                return libbpf_sys::LIBBPF_PERF_EVENT_ERROR;
-            }
+            let ts = copy
+                .get(..8)
+                .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")));
+            round.records.push((ts, off, size));
         }
         libbpf_sys::PERF_RECORD_LOST => {
             // struct { u64 id; u64 lost; }
             let lost = unsafe { body.add(8).cast::<u64>().read_unaligned() };
-            ctx.lost_samples.set(ctx.lost_samples.get() + lost);
+            round.lost_samples += lost;
         }
         _ => {}
     }

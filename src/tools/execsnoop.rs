@@ -225,6 +225,7 @@ fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExecsnoopSkel<'st
     }
 
     let mut skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     if let Some(cg) = cgroup {
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }

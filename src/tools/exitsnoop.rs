@@ -134,6 +134,7 @@ fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExitsnoopSkel<'st
     rodata.min_age_ns = args.min_duration.unwrap_or(0) * 1_000_000;
 
     let mut skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     if let Some(cg) = cgroup {
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }

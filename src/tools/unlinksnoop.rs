@@ -256,6 +256,7 @@ fn load(
     let skel = open
         .load()
         .map_err(|e| anyhow::anyhow!("the kernel refused to load the programs: {e}"))?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     if let Some(cg) = cgroup {
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }

@@ -67,6 +67,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     rodata.perf_buffer = events.perf_buffer; // wakeup_bytes stays 0: wake on every record
     rodata.unit_div = 1;
     let skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, RING_BYTES)?; // before attaching: see its doc
 
     let unprobed = per_call_ns(CALLS * 10);
     let (entries, exits) = kind.programs(skel.object(), 1)?;

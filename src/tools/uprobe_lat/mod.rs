@@ -282,6 +282,7 @@ pub fn run(args: Args) -> Result<()> {
     rodata.slower_than_ns = args.slower_than.unwrap_or(0);
 
     let skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     if let Some(cg) = &cgroup {
         setup::fill_cgroup_filter(&skel.maps.cgroup_filter, cg)?;
     }
