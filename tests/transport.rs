@@ -66,9 +66,10 @@ fn unlinksnoop_delivers_a_removal_through_the_perf_buffer() {
 fn check_line(tool: &str, env: Option<&str>, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(bin(tool));
     cmd.arg("--check").args(args);
-    if let Some(v) = env {
-        cmd.env("CORETRACE_TRANSPORT", v);
-    }
+    match env {
+        Some(v) => cmd.env("CORETRACE_TRANSPORT", v),
+        None => cmd.env_remove("CORETRACE_TRANSPORT"),
+    };
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = stdout
