@@ -32,6 +32,9 @@ struct {
 /*
  * With the perf buffer, reserve_event hands out this per-CPU buffer, and submit_event copies
  * it into the perf buffer (a perf buffer has no reserve). Not created with the ring buffer.
+ * (A program preempted between the two, which uprobe programs can be on kernels that have ring
+ * buffers anyway, could find another program's event in it: libbpf-tools' compat.bpf.h shares
+ * this; kernels that need the perf buffer, before 5.8, run programs with preemption off.)
  */
 #define SCRATCH_BYTES 256
 

@@ -97,11 +97,12 @@ pub fn run<M: MapCore>(
     // The probes are live: the header goes out now, not after the first poll round.
     handler.borrow_mut().sink().flush()?;
 
-    let read_counts = || -> Result<LossCounts> {
+    // With the perf buffer, its own count of lost samples joins the BPF side's counters.
+    let read_counts = |perf_lost: Option<u64>| -> Result<LossCounts> {
         let counts = LossCounts::read(losses)?;
-        Ok(match &reader {
-            Reader::Perf(p, _) => counts.with_perf_buffer(p.lost_samples()),
-            Reader::Ring(_) => counts,
+        Ok(match perf_lost {
+            Some(n) => counts.with_perf_buffer(n),
+            None => counts,
         })
     };
     let mut reported = 0;
@@ -130,7 +131,7 @@ pub fn run<M: MapCore>(
         h.tick(now)?;
         if !stopping && now >= next_loss_check {
             next_loss_check = now + LOSS_CHECK_INTERVAL;
-            let counts = read_counts()?;
+            let counts = read_counts(reader.lost_samples())?;
             if counts.total() > reported {
                 reported = counts.total();
                 h.sink().lost(losses.tool, &counts)?;
@@ -141,10 +142,11 @@ pub fn run<M: MapCore>(
             break;
         }
     }
-    let counts = read_counts()?;
+    let perf_lost = reader.lost_samples();
     drop(reader);
     let h = handler.into_inner();
     h.finish()?;
+    let counts = read_counts(perf_lost)?;
     h.sink().final_losses(&counts)?;
     h.sink().flush()?;
     for line in counts.lines(losses.tool) {
@@ -210,6 +212,14 @@ impl<'cb> Reader<'cb> {
         match self {
             Reader::Ring(_) => "ring buffer",
             Reader::Perf(..) => "perf buffer",
+        }
+    }
+
+    /// The perf buffer's count of samples the kernel could not write; None for the ring buffer.
+    fn lost_samples(&self) -> Option<u64> {
+        match self {
+            Reader::Ring(_) => None,
+            Reader::Perf(p, _) => Some(p.lost_samples()),
         }
     }
 
