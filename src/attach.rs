@@ -391,6 +391,10 @@ struct CheckReport {
     /// A uprobe program may call bpf_get_attach_cookie() (5.15): uprobe-lat uses it where
     /// the kernel has it (see `path`).
     attach_cookies: Option<bool>,
+    /// What events would travel in ("ring buffer" or "perf buffer", see
+    /// `ringbuf::transport`), and why; null where none can be chosen (see `reason`).
+    transport: Option<&'static str>,
+    transport_why: String,
     tool: String,
     min_kernel: MinKernel,
     /// The capabilities (and tracefs access) the tool needs here, checked.
@@ -462,6 +466,10 @@ pub fn check_path<T>(
         Feature::new("tracepoints", tracefs_state),
         Feature::new("uprobes", uprobe_state()),
     ];
+    let transport = match privileges.ok {
+        true => crate::ringbuf::transport::current(),
+        false => Err("not probed (needs the privileges below)".to_string()),
+    };
     let (version, why) = needs.min_kernel();
     let required = vec!["ring_buffer"];
     // The first obstacle is the reason; without the privileges, nothing is loaded.
@@ -469,6 +477,8 @@ pub fn check_path<T>(
         Some(privileges.detail.clone())
     } else if let Some(f) = features.iter().find(|f| f.name == "BTF" && !f.ok) {
         Some(f.detail.clone())
+    } else if let Err(e) = &transport {
+        Some(e.clone())
     } else if let Err(e) = setup::check_kernel_features() {
         Some(format!(
             "{e}: {tool} needs Linux {version} or later ({why})"
@@ -535,6 +545,11 @@ pub fn check_path<T>(
         features,
         ring_buffer,
         attach_cookies,
+        transport: transport.as_ref().ok().map(|c| c.transport.name()),
+        transport_why: match &transport {
+            Ok(c) => c.why.clone(),
+            Err(e) => e.clone(),
+        },
         tool: tool.to_string(),
         min_kernel: MinKernel {
             version,
@@ -561,6 +576,13 @@ pub fn check_path<T>(
         for f in &report.features {
             row(&mut out, f);
         }
+        // The kernel matrix reads this line's prefix: "transport: ring buffer" or "perf buffer".
+        let _ = writeln!(
+            out,
+            "transport: {} ({})",
+            report.transport.unwrap_or("none"),
+            report.transport_why
+        );
         let _ = writeln!(out, "{tool}:");
         let have = match report.ring_buffer {
             Some(ring) => yes(ring),

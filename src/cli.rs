@@ -28,7 +28,8 @@ pub struct CommonArgs {
           allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
 
-    /// Ring buffer size in KiB (a power of two, 4 to 1048576)
+    /// Ring buffer size in KiB (a power of two, 4 to 1048576); on kernels without a BPF ring
+    /// buffer (before 5.8), the size of each CPU's perf buffer
     #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ringbuf_kib,
           allow_negative_numbers = true)]
     pub ringbuf_size: u32,
@@ -56,6 +57,10 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds,
           allow_negative_numbers = true)]
     pub metrics_interval: Duration,
+
+    /// Force the transport, as CORETRACE_TRANSPORT does (hidden: for tests)
+    #[arg(long, value_enum, value_name = "auto|perf|ringbuf", hide = true)]
+    pub transport: Option<crate::ringbuf::transport::Choice>,
 }
 
 impl CommonArgs {
@@ -257,6 +262,16 @@ pub fn parse<A: clap::Parser>(tool: &str) -> A {
 /// not "given": a tool may ignore a shared option only while the user did not ask for it).
 pub fn parse_refusing<A: clap::Parser>(tool: &str, refused: &[(&str, &str)]) -> A {
     let parsed = A::command().try_get_matches().and_then(|mut matches| {
+        // The transport is chosen once per process (ringbuf::transport), wherever BPF is loaded.
+        crate::ringbuf::transport::init(
+            tool,
+            matches
+                .try_get_one::<crate::ringbuf::transport::Choice>("transport")
+                .ok()
+                .flatten()
+                .copied(),
+            matches.try_get_one::<bool>("verbose").ok().flatten() == Some(&true),
+        );
         for (id, why) in refused {
             if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
                 let mut cmd = A::command();

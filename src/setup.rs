@@ -158,10 +158,11 @@ pub fn check_process_access(pid: u32) -> Result<()> {
     Ok(())
 }
 
-/// The kernel features every tool relies on (the ring buffer), probed (after the privilege
-/// check: probing creates a map).
+/// The kernel features every tool relies on, probed (after the privilege check: probing
+/// creates a map): a transport for its events (the ring buffer, or else the perf buffer,
+/// unless the user forced the ring buffer).
 pub fn check_kernel_features() -> Result<(), String> {
-    ringbuf_probe()?;
+    crate::ringbuf::transport::current()?;
     Ok(())
 }
 
@@ -365,13 +366,50 @@ pub fn libbpf_log(verbose: bool) {
     }
 }
 
-/// Sizes the `events` ring buffer (before load) and returns the backlog, in bytes, past which
-/// the BPF side wakes the consumer (its `wakeup_bytes`).
-pub fn size_ringbuf(events: &mut OpenMapMut, bytes: u32) -> Result<u64> {
-    events
-        .set_max_entries(bytes)
-        .context("sizing the ring buffer")?;
-    Ok(u64::from(bytes / 4))
+/// What the BPF side must be told of the transport, in its `.rodata` (common.bpf.h).
+#[derive(Clone, Copy, Debug)]
+pub struct EventsSetup {
+    /// `wakeup_bytes`: the backlog, in bytes, past which the BPF side wakes the consumer.
+    pub wakeup_bytes: u64,
+    /// `perf_buffer`: events go to the perf buffer, not the ring buffer.
+    pub perf_buffer: bool,
+}
+
+/// Sets up, before load, the `events` map and the `scratch` buffer of common.bpf.h for this
+/// process's transport (see `ringbuf::transport`): a ring buffer of `bytes`, or a perf event
+/// array (one slot per CPU, each CPU's buffer `bytes`, sized by the consumer) with no ring
+/// buffer created. The tool copies what this returns into its `.rodata`.
+pub fn size_ringbuf(
+    events: &mut OpenMapMut,
+    scratch: &mut OpenMapMut,
+    bytes: u32,
+) -> Result<EventsSetup> {
+    use crate::ringbuf::transport::{self, Transport};
+    let chosen = transport::current().map_err(anyhow::Error::msg)?;
+    match chosen.transport {
+        Transport::RingBuffer => {
+            events
+                .set_max_entries(bytes)
+                .context("sizing the ring buffer")?;
+            // Only the perf buffer's branch, which the verifier skips, refers to it.
+            scratch.set_autocreate(false)?;
+            Ok(EventsSetup {
+                wakeup_bytes: u64::from(bytes / 4),
+                perf_buffer: false,
+            })
+        }
+        Transport::PerfBuffer => {
+            events.set_type(libbpf_rs::MapType::PerfEventArray)?;
+            events.set_key_size(4)?;
+            events.set_value_size(4)?;
+            // 0: libbpf makes it one slot per possible CPU.
+            events.set_max_entries(0)?;
+            Ok(EventsSetup {
+                wakeup_bytes: 0,
+                perf_buffer: true,
+            })
+        }
+    }
 }
 
 /// `statfs` f_type of a cgroup v2 file system, and of a cgroup v1 hierarchy.

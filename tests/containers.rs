@@ -288,7 +288,10 @@ fn container_filter_takes_sub_cgroups_and_leaves_others_out() {
     assert!(!out.stdout.contains(&m_outside), "{}", out.stdout);
     // Only the container's processes crossed into user space at all: the filter is the
     // kernel's (the shells that moved themselves in are the only other execs).
-    for r in records.iter().filter(|r| r.get("process.command_args").is_some()) {
+    for r in records
+        .iter()
+        .filter(|r| r.get("process.command_args").is_some())
+    {
         assert_eq!(r["container.id"], id, "{r}");
     }
 }
@@ -502,10 +505,15 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
     std::thread::sleep(Duration::from_millis(300));
     let out = t.stop();
     let json = out.json();
-    let slow: Vec<&Value> = json.iter().filter(|v| v["event.name"] == "slow_call").collect();
+    let slow: Vec<&Value> = json
+        .iter()
+        .filter(|v| v["event.name"] == "slow_call")
+        .collect();
     assert!(!slow.is_empty(), "{}", out.stdout);
-    let pids: std::collections::HashSet<u64> =
-        slow.iter().map(|v| v["process.pid"].as_u64().unwrap()).collect();
+    let pids: std::collections::HashSet<u64> = slow
+        .iter()
+        .map(|v| v["process.pid"].as_u64().unwrap())
+        .collect();
     assert_eq!(pids.len(), 1, "only the process inside: {}", out.stdout);
     for v in &slow {
         assert_eq!(v["container.id"], id, "{v}");
@@ -513,7 +521,9 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
     }
     let rows: Vec<&Value> = json
         .iter()
-        .filter(|v| v["event.name"] == "latency_histogram" && v["code.function.name"] == "work_sleep")
+        .filter(|v| {
+            v["event.name"] == "latency_histogram" && v["code.function.name"] == "work_sleep"
+        })
         .collect();
     assert_eq!(rows.len(), 1, "{}", out.stdout);
     assert_eq!(rows[0]["container.id"], id, "{}", rows[0]);

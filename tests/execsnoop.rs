@@ -325,7 +325,7 @@ fn a_full_ring_buffer_is_counted_exactly_and_fail_on_loss_exits_3() {
     let line = out
         .stderr
         .lines()
-        .find(|l| l.contains(" events lost: the ring buffer was full (raise --ringbuf-size"))
+        .find(|l| l.contains(common::buffer_full().1))
         .unwrap_or_else(|| panic!("no loss report by cause on stderr: {out:?}"));
     let lost: usize = line
         .trim_start_matches("execsnoop: ")
@@ -355,7 +355,7 @@ fn a_full_ring_buffer_is_counted_exactly_and_fail_on_loss_exits_3() {
     let (total, by_cause) = common::final_losses(&out);
     assert_eq!(total, 0, "{out:?}");
     for key in [
-        "ringbuf_full",
+        common::buffer_full().0,
         "inflight_full",
         "live_table_full",
         "probe_skipped",

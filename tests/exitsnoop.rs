@@ -285,15 +285,33 @@ fn cgroup_filter_traces_exactly_the_processes_inside() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn a_full_ring_buffer_is_counted_exactly() {
     require_bpf();
+    full_buffer_is_counted_exactly(None);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_full_perf_buffer_is_counted_exactly() {
+    require_bpf();
+    full_buffer_is_counted_exactly(Some("perf"));
+}
+
+/// A frozen consumer and a burst of exits, with the transport the environment chooses or
+/// `transport`: shown + lost is exactly what happened, and the loss names its cause.
+fn full_buffer_is_counted_exactly(transport: Option<&str>) {
     // Only the processes of a cgroup of our own count, so shown + lost must be exactly what
     // happened: N children of one shell, and the shell.
     const N: usize = 300;
     let cg = Cgroup::new("lost");
-    let t = Traced::start(
-        "exitsnoop",
-        &["--json", "--ringbuf-size", "4", "-c", cg.path()],
-    );
-    // Freeze the consumer: a 4 KiB ring holds about 70 exits.
+    let args = ["--json", "--ringbuf-size", "4", "-c", cg.path()];
+    let (t, (key, what)) = match transport {
+        Some(tr) => (
+            common::start_with_transport("exitsnoop", &args, tr),
+            common::buffer_full_for(tr),
+        ),
+        None => (Traced::start("exitsnoop", &args), common::buffer_full()),
+    };
+    // Freeze the consumer: a 4 KiB ring holds about 70 exits (a perf buffer of 4 KiB per CPU,
+    // about 60 per CPU).
     unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
     cg.sh(&format!(
         "i=0; while [ $i -lt {N} ]; do /bin/true; i=$((i+1)); done"
@@ -306,13 +324,15 @@ fn a_full_ring_buffer_is_counted_exactly() {
         .filter(|r| r.get("process.pid").is_some())
         .count();
     let (total, by_cause) = common::final_losses(&out);
-    let lost = by_cause["ringbuf_full"].as_u64().unwrap() as usize;
-    assert!(lost > 0 && shown < N, "a 4 KiB ring held them all: {out:?}");
+    let lost = by_cause[key].as_u64().unwrap() as usize;
+    assert!(
+        lost > 0 && shown < N,
+        "a 4 KiB buffer held them all: {out:?}"
+    );
     assert_eq!(shown + lost, N + 1, "shown {shown} + lost {lost}: {out:?}");
     assert_eq!(total as usize, lost, "{by_cause:?}");
     assert_eq!(by_cause["probe_skipped"], 0, "{by_cause:?}");
-    let line =
-        format!("exitsnoop: {lost} events lost: the ring buffer was full (raise --ringbuf-size");
+    let line = format!("exitsnoop: {lost} {what}");
     assert!(out.stderr.contains(&line), "{}", out.stderr);
 }
 

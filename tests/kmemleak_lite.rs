@@ -289,6 +289,24 @@ fn a_short_command_leaks_exactly_what_it_made_in_the_final_report() {
 
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn the_perf_buffer_transport_reports_the_same_leaks() {
+    require_bpf();
+    let leakn = build_program("leakn", &[]);
+    let command = format!("{} leak 300", leakn.display());
+    let args = ["-c", command.as_str(), "--json", "-i", "60", "-T", "1000"];
+    let out = common::start_with_transport(TOOL, &args, "perf").wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let report = out
+        .json()
+        .into_iter()
+        .find(|r| r["final"] == Value::Bool(true))
+        .unwrap_or_else(|| panic!("no final report: {}", out.stdout));
+    assert_eq!(shown(&report), (300, 0), "{report}");
+    assert_eq!(stacks_naming(&report, "leak_one"), vec![(300 * 64, 300)]);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn a_full_allocation_table_is_counted_allocation_for_allocation() {
     require_bpf();
     let (report, by_cause, _) = leakn_run("leak 300", &["--max-allocs", "100"]);

@@ -356,9 +356,29 @@ fn loss_ringbuf_full_counts_each_call_not_delivered() {
     std::thread::sleep(Duration::from_millis(300));
     let out = traced.stop();
     let (shown, lost) = shown_and_lost(&out, "noop_fn");
-    let full = lost["ringbuf_full"].as_u64().unwrap();
+    let full = lost[common::buffer_full().0].as_u64().unwrap();
     assert!(full > 0, "{out:?}");
     assert_eq!(shown + full, 3000, "{out:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn the_perf_buffer_transport_delivers_every_call() {
+    require_bpf();
+    let exe = build_target();
+    let func = target_arg(&exe, "noop_fn");
+    let target = Target::start(&exe, &["loop", "300"]);
+    let traced = common::start_with_transport(TOOL, &["--json", &func], "perf");
+    target.go();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = traced.stop();
+    assert!(out.status.success(), "{out:?}");
+    let (shown, lost) = shown_and_lost(&out, "noop_fn");
+    assert_eq!(shown, 300, "{out:?}");
+    assert!(lost.values().all(|v| v == 0), "{lost:?}");
+    // The calibration's calls travel the perf buffer too.
+    let cost = ns(one_histogram(&out.json(), "noop_fn"), "probe_overhead_ns");
+    assert!(cost > 0.0, "{}", out.stderr);
 }
 
 #[test]

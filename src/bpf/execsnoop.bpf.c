@@ -121,17 +121,17 @@ static __always_inline int enter_exec(const char *filename, const char *const *a
 	return 0;
 }
 
-static __always_inline void send_record(struct exec_record *r)
+static __always_inline void send_record(void *ctx, struct exec_record *r)
 {
 	__u64 len = r->e.args_size;
 
 	if (len > ARGS_BUF)
 		len = ARGS_BUF;
-	output_event(r, sizeof(r->e) + len);
+	output_event(ctx, r, sizeof(r->e) + len);
 }
 
 /* A failed exec: its thread still has the id it entered with. */
-static __always_inline int exit_exec(long ret)
+static __always_inline int exit_exec(void *ctx, long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct exec_record *r;
@@ -143,7 +143,7 @@ static __always_inline int exit_exec(long ret)
 		r->e.retval = ret;
 		r->e.ts = bpf_ktime_get_ns();
 		bpf_get_current_comm(&r->e.comm, sizeof(r->e.comm));
-		send_record(r);
+		send_record(ctx, r);
 	}
 	bpf_map_delete_elem(&execs, &tid);
 	return 0;
@@ -175,7 +175,7 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 	if (!r)
 		return 0;
-	send_record(r);
+	send_record(ctx, r);
 	bpf_map_delete_elem(&execs, &old_tid);
 	return 0;
 }
@@ -212,13 +212,13 @@ int enter_execveat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_execve")
 int exit_execve(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_exec(ctx->ret);
+	return exit_exec(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int exit_execveat(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_exec(ctx->ret);
+	return exit_exec(ctx, ctx->ret);
 }
 
 /* -d mode only (autoload off otherwise). */
@@ -249,7 +249,7 @@ int process_exit(void *ctx)
 		r->e.ts = now;
 		r->e.exit_code = BPF_CORE_READ(task, exit_code);
 		r->e.flags |= EXEC_EXITED;
-		send_record(r);
+		send_record(ctx, r);
 	}
 	bpf_map_delete_elem(&live, &pid);
 	return 0;

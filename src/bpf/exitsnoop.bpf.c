@@ -60,7 +60,7 @@ int process_exit(void *ctx)
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->exit_code = exit_code;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	submit_event(e);
+	submit_event(ctx, e);
 	return 0;
 }
 

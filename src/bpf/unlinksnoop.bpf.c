@@ -293,7 +293,7 @@ static __always_inline int on_entry(int dfd, const char *name, bool user, __u8 o
 	return 0;
 }
 
-static __always_inline int on_return(long ret)
+static __always_inline int on_return(void *ctx, long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *r;
@@ -310,7 +310,7 @@ static __always_inline int on_return(long ret)
 		len = r->e.path_len;
 		if (len > PATH_BUF)
 			len = PATH_BUF;
-		output_event(r, sizeof(r->e) + len);
+		output_event(ctx, r, sizeof(r->e) + len);
 	}
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
@@ -354,7 +354,7 @@ int BPF_PROG(fentry_unlinkat, int dfd, struct filename *name)
 SEC("fexit/do_unlinkat")
 int BPF_PROG(fexit_unlinkat, int dfd, struct filename *name, int ret)
 {
-	return on_return(ret);
+	return on_return(ctx, ret);
 }
 
 SEC("fentry/do_rmdir")
@@ -366,7 +366,7 @@ int BPF_PROG(fentry_rmdir, int dfd, struct filename *name)
 SEC("fexit/do_rmdir")
 int BPF_PROG(fexit_rmdir, int dfd, struct filename *name, int ret)
 {
-	return on_return(ret);
+	return on_return(ctx, ret);
 }
 
 /* Method "kprobe". */
@@ -380,7 +380,7 @@ int BPF_KPROBE(kprobe_unlinkat, int dfd, void *name)
 SEC("kretprobe/do_unlinkat")
 int BPF_KRETPROBE(kretprobe_unlinkat, int ret)
 {
-	return on_return(ret);
+	return on_return(ctx, ret);
 }
 
 SEC("kprobe/do_rmdir")
@@ -392,7 +392,7 @@ int BPF_KPROBE(kprobe_rmdir, int dfd, void *name)
 SEC("kretprobe/do_rmdir")
 int BPF_KRETPROBE(kretprobe_rmdir, int ret)
 {
-	return on_return(ret);
+	return on_return(ctx, ret);
 }
 
 /* Method "tracepoint". */
@@ -420,19 +420,19 @@ int tp_enter_rmdir(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_unlink")
 int tp_exit_unlink(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_return(ctx->ret);
+	return on_return(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_unlinkat")
 int tp_exit_unlinkat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_return(ctx->ret);
+	return on_return(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_rmdir")
 int tp_exit_rmdir(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_return(ctx->ret);
+	return on_return(ctx, ctx->ret);
 }
 
 char LICENSE[] SEC("license") = "GPL";

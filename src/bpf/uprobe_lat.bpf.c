@@ -179,7 +179,7 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 		h->max_ns = lat;
 }
 
-static __always_inline int on_return(__u32 func_id)
+static __always_inline int on_return(void *ctx, __u32 func_id)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -254,7 +254,7 @@ static __always_inline int on_return(__u32 func_id)
 	/* Attribution for the records user space shows one by one (slow calls, --per-pid rows),
 	 * not the cost of every call that only feeds a histogram. */
 	e->cgroup_id = (slow || per_pid) ? current_cgroup_id() : 0;
-	submit_event(e);
+	submit_event(ctx, e);
 	return 0;
 }
 
@@ -268,7 +268,7 @@ int BPF_UPROBE(func_entry)
 SEC("uretprobe")
 int BPF_URETPROBE(func_exit)
 {
-	return on_return((__u32)bpf_get_attach_cookie(ctx));
+	return on_return(ctx, (__u32)bpf_get_attach_cookie(ctx));
 }
 
 /* Multi-uprobe links (6.6+). */
@@ -281,7 +281,7 @@ int BPF_UPROBE(func_entry_multi)
 SEC("uretprobe.multi")
 int BPF_URETPROBE(func_exit_multi)
 {
-	return on_return((__u32)bpf_get_attach_cookie(ctx));
+	return on_return(ctx, (__u32)bpf_get_attach_cookie(ctx));
 }
 
 /*
@@ -298,7 +298,7 @@ int BPF_URETPROBE(func_exit_multi)
 	SEC("uretprobe")                                                                       \
 	int func_exit_##n(struct pt_regs *ctx)                                                 \
 	{                                                                                      \
-		return on_return(n);                                                           \
+		return on_return(ctx, n);                                                      \
 	}
 #define NO_COOKIE_PAIRS8(a, b, c, d, e, f, g, h)                                               \
 	NO_COOKIE_PAIR(a) NO_COOKIE_PAIR(b) NO_COOKIE_PAIR(c) NO_COOKIE_PAIR(d)                \

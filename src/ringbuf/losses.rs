@@ -2,7 +2,7 @@
 //! ends with how many were lost, by cause, with the advice that fits the cause.
 //!
 //! The BPF side counts into the per-CPU `losses` array of common.bpf.h: slot 0 is the ring
-//! buffer (`LOSS_RINGBUF_FULL`), a tool numbers its own causes from 1 in its header. The tool
+//! or perf buffer (`LOSS_RINGBUF_FULL`), a tool numbers its own causes from 1 in its header. The tool
 //! describes each slot once, with a [`LossCause`]. Runs of its programs that the kernel
 //! skipped (the program never saw the event) are added with [`Losses::with_skipped_runs`].
 
@@ -40,6 +40,15 @@ pub const RINGBUF_FULL: LossCause = LossCause {
     key: "ringbuf_full",
     what: "events lost: the ring buffer was full",
     advice: "raise --ringbuf-size or narrow the filters",
+};
+
+/// Slot 0 where events travel through the perf buffer (see [`LossCounts::with_perf_buffer`]):
+/// the consumer swaps it in for [`RINGBUF_FULL`], so no tool needs to know its transport.
+pub const PERF_BUFFER_FULL: LossCause = LossCause {
+    slot: Some(0),
+    key: "perfbuf_full",
+    what: "events lost: the perf buffer was full",
+    advice: "raise --ringbuf-size, which sizes each CPU's perf buffer, or narrow the filters",
 };
 
 /// Counted in user space from the kernel's own count (see [`SkippedRuns`]).
@@ -145,6 +154,21 @@ impl LossCounts {
         Ok(LossCounts { counts })
     }
 
+    /// With the perf buffer, slot 0 counts its drops, which the kernel reports twice: as the
+    /// error of bpf_perf_event_output() (counted by the BPF side, exact at any moment) and as
+    /// lost-sample records, `lost_samples` (delivered only once a later sample fits, so late;
+    /// the only report on kernels whose helper does not return the error). Both count the
+    /// same drops, so the larger is the count.
+    pub fn with_perf_buffer(mut self, lost_samples: u64) -> LossCounts {
+        for (cause, n) in &mut self.counts {
+            if cause.slot == Some(0) {
+                *cause = &PERF_BUFFER_FULL;
+                *n = (*n).max(lost_samples);
+            }
+        }
+        self
+    }
+
     pub fn total(&self) -> u64 {
         self.counts.iter().map(|(_, n)| n).sum()
     }
@@ -238,5 +262,22 @@ mod tests {
             ["t: 4 processes not followed: the table was full (raise --max-procs)"]
         );
         assert_eq!(counts.brief(), "4 events lost so far (table_full 4)");
+    }
+
+    #[test]
+    fn the_perf_buffer_takes_slot_0_with_the_larger_count() {
+        let counts = LossCounts {
+            counts: vec![(&RINGBUF_FULL, 3), (&TABLE_FULL, 4)],
+        };
+        let counts = counts.with_perf_buffer(5);
+        assert_eq!(
+            serde_json::to_string(&counts.json()).unwrap(),
+            r#"{"schema_url":"urn:coretrace:events:1","event.name":"losses","lost_events":9,"lost_by_cause":{"perfbuf_full":5,"table_full":4}}"#
+        );
+        assert!(counts.lines("t")[0].starts_with("t: 5 events lost: the perf buffer was full"));
+        let counts = LossCounts {
+            counts: vec![(&RINGBUF_FULL, 3)],
+        };
+        assert_eq!(counts.with_perf_buffer(0).total(), 3);
     }
 }

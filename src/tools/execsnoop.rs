@@ -178,7 +178,13 @@ pub fn run(args: Args) -> Result<()> {
         .common
         .losses("execsnoop", &skel.maps.losses, &LOSSES)
         .with_skipped_runs(&ringbuf::PROBE_SKIPPED, ringbuf::SkippedRuns::new(&progs));
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut printer,
+    )?;
     Ok(())
 }
 
@@ -187,9 +193,14 @@ fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExecsnoopSkel<'static>> {
     let mut open = ExecsnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.by_cgroup();
     rodata.filter_container = cgroup.by_container();
     rodata.ignore_failed = !args.fails;
@@ -218,6 +229,7 @@ fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExecsnoopSkel<'static>> {
     }
 
     let mut skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     skel.attach().context("attaching to the exec tracepoints")?;
     Ok(skel)

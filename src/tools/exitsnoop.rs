@@ -106,7 +106,13 @@ pub fn run(args: Args) -> Result<()> {
             &ringbuf::PROBE_SKIPPED,
             ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]),
         );
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut printer,
+    )?;
     Ok(())
 }
 
@@ -115,9 +121,14 @@ fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExitsnoopSkel<'static>> {
     let mut open = ExitsnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.by_cgroup();
     rodata.filter_container = cgroup.by_container();
     rodata.targ_pid = args.pid.unwrap_or(0);
@@ -126,6 +137,7 @@ fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExitsnoopSkel<'static>> {
     rodata.min_age_ns = args.min_duration.unwrap_or(0) * 1_000_000;
 
     let mut skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     skel.attach()
         .context("attaching to sched:sched_process_exit")?;

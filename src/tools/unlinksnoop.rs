@@ -167,7 +167,13 @@ pub fn run(args: Args) -> Result<()> {
         .common
         .losses("unlinksnoop", &skel.maps.losses, &LOSSES)
         .with_skipped_runs(&ringbuf::PROBE_SKIPPED, skipped);
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut printer)?;
+    ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut printer,
+    )?;
     Ok(())
 }
 
@@ -176,7 +182,11 @@ fn load(args: &Args, cgroup: &CgroupFilter, method: Method) -> Result<Unlinksnoo
     let mut open = UnlinksnoopSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     open.maps
         .inflight
         .set_max_entries(args.max_inflight)
@@ -220,7 +230,8 @@ fn load(args: &Args, cgroup: &CgroupFilter, method: Method) -> Result<Unlinksnoo
     open.progs.thread_exit.set_autoload(true);
 
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.by_cgroup();
     rodata.filter_container = cgroup.by_container();
     rodata.targ_pid = args.pid.unwrap_or(0);
@@ -244,6 +255,7 @@ fn load(args: &Args, cgroup: &CgroupFilter, method: Method) -> Result<Unlinksnoo
     let skel = open
         .load()
         .map_err(|e| anyhow::anyhow!("the kernel refused to load the programs: {e}"))?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     let mut skel = skel;
     attach_returns_first(&mut skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))?;

@@ -347,3 +347,41 @@ pub fn final_losses(out: &Finished) -> (u64, serde_json::Map<String, serde_json:
         last["lost_by_cause"].as_object().unwrap().clone(),
     )
 }
+
+/// The loss cause of a full event buffer under the transport the environment forces
+/// (CORETRACE_TRANSPORT=perf, as the kernel matrix sets it: the perf buffer; otherwise the ring
+/// buffer): its key in the JSON loss record, and its words on stderr.
+pub fn buffer_full() -> (&'static str, &'static str) {
+    buffer_full_for(&std::env::var("CORETRACE_TRANSPORT").unwrap_or_default())
+}
+
+/// [`buffer_full`] for the transport `CORETRACE_TRANSPORT=transport` forces.
+pub fn buffer_full_for(transport: &str) -> (&'static str, &'static str) {
+    match transport {
+        "perf" => (
+            "perfbuf_full",
+            "events lost: the perf buffer was full (raise --ringbuf-size",
+        ),
+        _ => (
+            "ringbuf_full",
+            "events lost: the ring buffer was full (raise --ringbuf-size",
+        ),
+    }
+}
+
+/// Starts `tool` like [`Traced::start`] with CORETRACE_TRANSPORT=`transport` (perf or
+/// ringbuf), and checks that `-v` says it took that transport.
+pub fn start_with_transport(tool: &str, args: &[&str], transport: &str) -> Traced {
+    let mut cmd = Command::new(bin(tool));
+    cmd.env("CORETRACE_TRANSPORT", transport)
+        .args(args)
+        .arg("-v");
+    let t = Traced::start_cmd(cmd);
+    let name = match transport {
+        "perf" => "perf buffer",
+        _ => "ring buffer",
+    };
+    let said = format!(": transport: {name} (forced by CORETRACE_TRANSPORT={transport})");
+    assert!(t.stderr_text().contains(&said), "{}", t.stderr_text());
+    t
+}

@@ -55,6 +55,9 @@ pub static PROBE_SKIPPED: LossCause = LossCause {
     advice: "trust a leak that persists across several reports",
 };
 
+/// The smallest ring (or perf) buffer: no record travels it, the reports read the maps.
+const EVENTS_BYTES: u32 = 4096;
+
 /// The shared options kmemleak-lite refuses, with why (see `cli::parse_refusing`).
 pub const REFUSED: &[(&str, &str)] = &[(
     "ringbuf_size",
@@ -239,8 +242,8 @@ pub fn run(args: Args) -> Result<u8> {
         .open(&mut storage)
         .context("opening the BPF object")?;
     // No record travels the ring buffer (reports read the maps): keep it minimal.
-    setup::size_ringbuf(&mut open.maps.events, 4096)?;
     let maps = &mut open.maps;
+    let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
     maps.allocs
         .set_max_entries(args.max_allocs)
         .context("sizing the allocation table")?;
@@ -263,6 +266,7 @@ pub fn run(args: Args) -> Result<u8> {
         rodata.combined = args.combined;
         rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
         rodata.page_size = page_size();
+        rodata.perf_buffer = events.perf_buffer;
     }
     let node_tps = choose_programs(&mut open, user, args.pages);
 
@@ -349,7 +353,13 @@ pub fn run(args: Args) -> Result<u8> {
         .common
         .losses("kmemleak-lite", &skel.maps.losses, &LOSSES)
         .with_skipped_runs(&PROBE_SKIPPED, skipped);
-    ringbuf::run(&skel.maps.events, &losses, &stop, &mut reporter)?;
+    ringbuf::run(
+        &skel.maps.events,
+        EVENTS_BYTES,
+        &losses,
+        &stop,
+        &mut reporter,
+    )?;
     let ended = reporter.ended();
     drop(reporter);
     drop(links);
@@ -379,7 +389,8 @@ fn check_attempt(args: &Args) -> Result<()> {
     let mut open = KmemleakLiteSkelBuilder::default()
         .open(attach::object_storage())
         .context("opening the BPF object")?;
-    setup::size_ringbuf(&mut open.maps.events, 4096)?;
+    let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, EVENTS_BYTES)?;
+    setup::rodata(open.maps.rodata_data.as_deref_mut())?.perf_buffer = events.perf_buffer;
     choose_programs(&mut open, user, args.pages);
     let mut skel = open.load().map_err(setup::load_error)?;
     if !user {

@@ -59,13 +59,15 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     let mut open = UprobeLatSkelBuilder::default()
         .open(&mut storage)
         .context("opening the BPF object")?;
-    open.maps.events.set_max_entries(RING_BYTES)?;
+    let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, RING_BYTES)?;
     kind.set_autoload(open.open_object_mut(), 1);
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     let pid = std::process::id();
     rodata.targ_tgid = pid;
+    rodata.perf_buffer = events.perf_buffer; // wakeup_bytes stays 0: wake on every record
     rodata.unit_div = 1;
     let skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, RING_BYTES)?; // before attaching: see its doc
 
     let unprobed = per_call_ns(CALLS * 10);
     let (entries, exits) = kind.programs(skel.object(), 1)?;
@@ -98,7 +100,13 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
         skipped: None,
         fail_on_loss: false,
     };
-    ringbuf::run(&skel.maps.events, &losses, &drain, &mut recorder)?;
+    ringbuf::run(
+        &skel.maps.events,
+        RING_BYTES,
+        &losses,
+        &drain,
+        &mut recorder,
+    )?;
     if recorder.lat.count() == 0 {
         bail!("the probes on our own calibration function did not fire");
     }

@@ -257,7 +257,11 @@ pub fn run(args: Args) -> Result<()> {
         .context("opening the BPF object")?;
     // Load only the programs the chosen kind of link attaches.
     kind.set_autoload(open.open_object_mut(), probes.len());
-    let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
+    let events = setup::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        args.common.ringbuf_bytes(),
+    )?;
     open.maps.stacks.set_max_entries(args.max_threads)?;
     if args.kernel_hist {
         if args.per_pid {
@@ -271,7 +275,8 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = wakeup;
+    rodata.wakeup_bytes = events.wakeup_bytes;
+    rodata.perf_buffer = events.perf_buffer;
     rodata.filter_cgroup = cgroup.by_cgroup();
     rodata.filter_container = cgroup.by_container();
     rodata.targ_tgid = args.pid.unwrap_or(0);
@@ -281,6 +286,7 @@ pub fn run(args: Args) -> Result<()> {
     rodata.slower_than_ns = args.slower_than.unwrap_or(0);
 
     let skel = open.load().map_err(setup::load_error)?;
+    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
     cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
     let stop = Stop::install(args.duration.or(args.common.timeout))?;
 
@@ -351,7 +357,13 @@ pub fn run(args: Args) -> Result<()> {
             &ringbuf::PROBE_SKIPPED,
             ringbuf::SkippedRuns::all_loaded(libbpf_rs::skel::Skel::object(&skel)),
         );
-    let result = ringbuf::run(&skel.maps.events, &losses, &stop, &mut report);
+    let result = ringbuf::run(
+        &skel.maps.events,
+        args.common.ringbuf_bytes(),
+        &losses,
+        &stop,
+        &mut report,
+    );
     // Entry probes go before return probes (see links.rs), all of them side by side.
     drop(attached);
     report.note_other_pids();
