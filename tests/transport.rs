@@ -35,12 +35,16 @@ fn exitsnoop_delivers_an_exit_through_the_perf_buffer() {
     require_bpf();
     let t = start_with_transport("exitsnoop", &["--json"], "perf");
     let pid = run_traced(Command::new("/bin/sh").args(["-c", "exit 7"]));
-    let mine = |o: &str| o.contains(&format!("\"pid\":{pid},"));
+    let mine = |o: &str| o.contains(&format!("\"process.pid\":{pid},"));
     assert!(t.wait_for(WAIT, mine), "{}", t.stdout_text());
     let out = t.stop();
-    let rec: Vec<_> = out.json().into_iter().filter(|r| r["pid"] == pid).collect();
+    let rec: Vec<_> = out
+        .json()
+        .into_iter()
+        .filter(|r| r["process.pid"] == pid)
+        .collect();
     assert_eq!(rec.len(), 1, "{out:?}");
-    assert_eq!(rec[0]["exit_code"], 7, "{}", rec[0]);
+    assert_eq!(rec[0]["process.exit.code"], 7, "{}", rec[0]);
 }
 
 #[test]
