@@ -231,6 +231,12 @@ fn try_method<T>(
 pub fn precheck(hook: &Hook, method: Method) -> Result<(), String> {
     match method {
         Method::Fentry => {
+            if !setup::kernel_has_btf() {
+                return Err(format!(
+                    "fentry needs the kernel's own BTF ({}; a --btf file serves CO-RE only)",
+                    setup::KERNEL_BTF
+                ));
+            }
             let btf = vmlinux_btf().ok_or("the kernel has no BTF")?;
             for f in hook.functions {
                 if btf.type_by_name::<Func>(f).is_none() {
@@ -301,16 +307,21 @@ fn traceable(functions: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// The kernel's BTF, read once.
+/// The kernel's BTF, read once: the `--btf` file when one was given, else the kernel's own.
 pub fn vmlinux_btf() -> Option<&'static Btf<'static>> {
     struct Shared(Option<Btf<'static>>);
     // SAFETY: the BTF is only read after it has been parsed, and never freed.
     unsafe impl Sync for Shared {}
     unsafe impl Send for Shared {}
     static BTF: OnceLock<Shared> = OnceLock::new();
-    BTF.get_or_init(|| Shared(Btf::from_vmlinux().ok()))
-        .0
-        .as_ref()
+    BTF.get_or_init(|| {
+        Shared(match setup::custom_btf() {
+            Some(path) => Btf::from_path(path).ok(),
+            None => Btf::from_vmlinux().ok(),
+        })
+    })
+    .0
+    .as_ref()
 }
 
 /// The C type of parameter `index` of kernel function `func` as BTF describes it (`struct
@@ -454,7 +465,7 @@ pub fn check_path<T>(
     let known = |r: &Result<String, String>| privileges.ok.then_some(r.is_ok());
     let (ring_buffer, attach_cookies) = (known(&ringbuf), known(&cookies));
     let features = vec![
-        Feature::new("BTF", btf_state()),
+        Feature::new("BTF", setup::check_btf()),
         Feature::new("ring buffer", ringbuf),
         Feature::new("attach cookies", cookies),
         Feature::new("fentry/fexit", fentry_state(hook)),
@@ -614,18 +625,14 @@ fn kernel_release() -> String {
     )
 }
 
-fn btf_state() -> Result<String, String> {
-    match vmlinux_btf() {
-        Some(_) => Ok(setup::KERNEL_BTF.to_string()),
-        None => Err(format!(
-            "{} missing or unreadable: CO-RE needs CONFIG_DEBUG_INFO_BTF=y",
-            setup::KERNEL_BTF
-        )),
-    }
-}
-
 /// Loads a two-instruction fentry program on a function every kernel has (or on the hook's own).
 fn fentry_state(hook: &Hook) -> Result<String, String> {
+    if !setup::kernel_has_btf() {
+        return Err(format!(
+            "needs the kernel's own BTF ({})",
+            setup::KERNEL_BTF
+        ));
+    }
     let btf = vmlinux_btf().ok_or("needs kernel BTF")?;
     let (func, id) = ["vfs_read", "vfs_write"]
         .iter()

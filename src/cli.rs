@@ -1,4 +1,4 @@
-//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`), the
+//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`, `--btf`), the
 //! parsers for values users type, and the `main` wrapper that turns any error into one line on
 //! stderr and a non-zero exit.
 
@@ -40,6 +40,11 @@ pub struct CommonArgs {
     /// would attach (really loading and attaching it), then exit: 1 if it cannot run here
     #[arg(long)]
     pub check: bool,
+
+    /// Relocate against this BTF file instead of the kernel's own, for kernels without
+    /// /sys/kernel/btf/vmlinux (a file made with pahole, or from BTFHub); env CORETRACE_BTF
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 impl CommonArgs {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel};
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
@@ -74,6 +74,7 @@ pub const NEEDS: setup::Needs = setup::Needs {
 };
 
 pub fn run(args: Args) -> Result<()> {
+    setup::use_btf(args.common.btf.as_deref())?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
         // A real load and attach (then detach) of what this command line would load, so the
@@ -110,9 +111,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Opens, sizes, loads and attaches the program.
 fn load(args: &Args, cgroup: Option<&std::fs::File>) -> Result<ExitsnoopSkel<'static>> {
-    let mut open = ExitsnoopSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(ExitsnoopSkelBuilder::default(), attach::object_storage())?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     rodata.wakeup_bytes = wakeup;

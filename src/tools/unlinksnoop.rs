@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::OpenSkel;
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
@@ -127,6 +127,7 @@ pub const NEEDS: setup::Needs = setup::Needs {
 };
 
 pub fn run(args: Args) -> Result<()> {
+    setup::use_btf(args.common.btf.as_deref())?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
         let mut attempt = |m| load(&args, None, m).map(drop);
@@ -175,9 +176,7 @@ fn load(
     cgroup: Option<&std::fs::File>,
     method: Method,
 ) -> Result<UnlinksnoopSkel<'static>> {
-    let mut open = UnlinksnoopSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(UnlinksnoopSkelBuilder::default(), attach::object_storage())?;
     let wakeup = setup::size_ringbuf(&mut open.maps.events, args.common.ringbuf_bytes())?;
     open.maps
         .inflight

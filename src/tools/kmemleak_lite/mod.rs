@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
 use crate::attach;
@@ -190,6 +190,7 @@ enum Target {
 /// Runs the tool; returns the exit status to end with: with -c, the command's, as a shell gives
 /// it (exit code N: N, killed by signal S: 128+S); else 0.
 pub fn run(args: Args) -> Result<u8> {
+    setup::use_btf(args.common.btf.as_deref())?;
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
             bail!(
@@ -234,9 +235,7 @@ pub fn run(args: Args) -> Result<u8> {
     };
 
     let mut storage = MaybeUninit::uninit();
-    let mut open = KmemleakLiteSkelBuilder::default()
-        .open(&mut storage)
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), &mut storage)?;
     // No record travels the ring buffer (reports read the maps): keep it minimal.
     setup::size_ringbuf(&mut open.maps.events, 4096)?;
     let maps = &mut open.maps;
@@ -375,9 +374,7 @@ fn needs(args: &Args) -> setup::Needs {
 /// is not started).
 fn check_attempt(args: &Args) -> Result<()> {
     let user = args.pid.is_some() || args.command.is_some();
-    let mut open = KmemleakLiteSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), attach::object_storage())?;
     setup::size_ringbuf(&mut open.maps.events, 4096)?;
     choose_programs(&mut open, user, args.pages);
     let mut skel = open.load().map_err(setup::load_error)?;
