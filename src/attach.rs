@@ -52,6 +52,17 @@ impl Method {
         }
     }
 
+    /// What the kernel must offer for this method: `--check` prints it per tool (`hooks`), and
+    /// README's Requirements table says the same (tests/btf.rs compares them).
+    pub fn needs(self) -> &'static str {
+        match self {
+            Method::Fentry => "BPF trampolines (Linux 5.5) and the kernel's own BTF",
+            Method::Kprobe => "CONFIG_KPROBES",
+            Method::Tracepoint => "tracefs",
+            Method::Uprobe => "CONFIG_UPROBE_EVENTS",
+        }
+    }
+
     fn parse(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == s)
     }
@@ -383,6 +394,13 @@ impl Feature {
     }
 }
 
+/// One attach method of a tool, and what it needs (see `Method::needs`).
+#[derive(Serialize)]
+struct HookNeeds {
+    method: Method,
+    needs: &'static str,
+}
+
 /// The oldest kernel a tool runs on, and the kernel features that set it.
 #[derive(Serialize)]
 struct MinKernel {
@@ -404,6 +422,8 @@ struct CheckReport {
     attach_cookies: Option<bool>,
     tool: String,
     min_kernel: MinKernel,
+    /// The tool's attach methods, best first, each with what the kernel must offer for it.
+    hooks: Vec<HookNeeds>,
     /// The capabilities (and tracefs access) the tool needs here, checked.
     privileges: Feature,
     methods: Vec<Feature>,
@@ -552,6 +572,14 @@ pub fn check_path<T>(
             why,
             needs: required,
         },
+        hooks: hook
+            .methods
+            .iter()
+            .map(|&method| HookNeeds {
+                method,
+                needs: method.needs(),
+            })
+            .collect(),
         privileges,
         methods,
         would_use: if reason.is_none() { would_use } else { None },
@@ -584,6 +612,12 @@ pub fn check_path<T>(
             have,
             report.min_kernel.needs.join(", ").replace('_', " ")
         );
+        let hooks: Vec<String> = report
+            .hooks
+            .iter()
+            .map(|h| format!("{} ({})", h.method, h.needs))
+            .collect();
+        let _ = writeln!(out, "  hooks:        {}", hooks.join(", "));
         row(&mut out, &report.privileges);
         for f in &report.methods {
             row(&mut out, f);

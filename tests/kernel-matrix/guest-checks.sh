@@ -520,7 +520,7 @@ check_kmemleak_lite() {
 # run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test.
 run_tests() {
     name=$1 out=$WORK/tests-$1.out
-    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 300 "/coretrace/tests/$name" --include-ignored --test-threads=1 >"$out" 2>&1
+    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 900 "/coretrace/tests/$name" --include-ignored --test-threads=1 >"$out" 2>&1
     rc=$?
     # libtest: "test some_name ... ok" / "... FAILED" / "... ignored"
     awk -v tool="$(echo "$name" | tr _ -)" '
