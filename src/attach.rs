@@ -52,6 +52,17 @@ impl Method {
         }
     }
 
+    /// What the kernel must offer for this method: `--check` prints it per tool (`hooks`), and
+    /// README's Requirements table says the same (tests/btf.rs compares them).
+    pub fn needs(self) -> &'static str {
+        match self {
+            Method::Fentry => "BPF trampolines (Linux 5.5) and the kernel's own BTF",
+            Method::Kprobe => "CONFIG_KPROBES",
+            Method::Tracepoint => "tracefs",
+            Method::Uprobe => "CONFIG_UPROBE_EVENTS",
+        }
+    }
+
     fn parse(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == s)
     }
@@ -231,6 +242,12 @@ fn try_method<T>(
 pub fn precheck(hook: &Hook, method: Method) -> Result<(), String> {
     match method {
         Method::Fentry => {
+            if !setup::kernel_has_btf() {
+                return Err(format!(
+                    "fentry needs the kernel's own BTF ({}; a --btf file serves CO-RE only)",
+                    setup::KERNEL_BTF
+                ));
+            }
             let btf = vmlinux_btf().ok_or("the kernel has no BTF")?;
             for f in hook.functions {
                 if btf.type_by_name::<Func>(f).is_none() {
@@ -301,16 +318,21 @@ fn traceable(functions: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// The kernel's BTF, read once.
+/// The kernel's BTF, read once: the `--btf` file when one was given, else the kernel's own.
 pub fn vmlinux_btf() -> Option<&'static Btf<'static>> {
     struct Shared(Option<Btf<'static>>);
     // SAFETY: the BTF is only read after it has been parsed, and never freed.
     unsafe impl Sync for Shared {}
     unsafe impl Send for Shared {}
     static BTF: OnceLock<Shared> = OnceLock::new();
-    BTF.get_or_init(|| Shared(Btf::from_vmlinux().ok()))
-        .0
-        .as_ref()
+    BTF.get_or_init(|| {
+        Shared(match setup::custom_btf() {
+            Some(path) => Btf::from_path(path).ok(),
+            None => Btf::from_vmlinux().ok(),
+        })
+    })
+    .0
+    .as_ref()
 }
 
 /// The C type of parameter `index` of kernel function `func` as BTF describes it (`struct
@@ -372,6 +394,13 @@ impl Feature {
     }
 }
 
+/// One attach method of a tool, and what it needs (see `Method::needs`).
+#[derive(Serialize)]
+struct HookNeeds {
+    method: Method,
+    needs: &'static str,
+}
+
 /// The oldest kernel a tool runs on, and the kernel features that set it.
 #[derive(Serialize)]
 struct MinKernel {
@@ -397,6 +426,8 @@ struct CheckReport {
     transport_why: String,
     tool: String,
     min_kernel: MinKernel,
+    /// The tool's attach methods, best first, each with what the kernel must offer for it.
+    hooks: Vec<HookNeeds>,
     /// The capabilities (and tracefs access) the tool needs here, checked.
     privileges: Feature,
     methods: Vec<Feature>,
@@ -458,7 +489,7 @@ pub fn check_path<T>(
     let known = |r: &Result<String, String>| privileges.ok.then_some(r.is_ok());
     let (ring_buffer, attach_cookies) = (known(&ringbuf), known(&cookies));
     let features = vec![
-        Feature::new("BTF", btf_state()),
+        Feature::new("BTF", setup::check_btf()),
         Feature::new("ring buffer", ringbuf),
         Feature::new("attach cookies", cookies),
         Feature::new("fentry/fexit", fentry_state(hook)),
@@ -556,6 +587,14 @@ pub fn check_path<T>(
             why,
             needs: required,
         },
+        hooks: hook
+            .methods
+            .iter()
+            .map(|&method| HookNeeds {
+                method,
+                needs: method.needs(),
+            })
+            .collect(),
         privileges,
         methods,
         would_use: if reason.is_none() { would_use } else { None },
@@ -595,6 +634,12 @@ pub fn check_path<T>(
             have,
             report.min_kernel.needs.join(", ").replace('_', " ")
         );
+        let hooks: Vec<String> = report
+            .hooks
+            .iter()
+            .map(|h| format!("{} ({})", h.method, h.needs))
+            .collect();
+        let _ = writeln!(out, "  hooks:        {}", hooks.join(", "));
         row(&mut out, &report.privileges);
         for f in &report.methods {
             row(&mut out, f);
@@ -636,18 +681,14 @@ fn kernel_release() -> String {
     )
 }
 
-fn btf_state() -> Result<String, String> {
-    match vmlinux_btf() {
-        Some(_) => Ok(setup::KERNEL_BTF.to_string()),
-        None => Err(format!(
-            "{} missing or unreadable: CO-RE needs CONFIG_DEBUG_INFO_BTF=y",
-            setup::KERNEL_BTF
-        )),
-    }
-}
-
 /// Loads a two-instruction fentry program on a function every kernel has (or on the hook's own).
 fn fentry_state(hook: &Hook) -> Result<String, String> {
+    if !setup::kernel_has_btf() {
+        return Err(format!(
+            "needs the kernel's own BTF ({})",
+            setup::KERNEL_BTF
+        ));
+    }
     let btf = vmlinux_btf().ok_or("needs kernel BTF")?;
     let (func, id) = ["vfs_read", "vfs_write"]
         .iter()

@@ -1,4 +1,4 @@
-//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`,
+//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`, `--btf`,
 //! `--metrics-*`), the
 //! parsers for values users type, and the `main` wrapper that turns any error into one line on
 //! stderr and a non-zero exit.
@@ -61,6 +61,11 @@ pub struct CommonArgs {
     /// Force the transport, as CORETRACE_TRANSPORT does (hidden: for tests)
     #[arg(long, value_enum, value_name = "auto|perf|ringbuf", hide = true)]
     pub transport: Option<crate::ringbuf::transport::Choice>,
+
+    /// Relocate against this BTF file instead of the kernel's own, for kernels without
+    /// /sys/kernel/btf/vmlinux (a file made with pahole, or from BTFHub); env CORETRACE_BTF
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 impl CommonArgs {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel};
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
@@ -138,6 +138,7 @@ pub const NEEDS: setup::Needs = setup::Needs {
 };
 
 pub fn run(args: Args) -> Result<()> {
+    setup::use_btf(args.common.btf.as_deref())?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
         // A real load and attach (then detach) of what this command line would load, so the
@@ -190,9 +191,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Opens, sizes, loads and attaches the programs this command line needs.
 fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExecsnoopSkel<'static>> {
-    let mut open = ExecsnoopSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(ExecsnoopSkelBuilder::default(), attach::object_storage())?;
     let events = setup::size_ringbuf(
         &mut open.maps.events,
         &mut open.maps.scratch,

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel};
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
@@ -76,6 +76,7 @@ pub const NEEDS: setup::Needs = setup::Needs {
 };
 
 pub fn run(args: Args) -> Result<()> {
+    setup::use_btf(args.common.btf.as_deref())?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
         // A real load and attach (then detach) of what this command line would load, so the
@@ -118,9 +119,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Opens, sizes, loads and attaches the program.
 fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExitsnoopSkel<'static>> {
-    let mut open = ExitsnoopSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(ExitsnoopSkelBuilder::default(), attach::object_storage())?;
     let events = setup::size_ringbuf(
         &mut open.maps.events,
         &mut open.maps.scratch,

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::OpenSkel;
 use serde::Serialize;
 
 use crate::attach::{self, Choice, Hook, Method};
@@ -129,6 +129,7 @@ pub const NEEDS: setup::Needs = setup::Needs {
 };
 
 pub fn run(args: Args) -> Result<()> {
+    setup::use_btf(args.common.btf.as_deref())?;
     setup::libbpf_log(args.common.verbose);
     if args.common.check {
         let mut attempt = |m| load(&args, &CgroupFilter::default(), m).map(drop);
@@ -179,9 +180,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Opens the skeleton with only `method`'s programs, loads and attaches it.
 fn load(args: &Args, cgroup: &CgroupFilter, method: Method) -> Result<UnlinksnoopSkel<'static>> {
-    let mut open = UnlinksnoopSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(UnlinksnoopSkelBuilder::default(), attach::object_storage())?;
     let events = setup::size_ringbuf(
         &mut open.maps.events,
         &mut open.maps.scratch,

@@ -4,11 +4,16 @@
 #
 # For each tool of the suite found in /coretrace/bin: `TOOL --check` when the tool has it, then the
 # same checks the host tests make, on processes and files this script makes itself.
+# Then every tool's BTF-less run (the kernel's BTF hidden, a copy given with --btf), the tools'
+# integration test binaries, and last a second pass of every tool's own checks with
+# CORETRACE_TRANSPORT=perf (the perf-buffer transport forced), whose check names end in "@perf".
 # Each check prints exactly one line on the console, which run.sh reads:
-#   PASS <tool> <check> [method=<attach method>]
+#   PASS <tool> <check> [method=<attach method>] [transport=ringbuf|perf]
 #   FAIL <tool> <check> <reason>
 #   SKIP <tool> <check> <reason>     (only: no binary, or no --check option)
 # Under a FAIL, the tool's own output follows, indented with "  | ", for the reader.
+# `guest-checks.sh --list` prints every check this script defines ("TOOL CHECK" lines, both
+# passes): run.sh fails a kernel on which any of them printed no PASS or FAIL line.
 #
 # Under TCG everything is slow (BPF loading, uprobes): waits are long, but each one is bounded.
 
@@ -22,10 +27,36 @@ TOOL_TIMEOUT=150
 READY_WAIT=90
 mkdir -p "$WORK"
 
-pass() { echo "PASS $1 $2${3:+ method=$3}"; }
-skip() { echo "SKIP $1 $2 $3"; }
+# The checks of each tool (its own checks; "btf-*" only in the first pass). A check added below
+# must be named here too, or run.sh counts it as unexpected; one named here that does not run
+# fails the kernel.
+checks_of() {
+    case $1 in
+        kernel) echo "btf dmesg" ;;
+        execsnoop) echo "check sigint exec exec-fail agrees" ;;
+        exitsnoop) echo "check sigint exit-code exit-signal agrees btf-missing btf-file" ;;
+        unlinksnoop) echo "check unlink-fentry unlink-kprobe unlink-tracepoint agrees btf-env" ;;
+        uprobe-lat) echo "check calls agrees" ;;
+        kmemleak-lite) echo "check user kernel agrees" ;;
+    esac
+}
+TOOLS="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
+
+if [ "${1:-}" = --list ]; then
+    for c in $(checks_of kernel); do echo "kernel $c"; done
+    for t in $TOOLS; do
+        for c in $(checks_of $t); do echo "$t $c"; done
+        for c in $(checks_of $t); do case $c in btf-*) ;; *) echo "$t $c@perf" ;; esac; done
+    done
+    exit 0
+fi
+
+# "@perf" in the second pass (CORETRACE_TRANSPORT=perf), after every check name.
+SUFFIX=""
+pass() { echo "PASS $1 $2$SUFFIX${3:+ method=$3}${4:+ transport=$4}"; }
+skip() { echo "SKIP $1 $2$SUFFIX $3"; }
 fail() {
-    echo "FAIL $1 $2 $3"
+    echo "FAIL $1 $2$SUFFIX $3"
     shift 3
     for f in "$@"; do
         [ -s "$f" ] || continue
@@ -116,7 +147,72 @@ tool_check() {
     fi
     timeout 120 "$BIN/$@" --check >"$WORK/$1-check.out" 2>&1
     rc=$?
-    if [ $rc -eq 0 ]; then pass "$1" check; else fail "$1" check "exit status $rc" "$WORK/$1-check.out"; fi
+    echo $rc >"$WORK/$1-check.rc"
+    if [ $rc -eq 0 ]; then
+        pass "$1" check "$(check_method "$1")" "$(check_transport "$1")"
+    else
+        fail "$1" check "exit status $rc" "$WORK/$1-check.out"
+    fi
+}
+
+# What `TOOL --check` (run last by tool_check) said it would use: the method on "would use:",
+# and the transport on "transport: ring buffer|perf buffer" (where --check has no such line,
+# the ring buffer its "needs" line names: the only transport there is).
+check_method() { sed -n 's/^  would use: *\([a-z]*\).*/\1/p' "$WORK/$1-check.out" | head -n1; }
+check_transport() {
+    if grep -q '^ *transport: perf buffer' "$WORK/$1-check.out"; then echo perf
+    elif grep -q '^ *transport: ring buffer' "$WORK/$1-check.out"; then echo ringbuf
+    elif grep -q '^  needs .*ring buffer' "$WORK/$1-check.out"; then echo ringbuf
+    else echo unknown; fi
+}
+# Whether `TOOL --check` said method $2 works ("  METHOD  yes  works: ...").
+check_says_works() { grep -qE "^  $2 +yes " "$WORK/$1-check.out"; }
+
+# transport_of PID: the transport the running tool really has, from the kernel's own account of
+# its BPF maps (/proc/PID/fdinfo: map_type 27 is BPF_MAP_TYPE_RINGBUF, 4 PERF_EVENT_ARRAY):
+# "ringbuf" or "perf" when it holds exactly one of the two kinds, else what it holds.
+transport_of() {
+    types=$(cat /proc/$1/fdinfo/* 2>/dev/null | sed -n 's/^map_type:[[:space:]]*//p' | sort -u | tr '\n' ' ')
+    case " $types" in
+        *" 27 "*" 4 "*|*" 4 "*" 27 "*) echo "ringbuf+perf" ;;
+        *" 27 "*) echo ringbuf ;;
+        *" 4 "*) echo perf ;;
+        *) echo "none" ;;
+    esac
+}
+
+# ran TOOL MODE METHOD: notes a run that worked, for check_agrees; MODE is "auto" (the tool
+# chose the method, as --check does) or "forced"; the transport is read while it runs (note it
+# with RUN_TRANSPORT=$(transport_of $TOOL_PID) once the tool is attached).
+ran() { echo "$2 $3 ${RUN_TRANSPORT:-none}" >>"$WORK/$1.runs"; }
+
+# check_agrees TOOL: `TOOL --check` and the runs above agree: it exited 0 and the runs worked;
+# the runs that let the tool choose used the method it named; each forced method worked where
+# it said yes; every run had the transport it named.
+check_agrees() {
+    t=$1
+    [ -f "$WORK/$t-check.rc" ] || { fail $t agrees "no --check result to compare with"; return; }
+    rc=$(cat "$WORK/$t-check.rc") cm=$(check_method $t) ct=$(check_transport $t)
+    if [ ! -s "$WORK/$t.runs" ]; then
+        if [ "$rc" = 0 ]; then fail $t agrees "--check exited 0 (would use ${cm:-?}), but no run worked" "$WORK/$t-check.out"
+        else fail $t agrees "--check exited $rc and no run worked: nothing ran to agree on" "$WORK/$t-check.out"; fi
+        return
+    fi
+    why=""
+    [ "$rc" = 0 ] || why="--check exited $rc but the tool ran"
+    while read -r mode m tr; do
+        if [ "$mode" = auto ] && [ "$m" != "$cm" ]; then why="$why; --check would use ${cm:-nothing}, the run used $m"; fi
+        if [ "$mode" = forced ] && ! check_says_works $t "$m"; then why="$why; --check says $m does not work, the forced run worked"; fi
+        [ "$tr" = "$ct" ] || why="$why; --check names transport $ct, the run (--attach $m) had $tr"
+    done <"$WORK/$t.runs"
+    # Where methods were forced one by one, each that --check said works must have worked.
+    if grep -q '^forced ' "$WORK/$t.runs"; then
+        for m in $(sed -n 's/^  \([a-z]*\) *yes  works:.*/\1/p' "$WORK/$t-check.out"); do
+            grep -q "^forced $m " "$WORK/$t.runs" || why="$why; --check says $m works, the run forced to it did not"
+        done
+    fi
+    if [ -n "$why" ]; then fail $t agrees "${why#; }" "$WORK/$t-check.out" "$WORK/$t.runs"
+    else pass $t agrees "$cm" "$ct"; fi
 }
 
 # --- the kernel itself ---------------------------------------------------------------------------
@@ -167,6 +263,7 @@ check_execsnoop() {
         not_ready $t exec
         return
     fi
+    RUN_TRANSPORT=$(transport_of $TOOL_PID)
     ok_marker=ctm-ok-$$-$RANDOM
     /bin/sh -c 'exit 0' "$ok_marker" &
     ok_pid=$!
@@ -183,6 +280,7 @@ check_execsnoop() {
     stop
     method=$(method_of $t "$ERR")
     if [ "$STOP_RC" = 0 ]; then pass $t sigint; else fail $t sigint "exit status $STOP_RC after SIGINT" "$OUT" "$ERR"; fi
+    [ -n "$(line_with "$ok_marker" "$OUT")" ] && ran $t auto "$method"
     # The successful exec: the right pid and parent, RET 0.
     row=$(line_with "$ok_marker" "$OUT")
     if [ -z "$row" ]; then
@@ -192,7 +290,7 @@ check_execsnoop() {
         if [ "$1" != sh ] || [ "$2" != "$ok_pid" ] || [ "$3" != "$$" ] || [ "$4" != 0 ]; then
             fail $t exec "want 'sh $ok_pid $$ 0 /bin/sh -c exit 0 $ok_marker', got: $row" "$OUT"
         else
-            pass $t exec "$method"
+            pass $t exec "$method" "$RUN_TRANSPORT"
         fi
     fi
     # The failed exec: RET is -ENOENT.
@@ -204,7 +302,7 @@ check_execsnoop() {
         if [ "$2" != "$bad_pid" ] || [ "$4" != -2 ]; then
             fail $t exec-fail "want pid $bad_pid and RET -2, got: $row" "$OUT"
         else
-            pass $t exec-fail "$method"
+            pass $t exec-fail "$method" "$RUN_TRANSPORT"
         fi
     fi
 }
@@ -229,6 +327,7 @@ check_exitsnoop() {
         not_ready $t exit-code
         return
     fi
+    RUN_TRANSPORT=$(transport_of $TOOL_PID)
     /bin/sh -c 'exit 7' "ctm-exit-$$" &
     code_pid=$!
     wait $code_pid
@@ -242,6 +341,7 @@ check_exitsnoop() {
     stop
     method=$(method_of $t "$ERR")
     if [ "$STOP_RC" = 0 ]; then pass $t sigint; else fail $t sigint "exit status $STOP_RC after SIGINT" "$OUT" "$ERR"; fi
+    [ -n "$(row_of $code_pid)" ] && ran $t auto "$method"
     # exit 7: right pid, parent and thread id, and the code.
     row=$(row_of $code_pid)
     if [ -z "$row" ]; then
@@ -251,7 +351,7 @@ check_exitsnoop() {
         if [ "$1" != sh ] || [ "$3" != "$$" ] || [ "$4" != "$code_pid" ] || [ "$6 $7" != "code 7" ]; then
             fail $t exit-code "want 'sh $code_pid $$ $code_pid AGE code 7', got: $row" "$OUT"
         else
-            pass $t exit-code "$method"
+            pass $t exit-code "$method" "$RUN_TRANSPORT"
         fi
     fi
     # killed by SIGKILL: the signal is named.
@@ -261,7 +361,7 @@ check_exitsnoop() {
     else
         set -- $row
         if [ "$2" = "$kill_pid" ] && [ "$6 $7 $8" = "signal 9 (SIGKILL)" ]; then
-            pass $t exit-signal "$method"
+            pass $t exit-signal "$method" "$RUN_TRANSPORT"
         else
             fail $t exit-signal "want 'sh $kill_pid ... signal 9 (SIGKILL)', got: $row" "$OUT"
         fi
@@ -294,6 +394,7 @@ check_unlinksnoop_with() {
     mkdir -p "$dir"
     start "unlink-$m" unlinksnoop --attach "$m" --json -v --timeout $TOOL_TIMEOUT
     if ! wait_attached $READY_WAIT; then not_ready unlinksnoop "$c"; return; fi
+    RUN_TRANSPORT=$(transport_of $TOOL_PID)
     got=$(method_of unlinksnoop "$ERR")
     : >"$dir/abs"; : >"$dir/rel"; mkdir "$dir/sub"
     rm "$dir/abs" & p_abs=$!; wait $p_abs
@@ -314,7 +415,8 @@ check_unlinksnoop_with() {
         [ "$(json_field op "$row")" = "$2" ] || why="$why; $4: op $(json_field op "$row"), want $2"
         [ "$(json_field ret "$row")" = "$3" ] || why="$why; $4: ret $(json_field ret "$row"), want $3"
     done
-    if [ -n "$why" ]; then fail unlinksnoop "$c" "${why#; }" "$OUT" "$ERR"; else pass unlinksnoop "$c" "$m"; fi
+    if [ -n "$why" ]; then fail unlinksnoop "$c" "${why#; }" "$OUT" "$ERR"
+    else ran unlinksnoop forced "$m"; pass unlinksnoop "$c" "$m" "$RUN_TRANSPORT"; fi
 }
 
 # --- uprobe-lat: functions of tests/programs/uprobe_target.c with known call counts -----------------
@@ -325,6 +427,9 @@ check_uprobe_lat() {
     # The target waits for a line on stdin: a FIFO, held open here, says go once the tool attached.
     rm -f "$WORK/go"; mkfifo "$WORK/go"
     exec 3<>"$WORK/go"
+    # Emptied here, before the target starts: its own redirection happens in the background,
+    # and a grep could otherwise read the file before that (or an earlier run's).
+    : >"$WORK/target.out"
     "$prog" run <&3 >"$WORK/target.out" 2>&1 &
     target=$!
     i=0
@@ -335,6 +440,8 @@ check_uprobe_lat() {
         kill $target 2>/dev/null; exec 3>&-
         not_ready uprobe-lat $c; return
     fi
+    RUN_TRANSPORT=$(transport_of $TOOL_PID)
+    m=$(method_of uprobe-lat "$ERR")
     echo go >&3
     wait $target
     exec 3>&-
@@ -352,7 +459,8 @@ check_uprobe_lat() {
     row=$(line_with '"code.function.name":"work_sleep"' "$OUT")
     p50=$(json_field p50_ns "$row")
     [ -n "$p50" ] && [ "$p50" -ge 5000000 ] 2>/dev/null || why="$why; work_sleep p50 ${p50:-missing} ns, want >= 5 ms"
-    if [ -n "$why" ]; then fail uprobe-lat $c "${why#; }" "$OUT" "$ERR" "$WORK/target.out"; else pass uprobe-lat $c uprobe; fi
+    if [ -n "$why" ]; then fail uprobe-lat $c "${why#; }" "$OUT" "$ERR" "$WORK/target.out"
+    else ran uprobe-lat auto "$m"; pass uprobe-lat $c "$m" "$RUN_TRANSPORT"; fi
 }
 
 # --- kmemleak-lite: kernel mode, and user mode on tests/programs/leaky.c ----------------------------
@@ -390,6 +498,7 @@ check_kmemleak_lite() {
     c=kernel
     start kml-kernel kmemleak-lite --json -v --timeout $TOOL_TIMEOUT -i 3 -T 1000
     if ! wait_attached $READY_WAIT; then not_ready kmemleak-lite $c; return; fi
+    RUN_TRANSPORT=$(transport_of $TOOL_PID)
     m=$(method_of kmemleak-lite "$ERR")
     sh -c 'i=0; while [ $i -lt 32 ]; do sleep 30 | sleep 30 & i=$((i + 1)); done; wait' &
     holder=$!
@@ -401,7 +510,9 @@ check_kmemleak_lite() {
     why=""
     [ "$STOP_RC" = 0 ] || why="exit status $STOP_RC"
     grep -q 'alloc_pipe_info' "$WORK/kml-kernel.stacks" || why="$why; no outstanding allocation through alloc_pipe_info"
-    if [ -n "$why" ]; then fail kmemleak-lite $c "${why#; }" "$OUT" "$ERR"; else pass kmemleak-lite $c "$m"; fi
+    # --check (without -p/-c) answers for kernel mode: this run is the one to compare.
+    if [ -n "$why" ]; then fail kmemleak-lite $c "${why#; }" "$OUT" "$ERR"
+    else ran kmemleak-lite auto "$m"; pass kmemleak-lite $c "$m" "$RUN_TRANSPORT"; fi
 }
 
 # --- the host's integration tests, run here as they are ------------------------------------------
@@ -409,7 +520,7 @@ check_kmemleak_lite() {
 # run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test.
 run_tests() {
     name=$1 out=$WORK/tests-$1.out
-    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 300 "/coretrace/tests/$name" --include-ignored --test-threads=1 >"$out" 2>&1
+    CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 900 "/coretrace/tests/$name" --include-ignored --test-threads=1 >"$out" 2>&1
     rc=$?
     # libtest: "test some_name ... ok" / "... FAILED" / "... ignored"
     awk -v tool="$(echo "$name" | tr _ -)" '
@@ -436,6 +547,115 @@ run_tests() {
     fi
 }
 
+# --- a kernel without BTF: the kernel's own hidden, a copy of it given with --btf -----------------
+
+# The kernel's BTF is copied to a file, then hidden (an empty directory bound over
+# /sys/kernel/btf) for these checks only: without --btf a tool must fail naming both fixes;
+# with --btf (exitsnoop) or CORETRACE_BTF (unlinksnoop, which then cannot use fentry: that needs
+# the kernel's own BTF) it must trace as usual, and --check must say what the run does.
+check_btf_hidden() {
+    btf=$WORK/vmlinux.btf
+    mkdir -p "$WORK/no-btf"
+    if ! cp /sys/kernel/btf/vmlinux "$btf" || ! mount -o bind "$WORK/no-btf" /sys/kernel/btf ||
+            [ -e /sys/kernel/btf/vmlinux ]; then
+        for c in "exitsnoop btf-missing" "exitsnoop btf-file" "unlinksnoop btf-env"; do
+            fail $c "could not copy and hide /sys/kernel/btf/vmlinux"
+        done
+        return
+    fi
+    check_btf_missing
+    check_btf_file
+    check_btf_env
+    umount /sys/kernel/btf
+}
+
+check_btf_missing() {
+    timeout 60 "$BIN/exitsnoop" --timeout 5 >"$WORK/no-btf.out" 2>"$WORK/no-btf.err"
+    rc=$?
+    if [ $rc = 1 ] && [ "$(grep -c . "$WORK/no-btf.err")" = 1 ] &&
+            grep -qF -- '--btf FILE or CORETRACE_BTF=FILE' "$WORK/no-btf.err" &&
+            grep -qF 'CONFIG_DEBUG_INFO_BTF=y' "$WORK/no-btf.err"; then
+        pass exitsnoop btf-missing
+    else
+        fail exitsnoop btf-missing "want exit 1 and one line naming --btf/CORETRACE_BTF and CONFIG_DEBUG_INFO_BTF, got exit $rc" "$WORK/no-btf.out" "$WORK/no-btf.err"
+    fi
+}
+
+check_btf_file() {
+    t=exitsnoop
+    start btf-file $t --btf "$btf" -v --timeout $TOOL_TIMEOUT
+    if ! until_seen $READY_WAIT exitsnoop_ready; then not_ready $t btf-file; return; fi
+    /bin/sh -c 'exit 7' "ctm-btf-$$" &
+    code_pid=$!
+    wait $code_pid
+    i=0
+    while [ -z "$(row_of $code_pid)" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
+    stop
+    row=$(row_of $code_pid)
+    set -- $row
+    if [ "$STOP_RC" = 0 ] && [ "$2" = "$code_pid" ] && [ "$6 $7" = "code 7" ]; then
+        pass $t btf-file "$(method_of $t "$ERR")"
+    else
+        fail $t btf-file "want the row 'sh $code_pid ... code 7' and exit 0, got exit $STOP_RC and: $row" "$OUT" "$ERR"
+    fi
+}
+
+check_btf_env() {
+    t=unlinksnoop tool=unlinksnoop
+    export CORETRACE_BTF=$btf
+    timeout 120 "$BIN/$t" --check >"$WORK/btf-env-check.out" 2>&1
+    crc=$?
+    cm=$(sed -n 's/^  would use: *\([a-z]*\).*/\1/p' "$WORK/btf-env-check.out")
+    start btf-env $t --json -v --timeout $TOOL_TIMEOUT
+    unset CORETRACE_BTF
+    if ! wait_attached $READY_WAIT; then not_ready $t btf-env; return; fi
+    m=$(method_of $t "$ERR")
+    f=$WORK/btf-env-$$
+    : >"$f"
+    rm "$f" & p=$!; wait $p
+    i=0
+    while ! has "\"$f\"" "$OUT" && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
+    stop
+    row=$(line_with "\"path\":\"$f\"" "$OUT")
+    why=""
+    [ "$STOP_RC" = 0 ] || why="exit status $STOP_RC after SIGINT"
+    [ -n "$row" ] && [ "$(json_field pid "$row")" = "$p" ] || why="$why; no event with pid $p for the unlink of $f"
+    [ "$m" != fentry ] && [ "$m" != - ] || why="$why; attached with '$m' (fentry needs the kernel's own BTF)"
+    [ "$crc" = 0 ] && [ "$cm" = "$m" ] || why="$why; --check exited $crc saying it would use '${cm:-nothing}', the run used $m"
+    if [ -n "$why" ]; then fail $t btf-env "${why#; }" "$OUT" "$ERR" "$WORK/btf-env-check.out"
+    else pass $t btf-env "$m"; fi
+}
+
+# One pass of every tool's own checks: --check, the checks on real processes and files, and
+# whether --check agreed with them.
+tool_pass() {
+    for tool in $TOOLS; do
+        if ! have $tool; then
+            skip $tool all "no binary in the initramfs"
+            continue
+        fi
+        t0=$(now)
+        rm -f "$WORK/$tool.runs" "$WORK/$tool-check.rc"
+        case $tool in
+            # uprobe-lat's --check wants a target (it checks that it can probe that one).
+            uprobe-lat) tool_check $tool "$PROGS/uprobe_target:noop_fn" ;;
+            *) tool_check $tool ;;
+        esac
+        case $tool in
+            execsnoop) check_execsnoop ;;
+            exitsnoop) check_exitsnoop ;;
+            unlinksnoop) check_unlinksnoop ;;
+            uprobe-lat) check_uprobe_lat ;;
+            kmemleak-lite) check_kmemleak_lite ;;
+            # A tool of the suite without checks here would pass unchecked.
+            *) fail $tool all "guest-checks.sh has no checks for it" ;;
+        esac
+        check_agrees $tool
+        echo "CTM TIME $tool$SUFFIX $t0 $(now)"
+        dmesg_after "the $tool$SUFFIX checks"
+    done
+}
+
 # --- the run -------------------------------------------------------------------------------------
 
 if [ -n "${CTM_ONLY:-}" ]; then
@@ -444,29 +664,13 @@ if [ -n "${CTM_ONLY:-}" ]; then
 fi
 check_kernel
 dmesg_after "the boot"
-for tool in execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite; do
-    if ! have $tool; then
-        skip $tool all "no binary in the initramfs"
-        continue
-    fi
+tool_pass
+if have exitsnoop && have unlinksnoop; then
     t0=$(now)
-    case $tool in
-        # uprobe-lat's --check wants a target (it checks that it can probe that one).
-        uprobe-lat) tool_check $tool "$PROGS/uprobe_target:noop_fn" ;;
-        *) tool_check $tool ;;
-    esac
-    case $tool in
-        execsnoop) check_execsnoop ;;
-        exitsnoop) check_exitsnoop ;;
-        unlinksnoop) check_unlinksnoop ;;
-        uprobe-lat) check_uprobe_lat ;;
-        kmemleak-lite) check_kmemleak_lite ;;
-        # A tool of the suite without checks here would pass unchecked.
-        *) fail $tool all "guest-checks.sh has no checks for it" ;;
-    esac
-    echo "CTM TIME $tool $t0 $(now)"
-    dmesg_after "the $tool checks"
-done
+    check_btf_hidden
+    echo "CTM TIME btf-hidden $t0 $(now)"
+    dmesg_after "the checks without kernel BTF"
+fi
 for bin in /coretrace/tests/*; do
     [ -x "$bin" ] || continue
     t0=$(now)
@@ -474,5 +678,11 @@ for bin in /coretrace/tests/*; do
     echo "CTM TIME tests/$(basename "$bin") $t0 $(now)"
     dmesg_after "tests/$(basename "$bin")"
 done
+# The second pass: every tool's own checks again, with the perf-buffer transport forced.
+export CORETRACE_TRANSPORT=perf
+SUFFIX=@perf
+tool_pass
+unset CORETRACE_TRANSPORT
+SUFFIX=""
 # Last: whatever ran above must have left the kernel's log clean.
 check_dmesg

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
 use crate::attach;
@@ -194,6 +194,7 @@ enum Target {
 /// Runs the tool; returns the exit status to end with: with -c, the command's, as a shell gives
 /// it (exit code N: N, killed by signal S: 128+S); else 0.
 pub fn run(args: Args) -> Result<u8> {
+    setup::use_btf(args.common.btf.as_deref())?;
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
             bail!(
@@ -238,9 +239,7 @@ pub fn run(args: Args) -> Result<u8> {
     };
 
     let mut storage = MaybeUninit::uninit();
-    let mut open = KmemleakLiteSkelBuilder::default()
-        .open(&mut storage)
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), &mut storage)?;
     // No record travels the ring buffer (reports read the maps): keep it minimal.
     let maps = &mut open.maps;
     let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
@@ -386,9 +385,7 @@ fn needs(args: &Args) -> setup::Needs {
 /// is not started).
 fn check_attempt(args: &Args) -> Result<()> {
     let user = args.pid.is_some() || args.command.is_some();
-    let mut open = KmemleakLiteSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), attach::object_storage())?;
     let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, EVENTS_BYTES)?;
     setup::rodata(open.maps.rodata_data.as_deref_mut())?.perf_buffer = events.perf_buffer;
     choose_programs(&mut open, user, args.pages);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::UprobeOpts;
 
 use super::elf;
@@ -56,9 +56,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     })?;
 
     let mut storage = MaybeUninit::uninit();
-    let mut open = UprobeLatSkelBuilder::default()
-        .open(&mut storage)
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
     let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, RING_BYTES)?;
     kind.set_autoload(open.open_object_mut(), 1);
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel};
 
 use crate::attach;
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
@@ -191,6 +191,7 @@ fn needs(args: &Args) -> setup::Needs {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    setup::use_btf(args.common.btf.as_deref())?;
     if args.common.check {
         setup::libbpf_log(args.common.verbose);
         // Which programs the run would load (probing needs the privileges; without them,
@@ -252,9 +253,7 @@ pub fn run(args: Args) -> Result<()> {
     };
 
     let mut storage = MaybeUninit::uninit();
-    let mut open = UprobeLatSkelBuilder::default()
-        .open(&mut storage)
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
     // Load only the programs the chosen kind of link attaches.
     kind.set_autoload(open.open_object_mut(), probes.len());
     let events = setup::size_ringbuf(
@@ -391,9 +390,7 @@ fn check_attempt(kind: links::Kind) -> Result<()> {
         function: calibrate::SYMBOL.into(),
         offset: target.offset,
     };
-    let mut open = UprobeLatSkelBuilder::default()
-        .open(attach::object_storage())
-        .context("opening the BPF object")?;
+    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), attach::object_storage())?;
     kind.set_autoload(open.open_object_mut(), 1);
     let skel = open.load().map_err(setup::load_error)?;
     let (entries, exits) = kind.programs(skel.object(), 1)?;
