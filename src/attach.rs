@@ -414,8 +414,8 @@ struct MinKernel {
 struct CheckReport {
     kernel: String,
     features: Vec<Feature>,
-    /// BPF_MAP_TYPE_RINGBUF can be created (5.8): every tool needs it. (null: not probed,
-    /// for want of privileges)
+    /// BPF_MAP_TYPE_RINGBUF can be created (5.8): events travel through it where it can,
+    /// else through a perf buffer (see `transport`). (null: not probed, for want of privileges)
     ring_buffer: Option<bool>,
     /// A uprobe program may call bpf_get_attach_cookie() (5.15): uprobe-lat uses it where
     /// the kernel has it (see `path`).
@@ -502,7 +502,7 @@ pub fn check_path<T>(
         false => Err("not probed (needs the privileges below)".to_string()),
     };
     let (version, why) = needs.min_kernel();
-    let required = vec!["ring_buffer"];
+    let required = vec!["ring_buffer or perf_buffer"];
     // The first obstacle is the reason; without the privileges, nothing is loaded.
     let mut reason = if !privileges.ok {
         Some(privileges.detail.clone())

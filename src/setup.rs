@@ -145,10 +145,15 @@ pub struct Needs {
 }
 
 impl Needs {
-    /// The oldest kernel these needs allow, and why. (uprobe-lat uses attach cookies, 5.15,
-    /// where the kernel has them, and a program per function where it does not.)
+    /// The oldest kernel these needs allow, and why. Events travel through a perf buffer where
+    /// there is no ring buffer (before 5.8), and uprobe-lat uses a program per function where
+    /// there are no attach cookies (before 5.15), so what is left is the helpers every program
+    /// uses to read memory (bpf_probe_read_kernel/_user, which CO-RE reads compile to).
     pub fn min_kernel(&self) -> (&'static str, &'static str) {
-        ("5.8", "events travel through a BPF ring buffer")
+        (
+            "5.5",
+            "CO-RE reads use bpf_probe_read_kernel and bpf_probe_read_user",
+        )
     }
 }
 
