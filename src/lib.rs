@@ -9,6 +9,7 @@ pub mod errno;
 pub mod escape;
 pub mod exit_status;
 pub mod output;
+pub mod proc_maps;
 pub mod ringbuf;
 pub mod setup;
 pub mod skel;

@@ -11,12 +11,13 @@ use anyhow::{bail, Result};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use super::symbols::{parse_maps, Frame, Symbols};
+use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
 use crate::exit_status::ExitStatus;
 use crate::output::Sink;
+use crate::proc_maps;
 use crate::ringbuf::{Handler, Stop};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
 use crate::skel::kmemleak_lite::KmemleakLiteSkel;
@@ -92,7 +93,7 @@ impl<'a> Reporter<'a> {
             _ => Symbols::user(),
         };
         if let Mode::Command(child) = mode {
-            symbols.update_maps(parse_maps(&child.maps_at_exec));
+            symbols.update_maps(child.maps_at_exec.clone());
         }
         let mut r = Reporter {
             sink: Sink::stdout(args.common.format()),
@@ -137,8 +138,8 @@ impl<'a> Reporter<'a> {
     /// Keeps the snapshot of the process's mappings fresh, so its frames resolve after it ends.
     fn refresh_maps(&mut self) {
         if let Some(pid) = self.pid() {
-            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-                self.symbols.update_maps(parse_maps(&text));
+            if let Ok(maps) = proc_maps::read(pid) {
+                self.symbols.update_maps(maps);
             }
         }
     }

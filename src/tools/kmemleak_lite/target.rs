@@ -13,7 +13,7 @@ use blazesym::inspect::source::{Elf, Source};
 use blazesym::inspect::Inspector;
 use blazesym::SymType;
 
-use super::symbols::parse_maps;
+use crate::proc_maps;
 
 /// The allocator functions probed, and the BPF programs for their entry and return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,14 +94,9 @@ fn is_libc(path: &Path) -> bool {
 /// The allocator of a running process: a non-libc object that defines malloc and free (the
 /// executable, jemalloc, tcmalloc ... which then take precedence), else its libc.
 pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+    let maps = proc_maps::read(pid)
         .with_context(|| format!("cannot read /proc/{pid}/maps (has process {pid} exited?)"))?;
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for m in parse_maps(&maps) {
-        if !paths.contains(&m.path) {
-            paths.push(m.path);
-        }
-    }
+    let paths = proc_maps::files(&maps);
     let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
     for path in others.into_iter().chain(libc) {
         // Files of another mount namespace are reached through the process's root.
@@ -141,10 +136,9 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
             crate::escape::path(exe)
         );
     }
-    let own = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
-    let libc = parse_maps(&own)
+    let own = proc_maps::read(std::process::id()).context("reading /proc/self/maps")?;
+    let libc = proc_maps::files(&own)
         .into_iter()
-        .map(|m| m.path)
         .find(|p| is_libc(p))
         .context("this tool maps no libc, so it cannot tell which libc the command will use: use -p PID on the running command")?;
     let functions = find_functions(&libc)?;
@@ -278,7 +272,7 @@ pub struct Child {
     status: Cell<Option<i32>>,
     /// /proc/PID/maps read when exec succeeded: a command that ends before the first report
     /// still has its executable's frames symbolized.
-    pub maps_at_exec: String,
+    pub maps_at_exec: Vec<proc_maps::Mapping>,
 }
 
 /// Sent on the exec-error pipe, before the exec, when the child could not ask to stop at exec.
@@ -367,7 +361,7 @@ impl Child {
             go: Some(go[1]),
             exec_error: err[0],
             status: Cell::new(None),
-            maps_at_exec: String::new(),
+            maps_at_exec: Vec::new(),
         })
     }
 
@@ -426,8 +420,7 @@ impl Child {
             self.status.set(Some(status)); // ended (killed) before the stop
             return;
         }
-        self.maps_at_exec =
-            std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
+        self.maps_at_exec = proc_maps::read(self.pid).unwrap_or_default();
         // The exec's SIGTRAP is swallowed; any other signal that stopped it is delivered.
         let sig = match libc::WSTOPSIG(status) {
             libc::SIGTRAP => 0,
@@ -531,11 +524,8 @@ mod tests {
 
     #[test]
     fn own_libc_has_the_allocator() {
-        let own = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = parse_maps(&own)
-            .into_iter()
-            .map(|m| m.path)
-            .find(|p| is_libc(p));
+        let own = proc_maps::read(std::process::id()).unwrap();
+        let libc = proc_maps::files(&own).into_iter().find(|p| is_libc(p));
         if let Some(libc) = libc {
             let f = find_functions(&libc).unwrap();
             assert!(defines_malloc_and_free(&f), "{f:?}");
