@@ -29,9 +29,11 @@ pub enum Probe {
     Pvalloc,
     Mmap,
     Munmap,
+    /// C++ operator new and new[] (plain, nothrow, aligned): the size is the first argument.
+    CxxNew,
 }
 
-pub const PROBES: [(Probe, &str); 11] = [
+pub const PROBES: [(Probe, &str); 19] = [
     (Probe::Malloc, "malloc"),
     (Probe::Calloc, "calloc"),
     (Probe::Realloc, "realloc"),
@@ -43,6 +45,17 @@ pub const PROBES: [(Probe, &str); 11] = [
     (Probe::Pvalloc, "pvalloc"),
     (Probe::Mmap, "mmap"),
     (Probe::Munmap, "munmap"),
+    // Probed although they allocate with malloc: libstdc++ has no frame pointers, so a stack
+    // taken when malloc returns into operator new loses new's caller; taken when operator new
+    // returns, it starts in that caller. (delete frees with free: nothing to add there.)
+    (Probe::CxxNew, "_Znwm"),
+    (Probe::CxxNew, "_Znam"),
+    (Probe::CxxNew, "_ZnwmRKSt9nothrow_t"),
+    (Probe::CxxNew, "_ZnamRKSt9nothrow_t"),
+    (Probe::CxxNew, "_ZnwmSt11align_val_t"),
+    (Probe::CxxNew, "_ZnamSt11align_val_t"),
+    (Probe::CxxNew, "_ZnwmSt11align_val_tRKSt9nothrow_t"),
+    (Probe::CxxNew, "_ZnamSt11align_val_tRKSt9nothrow_t"),
 ];
 
 /// Where the allocator lives and where each function found in it starts (file offset).
@@ -50,6 +63,20 @@ pub const PROBES: [(Probe, &str); 11] = [
 pub struct Allocator {
     pub path: PathBuf,
     pub functions: Vec<(Probe, &'static str, u64)>,
+    /// The C++ runtime's operator new, when it is in another file (libstdc++).
+    pub cxx: Option<(PathBuf, Vec<(Probe, &'static str, u64)>)>,
+}
+
+fn is_libstdcxx(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("libstdc++.so"))
+}
+
+/// The operator new functions of a C++ runtime library.
+fn cxx_in(path: PathBuf) -> Option<(PathBuf, Vec<(Probe, &'static str, u64)>)> {
+    let mut functions = find_functions(&path).ok()?;
+    functions.retain(|f| f.0 == Probe::CxxNew);
+    (!functions.is_empty()).then_some((path, functions))
 }
 
 /// The file offsets of the allocator functions `path` defines (not merely imports).
@@ -97,18 +124,25 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
     let maps = proc_maps::read(pid)
         .with_context(|| format!("cannot read /proc/{pid}/maps (has process {pid} exited?)"))?;
     let paths = proc_maps::files(&maps);
+    // Files of another mount namespace are reached through the process's root.
+    let reach = |path: &Path| {
+        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path))
+    };
+    let cxx = paths
+        .iter()
+        .find(|p| is_libstdcxx(p))
+        .and_then(|p| cxx_in(reach(p)));
     let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
     for path in others.into_iter().chain(libc) {
-        // Files of another mount namespace are reached through the process's root.
-        let reach =
-            Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
-        let Ok(functions) = find_functions(&reach) else {
+        let path = reach(path);
+        let Ok(functions) = find_functions(&path) else {
             continue;
         };
         if defines_malloc_and_free(&functions) {
             return Ok(Allocator {
-                path: reach,
+                path,
                 functions,
+                cxx,
             });
         }
     }
@@ -116,17 +150,24 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
 }
 
 /// The allocator a command will use, decided before it runs: its own malloc if it defines one
-/// (a static binary with symbols), else, for a dynamic executable, the system libc (the one
-/// this tool maps itself; a command with its own libc through RUNPATH is not seen).
+/// (a static binary with symbols); else, for a dynamic executable, its program interpreter when
+/// that is a libc too (musl's ld-musl is its libc), else the system libc (the one this tool maps
+/// itself; a command with its own glibc through RUNPATH is not seen).
 pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
-    let dynamic = is_script(exe) || has_interpreter(exe)?;
+    let interp = if is_script(exe) {
+        None
+    } else {
+        interpreter(exe)?
+    };
+    let dynamic = is_script(exe) || interp.is_some();
     if !is_script(exe) {
         let functions = find_functions(exe)?;
         if defines_malloc_and_free(&functions) {
             return Ok(Allocator {
                 path: exe.to_path_buf(),
                 functions,
+                cxx: None,
             });
         }
     }
@@ -135,6 +176,22 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
             "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
             crate::escape::path(exe)
         );
+    }
+    // The libstdc++ the loader would find: probed by file, a command that never maps it costs
+    // nothing.
+    let cxx = crate::tools::uprobe_lat::target::resolve_binary("stdc++", None)
+        .ok()
+        .and_then(|(path, _)| cxx_in(path));
+    if let Some(interp) = interp {
+        if let Ok(functions) = find_functions(&interp) {
+            if defines_malloc_and_free(&functions) {
+                return Ok(Allocator {
+                    path: interp,
+                    functions,
+                    cxx,
+                });
+            }
+        }
     }
     let own = proc_maps::read(std::process::id()).context("reading /proc/self/maps")?;
     let libc = proc_maps::files(&own)
@@ -148,6 +205,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     Ok(Allocator {
         path: libc,
         functions,
+        cxx,
     })
 }
 
@@ -159,8 +217,9 @@ fn is_script(exe: &Path) -> bool {
         && &head == b"#!"
 }
 
-/// Whether an ELF executable names a program interpreter (is dynamically linked).
-fn has_interpreter(exe: &Path) -> Result<bool> {
+/// The program interpreter an ELF executable names (PT_INTERP: it is dynamically linked), or
+/// None for a static one.
+fn interpreter(exe: &Path) -> Result<Option<PathBuf>> {
     let data =
         std::fs::read(exe).with_context(|| format!("cannot read {}", crate::escape::path(exe)))?;
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
@@ -175,14 +234,20 @@ fn has_interpreter(exe: &Path) -> Result<bool> {
     const PT_INTERP: u32 = 3;
     for i in 0..phnum {
         let off = phoff + i * phentsize;
-        if off + 4 > data.len() {
+        if off + 56 > data.len() {
             break;
         }
         if u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) == PT_INTERP {
-            return Ok(true);
+            // p_offset at 8, p_filesz at 32; the path ends with a NUL.
+            let (start, len) = (u64_at(off + 8), u64_at(off + 32));
+            let path = data
+                .get(start..start.saturating_add(len))
+                .map(|b| b.split(|&c| c == 0).next().unwrap_or(b))
+                .unwrap_or_default();
+            return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(path))));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// Splits a command line the way a shell would for simple words: spaces separate, quotes
@@ -520,6 +585,20 @@ mod tests {
     fn missing_program_is_named() {
         let err = resolve_program("no-such-command-kmemleak").unwrap_err();
         assert!(err.to_string().contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn the_interpreter_of_a_dynamic_executable_is_read() {
+        let exe = std::env::current_exe().unwrap();
+        let interp = interpreter(&exe)
+            .unwrap()
+            .expect("the test binary is dynamic");
+        assert!(interp.is_absolute() && interp.exists(), "{interp:?}");
+        let text = std::env::temp_dir().join(format!("kml-not-elf-{}", std::process::id()));
+        std::fs::write(&text, "not an executable").unwrap();
+        let err = interpreter(&text).unwrap_err().to_string();
+        std::fs::remove_file(&text).unwrap();
+        assert!(err.contains("neither a script"), "{err}");
     }
 
     #[test]
