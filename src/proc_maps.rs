@@ -93,6 +93,7 @@ pub fn files(maps: &[Mapping]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const TEXT: &str =
         "5581c000-5581d000 r-xp 00001000 08:01 123                        /usr/bin/leaky\n\
@@ -142,7 +143,7 @@ mod tests {
     #[test]
     fn deleted_files_are_marked_and_not_listed_as_files() {
         let maps = parse(TEXT);
-        assert!(maps[1].deleted && maps[1].path == PathBuf::from("/tmp/gone"));
+        assert!(maps[1].deleted && maps[1].path == Path::new("/tmp/gone"));
         assert!(!maps[2].deleted);
         assert_eq!(
             files(&maps),

@@ -58,13 +58,16 @@ pub const PROBES: [(Probe, &str); 19] = [
     (Probe::CxxNew, "_ZnamSt11align_val_tRKSt9nothrow_t"),
 ];
 
+/// Allocator functions found in one file: which, by what name, at what file offset.
+pub type Functions = Vec<(Probe, &'static str, u64)>;
+
 /// Where the allocator lives and where each function found in it starts (file offset).
 #[derive(Debug)]
 pub struct Allocator {
     pub path: PathBuf,
-    pub functions: Vec<(Probe, &'static str, u64)>,
+    pub functions: Functions,
     /// The C++ runtime's operator new, when it is in another file (libstdc++).
-    pub cxx: Option<(PathBuf, Vec<(Probe, &'static str, u64)>)>,
+    pub cxx: Option<(PathBuf, Functions)>,
 }
 
 fn is_libstdcxx(path: &Path) -> bool {
@@ -73,14 +76,14 @@ fn is_libstdcxx(path: &Path) -> bool {
 }
 
 /// The operator new functions of a C++ runtime library.
-fn cxx_in(path: PathBuf) -> Option<(PathBuf, Vec<(Probe, &'static str, u64)>)> {
+fn cxx_in(path: PathBuf) -> Option<(PathBuf, Functions)> {
     let mut functions = find_functions(&path).ok()?;
     functions.retain(|f| f.0 == Probe::CxxNew);
     (!functions.is_empty()).then_some((path, functions))
 }
 
 /// The file offsets of the allocator functions `path` defines (not merely imports).
-pub fn find_functions(path: &Path) -> Result<Vec<(Probe, &'static str, u64)>> {
+pub fn find_functions(path: &Path) -> Result<Functions> {
     let inspector = Inspector::new();
     let mut elf = Elf::new(path);
     elf.debug_syms = false;
