@@ -41,14 +41,14 @@ start_bpftrace() {
 }
 stop_tracer() { kill -INT $tracer; wait $tracer 2>/dev/null || true; }
 
-# BPF run time per run of each program the tracer holds: "name=ns/run" words, into runtime[$c].
+# BPF run time of each program the tracer holds (the prog_id lines of its file descriptors):
+# "name=run_time_ns/run_cnt" words, added to runtime[$c].
 bpf_runtime() {
-    bpftool -j prog show 2>/dev/null | python3 -c '
-import json, sys
-pid = int(sys.argv[1])
-for p in json.load(sys.stdin):
-    if p.get("run_cnt") and any(x.get("pid") == pid for x in p.get("pids", [])):
-        print("%s=%d/%d" % (p["name"], p["run_time_ns"], p["run_cnt"]))' "$tracer"
+    local id
+    for id in $(cat /proc/"$tracer"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u); do
+        bpftool prog show id "$id" --json |
+            jq -r 'select(.run_cnt // 0 > 0) | "\(.name)=\(.run_time_ns)/\(.run_cnt)"'
+    done
 }
 declare -A runtime
 stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
@@ -89,7 +89,7 @@ done
 echo "BPF run time per program run (kernel.bpf_stats_enabled), all rounds:"
 for c in "${configs[@]}"; do
     [ -n "${runtime[$c]:-}" ] || continue
-    echo "${runtime[$c]}" | tr ' ' '\n' | grep . | awk -F'[=/]' -v c="$c" '
-        { t[$1] += $2; n[$1] += $3 }
+    echo "${runtime[$c]}" | tr ' ' '\n' | awk -F'[=/]' -v c="$c" '
+        NF == 3 { t[$1] += $2; n[$1] += $3 }
         END { line = sprintf("%-10s", c); for (p in t) line = line sprintf(" %s %d ns", p, t[p] / n[p]); print line }'
 done
