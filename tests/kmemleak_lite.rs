@@ -646,3 +646,109 @@ fn kernel_mode_reports_the_struct_file_an_open_fd_holds_until_it_is_closed() {
     );
     assert!(out.status.success(), "{:?}", out.stderr);
 }
+
+/// The call site of a kernel stack: its first frame past the slab allocator's own.
+fn call_site(stack: &Value) -> Option<String> {
+    stack["frames"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f["symbol"].as_str())
+        .find(|s| {
+            !s.contains("kmalloc") && !s.contains("kmem_cache_alloc") && !s.contains("krealloc")
+        })
+        .map(str::to_string)
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() {
+    require_bpf();
+    // 10 s of kernel objects made and freed: files created and removed, processes forked that
+    // map and unmap memory and exit (their VMAs and maple tree nodes go with them), while the
+    // test holds FDS timerfds open: a real leak for as long as it runs.
+    const FDS: u64 = 100;
+    let traced = Traced::start(TOOL, &["--json", "-i", "1", "-o", "500", "-T", "100000"]);
+    let fds: Vec<i32> = (0..FDS)
+        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+        .collect();
+    assert!(fds.iter().all(|&fd| fd >= 0));
+    let dir = std::env::temp_dir().join(common::marker("kml-workload"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        for i in 0..20 {
+            std::fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+        }
+        for i in 0..20 {
+            std::fs::remove_file(dir.join(format!("f{i}"))).unwrap();
+        }
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // Only system calls in the child of a threaded process.
+            unsafe {
+                for _ in 0..50 {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        1 << 16,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    if p != libc::MAP_FAILED {
+                        *(p as *mut u8) = 1;
+                        libc::munmap(p, 1 << 16);
+                    }
+                }
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0);
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+    std::fs::remove_dir(&dir).unwrap();
+    // Two reports made after the workload ended.
+    let seen = traced.stdout_text().lines().count();
+    traced.wait_for(Duration::from_secs(20), |out| {
+        out.lines().count() >= seen + 2
+    });
+    let out = traced.stop();
+    for fd in fds {
+        unsafe { libc::close(fd) };
+    }
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let last: Value = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"time\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("a report");
+    let stacks = last["stacks"].as_array().unwrap();
+    // Nothing the kernel frees out of the tracepoints' sight is called a leak.
+    for s in stacks {
+        if let Some(site) = call_site(s) {
+            if site.starts_with("mas_") || site.starts_with("mt_") {
+                assert!(s["unseen_free"].is_string(), "unmarked: {s}");
+            }
+        }
+    }
+    // The real leak is reported, unmarked.
+    let held: u64 = stacks
+        .iter()
+        .filter(|s| s["unseen_free"].is_null())
+        .filter(|s| {
+            let names: Vec<&str> = s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["symbol"].as_str())
+                .collect();
+            names.contains(&"alloc_empty_file")
+                && names.iter().any(|n| n.contains("timerfd_create"))
+        })
+        .map(|s| s["allocations"].as_u64().unwrap())
+        .sum();
+    assert!(held >= FDS, "{held} of {FDS} held struct files reported");
+}
