@@ -555,12 +555,9 @@ fn every_glibc_allocator_function_and_mmap_is_followed() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn a_static_musl_binary_is_followed_through_its_own_allocator() {
     require_bpf();
-    // musl-gcc's specs, given to cc (the kernel-matrix guests get a host-built copy).
+    // musl-gcc's specs, given to cc: the build fails without Debian's musl-tools (the
+    // kernel-matrix guests get a copy built on the host).
     let specs = "/usr/lib/x86_64-linux-musl/musl-gcc.specs";
-    assert!(
-        std::path::Path::new(specs).exists(),
-        "{specs} is missing: install Debian's musl-tools"
-    );
     let musl = build_program("allocfamily_musl", &["-specs", specs, "-static"]);
     assert_allocator_family(&musl, false);
 }
