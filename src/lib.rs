@@ -10,6 +10,7 @@ pub mod errno;
 pub mod escape;
 pub mod exit_status;
 pub mod output;
+pub mod proc_maps;
 pub mod ringbuf;
 pub mod setup;
 pub mod skel;

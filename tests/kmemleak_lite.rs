@@ -519,3 +519,254 @@ fn is_zombie(pid: i32) -> bool {
             .starts_with('Z')
     })
 }
+
+/// The final JSON report of `kmemleak-lite -c PROGRAM` run to its end.
+fn final_report_of(program: &std::path::Path) -> (Value, Finished) {
+    let command = program.display().to_string();
+    let out = Traced::start(TOOL, &["-c", &command, "--json", "-i", "60", "-T", "100"])
+        .wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let last = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["final"] == Value::Bool(true))
+        .unwrap_or_else(|| panic!("no final report: {}", out.stdout));
+    (last, out)
+}
+
+/// Each leak of allocfamily.c is reported from its own function with its size, and nothing
+/// that churn() allocated and freed is.
+fn assert_allocator_family(program: &std::path::Path, glibc: bool) {
+    let (last, out) = final_report_of(program);
+    let mut expected = vec![
+        ("leak_malloc", 100),
+        ("leak_calloc", 210),
+        ("leak_realloc", 300),
+        ("leak_posix_memalign", 400),
+        ("leak_aligned_alloc", 512),
+        ("leak_memalign", 600),
+        ("leak_valloc", 700),
+        ("leak_mmap", 3 * 4096),
+    ];
+    if glibc {
+        // pvalloc rounds the size up to whole pages.
+        expected.push(("leak_pvalloc", 4096));
+    }
+    for (function, bytes) in expected {
+        assert_eq!(
+            stacks_naming(&last, function),
+            vec![(bytes, 1)],
+            "{function}: {}",
+            out.stdout
+        );
+    }
+    assert!(stacks_naming(&last, "churn").is_empty(), "{}", out.stdout);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn every_glibc_allocator_function_and_mmap_is_followed() {
+    require_bpf();
+    assert_allocator_family(&build_program("allocfamily", &[]), true);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_static_musl_binary_is_followed_through_its_own_allocator() {
+    require_bpf();
+    // musl-gcc's specs, given to cc: the build fails without Debian's musl-tools (the
+    // kernel-matrix guests get a copy built on the host).
+    let specs = "/usr/lib/x86_64-linux-musl/musl-gcc.specs";
+    let musl = build_program("allocfamily_musl", &["-specs", specs, "-static"]);
+    assert_allocator_family(&musl, false);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn cxx_new_is_followed_and_names_its_caller() {
+    require_bpf();
+    // libstdc++'s operator new has no frame pointer: its caller shows only because operator
+    // new itself is probed (delete is seen as the free it calls).
+    let cxx = build_program("cxxleak", &["-Wl,--no-as-needed", "-lstdc++"]);
+    let (last, out) = final_report_of(&cxx);
+    assert_eq!(
+        stacks_naming(&last, "leak_new"),
+        vec![(5 * 48, 5)],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        stacks_naming(&last, "leak_new_array"),
+        vec![(2 * 1000, 2)],
+        "{}",
+        out.stdout
+    );
+    assert!(stacks_naming(&last, "churn").is_empty(), "{}", out.stdout);
+}
+
+/// Allocations outstanding, in the last report, from stacks through both `a` and `b` (frame
+/// symbols containing them).
+fn allocations_through(stdout: &str, a: &str, b: &str) -> Option<u64> {
+    let last = stdout.lines().rev().find(|l| l.starts_with("{\"time\""))?;
+    let report: Value = serde_json::from_str(last).ok()?;
+    let names = |s: &Value, part: &str| {
+        s["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["symbol"].as_str().is_some_and(|n| n.contains(part)))
+    };
+    Some(
+        report["stacks"]
+            .as_array()?
+            .iter()
+            .filter(|s| names(s, a) && names(s, b))
+            .map(|s| s["allocations"].as_u64().unwrap())
+            .sum(),
+    )
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn kernel_mode_reports_the_struct_file_an_open_fd_holds_until_it_is_closed() {
+    require_bpf();
+    // A real kernel leak for as long as the fds stay open: each timerfd holds a struct file
+    // (alloc_empty_file, under timerfd_create, a path few other processes take).
+    const FDS: u64 = 200;
+    let traced = Traced::start(TOOL, &["--json", "-i", "0.5", "-o", "100", "-T", "500"]);
+    let fds: Vec<i32> = (0..FDS)
+        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+        .collect();
+    assert!(fds.iter().all(|&fd| fd >= 0));
+    let files = |out: &str| allocations_through(out, "alloc_empty_file", "timerfd_create");
+    let held = traced.wait_for(Duration::from_secs(20), |out| {
+        files(out).is_some_and(|n| n >= FDS)
+    });
+    let seen_held = files(&traced.stdout_text());
+    for fd in fds {
+        unsafe { libc::close(fd) };
+    }
+    let released = traced.wait_for(Duration::from_secs(20), |out| {
+        held && files(out).is_some_and(|n| n < FDS / 10)
+    });
+    let out = traced.stop();
+    assert!(
+        held,
+        "never saw {FDS} struct files under timerfd_create (last: {seen_held:?}): {}",
+        &out.stdout[out.stdout.len().saturating_sub(4000)..]
+    );
+    assert!(
+        released,
+        "struct files still outstanding after close: {:?}",
+        files(&out.stdout)
+    );
+    assert!(out.status.success(), "{:?}", out.stderr);
+}
+
+/// The call site of a kernel stack: its first frame past the slab allocator's own.
+fn call_site(stack: &Value) -> Option<String> {
+    stack["frames"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f["symbol"].as_str())
+        .find(|s| {
+            !s.contains("kmalloc") && !s.contains("kmem_cache_alloc") && !s.contains("krealloc")
+        })
+        .map(str::to_string)
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() {
+    require_bpf();
+    // 10 s of kernel objects made and freed: files created and removed, processes forked that
+    // map and unmap memory and exit (their VMAs and maple tree nodes go with them), while the
+    // test holds FDS timerfds open: a real leak for as long as it runs.
+    const FDS: u64 = 100;
+    let traced = Traced::start(TOOL, &["--json", "-i", "1", "-o", "500", "-T", "100000"]);
+    let fds: Vec<i32> = (0..FDS)
+        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+        .collect();
+    assert!(fds.iter().all(|&fd| fd >= 0));
+    let dir = std::env::temp_dir().join(common::marker("kml-workload"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        for i in 0..20 {
+            std::fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+        }
+        for i in 0..20 {
+            std::fs::remove_file(dir.join(format!("f{i}"))).unwrap();
+        }
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // Only system calls in the child of a threaded process.
+            unsafe {
+                for _ in 0..50 {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        1 << 16,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    if p != libc::MAP_FAILED {
+                        *(p as *mut u8) = 1;
+                        libc::munmap(p, 1 << 16);
+                    }
+                }
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0);
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+    std::fs::remove_dir(&dir).unwrap();
+    // Two reports made after the workload ended.
+    let seen = traced.stdout_text().lines().count();
+    traced.wait_for(Duration::from_secs(20), |out| {
+        out.lines().count() >= seen + 2
+    });
+    let out = traced.stop();
+    for fd in fds {
+        unsafe { libc::close(fd) };
+    }
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let last: Value = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"time\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("a report");
+    let stacks = last["stacks"].as_array().unwrap();
+    // Nothing the kernel frees out of the tracepoints' sight is called a leak.
+    for s in stacks {
+        if let Some(site) = call_site(s) {
+            if site.starts_with("mas_") || site.starts_with("mt_") {
+                assert!(s["unseen_free"].is_string(), "unmarked: {s}");
+            }
+        }
+    }
+    // The real leak is reported, unmarked.
+    let held: u64 = stacks
+        .iter()
+        .filter(|s| s["unseen_free"].is_null())
+        .filter(|s| {
+            let names: Vec<&str> = s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["symbol"].as_str())
+                .collect();
+            names.contains(&"alloc_empty_file")
+                && names.iter().any(|n| n.contains("timerfd_create"))
+        })
+        .map(|s| s["allocations"].as_u64().unwrap())
+        .sum();
+    assert!(held >= FDS, "{held} of {FDS} held struct files reported");
+}

@@ -299,6 +299,21 @@ int mm_page_free(void *ctx)
 	return 0;
 }
 
+struct trace_event_raw_mm_page_free_batched___x {
+	unsigned long pfn;
+} __attribute__((preserve_access_index));
+
+/* Pages freed in batches (release_pages, free_unref_folios: the page cache, munmap, exit) do not
+ * pass mm_page_free; without this their allocations would stay listed as leaks. */
+SEC("tracepoint/kmem/mm_page_free_batched")
+int mm_page_free_batched(void *ctx)
+{
+	struct trace_event_raw_mm_page_free_batched___x *args = ctx;
+
+	record_free(args->pfn);
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* User mode: entry probes remember the arguments per thread, return probes record the block. */
 

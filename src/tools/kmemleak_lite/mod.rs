@@ -173,7 +173,11 @@ static KERNEL_HOOK: attach::Hook = attach::Hook {
         "kmem/kmem_cache_alloc",
         "kmem/kmem_cache_free",
     ],
-    optional_tracepoints: &["kmem/mm_page_alloc", "kmem/mm_page_free"],
+    optional_tracepoints: &[
+        "kmem/mm_page_alloc",
+        "kmem/mm_page_free",
+        "kmem/mm_page_free_batched",
+    ],
 };
 
 /// What kmemleak-lite hooks with -p/-c: the process's allocator (for --check).
@@ -289,6 +293,7 @@ pub fn run(args: Args) -> Result<u8> {
             if args.pages {
                 tps.push(("mm_page_alloc", &progs.mm_page_alloc));
                 tps.push(("mm_page_free", &progs.mm_page_free));
+                tps.push(("mm_page_free_batched", &progs.mm_page_free_batched));
             }
             for (name, prog) in &tps {
                 links.push(
@@ -345,6 +350,7 @@ pub fn run(args: Args) -> Result<u8> {
             &p.kmem_cache_alloc_node,
             &p.mm_page_alloc,
             &p.mm_page_free,
+            &p.mm_page_free_batched,
         ]),
         _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
@@ -435,6 +441,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> 
     p.kmem_cache_alloc_node.set_autoload(node);
     p.mm_page_alloc.set_autoload(!user && pages);
     p.mm_page_free.set_autoload(!user && pages);
+    p.mm_page_free_batched.set_autoload(!user && pages);
     for prog in [
         &mut p.malloc_enter,
         &mut p.calloc_enter,
@@ -471,44 +478,52 @@ fn attach_allocator(
             .attach()
             .context("attaching to sched_process_exit (to forget threads that end)")?,
     );
-    let mut done: Vec<u64> = Vec::new();
-    for &(probe, name, offset) in &alloc.functions {
-        if done.contains(&offset) {
-            continue;
-        }
-        done.push(offset);
-        let (entry, ret) = match probe {
-            Probe::Malloc => (&p.malloc_enter, Some(&p.alloc_exit)),
-            Probe::Calloc => (&p.calloc_enter, Some(&p.alloc_exit)),
-            Probe::Realloc => (&p.realloc_enter, Some(&p.realloc_exit)),
-            Probe::PosixMemalign => (&p.posix_memalign_enter, Some(&p.posix_memalign_exit)),
-            Probe::AlignedAlloc | Probe::Memalign => (&p.memalign_enter, Some(&p.alloc_exit)),
-            Probe::Valloc => (&p.valloc_enter, Some(&p.alloc_exit)),
-            Probe::Pvalloc => (&p.pvalloc_enter, Some(&p.alloc_exit)),
-            Probe::Mmap => (&p.mmap_enter, Some(&p.mmap_exit)),
-            Probe::Free | Probe::Munmap => (&p.free_enter, None),
-        };
-        let off = offset as usize;
-        let attach = |prog: &libbpf_rs::ProgramMut, retprobe: bool| {
-            prog.attach_uprobe(retprobe, pid as i32, &alloc.path, off)
-                .with_context(|| {
-                    format!(
-                        "attaching a uprobe to {name} in {} (pid {pid})",
-                        crate::escape::path(&alloc.path)
-                    )
-                })
-        };
-        // Return probe first: an entry without its return would leave a pending call.
-        if let Some(ret) = ret {
-            links.push(attach(ret, true)?);
-        }
-        links.push(attach(entry, false)?);
-        if verbose {
-            eprintln!(
-                "kmemleak-lite: probing {name} at {:#x} in {}",
-                offset,
-                crate::escape::path(&alloc.path)
-            );
+    let files = std::iter::once((&alloc.path, &alloc.functions)).chain(
+        alloc
+            .cxx
+            .as_ref()
+            .map(|(path, functions)| (path, functions)),
+    );
+    for (path, functions) in files {
+        let mut done: Vec<u64> = Vec::new();
+        for &(probe, name, offset) in functions {
+            if done.contains(&offset) {
+                continue;
+            }
+            done.push(offset);
+            let (entry, ret) = match probe {
+                Probe::Malloc | Probe::CxxNew => (&p.malloc_enter, Some(&p.alloc_exit)),
+                Probe::Calloc => (&p.calloc_enter, Some(&p.alloc_exit)),
+                Probe::Realloc => (&p.realloc_enter, Some(&p.realloc_exit)),
+                Probe::PosixMemalign => (&p.posix_memalign_enter, Some(&p.posix_memalign_exit)),
+                Probe::AlignedAlloc | Probe::Memalign => (&p.memalign_enter, Some(&p.alloc_exit)),
+                Probe::Valloc => (&p.valloc_enter, Some(&p.alloc_exit)),
+                Probe::Pvalloc => (&p.pvalloc_enter, Some(&p.alloc_exit)),
+                Probe::Mmap => (&p.mmap_enter, Some(&p.mmap_exit)),
+                Probe::Free | Probe::Munmap => (&p.free_enter, None),
+            };
+            let off = offset as usize;
+            let attach = |prog: &libbpf_rs::ProgramMut, retprobe: bool| {
+                prog.attach_uprobe(retprobe, pid as i32, path, off)
+                    .with_context(|| {
+                        format!(
+                            "attaching a uprobe to {name} in {} (pid {pid})",
+                            crate::escape::path(path)
+                        )
+                    })
+            };
+            // Return probe first: an entry without its return would leave a pending call.
+            if let Some(ret) = ret {
+                links.push(attach(ret, true)?);
+            }
+            links.push(attach(entry, false)?);
+            if verbose {
+                eprintln!(
+                    "kmemleak-lite: probing {name} at {:#x} in {}",
+                    offset,
+                    crate::escape::path(path)
+                );
+            }
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use super::symbols::{parse_maps, Frame, Symbols};
+use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
 use crate::clock::Clock;
@@ -20,6 +20,7 @@ use crate::exit_status::ExitStatus;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
 use crate::output::Sink;
+use crate::proc_maps;
 use crate::ringbuf::{Handler, Stop};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
 use crate::skel::kmemleak_lite::KmemleakLiteSkel;
@@ -37,6 +38,44 @@ struct StackJson<'f> {
     allocations: u64,
     stack_id: i64,
     frames: Vec<&'f Frame>,
+    /// Kernel mode: why these objects are not leaks although no free was seen (see
+    /// [`unseen_free`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unseen_free: Option<&'static str>,
+}
+
+/// Kernel objects the kernel frees where the kmem tracepoints do not see it: without a free
+/// they would stay listed forever, as false leaks. Matched on the allocation's call site (the
+/// first frame past the slab allocator). Maple tree nodes (VMA trees, since 6.1) are freed with
+/// kmem_cache_free_bulk, or through kfree_rcu, whose batches end in kfree_bulk; neither has a
+/// tracepoint, and kprobes and fentry, which could see them, are not available everywhere.
+const UNSEEN_FREES: &[(&str, &str)] = &[
+    ("mas_", "maple tree node: freed in bulk or after RCU, where the kmem tracepoints cannot see it; not a leak"),
+    ("mt_", "maple tree node: freed in bulk or after RCU, where the kmem tracepoints cannot see it; not a leak"),
+];
+
+/// The slab allocator's own functions, skipped to find an allocation's call site.
+const ALLOCATOR_FRAMES: &[&str] = &[
+    "kmem_cache_alloc",
+    "__kmem_cache_alloc",
+    "kmalloc",
+    "__kmalloc",
+    "kvmalloc",
+    "__kvmalloc",
+    "krealloc",
+    "__do_kmalloc",
+];
+
+/// Why a kernel stack's allocations are not leaks though no free was seen, if they are not.
+fn unseen_free(frames: &[&Frame]) -> Option<&'static str> {
+    let call_site = frames
+        .iter()
+        .filter_map(|f| f.symbol.as_deref())
+        .find(|s| !ALLOCATOR_FRAMES.iter().any(|a| s.starts_with(a)))?;
+    UNSEEN_FREES
+        .iter()
+        .find(|(prefix, _)| call_site.starts_with(prefix))
+        .map(|(_, why)| *why)
 }
 
 #[derive(Serialize)]
@@ -106,7 +145,7 @@ impl<'a> Reporter<'a> {
             _ => Symbols::user(),
         };
         if let Mode::Command(child) = mode {
-            symbols.update_maps(parse_maps(&child.maps_at_exec));
+            symbols.update_maps(child.maps_at_exec.clone());
         }
         let mut r = Reporter {
             sink: args.common.sink("kmemleak-lite")?,
@@ -155,8 +194,8 @@ impl<'a> Reporter<'a> {
     /// Keeps the snapshot of the process's mappings fresh, so its frames resolve after it ends.
     fn refresh_maps(&mut self) {
         if let Some(pid) = self.pid() {
-            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-                self.symbols.update_maps(parse_maps(&text));
+            if let Ok(maps) = proc_maps::read(pid) {
+                self.symbols.update_maps(maps);
             }
         }
     }
@@ -292,6 +331,7 @@ impl<'a> Reporter<'a> {
                 .collect();
         }
 
+        let kernel = matches!(self.mode, Mode::Kernel);
         if self.sink.is_json() {
             let symbols = &self.symbols;
             let record = ReportJson {
@@ -300,11 +340,16 @@ impl<'a> Reporter<'a> {
                 stacks: top
                     .iter()
                     .zip(&stacks)
-                    .map(|(&(id, bytes, count), frames)| StackJson {
-                        bytes,
-                        allocations: count,
-                        stack_id: id,
-                        frames: frames.iter().filter_map(|a| symbols.cached(*a)).collect(),
+                    .map(|(&(id, bytes, count), frames)| {
+                        let frames: Vec<&Frame> =
+                            frames.iter().filter_map(|a| symbols.cached(*a)).collect();
+                        StackJson {
+                            bytes,
+                            allocations: count,
+                            stack_id: id,
+                            unseen_free: kernel.then(|| unseen_free(&frames)).flatten(),
+                            frames,
+                        }
                     })
                     .collect(),
                 allocations: self.show_allocs.then(|| {
@@ -352,6 +397,15 @@ impl<'a> Reporter<'a> {
             }
             for &a in frames {
                 let _ = writeln!(text, "\t\t{}", self.symbols.frame(a).text);
+            }
+            if kernel {
+                let resolved: Vec<&Frame> = frames
+                    .iter()
+                    .filter_map(|a| self.symbols.cached(*a))
+                    .collect();
+                if let Some(why) = unseen_free(&resolved) {
+                    let _ = writeln!(text, "\t\t({why})");
+                }
             }
         }
         Ok(self.sink.writer().write_all(text.as_bytes())?)
@@ -509,5 +563,38 @@ fn for_each_entry(
         }
         token_in = token_out;
         first = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(symbol: &str) -> Frame {
+        Frame {
+            addr: "0x1".into(),
+            symbol: Some(symbol.into()),
+            offset: None,
+            file: None,
+            line: None,
+            module: None,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn maple_tree_nodes_are_marked_by_their_call_site() {
+        let stack = |names: &[&str]| names.iter().map(|n| frame(n)).collect::<Vec<_>>();
+        let maple = stack(&[
+            "kmem_cache_alloc_noprof",
+            "mas_preallocate",
+            "__mmap_region",
+        ]);
+        assert!(unseen_free(&maple.iter().collect::<Vec<_>>()).is_some());
+        let file = stack(&["kmem_cache_alloc_noprof", "alloc_empty_file", "path_openat"]);
+        assert!(unseen_free(&file.iter().collect::<Vec<_>>()).is_none());
+        // Only the call site counts, not a maple tree function further up the stack.
+        let deeper = stack(&["__kmalloc_noprof", "vma_alloc_thing", "mas_walk"]);
+        assert!(unseen_free(&deeper.iter().collect::<Vec<_>>()).is_none());
     }
 }

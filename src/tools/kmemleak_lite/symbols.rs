@@ -14,53 +14,7 @@ use serde::Serialize;
 use crate::output::schema::CodeLocation;
 
 use crate::escape::escape_into;
-
-/// One file-backed mapping from /proc/PID/maps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
-    pub start: u64,
-    pub end: u64,
-    pub offset: u64,
-    pub path: PathBuf,
-}
-
-/// Parses /proc/PID/maps text, keeping file-backed mappings (paths that start with '/').
-pub fn parse_maps(text: &str) -> Vec<Mapping> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut fields = line.splitn(6, ' ');
-        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            continue;
-        };
-        let path = fields.next().unwrap_or("").trim_start();
-        if !path.starts_with('/') || path.ends_with(" (deleted)") {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end), Ok(offset)) = (
-            u64::from_str_radix(start, 16),
-            u64::from_str_radix(end, 16),
-            u64::from_str_radix(offset, 16),
-        ) else {
-            continue;
-        };
-        out.push(Mapping {
-            start,
-            end,
-            offset,
-            path: PathBuf::from(path),
-        });
-    }
-    out
-}
+use crate::proc_maps::Mapping;
 
 /// A symbolized frame.
 #[derive(Debug, Clone)]
@@ -131,8 +85,10 @@ impl Symbols {
     }
 
     /// Replaces the snapshot of the process's mappings (ignored when empty: a process that has
-    /// just exited shows no mappings, and its last snapshot is the one that counts).
-    pub fn update_maps(&mut self, maps: Vec<Mapping>) {
+    /// just exited shows no mappings, and its last snapshot is the one that counts). Files
+    /// deleted since they were mapped are left out: their path names nothing, or another file.
+    pub fn update_maps(&mut self, mut maps: Vec<Mapping>) {
+        maps.retain(|m| !m.deleted);
         if !maps.is_empty() && maps != self.maps {
             self.maps = maps;
         }
@@ -169,7 +125,7 @@ impl Symbols {
         // User frames: group by mapped file, symbolize by file offset.
         let mut by_file: HashMap<PathBuf, (Vec<u64>, Vec<u64>)> = HashMap::new();
         for &addr in &todo {
-            match self.maps.iter().find(|m| m.start <= addr && addr < m.end) {
+            match self.maps.iter().find(|m| m.contains(addr)) {
                 Some(m) => {
                     let entry = by_file.entry(m.path.clone()).or_default();
                     entry.0.push(addr);
@@ -253,24 +209,4 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
         let _ = write!(frame.text, " [{base}]");
     }
     frame
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_keep_file_backed_mappings() {
-        let text = "5581c000-5581d000 r-xp 00001000 08:01 123 /usr/bin/leaky\n\
-                    7f00-8f00 rw-p 00000000 00:00 0 \n\
-                    7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n\
-                    9000-a000 r-xp 00002000 08:01 9 /tmp/gone (deleted)\n\
-                    b000-c000 r-xp 00000000 08:01 9 /lib/with space.so\n";
-        let maps = parse_maps(text);
-        assert_eq!(maps.len(), 2);
-        assert_eq!(maps[0].start, 0x5581c000);
-        assert_eq!(maps[0].offset, 0x1000);
-        assert_eq!(maps[0].path, PathBuf::from("/usr/bin/leaky"));
-        assert_eq!(maps[1].path, PathBuf::from("/lib/with space.so"));
-    }
 }

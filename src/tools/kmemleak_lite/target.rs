@@ -13,7 +13,7 @@ use blazesym::inspect::source::{Elf, Source};
 use blazesym::inspect::Inspector;
 use blazesym::SymType;
 
-use super::symbols::parse_maps;
+use crate::proc_maps;
 
 /// The allocator functions probed, and the BPF programs for their entry and return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +29,11 @@ pub enum Probe {
     Pvalloc,
     Mmap,
     Munmap,
+    /// C++ operator new and new[] (plain, nothrow, aligned): the size is the first argument.
+    CxxNew,
 }
 
-pub const PROBES: [(Probe, &str); 11] = [
+pub const PROBES: [(Probe, &str); 19] = [
     (Probe::Malloc, "malloc"),
     (Probe::Calloc, "calloc"),
     (Probe::Realloc, "realloc"),
@@ -43,17 +45,45 @@ pub const PROBES: [(Probe, &str); 11] = [
     (Probe::Pvalloc, "pvalloc"),
     (Probe::Mmap, "mmap"),
     (Probe::Munmap, "munmap"),
+    // Probed although they allocate with malloc: libstdc++ has no frame pointers, so a stack
+    // taken when malloc returns into operator new loses new's caller; taken when operator new
+    // returns, it starts in that caller. (delete frees with free: nothing to add there.)
+    (Probe::CxxNew, "_Znwm"),
+    (Probe::CxxNew, "_Znam"),
+    (Probe::CxxNew, "_ZnwmRKSt9nothrow_t"),
+    (Probe::CxxNew, "_ZnamRKSt9nothrow_t"),
+    (Probe::CxxNew, "_ZnwmSt11align_val_t"),
+    (Probe::CxxNew, "_ZnamSt11align_val_t"),
+    (Probe::CxxNew, "_ZnwmSt11align_val_tRKSt9nothrow_t"),
+    (Probe::CxxNew, "_ZnamSt11align_val_tRKSt9nothrow_t"),
 ];
+
+/// Allocator functions found in one file: which, by what name, at what file offset.
+pub type Functions = Vec<(Probe, &'static str, u64)>;
 
 /// Where the allocator lives and where each function found in it starts (file offset).
 #[derive(Debug)]
 pub struct Allocator {
     pub path: PathBuf,
-    pub functions: Vec<(Probe, &'static str, u64)>,
+    pub functions: Functions,
+    /// The C++ runtime's operator new, when it is in another file (libstdc++).
+    pub cxx: Option<(PathBuf, Functions)>,
+}
+
+fn is_libstdcxx(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("libstdc++.so"))
+}
+
+/// The operator new functions of a C++ runtime library.
+fn cxx_in(path: PathBuf) -> Option<(PathBuf, Functions)> {
+    let mut functions = find_functions(&path).ok()?;
+    functions.retain(|f| f.0 == Probe::CxxNew);
+    (!functions.is_empty()).then_some((path, functions))
 }
 
 /// The file offsets of the allocator functions `path` defines (not merely imports).
-pub fn find_functions(path: &Path) -> Result<Vec<(Probe, &'static str, u64)>> {
+pub fn find_functions(path: &Path) -> Result<Functions> {
     let inspector = Inspector::new();
     let mut elf = Elf::new(path);
     elf.debug_syms = false;
@@ -94,26 +124,28 @@ fn is_libc(path: &Path) -> bool {
 /// The allocator of a running process: a non-libc object that defines malloc and free (the
 /// executable, jemalloc, tcmalloc ... which then take precedence), else its libc.
 pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+    let maps = proc_maps::read(pid)
         .with_context(|| format!("cannot read /proc/{pid}/maps (has process {pid} exited?)"))?;
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for m in parse_maps(&maps) {
-        if !paths.contains(&m.path) {
-            paths.push(m.path);
-        }
-    }
+    let paths = proc_maps::files(&maps);
+    // Files of another mount namespace are reached through the process's root.
+    let reach = |path: &Path| {
+        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path))
+    };
+    let cxx = paths
+        .iter()
+        .find(|p| is_libstdcxx(p))
+        .and_then(|p| cxx_in(reach(p)));
     let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
     for path in others.into_iter().chain(libc) {
-        // Files of another mount namespace are reached through the process's root.
-        let reach =
-            Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
-        let Ok(functions) = find_functions(&reach) else {
+        let path = reach(path);
+        let Ok(functions) = find_functions(&path) else {
             continue;
         };
         if defines_malloc_and_free(&functions) {
             return Ok(Allocator {
-                path: reach,
+                path,
                 functions,
+                cxx,
             });
         }
     }
@@ -121,17 +153,24 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
 }
 
 /// The allocator a command will use, decided before it runs: its own malloc if it defines one
-/// (a static binary with symbols), else, for a dynamic executable, the system libc (the one
-/// this tool maps itself; a command with its own libc through RUNPATH is not seen).
+/// (a static binary with symbols); else, for a dynamic executable, its program interpreter when
+/// that is a libc too (musl's ld-musl is its libc), else the system libc (the one this tool maps
+/// itself; a command with its own glibc through RUNPATH is not seen).
 pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
-    let dynamic = is_script(exe) || has_interpreter(exe)?;
+    let interp = if is_script(exe) {
+        None
+    } else {
+        interpreter(exe)?
+    };
+    let dynamic = is_script(exe) || interp.is_some();
     if !is_script(exe) {
         let functions = find_functions(exe)?;
         if defines_malloc_and_free(&functions) {
             return Ok(Allocator {
                 path: exe.to_path_buf(),
                 functions,
+                cxx: None,
             });
         }
     }
@@ -141,10 +180,25 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
             crate::escape::path(exe)
         );
     }
-    let own = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
-    let libc = parse_maps(&own)
+    // The libstdc++ the loader would find: probed by file, a command that never maps it costs
+    // nothing.
+    let cxx = crate::tools::uprobe_lat::target::resolve_binary("stdc++", None)
+        .ok()
+        .and_then(|(path, _)| cxx_in(path));
+    if let Some(interp) = interp {
+        if let Ok(functions) = find_functions(&interp) {
+            if defines_malloc_and_free(&functions) {
+                return Ok(Allocator {
+                    path: interp,
+                    functions,
+                    cxx,
+                });
+            }
+        }
+    }
+    let own = proc_maps::read(std::process::id()).context("reading /proc/self/maps")?;
+    let libc = proc_maps::files(&own)
         .into_iter()
-        .map(|m| m.path)
         .find(|p| is_libc(p))
         .context("this tool maps no libc, so it cannot tell which libc the command will use: use -p PID on the running command")?;
     let functions = find_functions(&libc)?;
@@ -154,6 +208,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     Ok(Allocator {
         path: libc,
         functions,
+        cxx,
     })
 }
 
@@ -165,8 +220,9 @@ fn is_script(exe: &Path) -> bool {
         && &head == b"#!"
 }
 
-/// Whether an ELF executable names a program interpreter (is dynamically linked).
-fn has_interpreter(exe: &Path) -> Result<bool> {
+/// The program interpreter an ELF executable names (PT_INTERP: it is dynamically linked), or
+/// None for a static one.
+fn interpreter(exe: &Path) -> Result<Option<PathBuf>> {
     let data =
         std::fs::read(exe).with_context(|| format!("cannot read {}", crate::escape::path(exe)))?;
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
@@ -181,14 +237,20 @@ fn has_interpreter(exe: &Path) -> Result<bool> {
     const PT_INTERP: u32 = 3;
     for i in 0..phnum {
         let off = phoff + i * phentsize;
-        if off + 4 > data.len() {
+        if off + 56 > data.len() {
             break;
         }
         if u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) == PT_INTERP {
-            return Ok(true);
+            // p_offset at 8, p_filesz at 32; the path ends with a NUL.
+            let (start, len) = (u64_at(off + 8), u64_at(off + 32));
+            let path = data
+                .get(start..start.saturating_add(len))
+                .map(|b| b.split(|&c| c == 0).next().unwrap_or(b))
+                .unwrap_or_default();
+            return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(path))));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// Splits a command line the way a shell would for simple words: spaces separate, quotes
@@ -269,7 +331,7 @@ pub struct Child {
     status: Cell<Option<i32>>,
     /// /proc/PID/maps read when exec succeeded: a command that ends before the first report
     /// still has its executable's frames symbolized.
-    pub maps_at_exec: String,
+    pub maps_at_exec: Vec<proc_maps::Mapping>,
 }
 
 /// Sent on the exec-error pipe, before the exec, when the child could not ask to stop at exec.
@@ -358,7 +420,7 @@ impl Child {
             go: Some(go[1]),
             exec_error: err[0],
             status: Cell::new(None),
-            maps_at_exec: String::new(),
+            maps_at_exec: Vec::new(),
         })
     }
 
@@ -417,8 +479,7 @@ impl Child {
             self.status.set(Some(status)); // ended (killed) before the stop
             return;
         }
-        self.maps_at_exec =
-            std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
+        self.maps_at_exec = proc_maps::read(self.pid).unwrap_or_default();
         // The exec's SIGTRAP is swallowed; any other signal that stopped it is delivered.
         let sig = match libc::WSTOPSIG(status) {
             libc::SIGTRAP => 0,
@@ -521,12 +582,23 @@ mod tests {
     }
 
     #[test]
+    fn the_interpreter_of_a_dynamic_executable_is_read() {
+        let exe = std::env::current_exe().unwrap();
+        let interp = interpreter(&exe)
+            .unwrap()
+            .expect("the test binary is dynamic");
+        assert!(interp.is_absolute() && interp.exists(), "{interp:?}");
+        let text = std::env::temp_dir().join(format!("kml-not-elf-{}", std::process::id()));
+        std::fs::write(&text, "not an executable").unwrap();
+        let err = interpreter(&text).unwrap_err().to_string();
+        std::fs::remove_file(&text).unwrap();
+        assert!(err.contains("neither a script"), "{err}");
+    }
+
+    #[test]
     fn own_libc_has_the_allocator() {
-        let own = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = parse_maps(&own)
-            .into_iter()
-            .map(|m| m.path)
-            .find(|p| is_libc(p));
+        let own = proc_maps::read(std::process::id()).unwrap();
+        let libc = proc_maps::files(&own).into_iter().find(|p| is_libc(p));
         if let Some(libc) = libc {
             let f = find_functions(&libc).unwrap();
             assert!(defines_malloc_and_free(&f), "{f:?}");

@@ -125,17 +125,12 @@ pub fn library_matches(file_name: &str, name: &str) -> bool {
 
 /// A library of that name mapped by the process.
 fn library_in_process(name: &str, pid: u32) -> Option<PathBuf> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with('/'))
-        .find(|p| {
-            Path::new(p)
-                .file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| library_matches(f, name))
-        })
-        .map(PathBuf::from)
+    let maps = crate::proc_maps::read(pid).ok()?;
+    crate::proc_maps::files(&maps).into_iter().find(|p| {
+        p.file_name()
+            .and_then(|f| f.to_str())
+            .is_some_and(|f| library_matches(f, name))
+    })
 }
 
 /// The library as the dynamic loader finds it: $LD_LIBRARY_PATH, the ldconfig cache, the
