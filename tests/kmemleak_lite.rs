@@ -609,14 +609,17 @@ fn cxx_new_is_followed_and_names_its_caller() {
 /// Allocations outstanding, in the last report, from stacks through both `a` and `b` (frame
 /// symbols containing them).
 fn allocations_through(stdout: &str, a: &str, b: &str) -> Option<u64> {
-    let last = stdout.lines().rev().find(|l| l.starts_with("{\"time\""))?;
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event.name\":\"leak_report\""))?;
     let report: Value = serde_json::from_str(last).ok()?;
     let names = |s: &Value, part: &str| {
-        s["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["symbol"].as_str().is_some_and(|n| n.contains(part)))
+        s["frames"].as_array().unwrap().iter().any(|f| {
+            f["code.function.name"]
+                .as_str()
+                .is_some_and(|n| n.contains(part))
+        })
     };
     Some(
         report["stacks"]
@@ -670,7 +673,7 @@ fn call_site(stack: &Value) -> Option<String> {
     stack["frames"]
         .as_array()?
         .iter()
-        .filter_map(|f| f["symbol"].as_str())
+        .filter_map(|f| f["code.function.name"].as_str())
         .find(|s| {
             !s.contains("kmalloc") && !s.contains("kmem_cache_alloc") && !s.contains("krealloc")
         })
@@ -740,7 +743,7 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
         .stdout
         .lines()
         .rev()
-        .find(|l| l.starts_with("{\"time\""))
+        .find(|l| l.contains("\"event.name\":\"leak_report\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .expect("a report");
     let stacks = last["stacks"].as_array().unwrap();
@@ -761,7 +764,7 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter_map(|f| f["symbol"].as_str())
+                .filter_map(|f| f["code.function.name"].as_str())
                 .collect();
             names.contains(&"alloc_empty_file")
                 && names.iter().any(|n| n.contains("timerfd_create"))
