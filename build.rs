@@ -10,6 +10,7 @@ use libbpf_cargo::SkeletonBuilder;
 const BPF_DIR: &str = "src/bpf";
 
 fn main() {
+    commit();
     println!("cargo:rerun-if-changed={BPF_DIR}");
     println!("cargo:rerun-if-env-changed=CLANG");
     let clang = env::var_os("CLANG").unwrap_or_else(|| "clang".into());
@@ -55,6 +56,39 @@ fn main() {
             fail(&format!("building {}: {e:#}", src.display()));
         }
     }
+}
+
+/// CORETRACE_COMMIT for `coretrace --version`: $CORETRACE_COMMIT if set (a distribution
+/// building from a tarball can name its source), else the git commit when building from a git
+/// checkout, else "unknown". Never a date or a dirty flag, so that builds stay reproducible.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=CORETRACE_COMMIT");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = env::var("CORETRACE_COMMIT").ok().or_else(|| {
+        // Only this repository's own git directory, not one the source tree happens to sit in.
+        if !Path::new(".git").exists() {
+            return None;
+        }
+        // Rebuild when HEAD moves: a checkout, or a commit on the branch checked out.
+        let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+        for path in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+            if let Some(p) = git(&["rev-parse", "--git-path", path]) {
+                println!("cargo:rerun-if-changed={p}");
+            }
+        }
+        git(&["rev-parse", "--short=12", "HEAD"])
+    });
+    println!(
+        "cargo:rustc-env=CORETRACE_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
 }
 
 /// One readable line instead of a build-script panic.

@@ -195,26 +195,34 @@ fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
     Ok(kib)
 }
 
-/// Parses the command line; a usage error becomes one line (`tool: invalid value ...`) and
-/// exit status 2, as with clap, but without clap's multi-line block. --help and --version print
-/// as usual.
-pub fn parse<A: clap::Parser>(tool: &str) -> A {
-    parse_refusing(tool, &[])
+/// Parses `args` (the program name first); a usage error becomes one line (`tool: invalid
+/// value ... (see INVOKED --help)`) and exit status 2, as with clap, but without clap's
+/// multi-line block. --help and --version print as usual. `invoked` is the name the user ran
+/// (`execsnoop-coretrace`, `coretrace execsnoop`), so the hint names a command that exists.
+pub fn parse<A: clap::Parser>(tool: &str, invoked: &str, args: Vec<std::ffi::OsString>) -> A {
+    parse_refusing(tool, invoked, &[], args)
 }
 
 /// Like [`parse`], and refuses, as a usage error, each shared option in `refused` (its id and
 /// why it does not apply to this tool) when it is given on the command line (its default is
 /// not "given": a tool may ignore a shared option only while the user did not ask for it).
-pub fn parse_refusing<A: clap::Parser>(tool: &str, refused: &[(&str, &str)]) -> A {
-    let parsed = A::command().try_get_matches().and_then(|mut matches| {
-        for (id, why) in refused {
-            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
-                let mut cmd = A::command();
-                return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
+pub fn parse_refusing<A: clap::Parser>(
+    tool: &str,
+    invoked: &str,
+    refused: &[(&str, &str)],
+    args: Vec<std::ffi::OsString>,
+) -> A {
+    let parsed = A::command()
+        .try_get_matches_from(args)
+        .and_then(|mut matches| {
+            for (id, why) in refused {
+                if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                    let mut cmd = A::command();
+                    return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
+                }
             }
-        }
-        A::from_arg_matches_mut(&mut matches)
-    });
+            A::from_arg_matches_mut(&mut matches)
+        });
     parsed.unwrap_or_else(|err| {
         use clap::error::ErrorKind;
         if matches!(
@@ -234,7 +242,7 @@ pub fn parse_refusing<A: clap::Parser>(tool: &str, refused: &[(&str, &str)]) -> 
             .collect();
         let first = first.join(" ");
         let first = first.strip_prefix("error: ").unwrap_or(&first);
-        eprintln!("{tool}: {first} (see {tool} --help)");
+        eprintln!("{tool}: {first} (see {invoked} --help)");
         std::process::exit(2);
     })
 }

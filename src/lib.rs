@@ -8,6 +8,7 @@ pub mod clock;
 pub mod errno;
 pub mod escape;
 pub mod exit_status;
+pub mod multicall;
 pub mod output;
 pub mod ringbuf;
 pub mod setup;
