@@ -10,6 +10,7 @@ packages=(
     qemu-system-x86 busybox-static cpio                  # tests/kernel-matrix: other kernels under QEMU
     util-linux procps                                    # setpriv, ps
     libcap2-bin                                          # capsh, setcap: tests/requirements.rs
+    dpkg-dev lintian groff man-db git                    # tools/build-deb.sh, tests/install, man page checks
 )
 missing=()
 for p in "${packages[@]}"; do
