@@ -249,7 +249,9 @@ pub fn parse_refusing<A: clap::Parser>(
 
 /// Runs a tool's body: an error becomes one line (`tool: what went wrong: what to do`) and exit
 /// status 1; a closed stdout pipe (`execsnoop | head`) ends quietly with status 0; a panic,
-/// which is a bug, still becomes one line.
+/// which is a bug, still becomes one line and status 1. The panic hook itself prints the line
+/// and exits, so this holds in the shipped build too, where panics abort instead of unwinding
+/// (the kernel detaches the probes of an exiting process).
 pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
@@ -263,19 +265,23 @@ pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) 
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         eprintln!("{tool}: internal error{place}: {msg} (please report this)");
+        std::process::exit(1);
     }));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Ok(Err(e)) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
+    if std::env::var_os("CORETRACE_TEST_PANIC").is_some() {
+        // For tests/multicall.rs: proves the guard on the build under test.
+        panic!("CORETRACE_TEST_PANIC is set");
+    }
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
             eprintln!("{tool}: {e:#}");
             ExitCode::from(crate::ringbuf::losses::EXIT_EVENTS_LOST)
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             eprintln!("{tool}: {e:#}");
             ExitCode::FAILURE
         }
-        Err(_) => ExitCode::FAILURE,
     }
 }
 

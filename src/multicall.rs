@@ -141,7 +141,7 @@ pub fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let program = args
         .first()
-        .map(|a| std::path::Path::new(a))
+        .map(std::path::Path::new)
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();

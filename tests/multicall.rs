@@ -131,3 +131,19 @@ fn a_prefixed_name_and_the_subcommand_trace_for_real() {
         assert!(row[0].ends_with(&format!("code {code}")), "{out:?}");
     }
 }
+
+#[test]
+fn a_panic_is_one_line_and_status_1() {
+    // CORETRACE_TEST_PANIC makes the tool panic first thing: the guard of cli::main_with.
+    let out = Command::new(common::bin("exitsnoop"))
+        .env("CORETRACE_TEST_PANIC", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_one_line_error(
+        1,
+        &err,
+        &["exitsnoop: internal error", "(please report this)"],
+    );
+}

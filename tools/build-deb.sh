@@ -63,7 +63,7 @@ Upstream-Name: coretrace
 Source: https://github.com/coretrace/coretrace
 
 Files: *
-Copyright: coretrace maintainers
+Copyright: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y) coretrace maintainers
 License: GPL-2
  This program is free software; you can redistribute it and/or modify it under the terms of
  the GNU General Public License version 2 as published by the Free Software Foundation.
@@ -98,13 +98,15 @@ Section: admin
 Priority: optional
 Homepage: https://github.com/coretrace/coretrace
 Description: CO-RE eBPF tracing tools in one small binary
- execsnoop, exitsnoop, unlinksnoop, kmemleak-lite and uprobe-lat: BPF programs compiled once
- and relocated at load time against the running kernel's types (CO-RE), so they run on any
- kernel with BTF from 5.8 on, without kernel headers or a compiler. Every event that cannot be
- shown is counted by cause.
+ execsnoop, exitsnoop, unlinksnoop, kmemleak-lite and uprobe-lat: BPF
+ programs compiled once and relocated at load time against the running
+ kernel's types (CO-RE), so they run on any kernel with BTF from 5.8 on,
+ without kernel headers or a compiler. Every event that cannot be shown is
+ counted by cause.
  .
- The tools install as /usr/sbin/TOOL-coretrace, beside libbpf-tools and bpfcc-tools; put
- /usr/lib/coretrace/bin on PATH to run them by their short names.
+ The tools install as /usr/sbin/TOOL-coretrace, beside libbpf-tools and
+ bpfcc-tools; put /usr/lib/coretrace/bin on PATH to run them by their short
+ names.
 CONTROL
 (cd "$root" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"

@@ -116,6 +116,14 @@ for form in suffixed subcommand path; do
     grep -q "probe overhead" "$work/uprobe-lat-$form.out" || fail "uprobe-lat ($form) did not calibrate: $(cat "$work/uprobe-lat-$form.out")"
 done
 
+# The shipped build aborts on a panic: the guard must still make it one line and status 1.
+set +e
+err=$(CORETRACE_TEST_PANIC=1 /usr/sbin/exitsnoop-coretrace 2>&1 >/dev/null); status=$?
+set -e
+[ "$status" = 1 ] && [ "$(wc -l <<<"$err")" = 1 ] && grep -q "^exitsnoop: internal error" <<<"$err" ||
+    fail "a panic in the shipped build: status $status, stderr: $err"
+ok "a panic in the shipped build is one line and status 1"
+
 # libbpf-tools' own execsnoop still runs.
 /usr/sbin/execsnoop >"$work/libbpf.out" 2>&1 & pid=$!
 marker=ctm-install-libbpf-$$
