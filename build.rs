@@ -38,6 +38,9 @@ fn main() {
         .collect();
     sources.sort();
 
+    // The BPF objects' BTF names their source files (line info): the source tree's own path
+    // would make the embedded objects, so the binary, differ between build directories.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     for src in sources {
         let file = src.file_name().unwrap().to_string_lossy();
         let tool = file.trim_end_matches(".bpf.c");
@@ -50,6 +53,7 @@ fn main() {
                 format!("-D__TARGET_ARCH_{arch}"),
                 "-Wall".into(),
                 "-Wno-unused-function".into(),
+                format!("-ffile-prefix-map={manifest_dir}=."),
             ])
             .build_and_generate(&skel);
         if let Err(e) = result {

@@ -21,7 +21,8 @@ cargo fetch --locked --quiet
 a=${CARGO_TARGET_DIR:-target}/dist/coretrace
 
 other=$(mktemp -d /tmp/coretrace-repro.XXXXXX)
-trap 'rm -rf "$other"' EXIT
+# Kept when the builds differ, to compare them.
+trap 'if [ "${same:-}" = 1 ]; then rm -rf "$other"; else echo "repro: build B kept in $other" >&2; fi' EXIT
 git archive --format=tar HEAD | tar -x -C "$other"
 (
     cd "$other"
@@ -35,6 +36,6 @@ sum_a=$(sha256sum <"$a" | cut -d' ' -f1)
 sum_b=$(sha256sum <"$b" | cut -d' ' -f1)
 echo "repro: $a $sum_a"
 echo "repro: $b $sum_b"
-[ "$sum_a" = "$sum_b" ] || fail "the two builds differ (compare them with diffoscope)"
+[ "$sum_a" = "$sum_b" ] && same=1 || fail "the two builds differ (compare them with diffoscope)"
 "$b" --version | grep -qF "commit $CORETRACE_COMMIT" || fail "build B does not name commit $CORETRACE_COMMIT"
 echo "repro: identical ($(stat -c %s "$a") bytes)"
