@@ -21,9 +21,9 @@ else
     theirs=$(apt-cache show libbpf-tools | sed -n 's/^Installed-Size: //p' | head -n1)
     their_tools=?
 fi
-printf '%-38s %8s %6s\n' "what" "KiB" "tools"
-printf '%-38s %8s %6s\n' "coretrace binary + links" "$bin_kib" "$tools"
-printf '%-38s %8s %6s\n' "coretrace package (Installed-Size)" "$ours" "$tools"
-printf '%-38s %8s %6s\n' "libbpf-tools package (Installed-Size)" "$theirs" "$their_tools"
+printf '%-38s %8s %8s\n' "what" "KiB" "commands"
+printf '%-38s %8s %8s\n' "coretrace binary + links" "$bin_kib" "$tools"
+printf '%-38s %8s %8s\n' "coretrace package (Installed-Size)" "$ours" "$tools"
+printf '%-38s %8s %8s\n' "libbpf-tools package (Installed-Size)" "$theirs" "$their_tools"
 echo "binary + links: $bin_bytes bytes"
 [ "$bin_bytes" -le 3000000 ] || { echo "size: the binary and links are over 3 MB" >&2; exit 1; }
