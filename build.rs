@@ -12,6 +12,7 @@ use libbpf_cargo::SkeletonBuilder;
 const BPF_DIR: &str = "src/bpf";
 
 fn main() {
+    commit();
     println!("cargo:rerun-if-changed={BPF_DIR}");
     println!("cargo:rerun-if-env-changed=CLANG");
     let clang = env::var_os("CLANG").unwrap_or_else(|| "clang".into());
@@ -55,6 +56,9 @@ fn main() {
         }
     }
 
+    // The BPF objects' BTF names their source files (line info): the source tree's own path
+    // would make the embedded objects, so the binary, differ between build directories.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     for src in sources {
         let file = src.file_name().unwrap().to_string_lossy();
         let tool = file.trim_end_matches(".bpf.c");
@@ -67,6 +71,7 @@ fn main() {
                 format!("-D__TARGET_ARCH_{arch}"),
                 "-Wall".into(),
                 "-Wno-unused-function".into(),
+                format!("-ffile-prefix-map={manifest_dir}=."),
             ])
             .build_and_generate(&skel);
         if let Err(e) = result {
@@ -135,6 +140,39 @@ fn c_literals(value: &str) -> (&'static str, String) {
         out.push_str(rest);
     }
     (if wide { "u64" } else { "u32" }, out)
+}
+
+/// CORETRACE_COMMIT for `coretrace --version`: $CORETRACE_COMMIT if set (a distribution
+/// building from a tarball can name its source), else the git commit when building from a git
+/// checkout, else "unknown". Never a date or a dirty flag, so that builds stay reproducible.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=CORETRACE_COMMIT");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = env::var("CORETRACE_COMMIT").ok().or_else(|| {
+        // Only this repository's own git directory, not one the source tree happens to sit in.
+        if !Path::new(".git").exists() {
+            return None;
+        }
+        // Rebuild when HEAD moves: a checkout, or a commit on the branch checked out.
+        let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+        for path in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+            if let Some(p) = git(&["rev-parse", "--git-path", path]) {
+                println!("cargo:rerun-if-changed={p}");
+            }
+        }
+        git(&["rev-parse", "--short=12", "HEAD"])
+    });
+    println!(
+        "cargo:rustc-env=CORETRACE_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
 }
 
 /// One readable line instead of a build-script panic.

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 execs=${1:-20000}
 ours=${OURS:-target/release/execsnoop}
 theirs=${THEIRS:-/usr/sbin/execsnoop}
-[ -x "$ours" ] || cargo build --release --quiet
+[ -x "$ours" ] || { cargo build --release --quiet --bin coretrace && tools/tool-links.sh; }
 [ -x "$theirs" ] || { echo "need libbpf-tools' execsnoop at $theirs: apt-get install libbpf-tools" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 opens=${1:-200000}
 rounds=${2:-5}
 ours=${OURS:-target/release/kmemleak-lite}
-[ -x "$ours" ] || cargo build --release --quiet --bin kmemleak-lite
+[ -x "$ours" ] || { cargo build --release --quiet --bin coretrace && tools/tool-links.sh; }
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cc -O2 -o "$tmp/open-close" bench/open-close.c

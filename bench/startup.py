@@ -83,6 +83,8 @@ def ms(values):
 
 
 def main():
+    # The tools are links to the multicall binary: make them if a build has not yet.
+    subprocess.run(["tools/tool-links.sh", OURS], check=True)
     if os.geteuid() != 0:
         sys.exit("run as root (the tools load BPF)")
     print(f"launch to header on a pty, median of {ROUNDS} runs, kernel {os.uname().release}")

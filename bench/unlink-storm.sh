@@ -17,7 +17,7 @@ storms=${2:-$(nproc)}
 rate=${3:-0}
 ours=${OURS:-target/release/unlinksnoop}
 bpftrace=${BPFTRACE:-$(command -v bpftrace || true)}
-[ -x "$ours" ] || cargo build --release --quiet --bin unlinksnoop
+[ -x "$ours" ] || { cargo build --release --quiet --bin coretrace && tools/tool-links.sh; }
 [ -n "$bpftrace" ] || { echo "need bpftrace: apt-get install bpftrace" >&2; exit 1; }
 tmp=$(mktemp -d)
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)

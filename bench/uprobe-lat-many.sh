@@ -13,7 +13,7 @@ n=${1:-1000}
 rounds=${2:-3}
 per_probe_n=${3:-50}
 ours=${OURS:-target/release/uprobe-lat}
-[ -x "$ours" ] || cargo build --release --quiet --bin uprobe-lat
+[ -x "$ours" ] || { cargo build --release --quiet --bin coretrace && tools/tool-links.sh; }
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 

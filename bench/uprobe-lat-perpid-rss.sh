@@ -15,7 +15,7 @@ duration=${1:-600}
 phase1=${2:-60}
 sample=${3:-30}
 ours=${OURS:-target/release/uprobe-lat}
-[ -x "$ours" ] || cargo build --release --quiet --bin uprobe-lat
+[ -x "$ours" ] || { cargo build --release --quiet --bin coretrace && tools/tool-links.sh; }
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cc -O1 -g -fno-inline -pthread -o "$tmp/uprobe_target" tests/programs/uprobe_target.c

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 calls=${1:-50000}
 rounds=${2:-5}
 ours=${OURS:-target/release/uprobe-lat}
-[ -x "$ours" ] || cargo build --release --quiet --bin uprobe-lat
+[ -x "$ours" ] || { cargo build --release --quiet --bin coretrace && tools/tool-links.sh; }
 funclatency=$(command -v funclatency || echo /usr/sbin/funclatency)
 [ -x "$funclatency" ] || { echo "funclatency not found: apt-get install libbpf-tools" >&2; exit 1; }
 tmp=$(mktemp -d)

@@ -255,36 +255,45 @@ fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
     Ok(kib)
 }
 
-/// Parses the command line; a usage error becomes one line (`tool: invalid value ...`) and
-/// exit status 2, as with clap, but without clap's multi-line block. --help and --version print
-/// as usual.
-pub fn parse<A: clap::Parser>(tool: &str) -> A {
-    parse_refusing(tool, &[])
+/// Parses `args` (the program name first); a usage error becomes one line (`tool: invalid
+/// value ... (see INVOKED --help)`) and exit status 2, as with clap, but without clap's
+/// multi-line block. --help and --version print as usual. `invoked` is the name the user ran
+/// (`execsnoop-coretrace`, `coretrace execsnoop`), so the hint names a command that exists.
+pub fn parse<A: clap::Parser>(tool: &str, invoked: &str, args: Vec<std::ffi::OsString>) -> A {
+    parse_refusing(tool, invoked, &[], args)
 }
 
 /// Like [`parse`], and refuses, as a usage error, each shared option in `refused` (its id and
 /// why it does not apply to this tool) when it is given on the command line (its default is
 /// not "given": a tool may ignore a shared option only while the user did not ask for it).
-pub fn parse_refusing<A: clap::Parser>(tool: &str, refused: &[(&str, &str)]) -> A {
-    let parsed = A::command().try_get_matches().and_then(|mut matches| {
-        // The transport is chosen once per process (ringbuf::transport), wherever BPF is loaded.
-        crate::ringbuf::transport::init(
-            tool,
-            matches
-                .try_get_one::<crate::ringbuf::transport::Choice>("transport")
-                .ok()
-                .flatten()
-                .copied(),
-            matches.try_get_one::<bool>("verbose").ok().flatten() == Some(&true),
-        );
-        for (id, why) in refused {
-            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
-                let mut cmd = A::command();
-                return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
+pub fn parse_refusing<A: clap::Parser>(
+    tool: &str,
+    invoked: &str,
+    refused: &[(&str, &str)],
+    args: Vec<std::ffi::OsString>,
+) -> A {
+    let parsed = A::command()
+        .try_get_matches_from(args)
+        .and_then(|mut matches| {
+            // The transport is chosen once per process (ringbuf::transport), wherever BPF is
+            // loaded.
+            crate::ringbuf::transport::init(
+                tool,
+                matches
+                    .try_get_one::<crate::ringbuf::transport::Choice>("transport")
+                    .ok()
+                    .flatten()
+                    .copied(),
+                matches.try_get_one::<bool>("verbose").ok().flatten() == Some(&true),
+            );
+            for (id, why) in refused {
+                if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                    let mut cmd = A::command();
+                    return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
+                }
             }
-        }
-        A::from_arg_matches_mut(&mut matches)
-    });
+            A::from_arg_matches_mut(&mut matches)
+        });
     parsed.unwrap_or_else(|err| {
         use clap::error::ErrorKind;
         if matches!(
@@ -304,14 +313,16 @@ pub fn parse_refusing<A: clap::Parser>(tool: &str, refused: &[(&str, &str)]) -> 
             .collect();
         let first = first.join(" ");
         let first = first.strip_prefix("error: ").unwrap_or(&first);
-        eprintln!("{tool}: {first} (see {tool} --help)");
+        eprintln!("{tool}: {first} (see {invoked} --help)");
         std::process::exit(2);
     })
 }
 
 /// Runs a tool's body: an error becomes one line (`tool: what went wrong: what to do`) and exit
 /// status 1; a closed stdout pipe (`execsnoop | head`) ends quietly with status 0; a panic,
-/// which is a bug, still becomes one line.
+/// which is a bug, still becomes one line and status 1. The panic hook itself prints the line
+/// and exits, so this holds in the shipped build too, where panics abort instead of unwinding
+/// (the kernel detaches the probes of an exiting process).
 pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
@@ -325,19 +336,23 @@ pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) 
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         eprintln!("{tool}: internal error{place}: {msg} (please report this)");
+        std::process::exit(1);
     }));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Ok(Err(e)) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
+    if std::env::var_os("CORETRACE_TEST_PANIC").is_some() {
+        // For tests/multicall.rs: proves the guard on the build under test.
+        panic!("CORETRACE_TEST_PANIC is set");
+    }
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
             eprintln!("{tool}: {e:#}");
             ExitCode::from(crate::ringbuf::losses::EXIT_EVENTS_LOST)
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             eprintln!("{tool}: {e:#}");
             ExitCode::FAILURE
         }
-        Err(_) => ExitCode::FAILURE,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod container;
 pub mod errno;
 pub mod escape;
 pub mod exit_status;
+pub mod multicall;
 pub mod output;
 pub mod proc_maps;
 pub mod ringbuf;

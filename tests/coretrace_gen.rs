@@ -9,28 +9,110 @@ fn gen(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+const TOOLS: [&str; 5] = [
+    "execsnoop",
+    "exitsnoop",
+    "unlinksnoop",
+    "kmemleak-lite",
+    "uprobe-lat",
+];
+
 #[test]
-fn man_pages_and_completions_for_every_tool() {
-    let dir = std::env::temp_dir().join(format!("coretrace-gen-{}", std::process::id()));
-    let out = gen(&["man", dir.join("man").to_str().unwrap()]);
+fn man_pages_have_every_section_and_render_without_a_warning() {
+    let dir = std::env::temp_dir().join(format!("coretrace-gen-man-{}", std::process::id()));
+    let out = gen(&["man", dir.to_str().unwrap(), "--suffix", "-coretrace"]);
     assert!(out.status.success(), "{out:?}");
-    for tool in ["execsnoop", "exitsnoop"] {
-        let page = std::fs::read_to_string(dir.join("man").join(format!("{tool}.8"))).unwrap();
-        assert!(page.contains(&format!(".TH {tool} 8")), "{page}");
-        assert!(page.contains("\\-\\-json"), "options listed: {page}");
+    for tool in TOOLS {
+        let name = format!("{tool}-coretrace");
+        let path = dir.join(format!("{name}.8"));
+        let page = std::fs::read_to_string(&path).unwrap();
+        let th = format!(".TH {} 8", name.to_uppercase().replace('-', "\\-"));
+        assert!(page.starts_with(&th), "{page}");
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "REQUIREMENTS",
+            "OPTIONS",
+            "EXAMPLES",
+            "FIELDS",
+            "EXIT STATUS",
+            "OVERHEAD",
+            "SEE ALSO",
+        ] {
+            assert!(
+                page.contains(&format!("\n.SH {section}\n")),
+                "{tool}: no {section}"
+            );
+        }
+        assert!(!page.contains("EXTRA"), "{tool}");
+        assert!(
+            page.contains("\\fB\\-\\-json\\fR"),
+            "{tool}: options listed"
+        );
+        assert!(page.contains(".BR bpftool (8)"), "{tool}");
+        // Each example is an unfilled line of its own, named as installed.
+        assert!(
+            page.contains(&format!(".nf\n\\fB# {}", name.replace('-', "\\-"))),
+            "{tool}: {page}"
+        );
+        // groff -ww -z: every warning on, no output: silent when the page is clean.
+        let groff = Command::new("groff")
+            .args(["-man", "-ww", "-z", "-Tutf8"])
+            .arg(&path)
+            .output()
+            .expect("groff must be installed (apt-get install groff)");
+        assert!(groff.status.success(), "{tool}: {groff:?}");
+        assert_eq!(String::from_utf8_lossy(&groff.stderr), "", "{tool}");
     }
-    let out = gen(&["completions", "bash", dir.join("bash").to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    let bash = std::fs::read_to_string(dir.join("bash").join("execsnoop.bash")).unwrap();
-    assert!(bash.contains("--min-duration"), "{bash}");
+    let page = std::fs::read_to_string(dir.join("coretrace.8")).unwrap();
+    for tool in TOOLS {
+        assert!(
+            page.contains(&format!("\\fB{}\\-coretrace\\fR", tool.replace('-', "\\-"))),
+            "{tool}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn unknown_shell_is_one_line_error() {
-    let out = gen(&["completions", "tcsh", "/tmp"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("unknown shell 'tcsh'"), "{err}");
+fn completions_for_each_installed_name_and_coretrace() {
+    let dir = std::env::temp_dir().join(format!("coretrace-gen-cmp-{}", std::process::id()));
+    for (shell, file) in [
+        ("bash", "execsnoop-coretrace.bash"),
+        ("zsh", "_execsnoop-coretrace"),
+        ("fish", "execsnoop-coretrace.fish"),
+    ] {
+        let out = gen(&[
+            "completions",
+            shell,
+            dir.to_str().unwrap(),
+            "--suffix",
+            "-coretrace",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(text.contains("min-duration"), "{shell}: {text}");
+    }
+    let bash = std::fs::read_to_string(dir.join("coretrace.bash")).unwrap();
+    assert!(
+        bash.contains("uprobe-lat") && bash.contains("kernel-hist"),
+        "{bash}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    for (args, words) in [
+        (&["completions", "tcsh", "/tmp"][..], "unknown shell 'tcsh'"),
+        (&["man"][..], "usage: coretrace-gen"),
+        (&["man", "/tmp", "--suffix"][..], "--suffix needs a value"),
+    ] {
+        let out = gen(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(words), "{err}");
+    }
 }

@@ -20,11 +20,10 @@ use std::time::Duration;
 use common::{assert_one_line_error, marker, require_bpf, run_traced, Finished, Traced};
 
 const WAIT: Duration = Duration::from_secs(10);
-const TOOL: &str = env!("CARGO_BIN_EXE_unlinksnoop");
 
 /// Starts unlinksnoop (with the method CORETRACE_TEST_ATTACH forces, if any).
 fn tracer(args: &[&str]) -> Traced {
-    let mut cmd = Command::new(TOOL);
+    let mut cmd = Command::new(common::bin("unlinksnoop"));
     cmd.args(args).arg("-v");
     let forced = std::env::var("CORETRACE_TEST_ATTACH").ok();
     if let Some(m) = &forced {
@@ -308,7 +307,7 @@ fn json_lines_have_stable_fields() {
 
 /// What `--check --json` says about each method.
 fn methods_here() -> Vec<(String, bool)> {
-    let out = Command::new(TOOL)
+    let out = Command::new(common::bin("unlinksnoop"))
         .args(["--check", "--json"])
         .output()
         .unwrap();
@@ -342,7 +341,10 @@ fn forcing_a_method_this_kernel_lacks_fails_in_one_line() {
         if *ok {
             continue;
         }
-        let out = Command::new(TOOL).args(["--attach", m]).output().unwrap();
+        let out = Command::new(common::bin("unlinksnoop"))
+            .args(["--attach", m])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let can = format!("this kernel can do: --attach {}", working.join(" or "));
         assert_one_line_error(
@@ -352,7 +354,7 @@ fn forcing_a_method_this_kernel_lacks_fails_in_one_line() {
         );
     }
     // A method this tool has no programs for.
-    let out = Command::new(TOOL)
+    let out = Command::new(common::bin("unlinksnoop"))
         .args(["--attach", "uprobe"])
         .output()
         .unwrap();
@@ -403,7 +405,7 @@ fn check_says_what_the_kernel_offers_and_what_each_tool_uses() {
         .map(|(m, _)| m)
         .unwrap();
     let t = Traced::start_cmd({
-        let mut c = Command::new(TOOL);
+        let mut c = Command::new(common::bin("unlinksnoop"));
         c.arg("-v");
         c
     });

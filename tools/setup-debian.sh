@@ -11,6 +11,7 @@ packages=(
     util-linux procps                                    # setpriv, ps
     libcap2-bin                                          # capsh, setcap: tests/requirements.rs
     prometheus                                           # promtool check metrics: tests/metrics.rs
+    dpkg-dev lintian groff man-db git                    # tools/build-deb.sh, tests/install, man page checks
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: set-up, lints, unit and integration tests (which load
-# real BPF programs and watch real processes: run as root), then the kernel matrix (the same
-# release binaries on Debian's 6.1 and 6.12 kernels under QEMU).
+# real BPF programs and watch real processes: run as root), the Debian package installed and
+# run beside libbpf-tools (tests/install/run.sh), the reproducible-build check
+# (tools/repro.sh, which reuses the package's build), then the kernel matrix (the same release
+# binaries on Debian's 6.1 and 6.12 kernels under QEMU).
 #
 # usage: sudo CORETRACE_REQUIRE_BPF=1 tools/test.sh
 set -euo pipefail
@@ -10,8 +12,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 tools/setup-debian.sh
 cargo fmt --check
-cargo clippy --release --all-targets --quiet -- -D warnings
-cargo test --release -- --include-ignored
+# --features gen: coretrace-gen (man pages, completions) and its test too.
+cargo clippy --release --all-targets --features gen --quiet -- -D warnings
+cargo test --release --features gen -- --include-ignored
+tests/install/run.sh
+tools/repro.sh
 if [ -x tests/kernel-matrix/run.sh ]; then
     tests/kernel-matrix/run.sh
 fi

@@ -8,12 +8,8 @@ pub mod uprobe_lat;
 
 /// Every tool's command line, for man pages and shell completions (`coretrace-gen`).
 pub fn commands() -> Vec<clap::Command> {
-    use clap::CommandFactory;
-    vec![
-        execsnoop::Args::command(),
-        exitsnoop::Args::command(),
-        kmemleak_lite::Args::command(),
-        unlinksnoop::Args::command(),
-        uprobe_lat::Args::command(),
-    ]
+    crate::multicall::TOOLS
+        .iter()
+        .map(|t| (t.command)())
+        .collect()
 }

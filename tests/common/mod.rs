@@ -68,19 +68,21 @@ impl Finished {
     }
 }
 
-/// Path of a built binary of this package.
+/// Path of a tool as users run it: a link named after the tool to the multicall `coretrace`
+/// binary, made next to it on first use (as the package installs them). The kernel-matrix
+/// guests provide the same links.
 pub fn bin(name: &str) -> String {
-    match name {
-        "execsnoop" => env!("CARGO_BIN_EXE_execsnoop").into(),
-        "exitsnoop" => env!("CARGO_BIN_EXE_exitsnoop").into(),
-        other => {
-            // Other tools: next to these, in the same target directory.
-            let dir = std::path::Path::new(env!("CARGO_BIN_EXE_execsnoop"))
-                .parent()
-                .unwrap();
-            dir.join(other).to_string_lossy().into_owned()
-        }
+    let coretrace = std::path::Path::new(env!("CARGO_BIN_EXE_coretrace"));
+    let link = coretrace.with_file_name(name);
+    if std::fs::read_link(&link).ok().as_deref() != Some(std::path::Path::new("coretrace")) {
+        // A unique temporary name renamed into place: tests running in parallel may race here.
+        let tmp = coretrace.with_file_name(format!(".{name}.{}", marker("link")));
+        std::os::unix::fs::symlink("coretrace", &tmp)
+            .unwrap_or_else(|e| panic!("cannot link {} to coretrace: {e}", tmp.display()));
+        std::fs::rename(&tmp, &link)
+            .unwrap_or_else(|e| panic!("cannot make {}: {e}", link.display()));
     }
+    link.to_string_lossy().into_owned()
 }
 
 impl Traced {

@@ -53,7 +53,7 @@ keep=0
 # (busybox sh, for one, execs the last command of `sh -c` in place of itself; dash does not).
 host_progs="/bin/sh /bin/echo /bin/sleep /bin/true /bin/cat"
 
-# Every tool the suite may have. The ones with a src/bin/<tool>.rs in the repository must be built.
+# Every tool the suite may have: all of them in the multicall binary src/bin/coretrace.rs builds.
 all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
 
 while [ $# -gt 0 ]; do
@@ -271,16 +271,19 @@ build_initramfs() {
     # The kernel opens /dev/console for init before anything is mounted.
     mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
     mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
+    # The multicall binary, and a link named after each tool (as the package installs them).
+    [ -z "$present" ] || copy_elf "$bindir/coretrace" "$stage" "/coretrace/bin/coretrace"
+    # Where the integration tests look for them. /tmp and /run get a tmpfs over them at boot:
+    # what goes there waits in /coretrace/overlay, which init copies in after mounting.
+    case $bindir/ in
+        /tmp/*|/run/*) dest=$stage/coretrace/overlay$bindir ;;
+        *) dest=$stage$bindir ;;
+    esac
+    mkdir -p "$dest"
+    [ -z "$present" ] || ln -s /coretrace/bin/coretrace "$dest/coretrace"
     for tool in $present; do
-        copy_elf "$bindir/$tool" "$stage" "/coretrace/bin/$tool"
-        # Where the integration tests look for it. /tmp and /run get a tmpfs over them at boot:
-        # what goes there waits in /coretrace/overlay, which init copies in after mounting.
-        case $bindir/ in
-            /tmp/*|/run/*) dest=$stage/coretrace/overlay$bindir ;;
-            *) dest=$stage$bindir ;;
-        esac
-        mkdir -p "$dest"
-        ln -s "/coretrace/bin/$tool" "$dest/$tool"
+        ln -s coretrace "$stage/coretrace/bin/$tool"
+        ln -s coretrace "$dest/$tool"
     done
     mkdir -p "$stage/coretrace/tests"
     while read -r name bin; do
@@ -347,15 +350,15 @@ if [ "$keep" = 1 ]; then log "work directory: $work"; else trap 'rm -rf "$work"'
 # Which tools the repository has, and which of those were built.
 repo_tools=""
 for tool in $all_tools; do
-    [ -e "$repo/src/bin/$tool.rs" ] && repo_tools="$repo_tools $tool"
+    [ -e "$repo/src/bin/coretrace.rs" ] && repo_tools="$repo_tools $tool"
 done
 present=""
 for tool in $all_tools; do
-    [ -x "$bindir/$tool" ] && present="$present $tool"
+    [ -x "$bindir/coretrace" ] && present="$present $tool"
 done
 failures=()
 for tool in $repo_tools; do
-    case " $present " in *" $tool "*) ;; *) failures+=("all kernels: $tool: no binary at $bindir/$tool (cargo build --release)") ;; esac
+    case " $present " in *" $tool "*) ;; *) failures+=("all kernels: $tool: no binary at $bindir/coretrace (cargo build --release)") ;; esac
 done
 log "tools in the repository:${repo_tools:- none}; built:${present:- none}"
 

@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::UprobeOpts;
 
-use super::elf;
 use super::links::Kind;
 use crate::output::histogram::Latencies;
 use crate::output::{Format, Sink};
@@ -20,7 +19,8 @@ use crate::ringbuf::{self, decode, Handler, Stop};
 use crate::setup;
 use crate::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 
-/// The function the probes are measured on. Its name is looked up in our own symbol table.
+/// The function the probes are measured on. Found by its own address (see [`target_offset`]),
+/// so it works in a stripped release build; the name shows in `-v` and --check.
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn coretrace_uprobe_lat_calibration_target() {}
@@ -50,10 +50,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
         k => k,
     };
     let exe = Path::new("/proc/self/exe");
-    let funcs = elf::functions(exe)?;
-    let target = funcs.get(SYMBOL).with_context(|| {
-        format!("{SYMBOL} is not in uprobe-lat's own symbol table (stripped?): use --no-calibrate")
-    })?;
+    let offset = target_offset()?;
 
     let mut storage = MaybeUninit::uninit();
     let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
@@ -76,7 +73,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
             ..Default::default()
         };
         links.push(
-            prog.attach_uprobe_with_opts(pid as i32, exe, target.offset as usize, opts)
+            prog.attach_uprobe_with_opts(pid as i32, exe, offset as usize, opts)
                 .context("attaching to our own calibration function")?,
         );
     }
@@ -114,6 +111,31 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     })
 }
 
+/// Where the calibration target's first instruction is in our own file (what a uprobe is
+/// attached at): its address, in the mapping of /proc/self/maps that holds it, turned into a
+/// file offset. Needs no symbol table, so a stripped binary calibrates too.
+pub fn target_offset() -> Result<u64> {
+    let addr = coretrace_uprobe_lat_calibration_target as *const () as usize as u64;
+    let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
+    offset_in_maps(&maps, addr).with_context(|| {
+        format!("no mapping of our own executable holds {SYMBOL} at {addr:#x}: use --no-calibrate")
+    })
+}
+
+/// The file offset of `addr` by the mapping of `maps` (/proc/PID/maps text) that holds it.
+fn offset_in_maps(maps: &str, addr: u64) -> Option<u64> {
+    maps.lines().find_map(|line| {
+        // "start-end perms offset dev inode path"
+        let mut cols = line.split_whitespace();
+        let (start, end) = cols.next()?.split_once('-')?;
+        let start = u64::from_str_radix(start, 16).ok()?;
+        let end = u64::from_str_radix(end, 16).ok()?;
+        let exec = cols.next()?.contains('x');
+        let offset = u64::from_str_radix(cols.next()?, 16).ok()?;
+        (exec && (start..end).contains(&addr)).then(|| addr - start + offset)
+    })
+}
+
 struct Recorder {
     lat: Latencies,
     sink: Sink,
@@ -139,4 +161,28 @@ fn per_call_ns(calls: u32) -> f64 {
         f();
     }
     start.elapsed().as_nanos() as f64 / f64::from(calls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_from_the_executable_mapping_that_holds_the_address() {
+        let maps = "\
+55d0a0000000-55d0a0100000 r--p 00000000 fd:01 42 /usr/sbin/coretrace
+55d0a0100000-55d0a0300000 r-xp 00100000 fd:01 42 /usr/sbin/coretrace
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0
+";
+        assert_eq!(offset_in_maps(maps, 0x55d0a0101234), Some(0x101234));
+        assert_eq!(offset_in_maps(maps, 0x55d0a0000010), None, "not executable");
+        assert_eq!(offset_in_maps(maps, 0x1000), None);
+    }
+
+    #[test]
+    fn our_own_offset_matches_the_symbol_table() {
+        // Test builds keep their symbol table: the two ways must agree.
+        let funcs = super::super::elf::functions(Path::new("/proc/self/exe")).unwrap();
+        assert_eq!(target_offset().unwrap(), funcs.get(SYMBOL).unwrap().offset);
+    }
 }

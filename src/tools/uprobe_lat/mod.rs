@@ -380,15 +380,11 @@ fn kernel_pid_hists(max_pids: u32, functions: usize) -> u32 {
 /// calibration function.
 fn check_attempt(kind: links::Kind) -> Result<()> {
     let exe = std::path::Path::new("/proc/self/exe");
-    let funcs = elf::functions(exe)?;
-    let target = funcs
-        .get(calibrate::SYMBOL)
-        .context("uprobe-lat's own symbol table has no calibration function (stripped?)")?;
     let probe = target::Probe {
         path: exe.to_path_buf(),
         binary: "uprobe-lat".into(),
         function: calibrate::SYMBOL.into(),
-        offset: target.offset,
+        offset: calibrate::target_offset()?,
     };
     let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), attach::object_storage())?;
     kind.set_autoload(open.open_object_mut(), 1);
