@@ -502,7 +502,9 @@ pub fn check_path<T>(
         false => Err("not probed (needs the privileges below)".to_string()),
     };
     let (version, why) = needs.min_kernel();
-    let required = vec!["ring_buffer or perf_buffer"];
+    // A buffer to carry events (`transport`: the ring buffer, else the perf buffer) is what
+    // the kernel must offer; the rest of the minimum is the helpers every program calls.
+    let required = vec!["transport"];
     // The first obstacle is the reason; without the privileges, nothing is loaded.
     let mut reason = if !privileges.ok {
         Some(privileges.detail.clone())

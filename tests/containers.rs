@@ -587,7 +587,19 @@ fn kmemleak_lite_reports_carry_the_traced_process_container() {
     let ready = lines.next().unwrap().unwrap();
     assert!(ready.starts_with("ready"), "{ready}");
     let pid = target.id().to_string();
-    let traced = Traced::start("kmemleak-lite", &["--json", "-p", &pid, "-i", "30"]);
+    let metrics = std::env::temp_dir().join(format!("{}.prom", common::marker("ctm-kmem")));
+    let traced = Traced::start(
+        "kmemleak-lite",
+        &[
+            "--json",
+            "-p",
+            &pid,
+            "-i",
+            "30",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
     unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
     assert!(target.wait().unwrap().success());
     let out = traced.wait(Duration::from_secs(30));
@@ -606,4 +618,14 @@ fn kmemleak_lite_reports_carry_the_traced_process_container() {
             std::fs::metadata(&dir).unwrap().ino()
         );
     }
+    // The Prometheus gauges carry the container too, so a fleet's leaks sum by container.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let _ = std::fs::remove_file(&metrics);
+    let label = format!("container=\"{id}\"");
+    let gauges: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("coretrace_kmemleak_outstanding_bytes{"))
+        .collect();
+    assert!(!gauges.is_empty(), "{text}");
+    assert!(gauges.iter().all(|l| l.contains(&label)), "{text}");
 }

@@ -54,24 +54,9 @@ const UNSEEN_FREES: &[(&str, &str)] = &[
     ("mt_", "maple tree node: freed in bulk or after RCU, where the kmem tracepoints cannot see it; not a leak"),
 ];
 
-/// The slab allocator's own functions, skipped to find an allocation's call site.
-const ALLOCATOR_FRAMES: &[&str] = &[
-    "kmem_cache_alloc",
-    "__kmem_cache_alloc",
-    "kmalloc",
-    "__kmalloc",
-    "kvmalloc",
-    "__kvmalloc",
-    "krealloc",
-    "__do_kmalloc",
-];
-
 /// Why a kernel stack's allocations are not leaks though no free was seen, if they are not.
 fn unseen_free(frames: &[&Frame]) -> Option<&'static str> {
-    let call_site = frames
-        .iter()
-        .filter_map(|f| f.symbol.as_deref())
-        .find(|s| !ALLOCATOR_FRAMES.iter().any(|a| s.starts_with(a)))?;
+    let call_site = call_site(frames)?.symbol.as_deref()?;
     UNSEEN_FREES
         .iter()
         .find(|(prefix, _)| call_site.starts_with(prefix))
@@ -430,16 +415,22 @@ impl Handler for Reporter<'_> {
                 "Allocations not freed, per call stack (the stacks of the last report).",
             ),
         ];
+        // With -p or -c every stack belongs to one process: its container (the full id, as in
+        // JSON), else its cgroup path, labels the series so that a fleet's leaks sum by container.
+        let container = self.cgroup_id.map(|id| {
+            let f = self.containers.json(id);
+            f.container_id.or(f.cgroup).unwrap_or_default().to_string()
+        });
         for (i, (name, help)) in families.into_iter().enumerate() {
             out.family(name, "gauge", help);
             for (id, bytes, count, frame) in &self.exported {
                 let id = id.to_string();
                 let value = if i == 0 { *bytes } else { *count };
-                out.sample(
-                    name,
-                    &[("stack_id", &id), ("top_frame", frame)],
-                    value as f64,
-                );
+                let mut labels = vec![("stack_id", id.as_str()), ("top_frame", frame.as_str())];
+                if let Some(c) = &container {
+                    labels.push(("container", c.as_str()));
+                }
+                out.sample(name, &labels, value as f64);
             }
         }
     }
@@ -479,6 +470,7 @@ const ALLOCATOR_FUNCTIONS: &[&str] = &[
     "__kmem_cache_alloc",
     "kmalloc",
     "__kmalloc",
+    "__do_kmalloc",
     "kvmalloc",
     "__kvmalloc",
     "krealloc",
@@ -487,15 +479,20 @@ const ALLOCATOR_FUNCTIONS: &[&str] = &[
     "__get_free_pages",
 ];
 
-/// The name a stack goes by in the metrics: its first frame outside the allocator (its
-/// address when it has no symbol), `[unknown]` for a stack that was not recorded.
-fn caller(frames: &[&Frame]) -> String {
-    let outside = frames.iter().find(|f| {
+/// The first frame outside the allocator: the code that asked for the memory (a frame
+/// without a symbol counts as outside).
+fn call_site<'f>(frames: &[&'f Frame]) -> Option<&'f Frame> {
+    frames.iter().copied().find(|f| {
         !f.symbol
             .as_deref()
             .is_some_and(|s| ALLOCATOR_FUNCTIONS.iter().any(|a| s.starts_with(a)))
-    });
-    match outside.or(frames.first()) {
+    })
+}
+
+/// The name a stack goes by in the metrics: its call site (its address when it has no
+/// symbol), `[unknown]` for a stack that was not recorded.
+fn caller(frames: &[&Frame]) -> String {
+    match call_site(frames).or(frames.first().copied()) {
         Some(f) => f.symbol.clone().unwrap_or_else(|| f.addr.clone()),
         None => "[unknown]".into(),
     }
