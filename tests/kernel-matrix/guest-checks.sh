@@ -616,10 +616,10 @@ check_btf_env() {
     i=0
     while ! has "\"$f\"" "$OUT" && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
     stop
-    row=$(line_with "\"path\":\"$f\"" "$OUT")
+    row=$(line_with "\"file.path\":\"$f\"" "$OUT")
     why=""
     [ "$STOP_RC" = 0 ] || why="exit status $STOP_RC after SIGINT"
-    [ -n "$row" ] && [ "$(json_field pid "$row")" = "$p" ] || why="$why; no event with pid $p for the unlink of $f"
+    [ -n "$row" ] && [ "$(json_field process.pid "$row")" = "$p" ] || why="$why; no event with pid $p for the unlink of $f"
     [ "$m" != fentry ] && [ "$m" != - ] || why="$why; attached with '$m' (fentry needs the kernel's own BTF)"
     [ "$crc" = 0 ] && [ "$cm" = "$m" ] || why="$why; --check exited $crc saying it would use '${cm:-nothing}', the run used $m"
     if [ -n "$why" ]; then fail $t btf-env "${why#; }" "$OUT" "$ERR" "$WORK/btf-env-check.out"
