@@ -564,7 +564,6 @@ fn uprobe_lat_slow_calls_and_per_pid_rows_carry_the_container() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kmemleak_lite_reports_carry_the_traced_process_container() {
     require_bpf();
-    use std::io::{BufRead, BufReader};
     let leaky = common::build_c_program(
         "leaky",
         &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
@@ -573,19 +572,15 @@ fn kmemleak_lite_reports_carry_the_traced_process_container() {
     let mut cg = TestCgroups::new(&mount, "kmemleak");
     let id = container_id(81);
     let dir = cg.mkdir(&format!("system.slice/docker-{id}.scope"));
-    let mut target = Command::new("/bin/sh")
-        .args([
-            "-c",
-            "echo $$ > \"$0/cgroup.procs\" && exec \"$1\" wait 1.2",
-        ])
-        .arg(&dir)
-        .arg(&leaky)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(target.stdout.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
-    assert!(ready.starts_with("ready"), "{ready}");
+    let mut target = common::spawn_ready(
+        Command::new("/bin/sh")
+            .args([
+                "-c",
+                "echo $$ > \"$0/cgroup.procs\" && exec \"$1\" wait 1.2",
+            ])
+            .arg(&dir)
+            .arg(&leaky),
+    );
     let pid = target.id().to_string();
     let metrics = std::env::temp_dir().join(format!("{}.prom", common::marker("ctm-kmem")));
     let traced = Traced::start(

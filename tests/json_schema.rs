@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{build_c_program, marker, require_bpf, run_traced, Finished, Traced};
+use common::{build_c_program, marker, require_bpf, run_traced, spawn_ready, Finished, Traced};
 use serde_json::Value;
 
 fn validator() -> jsonschema::Validator {
@@ -118,17 +118,7 @@ fn uprobe_lat_records_follow_the_schema() {
         &["--slower-than", "1ms"][..],
         &["--per-pid", "--kernel-hist"][..],
     ] {
-        let mut target = Command::new(&exe)
-            .arg("run")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        BufReader::new(target.stdout.as_mut().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert!(ready.starts_with("ready"), "{ready}");
+        let mut target = spawn_ready(Command::new(&exe).arg("run").stdin(Stdio::piped()));
         let mut args = vec!["--json", &target_fn];
         args.extend_from_slice(extra);
         let t = Traced::start("uprobe-lat", &args);

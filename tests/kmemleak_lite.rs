@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{
@@ -111,14 +110,7 @@ fn names_from_the_traced_program_are_escaped_in_the_text_report() {
 fn pid_mode_reports_a_running_process_in_memleak_format() {
     require_bpf();
     let leaky = build_program("leaky", &[]);
-    let mut target = Command::new(&leaky)
-        .args(["wait", "1.2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(target.stdout.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
-    assert!(ready.starts_with("ready"), "{ready}");
+    let mut target = common::spawn_ready(Command::new(&leaky).args(["wait", "1.2"]));
     let pid = target.id().to_string();
     let traced = Traced::start(TOOL, &["-p", &pid, "-i", "30", "-T", "5"]);
     unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };

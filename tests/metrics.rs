@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -69,16 +69,7 @@ fn uprobe_lat_metrics(args: &[&str]) -> (String, String, u32) {
     let exe = build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
     let dir = temp_dir("metrics-uprobe");
     let file = dir.join("coretrace.prom");
-    let mut target = Command::new(&exe)
-        .arg("run")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(target.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let mut target = common::spawn_ready(Command::new(&exe).arg("run").stdin(Stdio::piped()));
     let func = format!("{}:work_sleep", exe.display());
     let mut all = vec!["--metrics-file", file.to_str().unwrap(), &func];
     all.extend_from_slice(args);

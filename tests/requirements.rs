@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -267,18 +267,8 @@ fn kmemleak_lite_command_mode_finds_the_leak_with_cap_sys_admin() {
 /// uprobe_target (tests/programs) waiting for the word to go: (child, its stdin).
 fn uprobe_target(args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
     let exe = common::build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline"]);
-    let mut child = Command::new(&exe)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_ready(Command::new(&exe).args(args).stdin(Stdio::piped()));
     let stdin = child.stdin.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("ready"), "{line}");
     (child, stdin)
 }
 

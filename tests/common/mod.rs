@@ -242,6 +242,22 @@ fn collect(
     })
 }
 
+/// Starts one of tests/programs, which prints `ready` once it is set up and then waits to be
+/// told to go (a line on stdin, a signal, or a time): returns it after that line, so a tool
+/// started next finds it running. Its stdout is piped; pipe its stdin in `cmd` if it reads it.
+pub fn spawn_ready(cmd: &mut Command) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("ready"), "{cmd:?} said {ready:?}");
+    child
+}
+
 /// Runs a command the test traces to its end, quietly; returns its pid. No stdin: `rm` asks
 /// before removing a file the user cannot write when stdin is a terminal (as on a VM console).
 pub fn run_traced(cmd: &mut Command) -> u32 {
