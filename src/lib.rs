@@ -1,19 +1,17 @@
 //! coretrace: CO-RE eBPF tracing tools. Each tool is a BPF program in `src/bpf/` plus a module in
-//! `src/tools/`; they share the ring-buffer consumer (`ringbuf`), the sinks (`output`), the
-//! command-line conventions (`cli`) and the set-up around loading (`setup`).
+//! [`tools`]. The shared code is grouped by where an event is on its way to the user:
+//!
+//! - [`cli`]: the command line; which tool runs (multicall) and the options every tool shares.
+//! - [`load`]: loading the tool's BPF side: skeletons, host checks and set-up, attach strategy.
+//! - [`ringbuf`]: carrying events from the kernel: the shared consumer, transport, losses.
+//! - [`host`]: what tools read off the machine to enrich an event (containers, /proc maps).
+//! - [`render`]: turning event fields into text for people (escaping, time, errno, exit status).
+//! - [`output`]: the sinks: table, JSON lines and their schema, histograms, metrics.
 
-pub mod attach;
 pub mod cli;
-pub mod clock;
-pub mod container;
-pub mod errno;
-pub mod escape;
-pub mod exit_status;
-pub mod multicall;
+pub mod host;
+pub mod load;
 pub mod output;
-pub mod proc_maps;
+pub mod render;
 pub mod ringbuf;
-pub mod setup;
-pub mod skel;
-pub mod system;
 pub mod tools;

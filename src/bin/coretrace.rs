@@ -1,5 +1,5 @@
-//! coretrace: every tool in one binary; see `coretrace::multicall`.
+//! coretrace: every tool in one binary; see `coretrace::cli::multicall`.
 
 fn main() -> std::process::ExitCode {
-    coretrace::multicall::main()
+    coretrace::cli::multicall::main()
 }

@@ -149,7 +149,7 @@ static __always_inline void output_event(void *ctx, void *data, __u64 size)
 }
 
 /*
- * Attribution: which cgroup an event's task sits in (src/container.rs turns the id into a path,
+ * Attribution: which cgroup an event's task sits in (src/host/container.rs turns the id into a path,
  * a container id and a pod uid, once per cgroup).
  *
  * The id is the cgroup v2 id (the kernfs node id, the directory's inode number), except where

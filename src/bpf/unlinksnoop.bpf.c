@@ -2,7 +2,7 @@
 /*
  * unlinksnoop: every unlink/unlinkat/rmdir, with the full path, the result and the latency.
  *
- * Three sets of programs, of which user space loads one (src/attach.rs): fentry/fexit on
+ * Three sets of programs, of which user space loads one (src/load/attach.rs): fentry/fexit on
  * do_unlinkat and do_rmdir, else kprobe/kretprobe on the same, else the syscall tracepoints.
  * Entry builds the whole record (the path resolved against the caller's working directory or
  * directory fd, while both still exist) in the calling thread's entry of the `inflight` map;

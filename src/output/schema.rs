@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::exit_status::ExitStatus;
+use crate::render::exit_status::ExitStatus;
 
 /// The schema the records follow. The number changes only when a field is renamed, removed,
 /// or changes meaning; a new optional field leaves it as it is.
@@ -91,7 +91,7 @@ pub struct Attrs<'a> {
     pub file_path: Option<&'a str>,
     /// The errno name of a failed call (`ENOENT`).
     #[serde(rename = "error.type", skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::errno::ErrnoName>,
+    pub error: Option<crate::render::errno::ErrnoName>,
     #[serde(rename = "code.function.name", skip_serializing_if = "Option::is_none")]
     pub function: Option<&'a str>,
     /// How a process ended.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use clap::ValueEnum;
 
-use crate::setup;
+use crate::load::setup;
 
 /// The environment variable that forces a transport (as `--transport` does).
 pub const ENV: &str = "CORETRACE_TRANSPORT";
@@ -105,7 +105,7 @@ fn choose(
             let c = Choice::from_str(text.trim(), true).map_err(|_| {
                 format!(
                     "{ENV}='{}' is not a transport: set it to perf, ringbuf or auto (or unset it)",
-                    crate::escape::escaped(text.as_bytes())
+                    crate::render::escape::escaped(text.as_bytes())
                 )
             })?;
             (c, format!("{ENV}={}", text.trim()))

@@ -8,21 +8,21 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel};
 use serde::Serialize;
 
-use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
-use crate::clock::{Clock, TimeMode};
-use crate::container::{CgroupFields, CgroupFilter, Resolver};
-use crate::escape::{c_str_bytes, escape_into};
-use crate::exit_status::ExitStatus;
+use crate::host::container::{CgroupFields, CgroupFilter, Resolver};
+use crate::load::attach::{self, Choice, Hook, Method};
+use crate::load::setup;
+use crate::load::skel::execsnoop::{types::exec_event, ExecsnoopSkel, ExecsnoopSkelBuilder};
 use crate::output::schema::{event, Attrs, Exit, Header};
 use crate::output::{Cells, Column, Sink};
+use crate::render::clock::{Clock, TimeMode};
+use crate::render::escape::{c_str_bytes, escape_into};
+use crate::render::exit_status::ExitStatus;
 use crate::ringbuf::{self, decode, Handler, LossCause, Stop};
-use crate::setup;
-use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, ExecsnoopSkelBuilder};
 
 unsafe impl plain::Plain for exec_event {}
 
-use crate::skel::execsnoop::defs::{
+use crate::load::skel::execsnoop::defs::{
     EXEC_ARGS_TRUNCATED, EXEC_EXITED, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL, TOTAL_MAX_ARGS,
 };
 
@@ -400,7 +400,7 @@ struct ExecJson<'a> {
 }
 
 fn escaped_string(bytes: &[u8]) -> String {
-    crate::escape::escaped(bytes)
+    crate::render::escape::escaped(bytes)
 }
 
 /// The NUL-separated arguments, without the empty piece after the last NUL.

@@ -5,20 +5,20 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel};
 use serde::Serialize;
 
-use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
-use crate::clock::{Clock, TimeMode};
-use crate::container::{CgroupFields, CgroupFilter, Resolver};
-use crate::escape::{c_str_bytes, escape_into, escaped};
-use crate::exit_status::ExitStatus;
+use crate::host::container::{CgroupFields, CgroupFilter, Resolver};
+use crate::load::attach::{self, Choice, Hook, Method};
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
+use crate::render::clock::{Clock, TimeMode};
+use crate::render::escape::{c_str_bytes, escape_into, escaped};
+use crate::render::exit_status::ExitStatus;
 use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How exitsnoop can lose an exit.
 pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
-use crate::setup;
-use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, ExitsnoopSkelBuilder};
+use crate::load::setup;
+use crate::load::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, ExitsnoopSkelBuilder};
 
 unsafe impl plain::Plain for exit_event {}
 

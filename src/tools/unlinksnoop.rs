@@ -3,7 +3,7 @@
 //! The BPF side resolves each path in the kernel at entry (against the caller's working
 //! directory or directory fd), so it is the full path even when the caller is gone by the time
 //! we read the record. It attaches with fentry/fexit, else kprobes, else the syscall tracepoints
-//! (see [`crate::attach`]); fentry and kprobes also see removals that do not come through the
+//! (see [`crate::load::attach`]); fentry and kprobes also see removals that do not come through the
 //! unlink syscalls (io_uring's IORING_OP_UNLINKAT).
 
 use std::fmt::Write as _;
@@ -13,14 +13,14 @@ use clap::Parser;
 use libbpf_rs::skel::OpenSkel;
 use serde::Serialize;
 
-use crate::attach::{self, Choice, Hook, Method};
 use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
-use crate::clock::{Clock, TimeMode};
-use crate::container::{CgroupFields, CgroupFilter, Resolver};
-use crate::errno;
-use crate::escape::{c_str_bytes, escape_into, escaped};
+use crate::host::container::{CgroupFields, CgroupFilter, Resolver};
+use crate::load::attach::{self, Choice, Hook, Method};
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
+use crate::render::clock::{Clock, TimeMode};
+use crate::render::errno;
+use crate::render::escape::{c_str_bytes, escape_into, escaped};
 use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
@@ -39,12 +39,14 @@ pub static LOSSES: [ringbuf::LossCause; 3] = [
         advice: "use --attach fentry or --attach tracepoint",
     },
 ];
-use crate::setup;
-use crate::skel::unlinksnoop::{types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder};
+use crate::load::setup;
+use crate::load::skel::unlinksnoop::{
+    types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder,
+};
 
 unsafe impl plain::Plain for unlink_event {}
 
-use crate::skel::unlinksnoop::defs::{
+use crate::load::skel::unlinksnoop::defs::{
     LOSS_INFLIGHT_FULL, LOSS_NO_RETURN, OP_RMDIR, PATH_TRUNCATED_HEAD, PATH_TRUNCATED_TAIL,
     PATH_UNRESOLVED,
 };

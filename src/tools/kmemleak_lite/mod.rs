@@ -15,10 +15,10 @@ use clap::Parser;
 use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
-use crate::attach;
 use crate::cli::{parse_pid, parse_seconds, CommonArgs};
+use crate::load::attach;
+use crate::load::setup;
 use crate::ringbuf::{self, LossCause, Stop};
-use crate::setup;
 
 /// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
 /// buffer (slot 0) is not among them: no record travels it, the reports read the maps.
@@ -63,8 +63,10 @@ pub const REFUSED: &[(&str, &str)] = &[(
     "ringbuf_size",
     "--ringbuf-size does not apply to kmemleak-lite: no event travels a ring buffer (the reports read the kernel's tables); size those with --max-allocs, --max-stacks, --max-threads",
 )];
-use crate::skel::kmemleak_lite::defs::{LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST};
-use crate::skel::kmemleak_lite::{
+use crate::load::skel::kmemleak_lite::defs::{
+    LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST,
+};
+use crate::load::skel::kmemleak_lite::{
     types::{alloc_info, combined_info},
     KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
 };
@@ -306,7 +308,10 @@ pub fn run(args: Args) -> Result<u8> {
         }
         Target::Pid(pid, alloc) | Target::Command(Child { pid, .. }, alloc, _) => {
             attach_allocator(&skel, *pid, alloc, &mut links, args.common.verbose)?;
-            format!("{} in process {pid}", crate::escape::path(&alloc.path))
+            format!(
+                "{} in process {pid}",
+                crate::render::escape::path(&alloc.path)
+            )
         }
     };
     if let Target::Command(child, _, _) = &mut target {
@@ -322,7 +327,7 @@ pub fn run(args: Args) -> Result<u8> {
                 eprintln!("Attaching to pid {pid}, Ctrl+C to quit.")
             }
             Target::Command(child, _, line) => {
-                let line = crate::escape::escaped(line.as_bytes());
+                let line = crate::render::escape::escaped(line.as_bytes());
                 eprintln!("Started '{line}' as pid {}, Ctrl+C to quit.", child.pid)
             }
         }
@@ -466,7 +471,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> 
 /// Entry probe and return probe of each allocator function found. Two names at one address
 /// (glibc's aligned_alloc is memalign) are probed once.
 fn attach_allocator(
-    skel: &crate::skel::kmemleak_lite::KmemleakLiteSkel,
+    skel: &crate::load::skel::kmemleak_lite::KmemleakLiteSkel,
     pid: u32,
     alloc: &Allocator,
     links: &mut Vec<Link>,
@@ -508,7 +513,7 @@ fn attach_allocator(
                     .with_context(|| {
                         format!(
                             "attaching a uprobe to {name} in {} (pid {pid})",
-                            crate::escape::path(path)
+                            crate::render::escape::path(path)
                         )
                     })
             };
@@ -521,7 +526,7 @@ fn attach_allocator(
                 eprintln!(
                     "kmemleak-lite: probing {name} at {:#x} in {}",
                     offset,
-                    crate::escape::path(path)
+                    crate::render::escape::path(path)
                 );
             }
         }

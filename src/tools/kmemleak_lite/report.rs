@@ -14,16 +14,16 @@ use serde::Serialize;
 use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
-use crate::clock::Clock;
-use crate::container::{CgroupFields, Resolver};
-use crate::exit_status::ExitStatus;
+use crate::host::container::{CgroupFields, Resolver};
+use crate::host::proc_maps;
+use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info};
+use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
 use crate::output::Sink;
-use crate::proc_maps;
+use crate::render::clock::Clock;
+use crate::render::exit_status::ExitStatus;
 use crate::ringbuf::{Handler, Stop};
-use crate::skel::kmemleak_lite::types::{alloc_info, combined_info};
-use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
 #[derive(Clone, Copy)]
 pub enum Mode<'a> {
@@ -197,7 +197,7 @@ impl<'a> Reporter<'a> {
                 }
             }
             Mode::Pid(pid) => {
-                if !crate::system::process_exists(pid) {
+                if !crate::host::system::process_exists(pid) {
                     self.ended = Some((format!("kmemleak-lite: process {pid} ended"), None));
                 }
             }

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::output::schema::CodeLocation;
 
-use crate::escape::escape_into;
-use crate::proc_maps::Mapping;
+use crate::host::proc_maps::Mapping;
+use crate::render::escape::escape_into;
 
 /// A symbolized frame.
 #[derive(Debug, Clone)]
@@ -170,19 +170,19 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
         offset: None,
         file: None,
         line: None,
-        module: module.map(crate::escape::path),
+        module: module.map(crate::render::escape::path),
         text: String::new(),
     };
     // Names from the traced process (its mappings, its debug info) are escaped like argv.
     let base = module
         .and_then(|m| m.file_name())
-        .map(|n| crate::escape::path(Path::new(n)));
+        .map(|n| crate::render::escape::path(Path::new(n)));
     if let Some(Symbolized::Sym(sym)) = sym {
         let mut name = String::new();
         escape_into(&mut name, sym.name.as_bytes());
         let _ = write!(frame.text, "{name}+{:#x}", sym.offset);
         if let Some(info) = &sym.code_info {
-            let file = crate::escape::path(Path::new(&info.file));
+            let file = crate::render::escape::path(Path::new(&info.file));
             match info.line {
                 Some(line) => {
                     let _ = write!(frame.text, " ({file}:{line})");
@@ -200,7 +200,7 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
             frame.module = sym
                 .module
                 .as_ref()
-                .map(|m| crate::escape::path(Path::new(m)));
+                .map(|m| crate::render::escape::path(Path::new(m)));
         }
     } else {
         let _ = write!(frame.text, "{addr:#x}");

@@ -13,7 +13,7 @@ use blazesym::inspect::source::{Elf, Source};
 use blazesym::inspect::Inspector;
 use blazesym::SymType;
 
-use crate::proc_maps;
+use crate::host::proc_maps;
 
 /// The allocator functions probed, and the BPF programs for their entry and return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +89,12 @@ pub fn find_functions(path: &Path) -> Result<Functions> {
     elf.debug_syms = false;
     let src = Source::Elf(elf);
     let names: Vec<&str> = PROBES.iter().map(|(_, n)| *n).collect();
-    let found = inspector
-        .lookup(&src, &names)
-        .with_context(|| format!("cannot read the symbols of {}", crate::escape::path(path)))?;
+    let found = inspector.lookup(&src, &names).with_context(|| {
+        format!(
+            "cannot read the symbols of {}",
+            crate::render::escape::path(path)
+        )
+    })?;
     let mut out = Vec::new();
     for ((probe, name), syms) in PROBES.iter().zip(found) {
         let offset = syms
@@ -177,7 +180,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     if !dynamic {
         bail!(
             "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
-            crate::escape::path(exe)
+            crate::render::escape::path(exe)
         );
     }
     // The libstdc++ the loader would find: probed by file, a command that never maps it costs
@@ -203,7 +206,10 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
         .context("this tool maps no libc, so it cannot tell which libc the command will use: use -p PID on the running command")?;
     let functions = find_functions(&libc)?;
     if !defines_malloc_and_free(&functions) {
-        bail!("{} defines no malloc/free", crate::escape::path(&libc));
+        bail!(
+            "{} defines no malloc/free",
+            crate::render::escape::path(&libc)
+        );
     }
     Ok(Allocator {
         path: libc,
@@ -223,12 +229,12 @@ fn is_script(exe: &Path) -> bool {
 /// The program interpreter an ELF executable names (PT_INTERP: it is dynamically linked), or
 /// None for a static one.
 fn interpreter(exe: &Path) -> Result<Option<PathBuf>> {
-    let data =
-        std::fs::read(exe).with_context(|| format!("cannot read {}", crate::escape::path(exe)))?;
+    let data = std::fs::read(exe)
+        .with_context(|| format!("cannot read {}", crate::render::escape::path(exe)))?;
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
         bail!(
             "cannot start {}: it is neither a script (#!) nor a 64-bit little-endian ELF executable",
-            crate::escape::path(exe)
+            crate::render::escape::path(exe)
         );
     }
     let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
@@ -288,7 +294,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>> {
         }
     }
     if quote.is_some() {
-        let line = crate::escape::escaped(line.as_bytes());
+        let line = crate::render::escape::escaped(line.as_bytes());
         bail!("unbalanced quote in the command: {line}");
     }
     if in_word {
@@ -303,8 +309,8 @@ pub fn split_command(line: &str) -> Result<Vec<String>> {
 /// Finds the program the way execvp would, so that a missing one is reported before anything
 /// starts.
 pub fn resolve_program(name: &str) -> Result<PathBuf> {
-    use crate::system::is_executable as executable;
-    let shown = crate::escape::escaped(name.as_bytes());
+    use crate::host::system::is_executable as executable;
+    let shown = crate::render::escape::escaped(name.as_bytes());
     if name.contains('/') {
         let p = PathBuf::from(name);
         if !p.exists() {
@@ -315,7 +321,7 @@ pub fn resolve_program(name: &str) -> Result<PathBuf> {
         }
         return Ok(p);
     }
-    crate::system::find_in_path(name)
+    crate::host::system::find_in_path(name)
         .with_context(|| format!("cannot start '{shown}': command not found in $PATH"))
 }
 

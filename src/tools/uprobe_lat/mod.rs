@@ -17,14 +17,14 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel};
 
-use crate::attach;
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
-use crate::escape::escaped;
+use crate::load::attach;
 use crate::output::histogram::Unit;
+use crate::render::escape::escaped;
 use crate::ringbuf::{self, Stop};
 
-use crate::setup;
-use crate::skel::uprobe_lat::{types, UprobeLatSkelBuilder};
+use crate::load::setup;
+use crate::load::skel::uprobe_lat::{types, UprobeLatSkelBuilder};
 
 pub use report::Report;
 
@@ -34,7 +34,7 @@ unsafe impl plain::Plain for types::hist_key {}
 /// Slots of the in-kernel histogram (MAX_SLOTS in uprobe_lat.h).
 const MAX_SLOTS: usize = defs::MAX_SLOTS as usize;
 
-use crate::skel::uprobe_lat::defs::{
+use crate::load::skel::uprobe_lat::defs::{
     self, LOSS_HIST_FULL, LOSS_THREADS_FULL, LOSS_TOO_DEEP, LOSS_UNWOUND,
 };
 /// At most this many (function, process, epoch) histograms in the kernel with

@@ -14,17 +14,17 @@ use super::calibrate::Overhead;
 use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
-use crate::clock::{Clock, TimeMode};
-use crate::container::{CgroupFields, Resolver};
-use crate::escape::{c_str_bytes, escape_into, escaped};
+use crate::host::container::{CgroupFields, Resolver};
+use crate::load::skel::uprobe_lat::types::call_event;
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Cells, Column, Sink};
+use crate::render::clock::{Clock, TimeMode};
+use crate::render::escape::{c_str_bytes, escape_into, escaped};
 use crate::ringbuf::{decode, Handler, Stop};
-use crate::skel::uprobe_lat::types::call_event;
 
-use crate::skel::uprobe_lat::defs::CALL_SLOW;
+use crate::load::skel::uprobe_lat::defs::CALL_SLOW;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
 /// writing to it (they run for well under a microsecond).
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
@@ -761,7 +761,7 @@ impl Handler for Report<'_> {
         if let Some((pid, stop)) = &self.watch {
             if now >= self.next_watch {
                 self.next_watch = now + PID_CHECK;
-                if !crate::system::process_exists(*pid) {
+                if !crate::host::system::process_exists(*pid) {
                     self.sink.flush()?;
                     eprintln!("uprobe-lat: process {pid} ended");
                     stop.request();

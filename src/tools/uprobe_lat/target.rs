@@ -27,13 +27,13 @@ pub struct Probe {
 /// `BINARY:FUNC` split at the last colon.
 pub fn split(target: &str) -> Result<(&str, &str)> {
     let Some((binary, func)) = target.rsplit_once(':') else {
-        let target = crate::escape::escaped(target.as_bytes());
+        let target = crate::render::escape::escaped(target.as_bytes());
         bail!(
             "'{target}' is not a target: give PATH:FUNCTION, LIBRARY:FUNCTION (libc:malloc) or :FUNCTION with -p PID"
         );
     };
     if func.is_empty() {
-        let target = crate::escape::escaped(target.as_bytes());
+        let target = crate::render::escape::escaped(target.as_bytes());
         bail!("'{target}' names no function after the ':'");
     }
     Ok((binary, func))
@@ -80,20 +80,20 @@ pub fn resolve_binary(binary: &str, pid: Option<u32>) -> Result<(PathBuf, String
         let shown = shown_path(&found);
         return Ok((found, shown));
     }
-    if let Some(found) = crate::system::find_in_path(binary) {
+    if let Some(found) = crate::host::system::find_in_path(binary) {
         let shown = shown_path(&found);
         return Ok((found, shown));
     }
     let within = pid
         .map(|p| format!("the libraries process {p} maps, "))
         .unwrap_or_default();
-    let binary = crate::escape::escaped(binary.as_bytes());
+    let binary = crate::render::escape::escaped(binary.as_bytes());
     bail!(
         "no library or program named '{binary}': looked in {within}$LD_LIBRARY_PATH, the ldconfig cache, /lib, /usr/lib and $PATH; give its path instead"
     )
 }
 
-use crate::escape::path as shown_path;
+use crate::render::escape::path as shown_path;
 
 const STANDARD_DIRS: &[&str] = &[
     "/lib/x86_64-linux-gnu",
@@ -125,8 +125,8 @@ pub fn library_matches(file_name: &str, name: &str) -> bool {
 
 /// A library of that name mapped by the process.
 fn library_in_process(name: &str, pid: u32) -> Option<PathBuf> {
-    let maps = crate::proc_maps::read(pid).ok()?;
-    crate::proc_maps::files(&maps).into_iter().find(|p| {
+    let maps = crate::host::proc_maps::read(pid).ok()?;
+    crate::host::proc_maps::files(&maps).into_iter().find(|p| {
         p.file_name()
             .and_then(|f| f.to_str())
             .is_some_and(|f| library_matches(f, name))
@@ -353,7 +353,7 @@ pub fn closest(wanted: &str, funcs: &Functions, n: usize) -> Vec<String> {
     scored
         .into_iter()
         .take(n)
-        .map(|(_, name)| crate::escape::escaped(name.as_bytes()))
+        .map(|(_, name)| crate::render::escape::escaped(name.as_bytes()))
         .collect()
 }
 

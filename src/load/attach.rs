@@ -19,7 +19,7 @@ use libbpf_rs::btf::{BtfKind, ReferencesType};
 use libbpf_rs::{libbpf_sys, Btf, OpenObject};
 use serde::Serialize;
 
-use crate::setup;
+use crate::load::setup;
 
 /// One way of hooking the kernel (or a user program).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -674,7 +674,8 @@ fn kernel_release() -> String {
     if unsafe { libc::uname(&mut u) } != 0 {
         return "unknown".into();
     }
-    let field = |f: &[libc::c_char]| crate::escape::escaped(crate::escape::c_str_bytes(f));
+    let field =
+        |f: &[libc::c_char]| crate::render::escape::escaped(crate::render::escape::c_str_bytes(f));
     format!(
         "{} {} {}",
         field(&u.sysname),

@@ -429,7 +429,7 @@ pub fn kernel_release() -> String {
     if unsafe { libc::uname(&mut uts) } != 0 {
         return "unknown".into();
     }
-    crate::escape::escaped(crate::escape::c_str_bytes(&uts.release))
+    crate::render::escape::escaped(crate::render::escape::c_str_bytes(&uts.release))
 }
 
 /// The running kernel's version (major, minor), from uname; (0, 0) if it cannot be read.

@@ -1,7 +1,9 @@
-//! What every tool's command line shares (`--json`, `-v`, `--timeout`, `--ringbuf-size`, `--btf`,
-//! `--metrics-*`), the
-//! parsers for values users type, and the `main` wrapper that turns any error into one line on
-//! stderr and a non-zero exit.
+//! The command line. What every tool's command line shares (`--json`, `-v`, `--timeout`,
+//! `--ringbuf-size`, `--btf`, `--metrics-*`), the parsers for values users type, and the `main`
+//! wrapper that turns any error into one line on stderr and a non-zero exit; [`multicall`] picks
+//! the tool to run from the name the binary was started as.
+
+pub mod multicall;
 
 use std::io;
 use std::path::PathBuf;
@@ -123,7 +125,7 @@ pub struct CgroupArg {
     /// Trace only processes in this container (Docker, containerd, CRI-O, Podman; its
     /// sub-cgroups included): the first hex digits of its id, as `docker ps` shows it
     #[arg(long = "container", value_name = "ID-PREFIX",
-          value_parser = crate::container::parse_prefix)]
+          value_parser = crate::host::container::parse_prefix)]
     pub container: Option<String>,
 
     /// Add a CONTAINER column: the container's short id (12 hex digits), or the cgroup path
@@ -135,19 +137,20 @@ pub struct CgroupArg {
 impl CgroupArg {
     /// The kernel-side filters asked for: the open cgroup directory with `-c` (see
     /// `setup::open_cgroup`), the container's cgroups with `--container`.
-    pub fn open(&self) -> anyhow::Result<crate::container::CgroupFilter> {
+    pub fn open(&self) -> anyhow::Result<crate::host::container::CgroupFilter> {
         let dir = self
             .cgroup
             .as_deref()
-            .map(crate::setup::open_cgroup)
+            .map(crate::load::setup::open_cgroup)
             .transpose()?;
         let container = match &self.container {
-            Some(prefix) => {
-                crate::container::filter_ids(&crate::container::Hierarchies::find(), prefix)?
-            }
+            Some(prefix) => crate::host::container::filter_ids(
+                &crate::host::container::Hierarchies::find(),
+                prefix,
+            )?,
             None => Vec::new(),
         };
-        Ok(crate::container::CgroupFilter { dir, container })
+        Ok(crate::host::container::CgroupFilter { dir, container })
     }
 }
 
@@ -235,7 +238,7 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|&p| p > 0 && p <= i32::MAX as u32)
         .ok_or_else(|| format!("'{s}' is not a process id: give 1 to 2147483647"))?;
-    if !crate::system::process_exists(pid) {
+    if !crate::host::system::process_exists(pid) {
         return Err(format!(
             "no process with pid {pid}: check it with `ps -p {pid}`"
         ));

@@ -17,7 +17,7 @@ use crate::output::Column;
 
 /// Set by the BPF side on the id of a cgroup of the v1 memory hierarchy (a task in the v2 root
 /// on a hybrid host); without it, an id is a cgroup v2 id (CGROUP_V1_TAG in common.bpf.h).
-pub const V1_TAG: u64 = crate::skel::common::CGROUP_V1_TAG;
+pub const V1_TAG: u64 = crate::load::skel::common::CGROUP_V1_TAG;
 
 /// Directory levels walked below a hierarchy's root (a guard against a pathological tree).
 const MAX_SCAN_DEPTH: usize = 32;
@@ -225,7 +225,7 @@ fn scan_tree(root: &Path, tag: u64, out: &mut Vec<(u64, String)>) {
             }
             let mut path = rel.clone();
             path.push('/');
-            crate::escape::escape_into(&mut path, entry.file_name().as_bytes());
+            crate::render::escape::escape_into(&mut path, entry.file_name().as_bytes());
             out.push((entry.ino() | tag, path.clone()));
             if depth + 1 < MAX_SCAN_DEPTH {
                 stack.push((entry.path(), path, depth + 1));
@@ -478,7 +478,7 @@ impl CgroupFilter {
     ) -> Result<()> {
         use anyhow::Context;
         if let Some(dir) = &self.dir {
-            crate::setup::fill_cgroup_filter(cgroup_map, dir)?;
+            crate::load::setup::fill_cgroup_filter(cgroup_map, dir)?;
         }
         for id in &self.container {
             container_map
