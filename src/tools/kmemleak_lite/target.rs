@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use blazesym::inspect::source::{Elf, Source};
-use blazesym::inspect::Inspector;
-use blazesym::SymType;
 
+use crate::elf_symbols::{self, Elf};
 use crate::proc_maps;
 
 /// The allocator functions probed, and the BPF programs for their entry and return.
@@ -84,25 +82,14 @@ fn cxx_in(path: PathBuf) -> Option<(PathBuf, Functions)> {
 
 /// The file offsets of the allocator functions `path` defines (not merely imports).
 pub fn find_functions(path: &Path) -> Result<Functions> {
-    let inspector = Inspector::new();
-    let mut elf = Elf::new(path);
-    elf.debug_syms = false;
-    let src = Source::Elf(elf);
-    let names: Vec<&str> = PROBES.iter().map(|(_, n)| *n).collect();
-    let found = inspector
-        .lookup(&src, &names)
-        .with_context(|| format!("cannot read the symbols of {}", crate::escape::path(path)))?;
-    let mut out = Vec::new();
-    for ((probe, name), syms) in PROBES.iter().zip(found) {
-        let offset = syms
-            .iter()
-            .filter(|s| s.sym_type == SymType::Function && s.addr != 0)
-            .find_map(|s| s.file_offset);
-        if let Some(offset) = offset {
-            out.push((*probe, *name, offset));
-        }
-    }
-    Ok(out)
+    Ok(allocator_functions(&elf_symbols::read(path)?))
+}
+
+fn allocator_functions(elf: &Elf) -> Functions {
+    PROBES
+        .iter()
+        .filter_map(|&(probe, name)| Some((probe, name, elf.get(name)?.offset)))
+        .collect()
 }
 
 fn defines_malloc_and_free(functions: &[(Probe, &'static str, u64)]) -> bool {
@@ -157,15 +144,18 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
 /// that is a libc too (musl's ld-musl is its libc), else the system libc (the one this tool maps
 /// itself; a command with its own glibc through RUNPATH is not seen).
 pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
+    let shown = crate::escape::path(exe);
     // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
-    let interp = if is_script(exe) {
+    let elf = if is_script(exe) {
         None
     } else {
-        interpreter(exe)?
+        Some(elf_symbols::read(exe).with_context(|| {
+            format!("cannot start {shown}: it is neither a script (#!) nor a 64-bit little-endian ELF executable")
+        })?)
     };
-    let dynamic = is_script(exe) || interp.is_some();
-    if !is_script(exe) {
-        let functions = find_functions(exe)?;
+    let interp = elf.as_ref().and_then(|e| e.interpreter.clone());
+    if let Some(elf) = &elf {
+        let functions = allocator_functions(elf);
         if defines_malloc_and_free(&functions) {
             return Ok(Allocator {
                 path: exe.to_path_buf(),
@@ -173,12 +163,9 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
                 cxx: None,
             });
         }
-    }
-    if !dynamic {
-        bail!(
-            "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
-            crate::escape::path(exe)
-        );
+        if interp.is_none() {
+            bail!("{shown} is statically linked and defines no malloc/free (no libc): there is no allocator to probe");
+        }
     }
     // The libstdc++ the loader would find: probed by file, a command that never maps it costs
     // nothing.
@@ -218,39 +205,6 @@ fn is_script(exe: &Path) -> bool {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
         .is_ok()
         && &head == b"#!"
-}
-
-/// The program interpreter an ELF executable names (PT_INTERP: it is dynamically linked), or
-/// None for a static one.
-fn interpreter(exe: &Path) -> Result<Option<PathBuf>> {
-    let data =
-        std::fs::read(exe).with_context(|| format!("cannot read {}", crate::escape::path(exe)))?;
-    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
-        bail!(
-            "cannot start {}: it is neither a script (#!) nor a 64-bit little-endian ELF executable",
-            crate::escape::path(exe)
-        );
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
-    let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
-    const PT_INTERP: u32 = 3;
-    for i in 0..phnum {
-        let off = phoff + i * phentsize;
-        if off + 56 > data.len() {
-            break;
-        }
-        if u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) == PT_INTERP {
-            // p_offset at 8, p_filesz at 32; the path ends with a NUL.
-            let (start, len) = (u64_at(off + 8), u64_at(off + 32));
-            let path = data
-                .get(start..start.saturating_add(len))
-                .map(|b| b.split(|&c| c == 0).next().unwrap_or(b))
-                .unwrap_or_default();
-            return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(path))));
-        }
-    }
-    Ok(None)
 }
 
 /// Splits a command line the way a shell would for simple words: spaces separate, quotes
@@ -582,15 +536,10 @@ mod tests {
     }
 
     #[test]
-    fn the_interpreter_of_a_dynamic_executable_is_read() {
-        let exe = std::env::current_exe().unwrap();
-        let interp = interpreter(&exe)
-            .unwrap()
-            .expect("the test binary is dynamic");
-        assert!(interp.is_absolute() && interp.exists(), "{interp:?}");
+    fn a_command_that_is_not_an_executable_is_refused() {
         let text = std::env::temp_dir().join(format!("kml-not-elf-{}", std::process::id()));
         std::fs::write(&text, "not an executable").unwrap();
-        let err = interpreter(&text).unwrap_err().to_string();
+        let err = format!("{:#}", allocator_of_command(&text).unwrap_err());
         std::fs::remove_file(&text).unwrap();
         assert!(err.contains("neither a script"), "{err}");
     }

@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn our_own_offset_matches_the_symbol_table() {
         // Test builds keep their symbol table: the two ways must agree.
-        let funcs = super::super::elf::functions(Path::new("/proc/self/exe")).unwrap();
+        let funcs = crate::elf_symbols::read(Path::new("/proc/self/exe")).unwrap();
         assert_eq!(target_offset().unwrap(), funcs.get(SYMBOL).unwrap().offset);
     }
 }
