@@ -66,6 +66,19 @@ pub struct Allocator {
     pub functions: Functions,
     /// The C++ runtime's operator new, when it is in another file (libstdc++).
     pub cxx: Option<(PathBuf, Functions)>,
+    /// The dynamic loader's [`LOADER_HOOK`] (file, offset), for a dynamically linked program.
+    pub loader: Option<(PathBuf, u64)>,
+}
+
+/// What glibc's and musl's dynamic loaders call before and after they map or unmap libraries
+/// (at start-up, dlopen, dlclose): the hook debuggers stop at to learn of new libraries. Probed,
+/// it tells when the process's maps are worth reading again.
+pub const LOADER_HOOK: &str = "_dl_debug_state";
+
+/// The hook of the dynamic loader at `path`, if it has one.
+fn loader_hook(path: PathBuf) -> Option<(PathBuf, u64)> {
+    let offset = elf_symbols::read(&path).ok()?.get(LOADER_HOOK)?.offset;
+    Some((path, offset))
 }
 
 fn is_libstdcxx(path: &Path) -> bool {
@@ -122,6 +135,11 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
         .iter()
         .find(|p| is_libstdcxx(p))
         .and_then(|p| cxx_in(reach(p)));
+    // The loader its program names (/proc/PID/exe reaches the program in any namespace).
+    let loader = elf_symbols::read(Path::new(&format!("/proc/{pid}/exe")))
+        .ok()
+        .and_then(|exe| exe.interpreter)
+        .and_then(|interp| loader_hook(reach(&interp)));
     let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
     for path in others.into_iter().chain(libc) {
         let path = reach(path);
@@ -133,6 +151,7 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
                 path,
                 functions,
                 cxx,
+                loader,
             });
         }
     }
@@ -145,7 +164,8 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
 /// itself; a command with its own glibc through RUNPATH is not seen).
 pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
     let shown = crate::escape::path(exe);
-    // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
+    // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases,
+    // by the loader this tool was loaded by.
     let elf = if is_script(exe) {
         None
     } else {
@@ -154,6 +174,13 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
         })?)
     };
     let interp = elf.as_ref().and_then(|e| e.interpreter.clone());
+    let loader = match &elf {
+        Some(_) => interp.clone(),
+        None => elf_symbols::read(Path::new("/proc/self/exe"))
+            .ok()
+            .and_then(|own| own.interpreter),
+    }
+    .and_then(loader_hook);
     if let Some(elf) = &elf {
         let functions = allocator_functions(elf);
         if defines_malloc_and_free(&functions) {
@@ -161,6 +188,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
                 path: exe.to_path_buf(),
                 functions,
                 cxx: None,
+                loader,
             });
         }
         if interp.is_none() {
@@ -179,6 +207,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
                     path: interp,
                     functions,
                     cxx,
+                    loader,
                 });
             }
         }
@@ -196,6 +225,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
         path: libc,
         functions,
         cxx,
+        loader,
     })
 }
 
@@ -542,6 +572,14 @@ mod tests {
         let err = format!("{:#}", allocator_of_command(&text).unwrap_err());
         std::fs::remove_file(&text).unwrap();
         assert!(err.contains("neither a script"), "{err}");
+    }
+
+    #[test]
+    fn a_dynamic_command_gets_its_loader_hook() {
+        let exe = std::env::current_exe().unwrap();
+        let alloc = allocator_of_command(&exe).unwrap();
+        let (loader, offset) = alloc.loader.expect("the test binary is dynamic");
+        assert!(loader.exists() && offset > 0, "{loader:?}");
     }
 
     #[test]
