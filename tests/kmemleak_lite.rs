@@ -142,6 +142,69 @@ fn pid_mode_reports_a_running_process_in_memleak_format() {
     assert!(!text.contains("churn"), "{text}");
 }
 
+/// dlleak.c and the library it loads with dlopen once it runs (dlplugin.c).
+fn dlleak_programs() -> (PathBuf, PathBuf) {
+    let plugin = build_program("dlplugin", &["-shared", "-fPIC"]);
+    (build_program("dlleak", &[]), plugin)
+}
+
+/// The final JSON report among the lines a run printed (a command's own lines left out).
+fn final_json(out: &Finished) -> Value {
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["final"] == Value::Bool(true))
+        .unwrap_or_else(|| panic!("no final report: {}", out.stdout))
+}
+
+/// The leak of a library dlopen'ed after the tool started is named, with its module. -i 60:
+/// no report is made before the process ends, so its maps were read while the library was
+/// mapped only because the dynamic loader's hook said it mapped one.
+fn assert_dlopened_library_named(out: &Finished, plugin: &std::path::Path) {
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("probing _dl_debug_state"),
+        "{}",
+        out.stderr
+    );
+    let last = final_json(out);
+    assert_eq!(
+        stacks_naming(&last, "plugin_leak"),
+        vec![(4000, 4)],
+        "{}",
+        out.stdout
+    );
+    let module = format!("\"module\":\"{}\"", plugin.display());
+    assert!(out.stdout.contains(&module), "{module}: {}", out.stdout);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_library_the_command_dlopens_is_named_in_its_stacks() {
+    require_bpf();
+    let (dlleak, plugin) = dlleak_programs();
+    let command = format!("{} {}", dlleak.display(), plugin.display());
+    let out =
+        Traced::start(TOOL, &["-c", &command, "--json", "-i", "60"]).wait(Duration::from_secs(60));
+    assert_dlopened_library_named(&out, &plugin);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_library_a_traced_process_dlopens_later_is_named_in_its_stacks() {
+    require_bpf();
+    let (dlleak, plugin) = dlleak_programs();
+    let mut target = common::spawn_ready(Command::new(&dlleak).arg(&plugin).arg("wait"));
+    let pid = target.id().to_string();
+    let traced = Traced::start(TOOL, &["-p", &pid, "--json", "-i", "60"]);
+    unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
+    assert!(target.wait().unwrap().success());
+    // The tool notices the process is gone and makes its last report.
+    let out = traced.wait(Duration::from_secs(30));
+    assert_dlopened_library_named(&out, &plugin);
+}
+
 /// Sum of allocations over the stacks through the pipe allocation path, in the last report.
 fn pipe_allocations(stdout: &str) -> Option<u64> {
     // The last report (loss records, when losses grow, are lines of their own).

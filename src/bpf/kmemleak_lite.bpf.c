@@ -497,4 +497,23 @@ int BPF_UPROBE(free_enter, void *ptr)
 	return 0;
 }
 
+/*
+ * The dynamic loader calls _dl_debug_state (glibc's and musl's; the hook debuggers stop at)
+ * before and after it maps or unmaps libraries: at start-up, dlopen, dlclose, and after an
+ * exec. One record (just its ts) wakes user space, which re-reads the process's maps then, so
+ * frames in a library dlopen'ed since the last report are named even if the process ends
+ * before it.
+ */
+SEC("uprobe")
+int BPF_UPROBE(loader_changed)
+{
+	__u64 *e = reserve_event(sizeof(*e));
+
+	if (!e)
+		return 0;
+	*e = bpf_ktime_get_ns();
+	submit_event(ctx, e);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

@@ -19,8 +19,9 @@ struct combined_info {
 };
 
 /*
- * Slots of the shared `losses` counters (slot 0, the ring buffer, is common.bpf.h's and unused
- * here: no record travels the ring). Each is reported at exit with its own advice.
+ * Slots of the shared `losses` counters (slot 0, the ring buffer, is common.bpf.h's and not
+ * reported: the only records are user mode's rare loader_changed wake-ups, and a lost one only
+ * delays reading the maps to the next report). Each is reported at exit with its own advice.
  */
 #define LOSS_ALLOCS_FULL 1  /* allocation not tracked: the allocs table was full */
 #define LOSS_STACK_LOST 2   /* allocation tracked without its stack: stack table full or collision */

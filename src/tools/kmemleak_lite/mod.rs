@@ -1,7 +1,8 @@
 //! kmemleak-lite: which call stacks hold memory that was never freed, in the kernel (kmem
 //! tracepoints) or in one user process (uprobes on its allocator). The BPF side keeps every
 //! outstanding allocation in a map; user space reads that map at each report, so no event
-//! crosses the ring buffer per allocation.
+//! crosses the ring buffer per allocation (the only records are user mode's rare wake-ups when
+//! the dynamic loader maps a library).
 
 mod report;
 mod symbols;
@@ -21,7 +22,7 @@ use crate::load::setup;
 use crate::ringbuf::{self, LossCause, Stop};
 
 /// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
-/// buffer (slot 0) is not among them: no record travels it, the reports read the maps.
+/// buffer (slot 0) is not among them: no allocation travels it, the reports read the maps.
 pub static LOSSES: [LossCause; 3] = [
     LossCause {
         slot: Some(LOSS_ALLOCS_FULL),
@@ -55,7 +56,8 @@ pub static PROBE_SKIPPED: LossCause = LossCause {
     advice: "trust a leak that persists across several reports",
 };
 
-/// The smallest ring (or perf) buffer: no record travels it, the reports read the maps.
+/// The smallest ring (or perf) buffer: the reports read the maps; only the loader's wake-ups
+/// (8 bytes each, rare) travel it.
 const EVENTS_BYTES: u32 = 4096;
 
 /// The shared options kmemleak-lite refuses, with why (see `cli::parse_refusing`).
@@ -246,7 +248,7 @@ pub fn run(args: Args) -> Result<u8> {
 
     let mut storage = MaybeUninit::uninit();
     let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), &mut storage)?;
-    // No record travels the ring buffer (reports read the maps): keep it minimal.
+    // No allocation travels the ring buffer (reports read the maps): keep it minimal.
     let maps = &mut open.maps;
     let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
     maps.allocs
@@ -341,7 +343,11 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Pid(pid, _) => Mode::Pid(*pid),
         Target::Command(child, _, _) => Mode::Command(child),
     };
-    let mut reporter = Reporter::new(&args, mode, &skel, &stop)?;
+    let loader_probed = match &target {
+        Target::Kernel => false,
+        Target::Pid(_, alloc) | Target::Command(_, alloc, _) => alloc.loader.is_some(),
+    };
+    let mut reporter = Reporter::new(&args, mode, loader_probed, &skel, &stop)?;
     // Kernel mode: a skipped kmem program misses an allocation or a free. (Uprobe programs
     // are not skipped that way: the list is empty in user mode, and the cause reads 0.)
     let p = &skel.progs;
@@ -462,6 +468,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> 
         &mut p.realloc_exit,
         &mut p.posix_memalign_exit,
         &mut p.thread_exit,
+        &mut p.loader_changed,
     ] {
         prog.set_autoload(user);
     }
@@ -529,6 +536,25 @@ fn attach_allocator(
                     crate::render::escape::path(path)
                 );
             }
+        }
+    }
+    if let Some((path, offset)) = &alloc.loader {
+        let shown = crate::render::escape::path(path);
+        links.push(
+            p.loader_changed
+                .attach_uprobe(false, pid as i32, path, *offset as usize)
+                .with_context(|| {
+                    format!(
+                        "attaching a uprobe to {} in {shown} (pid {pid})",
+                        target::LOADER_HOOK
+                    )
+                })?,
+        );
+        if verbose {
+            eprintln!(
+                "kmemleak-lite: probing {} at {offset:#x} in {shown}: its maps are read again when it maps a library",
+                target::LOADER_HOOK
+            );
         }
     }
     Ok(())

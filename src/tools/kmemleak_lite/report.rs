@@ -104,6 +104,10 @@ pub struct Reporter<'a> {
     next_report: Instant,
     clock: Clock,
     symbols: Symbols,
+    /// See [`Reporter::new`].
+    loader_probed: bool,
+    /// The loader has mapped or unmapped a library since the maps were last read.
+    maps_changed: bool,
     /// How the traced process ended (said on stderr), and, for a command, the status to exit
     /// with.
     ended: Option<(String, Option<u8>)>,
@@ -119,9 +123,12 @@ pub struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
+    /// `loader_probed`: the dynamic loader's hook is probed, so a record arrives whenever the
+    /// process maps a library; else its maps are re-read every poll round.
     pub fn new(
         args: &Args,
         mode: Mode<'a>,
+        loader_probed: bool,
         skel: &'a KmemleakLiteSkel<'a>,
         stop: &'a Stop,
     ) -> Result<Self> {
@@ -148,6 +155,8 @@ impl<'a> Reporter<'a> {
             next_report: Instant::now() + args.interval,
             clock: Clock::new(),
             symbols,
+            loader_probed,
+            maps_changed: false,
             ended: None,
             keys: Vec::new(),
             values: Vec::new(),
@@ -177,7 +186,9 @@ impl<'a> Reporter<'a> {
     }
 
     /// Keeps the snapshot of the process's mappings fresh, so its frames resolve after it ends.
+    /// Read at each report and whenever the loader says it mapped a library.
     fn refresh_maps(&mut self) {
+        self.maps_changed = false;
         if let Some(pid) = self.pid() {
             if let Ok(maps) = proc_maps::read(pid) {
                 self.symbols.update_maps(maps);
@@ -398,7 +409,9 @@ impl<'a> Reporter<'a> {
 }
 
 impl Handler for Reporter<'_> {
+    /// The only records: the dynamic loader has mapped or unmapped libraries.
     fn event(&mut self, _data: &[u8]) -> Result<()> {
+        self.maps_changed = true;
         Ok(())
     }
 
@@ -440,7 +453,9 @@ impl Handler for Reporter<'_> {
     }
 
     fn tick(&mut self, now: Instant) -> Result<()> {
-        self.refresh_maps();
+        if self.maps_changed || !self.loader_probed {
+            self.refresh_maps();
+        }
         self.check_target_ended();
         if self.ended.is_none() && now >= self.next_report {
             while self.next_report <= now {

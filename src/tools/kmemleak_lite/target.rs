@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use blazesym::inspect::source::{Elf, Source};
-use blazesym::inspect::Inspector;
-use blazesym::SymType;
 
+use crate::host::elf_symbols::{self, Elf};
 use crate::host::proc_maps;
 
 /// The allocator functions probed, and the BPF programs for their entry and return.
@@ -68,6 +66,19 @@ pub struct Allocator {
     pub functions: Functions,
     /// The C++ runtime's operator new, when it is in another file (libstdc++).
     pub cxx: Option<(PathBuf, Functions)>,
+    /// The dynamic loader's [`LOADER_HOOK`] (file, offset), for a dynamically linked program.
+    pub loader: Option<(PathBuf, u64)>,
+}
+
+/// What glibc's and musl's dynamic loaders call before and after they map or unmap libraries
+/// (at start-up, dlopen, dlclose): the hook debuggers stop at to learn of new libraries. Probed,
+/// it tells when the process's maps are worth reading again.
+pub const LOADER_HOOK: &str = "_dl_debug_state";
+
+/// The hook of the dynamic loader at `path`, if it has one.
+fn loader_hook(path: PathBuf) -> Option<(PathBuf, u64)> {
+    let offset = elf_symbols::read(&path).ok()?.get(LOADER_HOOK)?.offset;
+    Some((path, offset))
 }
 
 fn is_libstdcxx(path: &Path) -> bool {
@@ -84,28 +95,14 @@ fn cxx_in(path: PathBuf) -> Option<(PathBuf, Functions)> {
 
 /// The file offsets of the allocator functions `path` defines (not merely imports).
 pub fn find_functions(path: &Path) -> Result<Functions> {
-    let inspector = Inspector::new();
-    let mut elf = Elf::new(path);
-    elf.debug_syms = false;
-    let src = Source::Elf(elf);
-    let names: Vec<&str> = PROBES.iter().map(|(_, n)| *n).collect();
-    let found = inspector.lookup(&src, &names).with_context(|| {
-        format!(
-            "cannot read the symbols of {}",
-            crate::render::escape::path(path)
-        )
-    })?;
-    let mut out = Vec::new();
-    for ((probe, name), syms) in PROBES.iter().zip(found) {
-        let offset = syms
-            .iter()
-            .filter(|s| s.sym_type == SymType::Function && s.addr != 0)
-            .find_map(|s| s.file_offset);
-        if let Some(offset) = offset {
-            out.push((*probe, *name, offset));
-        }
-    }
-    Ok(out)
+    Ok(allocator_functions(&elf_symbols::read(path)?))
+}
+
+fn allocator_functions(elf: &Elf) -> Functions {
+    PROBES
+        .iter()
+        .filter_map(|&(probe, name)| Some((probe, name, elf.get(name)?.offset)))
+        .collect()
 }
 
 fn defines_malloc_and_free(functions: &[(Probe, &'static str, u64)]) -> bool {
@@ -138,6 +135,11 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
         .iter()
         .find(|p| is_libstdcxx(p))
         .and_then(|p| cxx_in(reach(p)));
+    // The loader its program names (/proc/PID/exe reaches the program in any namespace).
+    let loader = elf_symbols::read(Path::new(&format!("/proc/{pid}/exe")))
+        .ok()
+        .and_then(|exe| exe.interpreter)
+        .and_then(|interp| loader_hook(reach(&interp)));
     let (libc, others): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| is_libc(p));
     for path in others.into_iter().chain(libc) {
         let path = reach(path);
@@ -149,6 +151,7 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
                 path,
                 functions,
                 cxx,
+                loader,
             });
         }
     }
@@ -160,28 +163,37 @@ pub fn allocator_of_pid(pid: u32) -> Result<Allocator> {
 /// that is a libc too (musl's ld-musl is its libc), else the system libc (the one this tool maps
 /// itself; a command with its own glibc through RUNPATH is not seen).
 pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
-    // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases.
-    let interp = if is_script(exe) {
+    let shown = crate::render::escape::path(exe);
+    // A script (#!) runs in its interpreter, which is dynamically linked in all but odd cases,
+    // by the loader this tool was loaded by.
+    let elf = if is_script(exe) {
         None
     } else {
-        interpreter(exe)?
+        Some(elf_symbols::read(exe).with_context(|| {
+            format!("cannot start {shown}: it is neither a script (#!) nor a 64-bit little-endian ELF executable")
+        })?)
     };
-    let dynamic = is_script(exe) || interp.is_some();
-    if !is_script(exe) {
-        let functions = find_functions(exe)?;
+    let interp = elf.as_ref().and_then(|e| e.interpreter.clone());
+    let loader = match &elf {
+        Some(_) => interp.clone(),
+        None => elf_symbols::read(Path::new("/proc/self/exe"))
+            .ok()
+            .and_then(|own| own.interpreter),
+    }
+    .and_then(loader_hook);
+    if let Some(elf) = &elf {
+        let functions = allocator_functions(elf);
         if defines_malloc_and_free(&functions) {
             return Ok(Allocator {
                 path: exe.to_path_buf(),
                 functions,
                 cxx: None,
+                loader,
             });
         }
-    }
-    if !dynamic {
-        bail!(
-            "{} is statically linked and defines no malloc/free (no libc): there is no allocator to probe",
-            crate::render::escape::path(exe)
-        );
+        if interp.is_none() {
+            bail!("{shown} is statically linked and defines no malloc/free (no libc): there is no allocator to probe");
+        }
     }
     // The libstdc++ the loader would find: probed by file, a command that never maps it costs
     // nothing.
@@ -195,6 +207,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
                     path: interp,
                     functions,
                     cxx,
+                    loader,
                 });
             }
         }
@@ -215,6 +228,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
         path: libc,
         functions,
         cxx,
+        loader,
     })
 }
 
@@ -224,39 +238,6 @@ fn is_script(exe: &Path) -> bool {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
         .is_ok()
         && &head == b"#!"
-}
-
-/// The program interpreter an ELF executable names (PT_INTERP: it is dynamically linked), or
-/// None for a static one.
-fn interpreter(exe: &Path) -> Result<Option<PathBuf>> {
-    let data = std::fs::read(exe)
-        .with_context(|| format!("cannot read {}", crate::render::escape::path(exe)))?;
-    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
-        bail!(
-            "cannot start {}: it is neither a script (#!) nor a 64-bit little-endian ELF executable",
-            crate::render::escape::path(exe)
-        );
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
-    let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
-    const PT_INTERP: u32 = 3;
-    for i in 0..phnum {
-        let off = phoff + i * phentsize;
-        if off + 56 > data.len() {
-            break;
-        }
-        if u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) == PT_INTERP {
-            // p_offset at 8, p_filesz at 32; the path ends with a NUL.
-            let (start, len) = (u64_at(off + 8), u64_at(off + 32));
-            let path = data
-                .get(start..start.saturating_add(len))
-                .map(|b| b.split(|&c| c == 0).next().unwrap_or(b))
-                .unwrap_or_default();
-            return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(path))));
-        }
-    }
-    Ok(None)
 }
 
 /// Splits a command line the way a shell would for simple words: spaces separate, quotes
@@ -588,17 +569,20 @@ mod tests {
     }
 
     #[test]
-    fn the_interpreter_of_a_dynamic_executable_is_read() {
-        let exe = std::env::current_exe().unwrap();
-        let interp = interpreter(&exe)
-            .unwrap()
-            .expect("the test binary is dynamic");
-        assert!(interp.is_absolute() && interp.exists(), "{interp:?}");
+    fn a_command_that_is_not_an_executable_is_refused() {
         let text = std::env::temp_dir().join(format!("kml-not-elf-{}", std::process::id()));
         std::fs::write(&text, "not an executable").unwrap();
-        let err = interpreter(&text).unwrap_err().to_string();
+        let err = format!("{:#}", allocator_of_command(&text).unwrap_err());
         std::fs::remove_file(&text).unwrap();
         assert!(err.contains("neither a script"), "{err}");
+    }
+
+    #[test]
+    fn a_dynamic_command_gets_its_loader_hook() {
+        let exe = std::env::current_exe().unwrap();
+        let alloc = allocator_of_command(&exe).unwrap();
+        let (loader, offset) = alloc.loader.expect("the test binary is dynamic");
+        assert!(loader.exists() && offset > 0, "{loader:?}");
     }
 
     #[test]

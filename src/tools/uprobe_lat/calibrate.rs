@@ -13,6 +13,7 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::UprobeOpts;
 
 use super::links::Kind;
+use crate::host::proc_maps::{self, Mapping};
 use crate::load::setup;
 use crate::load::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 use crate::output::histogram::Latencies;
@@ -116,24 +117,17 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
 /// file offset. Needs no symbol table, so a stripped binary calibrates too.
 pub fn target_offset() -> Result<u64> {
     let addr = coretrace_uprobe_lat_calibration_target as *const () as usize as u64;
-    let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
+    let maps = proc_maps::read(std::process::id()).context("reading /proc/self/maps")?;
     offset_in_maps(&maps, addr).with_context(|| {
         format!("no mapping of our own executable holds {SYMBOL} at {addr:#x}: use --no-calibrate")
     })
 }
 
-/// The file offset of `addr` by the mapping of `maps` (/proc/PID/maps text) that holds it.
-fn offset_in_maps(maps: &str, addr: u64) -> Option<u64> {
-    maps.lines().find_map(|line| {
-        // "start-end perms offset dev inode path"
-        let mut cols = line.split_whitespace();
-        let (start, end) = cols.next()?.split_once('-')?;
-        let start = u64::from_str_radix(start, 16).ok()?;
-        let end = u64::from_str_radix(end, 16).ok()?;
-        let exec = cols.next()?.contains('x');
-        let offset = u64::from_str_radix(cols.next()?, 16).ok()?;
-        (exec && (start..end).contains(&addr)).then(|| addr - start + offset)
-    })
+/// The file offset of `addr` by the executable mapping of `maps` that holds it.
+fn offset_in_maps(maps: &[Mapping], addr: u64) -> Option<u64> {
+    maps.iter()
+        .find(|m| m.executable() && m.contains(addr))
+        .map(|m| addr - m.start + m.offset)
 }
 
 struct Recorder {
@@ -174,15 +168,20 @@ mod tests {
 55d0a0100000-55d0a0300000 r-xp 00100000 fd:01 42 /usr/sbin/coretrace
 7f0000000000-7f0000001000 rw-p 00000000 00:00 0
 ";
-        assert_eq!(offset_in_maps(maps, 0x55d0a0101234), Some(0x101234));
-        assert_eq!(offset_in_maps(maps, 0x55d0a0000010), None, "not executable");
-        assert_eq!(offset_in_maps(maps, 0x1000), None);
+        let maps = proc_maps::parse(maps);
+        assert_eq!(offset_in_maps(&maps, 0x55d0a0101234), Some(0x101234));
+        assert_eq!(
+            offset_in_maps(&maps, 0x55d0a0000010),
+            None,
+            "not executable"
+        );
+        assert_eq!(offset_in_maps(&maps, 0x1000), None);
     }
 
     #[test]
     fn our_own_offset_matches_the_symbol_table() {
         // Test builds keep their symbol table: the two ways must agree.
-        let funcs = super::super::elf::functions(Path::new("/proc/self/exe")).unwrap();
+        let funcs = crate::host::elf_symbols::read(Path::new("/proc/self/exe")).unwrap();
         assert_eq!(target_offset().unwrap(), funcs.get(SYMBOL).unwrap().offset);
     }
 }

@@ -5,7 +5,6 @@
 
 pub mod calibrate;
 mod compact;
-pub mod elf;
 mod links;
 mod report;
 pub mod target;
@@ -405,7 +404,7 @@ fn list(args: &Args) -> Result<()> {
     for t in &args.targets {
         let (binary, pattern) = target::split(t)?;
         let (path, shown) = target::resolve_binary(binary, args.pid)?;
-        let funcs = elf::functions(&path)?;
+        let funcs = crate::host::elf_symbols::read(&path)?;
         for p in target::select(&path, &shown, pattern, &funcs)? {
             writeln!(out, "{}:{}", p.binary, escaped(p.function.as_bytes()))?;
         }

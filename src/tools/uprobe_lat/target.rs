@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::elf::{self, Function, Functions};
+use crate::host::elf_symbols::{self, Elf, Function};
 
 /// More functions than this from one run is a pattern typed too wide.
 pub const MAX_FUNCTIONS: usize = 1000;
@@ -273,14 +273,14 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// The functions `pattern` selects in `binary` (already resolved to `path`), or an error that
 /// names the closest matches.
-pub fn select(path: &Path, shown: &str, pattern: &str, funcs: &Functions) -> Result<Vec<Probe>> {
+pub fn select(path: &Path, shown: &str, pattern: &str, funcs: &Elf) -> Result<Vec<Probe>> {
     let probe = |f: &Function| Probe {
         path: path.to_path_buf(),
         binary: shown.to_string(),
         function: f.name.clone(),
         offset: f.offset,
     };
-    if funcs.list.is_empty() {
+    if funcs.functions.is_empty() {
         bail!(
             "{shown} has no function symbols (it is stripped): install its debug symbols or trace an unstripped build"
         );
@@ -294,7 +294,7 @@ pub fn select(path: &Path, shown: &str, pattern: &str, funcs: &Functions) -> Res
     // Aliases (one address, several names) would fire twice per call: keep one name each.
     let mut seen = HashSet::new();
     let picked: Vec<Probe> = funcs
-        .list
+        .functions
         .iter()
         .filter(|f| glob_match(pattern, &f.name))
         .filter(|f| seen.insert(f.offset))
@@ -306,14 +306,14 @@ pub fn select(path: &Path, shown: &str, pattern: &str, funcs: &Functions) -> Res
     Ok(picked)
 }
 
-fn not_found(shown: &str, pattern: &str, funcs: &Functions) -> anyhow::Error {
+fn not_found(shown: &str, pattern: &str, funcs: &Elf) -> anyhow::Error {
     let close = closest(pattern, funcs, 5);
     let stripped = if funcs.has_symtab {
         String::new()
     } else {
         format!(
             " ({shown} is stripped: only its {} exported functions are known)",
-            funcs.list.len()
+            funcs.functions.len()
         )
     };
     let hint = if close.is_empty() {
@@ -325,11 +325,11 @@ fn not_found(shown: &str, pattern: &str, funcs: &Functions) -> anyhow::Error {
 }
 
 /// Up to `n` names nearest to `wanted`: names containing it first, then by edit distance.
-pub fn closest(wanted: &str, funcs: &Functions, n: usize) -> Vec<String> {
+pub fn closest(wanted: &str, funcs: &Elf, n: usize) -> Vec<String> {
     let bare: String = wanted.chars().filter(|c| !"*?[]".contains(*c)).collect();
     let lower = bare.to_lowercase();
     let mut scored: Vec<(usize, &str)> = funcs
-        .list
+        .functions
         .iter()
         .filter_map(|f| {
             let name = f.name.to_lowercase();
@@ -363,7 +363,7 @@ pub fn resolve_all(targets: &[String], pid: Option<u32>) -> Result<Vec<Probe>> {
     for target in targets {
         let (binary, pattern) = split(target)?;
         let (path, shown) = resolve_binary(binary, pid)?;
-        let funcs = elf::functions(&path)?;
+        let funcs = elf_symbols::read(&path)?;
         for p in select(&path, &shown, pattern, &funcs)? {
             if !probes
                 .iter()
@@ -386,8 +386,8 @@ pub fn resolve_all(targets: &[String], pid: Option<u32>) -> Result<Vec<Probe>> {
 mod tests {
     use super::*;
 
-    fn funcs(names: &[&str]) -> Functions {
-        let mut list: Vec<Function> = names
+    fn funcs(names: &[&str]) -> Elf {
+        let mut functions: Vec<Function> = names
             .iter()
             .enumerate()
             .map(|(i, n)| Function {
@@ -397,10 +397,11 @@ mod tests {
                 offset: 0x1000 + i as u64 * 16,
             })
             .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        Functions {
-            list,
+        functions.sort_by(|a, b| a.name.cmp(&b.name));
+        Elf {
+            functions,
             has_symtab: true,
+            interpreter: None,
         }
     }
 
@@ -465,7 +466,7 @@ mod tests {
 
     #[test]
     fn stripped_binary_says_so() {
-        let f = Functions::default();
+        let f = Elf::default();
         let err = select(Path::new("/x"), "/x", "main", &f)
             .unwrap_err()
             .to_string();
