@@ -199,8 +199,12 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *task)
 	return BPF_CORE_READ(cgrp, kn, id) | tag;
 }
 
-/* The calling task's cgroup id (in exitsnoop, the exiting task is the caller). */
-static __always_inline __u64 current_cgroup_id(void)
+/*
+ * The calling task's cgroup id (in exitsnoop, the exiting task is the caller). A subprogram, not
+ * inlined: its CO-RE reads would otherwise be copied into every program that calls it (uprobe-lat
+ * has 130), which is most of the installed binary's BPF bytes.
+ */
+static __noinline __u64 current_cgroup_id(void)
 {
 	return task_cgroup_id((struct task_struct *)bpf_get_current_task());
 }
@@ -218,7 +222,8 @@ struct {
 
 const volatile bool filter_container = false;
 
-static __always_inline bool container_wanted(void)
+/* A subprogram for the same reason as current_cgroup_id(). */
+static __noinline bool container_wanted(void)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct cgroup *cgrp;
