@@ -3,7 +3,8 @@
 # file with libbpf-tools or bpfcc-tools and that lintian finds no error in it and nothing about
 # its man pages, installs it with dpkg -i next to libbpf-tools, runs every tool by each of its
 # installed names (TOOL-coretrace, `coretrace TOOL`, and TOOL with /usr/lib/coretrace/bin on
-# PATH) for a real event of its own, runs libbpf-tools' execsnoop afterwards, checks the man
+# PATH) for a real event of its own, checks the binary and its links stay within the 3 MB the
+# README states, runs libbpf-tools' execsnoop afterwards, checks the man
 # and completion lookups, then removes and purges the package and checks nothing is left.
 #
 # usage: sudo tests/install/run.sh        (root: dpkg -i, and the tools load BPF)
@@ -50,6 +51,12 @@ dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
 [ "$(md5sum /usr/sbin/execsnoop)" = "$libbpf_execsnoop" ] || fail "/usr/sbin/execsnoop changed"
 [ "$(dpkg -S /usr/sbin/execsnoop | cut -d: -f1)" = libbpf-tools ] || fail "/usr/sbin/execsnoop is not libbpf-tools' any more"
 ok "installed beside libbpf-tools: $(dpkg-query -W -f='${Installed-Size}' coretrace) KiB"
+
+# The README's size claim (issue 13's goal): the binary and its links, as installed, <= 3 MB.
+bin_bytes=$(dpkg -L coretrace | grep -E '^/usr/(sbin|lib/coretrace)/' |
+    xargs -d '\n' stat -c '%F %s' | awk '$1 != "directory" {s += $NF} END {print s}')
+[ "$bin_bytes" -le 3000000 ] || fail "the binary and its links take $bin_bytes bytes, over 3 MB"
+ok "binary and links: $bin_bytes bytes (at most 3,000,000)"
 
 # Starts a tracer (its command line in "$@", plus -v) in the background with its output in
 # $work/$name.{out,err}, and waits until it has attached (or the tool says so in its own way).
