@@ -6,6 +6,7 @@ pub mod attach;
 pub mod cli;
 pub mod clock;
 pub mod container;
+pub mod driver;
 pub mod errno;
 pub mod escape;
 pub mod exit_status;
