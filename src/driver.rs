@@ -180,8 +180,8 @@ pub trait Tool {
     /// How it loses events (its LOSS_* slots).
     const LOSSES: &'static [LossCause];
 
-    fn common(&self) -> &CommonArgs;
-    fn cgroup(&self) -> &CgroupArg;
+    /// Its options every tool shares: `--json`, `-v`, `--timeout` ...; `-c`, `--container`.
+    fn options(&self) -> (&CommonArgs, &CgroupArg);
     fn attach_with(&self) -> Attach;
     /// Before load, after the common set-up: its own `.rodata`, map sizes, and which programs
     /// load for `method`.
@@ -200,7 +200,7 @@ pub trait Tool {
 
 /// Runs a tool of the common shape: `--check`, or load, attach and consume until stopped.
 pub fn run<T: Tool>(tool: &T) -> Result<()> {
-    let common = tool.common();
+    let (common, cgroup) = tool.options();
     setup::use_btf(common.btf.as_deref())?;
     setup::libbpf_log(common.verbose);
     let session = Session::new(T::NAME, common, T::LOSSES);
@@ -223,7 +223,7 @@ pub fn run<T: Tool>(tool: &T) -> Result<()> {
         );
     }
     setup::preflight(&T::NEEDS)?;
-    let cgroup = tool.cgroup().open()?;
+    let cgroup = cgroup.open()?;
     let stop = Stop::install(common.timeout)?;
     let skel = match attach_with {
         Attach::Fixed(what) => {

@@ -68,14 +68,6 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-/// What exitsnoop needs from the host: one tracepoint.
-pub const NEEDS: setup::Needs = setup::Needs {
-    tracefs: true,
-    uprobes: false,
-    kernel_symbols: false,
-    process: None,
-};
-
 pub fn run(args: Args) -> Result<()> {
     driver::run(&args)
 }
@@ -85,15 +77,17 @@ impl Tool for Args {
     type Handler = ExitPrinter;
     const NAME: &'static str = "exitsnoop";
     const HOOK: &'static Hook = &HOOK;
-    const NEEDS: setup::Needs = NEEDS;
+    /// What exitsnoop needs from the host: one tracepoint.
+    const NEEDS: setup::Needs = setup::Needs {
+        tracefs: true,
+        uprobes: false,
+        kernel_symbols: false,
+        process: None,
+    };
     const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
 
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-
-    fn cgroup(&self) -> &CgroupArg {
-        &self.cgroup
+    fn options(&self) -> (&CommonArgs, &CgroupArg) {
+        (&self.common, &self.cgroup)
     }
 
     fn attach_with(&self) -> Attach {
