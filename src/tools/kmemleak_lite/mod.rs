@@ -7,7 +7,6 @@ mod report;
 mod symbols;
 mod target;
 
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -17,6 +16,8 @@ use libbpf_rs::Link;
 
 use crate::attach;
 use crate::cli::{parse_pid, parse_seconds, CommonArgs};
+use crate::container::CgroupFilter;
+use crate::driver::Session;
 use crate::ringbuf::{self, LossCause, Stop};
 use crate::setup;
 
@@ -66,7 +67,7 @@ pub const REFUSED: &[(&str, &str)] = &[(
 use crate::skel::kmemleak_lite::defs::{LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST};
 use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info},
-    KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
+    KmemleakLiteSkel, KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
 };
 
 use report::{Mode, Reporter};
@@ -242,11 +243,15 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Kernel
     };
 
-    let mut storage = MaybeUninit::uninit();
-    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), &mut storage)?;
-    // No record travels the ring buffer (reports read the maps): keep it minimal.
+    let session = Session {
+        // No record travels the ring buffer (reports read the maps): keep it minimal.
+        buffer_bytes: EVENTS_BYTES,
+        ..Session::new("kmemleak-lite", &args.common, &LOSSES)
+    };
+    // No cgroup filter: kmemleak-lite has no -c/--container (-c is its command).
+    let no_filter = CgroupFilter::default();
+    let mut open = session.open::<KmemleakLiteSkel>(&no_filter)?;
     let maps = &mut open.maps;
-    let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
     maps.allocs
         .set_max_entries(args.max_allocs)
         .context("sizing the allocation table")?;
@@ -269,11 +274,10 @@ pub fn run(args: Args) -> Result<u8> {
         rodata.combined = args.combined;
         rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
         rodata.page_size = page_size();
-        rodata.perf_buffer = events.perf_buffer;
     }
     let node_tps = choose_programs(&mut open, user, args.pages);
 
-    let skel = open.load().map_err(setup::load_error)?;
+    let skel: KmemleakLiteSkel = session.load(open, &no_filter)?;
     let stop = Stop::install(args.common.timeout)?;
 
     let mut links: Vec<Link> = Vec::new();
@@ -354,17 +358,7 @@ pub fn run(args: Args) -> Result<u8> {
         ]),
         _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
-    let losses = args
-        .common
-        .losses("kmemleak-lite", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(&PROBE_SKIPPED, skipped);
-    ringbuf::run(
-        &skel.maps.events,
-        EVENTS_BYTES,
-        &losses,
-        &stop,
-        &mut reporter,
-    )?;
+    session.consume(&skel, (&PROBE_SKIPPED, skipped), &stop, &mut reporter)?;
     let ended = reporter.ended();
     drop(reporter);
     drop(links);
