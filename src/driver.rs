@@ -159,6 +159,17 @@ impl<'a> Session<'a> {
     }
 }
 
+/// What a tool that hooks only the kernel needs from the host beyond loading BPF: tracefs
+/// (to attach tracepoints from the start) or not.
+pub const fn kernel_only(tracefs: bool) -> setup::Needs {
+    setup::Needs {
+        tracefs,
+        uprobes: false,
+        kernel_symbols: false,
+        process: None,
+    }
+}
+
 /// How a tool attaches.
 pub enum Attach {
     /// One way, always (its hook's only method); with `-v` it says "attached to" this.
@@ -180,8 +191,7 @@ pub trait Tool {
     /// How it loses events (its LOSS_* slots).
     const LOSSES: &'static [LossCause];
 
-    /// Its options every tool shares: `--json`, `-v`, `--timeout` ...; `-c`, `--container`.
-    fn options(&self) -> (&CommonArgs, &CgroupArg);
+    /// One fixed way (the hook's only method), or the best of several (`--attach`).
     fn attach_with(&self) -> Attach;
     /// Before load, after the common set-up: its own `.rodata`, map sizes, and which programs
     /// load for `method`.
@@ -198,9 +208,9 @@ pub trait Tool {
     fn handler(&self, sink: Sink) -> Result<Self::Handler>;
 }
 
-/// Runs a tool of the common shape: `--check`, or load, attach and consume until stopped.
-pub fn run<T: Tool>(tool: &T) -> Result<()> {
-    let (common, cgroup) = tool.options();
+/// Runs a tool of the common shape with its options every tool shares (`--json`, `-v`,
+/// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped.
+pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result<()> {
     setup::use_btf(common.btf.as_deref())?;
     setup::libbpf_log(common.verbose);
     let session = Session::new(T::NAME, common, T::LOSSES);

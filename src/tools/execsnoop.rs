@@ -131,7 +131,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    driver::run(&args)
+    driver::run(&args, &args.common, &args.cgroup)
 }
 
 impl Tool for Args {
@@ -140,17 +140,8 @@ impl Tool for Args {
     const NAME: &'static str = "execsnoop";
     const HOOK: &'static Hook = &HOOK;
     /// What execsnoop needs from the host: tracepoints only.
-    const NEEDS: setup::Needs = setup::Needs {
-        tracefs: true,
-        uprobes: false,
-        kernel_symbols: false,
-        process: None,
-    };
+    const NEEDS: setup::Needs = driver::kernel_only(true);
     const LOSSES: &'static [LossCause] = &LOSSES;
-
-    fn options(&self) -> (&CommonArgs, &CgroupArg) {
-        (&self.common, &self.cgroup)
-    }
 
     fn attach_with(&self) -> Attach {
         Attach::Fixed(

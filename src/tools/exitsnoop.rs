@@ -69,7 +69,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    driver::run(&args)
+    driver::run(&args, &args.common, &args.cgroup)
 }
 
 impl Tool for Args {
@@ -78,17 +78,8 @@ impl Tool for Args {
     const NAME: &'static str = "exitsnoop";
     const HOOK: &'static Hook = &HOOK;
     /// What exitsnoop needs from the host: one tracepoint.
-    const NEEDS: setup::Needs = setup::Needs {
-        tracefs: true,
-        uprobes: false,
-        kernel_symbols: false,
-        process: None,
-    };
+    const NEEDS: setup::Needs = driver::kernel_only(true);
     const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
-
-    fn options(&self) -> (&CommonArgs, &CgroupArg) {
-        (&self.common, &self.cgroup)
-    }
 
     fn attach_with(&self) -> Attach {
         Attach::Fixed("the sched:sched_process_exit tracepoint")

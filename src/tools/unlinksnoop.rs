@@ -120,7 +120,7 @@ fn parse_attach(s: &str) -> Result<Choice, String> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    driver::run(&args)
+    driver::run(&args, &args.common, &args.cgroup)
 }
 
 impl Tool for Args {
@@ -130,17 +130,8 @@ impl Tool for Args {
     const HOOK: &'static Hook = &HOOK;
     /// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
     /// method (checked when that method is tried), so nothing more up front.
-    const NEEDS: setup::Needs = setup::Needs {
-        tracefs: false,
-        uprobes: false,
-        kernel_symbols: false,
-        process: None,
-    };
+    const NEEDS: setup::Needs = driver::kernel_only(false);
     const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
-
-    fn options(&self) -> (&CommonArgs, &CgroupArg) {
-        (&self.common, &self.cgroup)
-    }
 
     fn attach_with(&self) -> Attach {
         Attach::Select(self.attach)
