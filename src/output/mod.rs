@@ -51,6 +51,17 @@ impl Column {
             align: Align::Right,
         }
     }
+
+    /// A process or thread id (PID, PPID, TID), as wide in every tool: 7 digits hold the
+    /// largest pid_max (4194304).
+    pub fn id(name: &'static str) -> Self {
+        Column::right(name, 7)
+    }
+
+    /// A task's name (COMM, PCOMM), as wide in every tool: the kernel keeps 15 bytes.
+    pub fn comm(name: &'static str) -> Self {
+        Column::left(name, 16)
+    }
 }
 
 /// The cells of one row, gathered without allocating (a row has at most 12).

@@ -230,9 +230,9 @@ impl ExecPrinter {
         if args.print_uid {
             cols.push(Column::left("UID", 6));
         }
-        cols.push(Column::left("PCOMM", 16));
-        cols.push(Column::right("PID", 7));
-        cols.push(Column::right("PPID", 7));
+        cols.push(Column::comm("PCOMM"));
+        cols.push(Column::id("PID"));
+        cols.push(Column::id("PPID"));
         if exits {
             cols.push(Column::right("AGE(ms)", 9));
             cols.push(Column::left("EXIT", 10));

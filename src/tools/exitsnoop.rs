@@ -128,10 +128,10 @@ impl ExitPrinter {
         table.header(
             &mut sink,
             [
-                Column::left("PCOMM", 16),
-                Column::right("PID", 7),
-                Column::right("PPID", 7),
-                Column::right("TID", 7),
+                Column::comm("PCOMM"),
+                Column::id("PID"),
+                Column::id("PPID"),
+                Column::id("TID"),
                 Column::right("AGE(s)", 7),
             ],
             [Column::left("EXIT", 0)],

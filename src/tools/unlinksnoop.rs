@@ -293,8 +293,8 @@ impl UnlinkPrinter {
         table.header(
             &mut sink,
             [
-                Column::right("PID", 7),
-                Column::left("COMM", 16),
+                Column::id("PID"),
+                Column::comm("COMM"),
                 Column::right("UID", 6),
                 Column::left("RET", 9),
                 Column::right("LAT(us)", 9),

@@ -309,11 +309,7 @@ impl<'a> Report<'a> {
         if args.slower_than.is_some() {
             table.header(
                 &mut sink,
-                [
-                    Column::right("PID", 7),
-                    Column::right("TID", 7),
-                    Column::left("COMM", 16),
-                ],
+                [Column::id("PID"), Column::id("TID"), Column::comm("COMM")],
                 [Column::left("FUNC", 24), Column::right("LAT", 9)],
             )?;
         }
