@@ -228,6 +228,7 @@ impl ExecPrinter {
         let exits = args.min_duration.is_some();
         let mut cols = Vec::new();
         if args.print_uid {
+            // Left-aligned as libbpf-tools' execsnoop has it (unlinksnoop's UID is right-aligned).
             cols.push(Column::left("UID", 6));
         }
         cols.push(Column::comm("PCOMM"));

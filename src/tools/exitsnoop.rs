@@ -119,6 +119,7 @@ pub struct ExitPrinter {
 
 impl ExitPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
+        // Not TimeMode::from_flags: exitsnoop's -t is wall time and -T threads (libbpf-tools').
         let time = if args.timestamp {
             TimeMode::Wall
         } else {

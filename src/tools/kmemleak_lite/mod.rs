@@ -243,6 +243,7 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Kernel
     };
 
+    // The driver's steps, not driver::run: no event stream, links outside the skeleton, an exit status.
     let session = Session {
         // No record travels the ring buffer (reports read the maps): keep it minimal.
         buffer_bytes: EVENTS_BYTES,

@@ -252,6 +252,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
+    // The driver's steps, not driver::run: targets resolve before load, links live outside the skeleton.
     let session = Session::new("uprobe-lat", &args.common, &LOSSES);
     let mut open = session.open::<UprobeLatSkel>(&cgroup)?;
     // Load only the programs the chosen kind of link attaches.
