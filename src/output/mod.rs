@@ -11,6 +11,8 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
+use crate::host::container::Resolver;
+use crate::render::clock::{Clock, TimeMode};
 use crate::ringbuf::LossCounts;
 
 /// Table or JSON lines (`--json`).
@@ -49,6 +51,17 @@ impl Column {
             align: Align::Right,
         }
     }
+
+    /// A process or thread id (PID, PPID, TID), as wide in every tool: 7 digits hold the
+    /// largest pid_max (4194304).
+    pub fn id(name: &'static str) -> Self {
+        Column::right(name, 7)
+    }
+
+    /// A task's name (COMM, PCOMM), as wide in every tool: the kernel keeps 15 bytes.
+    pub fn comm(name: &'static str) -> Self {
+        Column::left(name, 16)
+    }
 }
 
 /// The cells of one row, gathered without allocating (a row has at most 12).
@@ -78,6 +91,74 @@ impl<'a> Cells<'a> {
 
     pub fn as_slice(&self) -> &[&'a dyn Display] {
         &self.cells[..self.len]
+    }
+}
+
+/// The columns every per-event table shares around a tool's own, in one order with one set of
+/// widths: the time first (`-T`/`-t`, see [`TimeMode`]), the tool's columns, CONTAINER
+/// (`--print-container`), then the tool's tail (its free-text column: ARGS, PATH, EXIT). It
+/// holds the clock and the container names, which the tool's JSON records use too.
+pub struct EventTable {
+    pub clock: Clock,
+    pub containers: Resolver,
+    time: TimeMode,
+    print_container: bool,
+    time_text: String,
+}
+
+impl EventTable {
+    pub fn new(time: TimeMode, print_container: bool) -> Self {
+        EventTable {
+            clock: Clock::new(),
+            containers: Resolver::default(),
+            time,
+            print_container,
+            time_text: String::new(),
+        }
+    }
+
+    /// Sets `sink`'s columns (and prints the header in table mode): time, `own`, container,
+    /// `tail`.
+    pub fn header(
+        &self,
+        sink: &mut Sink,
+        own: impl IntoIterator<Item = Column>,
+        tail: impl IntoIterator<Item = Column>,
+    ) -> io::Result<()> {
+        let mut cols: Vec<Column> = self.time.column().into_iter().collect();
+        cols.extend(own);
+        if self.print_container {
+            cols.push(Resolver::header());
+        }
+        cols.extend(tail);
+        sink.columns(cols)
+    }
+
+    /// One row of the event at `ts_ns` (kernel monotonic time) from cgroup `cgroup_id`, in
+    /// the header's order.
+    pub fn row(
+        &mut self,
+        sink: &mut Sink,
+        ts_ns: u64,
+        cgroup_id: u64,
+        own: &[&dyn Display],
+        tail: &[&dyn Display],
+    ) -> io::Result<()> {
+        let time = self.clock.cell(self.time, ts_ns, &mut self.time_text);
+        let mut cells = Cells::new();
+        if self.time != TimeMode::None {
+            cells.push(&time);
+        }
+        for &cell in own {
+            cells.push(cell);
+        }
+        if self.print_container {
+            cells.push(self.containers.column(cgroup_id));
+        }
+        for &cell in tail {
+            cells.push(cell);
+        }
+        sink.row(cells.as_slice())
     }
 }
 

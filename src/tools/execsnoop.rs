@@ -5,20 +5,21 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel};
+use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
-use crate::host::container::{CgroupFields, CgroupFilter, Resolver};
-use crate::load::attach::{self, Choice, Hook, Method};
+use crate::host::container::CgroupFields;
+use crate::load::attach::{Hook, Method};
+use crate::load::driver::{self, Attach, Tool};
 use crate::load::setup;
-use crate::load::skel::execsnoop::{types::exec_event, ExecsnoopSkel, ExecsnoopSkelBuilder};
+use crate::load::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 use crate::output::schema::{event, Attrs, Exit, Header};
-use crate::output::{Cells, Column, Sink};
-use crate::render::clock::{Clock, TimeMode};
+use crate::output::{Cells, Column, EventTable, Sink};
+use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler, LossCause, Stop};
+use crate::ringbuf::{self, decode, Handler, LossCause, SkippedRuns};
 
 unsafe impl plain::Plain for exec_event {}
 
@@ -129,127 +130,94 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-/// What execsnoop needs from the host: tracepoints only.
-pub const NEEDS: setup::Needs = setup::Needs {
-    tracefs: true,
-    uprobes: false,
-    kernel_symbols: false,
-    process: None,
-};
-
 pub fn run(args: Args) -> Result<()> {
-    setup::use_btf(args.common.btf.as_deref())?;
-    setup::libbpf_log(args.common.verbose);
-    if args.common.check {
-        // A real load and attach (then detach) of what this command line would load, so the
-        // answer is the kernel's.
-        let mut attempt = |_| load(&args, &CgroupFilter::default()).map(drop);
-        return attach::check(
-            "execsnoop",
-            &HOOK,
-            Choice::Auto,
-            args.common.json,
-            &NEEDS,
-            &mut attempt,
-        );
-    }
-    setup::preflight(&NEEDS)?;
-    let cgroup = args.cgroup.open()?;
-    let stop = Stop::install(args.common.timeout)?;
-    let skel = load(&args, &cgroup)?;
-    if args.common.verbose {
-        eprintln!("execsnoop: attached to syscalls:sys_{{enter,exit}}_execve{{,at}} and sched:sched_process_exec tracepoints");
-    }
-
-    let mut printer = ExecPrinter::new(&args, args.common.sink("execsnoop")?)?;
-    // A run the kernel skips of these loses an exec (or, with -d, a process; with -x, a
-    // failed exec). Programs not loaded in this mode are left out by SkippedRuns.
-    let p = &skel.progs;
-    let mut progs = vec![
-        &p.enter_execve,
-        &p.enter_execveat,
-        &p.process_exec,
-        &p.process_exec_live,
-        &p.process_exit,
-    ];
-    if args.fails {
-        progs.extend([&p.exit_execve, &p.exit_execveat]);
-    }
-    let losses = args
-        .common
-        .losses("execsnoop", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(&ringbuf::PROBE_SKIPPED, ringbuf::SkippedRuns::new(&progs));
-    ringbuf::run(
-        &skel.maps.events,
-        args.common.ringbuf_bytes(),
-        &losses,
-        &stop,
-        &mut printer,
-    )?;
-    Ok(())
+    driver::run(&args, &args.common, &args.cgroup)
 }
 
-/// Opens, sizes, loads and attaches the programs this command line needs.
-fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExecsnoopSkel<'static>> {
-    let mut open = setup::open_skel(ExecsnoopSkelBuilder::default(), attach::object_storage())?;
-    let events = setup::size_ringbuf(
-        &mut open.maps.events,
-        &mut open.maps.scratch,
-        args.common.ringbuf_bytes(),
-    )?;
-    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = events.wakeup_bytes;
-    rodata.perf_buffer = events.perf_buffer;
-    rodata.filter_cgroup = cgroup.by_cgroup();
-    rodata.filter_container = cgroup.by_container();
-    rodata.ignore_failed = !args.fails;
-    rodata.max_args = args.max_args as i32;
-    if let Some(uid) = args.uid {
-        rodata.filter_uid = true;
-        rodata.targ_uid = uid;
-    }
-    open.maps.execs.set_max_entries(args.max_inflight)?;
-    match args.min_duration {
-        Some(ms) => {
-            rodata.min_duration_ns = ms * 1_000_000;
-            open.maps.live.set_max_entries(args.max_procs)?;
-            if !setup::kernel_at_least(6, 1) {
-                // No BPF memory allocator before 6.1: a tracing program must use a
-                // preallocated hash.
-                open.maps.live.set_map_flags(0)?;
-            }
-            open.progs.process_exec.set_autoload(false);
-        }
-        None => {
-            open.maps.live.set_max_entries(1)?;
-            open.progs.process_exec_live.set_autoload(false);
-            open.progs.process_exit.set_autoload(false);
-        }
+impl Tool for Args {
+    type Skel = ExecsnoopSkel<'static>;
+    type Handler = ExecPrinter;
+    const NAME: &'static str = "execsnoop";
+    const HOOK: &'static Hook = &HOOK;
+    /// What execsnoop needs from the host: tracepoints only.
+    const NEEDS: setup::Needs = driver::kernel_only(true);
+    const LOSSES: &'static [LossCause] = &LOSSES;
+
+    fn attach_with(&self) -> Attach {
+        Attach::Fixed(
+            "syscalls:sys_{enter,exit}_execve{,at} and sched:sched_process_exec tracepoints",
+        )
     }
 
-    let mut skel = open.load().map_err(setup::load_error)?;
-    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
-    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
-    skel.attach().context("attaching to the exec tracepoints")?;
-    Ok(skel)
+    /// The table sizes, the filters, and (with -d) the programs that follow processes to their
+    /// exit instead of reporting each exec.
+    fn configure(&self, open: &mut OpenExecsnoopSkel<'static>, _: Method) -> Result<()> {
+        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+        rodata.ignore_failed = !self.fails;
+        rodata.max_args = self.max_args as i32;
+        if let Some(uid) = self.uid {
+            rodata.filter_uid = true;
+            rodata.targ_uid = uid;
+        }
+        open.maps.execs.set_max_entries(self.max_inflight)?;
+        match self.min_duration {
+            Some(ms) => {
+                rodata.min_duration_ns = ms * 1_000_000;
+                open.maps.live.set_max_entries(self.max_procs)?;
+                if !setup::kernel_at_least(6, 1) {
+                    // No BPF memory allocator before 6.1: a tracing program must use a
+                    // preallocated hash.
+                    open.maps.live.set_map_flags(0)?;
+                }
+                open.progs.process_exec.set_autoload(false);
+            }
+            None => {
+                open.maps.live.set_max_entries(1)?;
+                open.progs.process_exec_live.set_autoload(false);
+                open.progs.process_exit.set_autoload(false);
+            }
+        }
+        Ok(())
+    }
+
+    fn attach(&self, skel: &mut ExecsnoopSkel<'static>) -> Result<()> {
+        skel.attach().context("attaching to the exec tracepoints")
+    }
+
+    /// A run the kernel skips of these loses an exec (or, with -d, a process; with -x, a
+    /// failed exec). Programs not loaded in this mode are left out by SkippedRuns.
+    fn skipped_runs(&self, skel: &ExecsnoopSkel<'static>) -> SkippedRuns {
+        let p = &skel.progs;
+        let mut progs = vec![
+            &p.enter_execve,
+            &p.enter_execveat,
+            &p.process_exec,
+            &p.process_exec_live,
+            &p.process_exit,
+        ];
+        if self.fails {
+            progs.extend([&p.exit_execve, &p.exit_execveat]);
+        }
+        SkippedRuns::new(&progs)
+    }
+
+    fn handler(&self, sink: Sink) -> Result<ExecPrinter> {
+        ExecPrinter::new(self, sink)
+    }
 }
 
 /// Turns exec records into rows or JSON objects.
 pub struct ExecPrinter {
     sink: Sink,
-    clock: Clock,
-    time: TimeMode,
+    table: EventTable,
     print_uid: bool,
     quote: bool,
     exits: bool,
-    print_container: bool,
-    containers: Resolver,
     name: Option<Vec<u8>>,
     line: Option<Vec<u8>>,
     // Reused buffers: no allocation per event in table mode.
     args_text: String,
     comm_text: String,
-    time_text: String,
     age_text: String,
     exit_text: String,
 }
@@ -258,38 +226,32 @@ impl ExecPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
         let time = TimeMode::from_flags(args.time, args.timestamp);
         let exits = args.min_duration.is_some();
-        let mut cols: Vec<Column> = time.column().into_iter().collect();
+        let mut cols = Vec::new();
         if args.print_uid {
+            // Left-aligned as libbpf-tools' execsnoop has it (unlinksnoop's UID is right-aligned).
             cols.push(Column::left("UID", 6));
         }
-        cols.push(Column::left("PCOMM", 16));
-        cols.push(Column::right("PID", 7));
-        cols.push(Column::right("PPID", 7));
+        cols.push(Column::comm("PCOMM"));
+        cols.push(Column::id("PID"));
+        cols.push(Column::id("PPID"));
         if exits {
             cols.push(Column::right("AGE(ms)", 9));
             cols.push(Column::left("EXIT", 10));
         } else {
             cols.push(Column::right("RET", 3));
         }
-        if args.cgroup.print_container {
-            cols.push(Resolver::header());
-        }
-        cols.push(Column::left("ARGS", 0));
-        sink.columns(cols)?;
+        let table = EventTable::new(time, args.cgroup.print_container);
+        table.header(&mut sink, cols, [Column::left("ARGS", 0)])?;
         Ok(ExecPrinter {
             sink,
-            clock: Clock::new(),
-            time,
+            table,
             print_uid: args.print_uid,
             quote: args.quote,
             exits,
-            print_container: args.cgroup.print_container,
-            containers: Resolver::default(),
             name: args.name.clone().map(String::into_bytes),
             line: args.line.clone().map(String::into_bytes),
             args_text: String::new(),
             comm_text: String::new(),
-            time_text: String::new(),
             age_text: String::new(),
             exit_text: String::new(),
         })
@@ -324,7 +286,7 @@ impl Handler for ExecPrinter {
 
         if self.sink.is_json() {
             let record = ExecJson {
-                head: Header::new(event::EXEC, self.clock.rfc3339(e.ts)),
+                head: Header::new(event::EXEC, self.table.clock.rfc3339(e.ts)),
                 attrs: Attrs {
                     pid: Some(e.pid),
                     ppid: Some(e.ppid),
@@ -337,7 +299,7 @@ impl Handler for ExecPrinter {
                 ret: e.retval,
                 args_truncated: truncated,
                 age_ms: status.map(|_| e.duration_ns as f64 / 1e6),
-                cgroup: self.containers.json(e.cgroup_id),
+                cgroup: self.table.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -346,17 +308,13 @@ impl Handler for ExecPrinter {
         render_args(&mut self.args_text, args, self.quote, truncated);
         self.comm_text.clear();
         escape_into(&mut self.comm_text, comm);
-        let time = self.clock.cell(self.time, e.ts, &mut self.time_text);
-        let mut cells = Cells::new();
-        if self.time != TimeMode::None {
-            cells.push(&time);
-        }
+        let mut own = Cells::new();
         if self.print_uid {
-            cells.push(&e.uid);
+            own.push(&e.uid);
         }
-        cells.push(&self.comm_text);
-        cells.push(&e.pid);
-        cells.push(&e.ppid);
+        own.push(&self.comm_text);
+        own.push(&e.pid);
+        own.push(&e.ppid);
         if self.exits {
             self.age_text.clear();
             let _ = write!(self.age_text, "{:.1}", e.duration_ns as f64 / 1e6);
@@ -366,16 +324,15 @@ impl Handler for ExecPrinter {
                 "{}",
                 status.unwrap_or(ExitStatus::from_wait_status(0))
             );
-            cells.push(&self.age_text);
-            cells.push(&self.exit_text);
+            own.push(&self.age_text);
+            own.push(&self.exit_text);
         } else {
-            cells.push(&e.retval);
+            own.push(&e.retval);
         }
-        if self.print_container {
-            cells.push(self.containers.column(e.cgroup_id));
-        }
-        cells.push(&self.args_text);
-        Ok(self.sink.row(cells.as_slice())?)
+        let tail: [&dyn std::fmt::Display; 1] = [&self.args_text];
+        Ok(self
+            .table
+            .row(&mut self.sink, e.ts, e.cgroup_id, own.as_slice(), &tail)?)
     }
 
     fn sink(&mut self) -> &mut Sink {

@@ -2,23 +2,24 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::{OpenSkel, Skel};
+use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
-use crate::host::container::{CgroupFields, CgroupFilter, Resolver};
-use crate::load::attach::{self, Choice, Hook, Method};
+use crate::host::container::CgroupFields;
+use crate::load::attach::{Hook, Method};
+use crate::load::driver::{self, Attach, Tool};
 use crate::output::schema::{event, Attrs, Header};
-use crate::output::{Cells, Column, Sink};
-use crate::render::clock::{Clock, TimeMode};
+use crate::output::{Column, EventTable, Sink};
+use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::ringbuf::{self, decode, Handler};
 
 /// How exitsnoop can lose an exit.
 pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
 use crate::load::setup;
-use crate::load::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, ExitsnoopSkelBuilder};
+use crate::load::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, OpenExitsnoopSkel};
 
 unsafe impl plain::Plain for exit_event {}
 
@@ -67,125 +68,81 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-/// What exitsnoop needs from the host: one tracepoint.
-pub const NEEDS: setup::Needs = setup::Needs {
-    tracefs: true,
-    uprobes: false,
-    kernel_symbols: false,
-    process: None,
-};
-
 pub fn run(args: Args) -> Result<()> {
-    setup::use_btf(args.common.btf.as_deref())?;
-    setup::libbpf_log(args.common.verbose);
-    if args.common.check {
-        // A real load and attach (then detach) of what this command line would load, so the
-        // answer is the kernel's.
-        let mut attempt = |_| load(&args, &CgroupFilter::default()).map(drop);
-        return attach::check(
-            "exitsnoop",
-            &HOOK,
-            Choice::Auto,
-            args.common.json,
-            &NEEDS,
-            &mut attempt,
-        );
-    }
-    setup::preflight(&NEEDS)?;
-    let cgroup = args.cgroup.open()?;
-    let stop = Stop::install(args.common.timeout)?;
-    let skel = load(&args, &cgroup)?;
-    if args.common.verbose {
-        eprintln!("exitsnoop: attached to the sched:sched_process_exit tracepoint");
-    }
-
-    let mut printer = ExitPrinter::new(&args, args.common.sink("exitsnoop")?)?;
-    let losses = args
-        .common
-        .losses("exitsnoop", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(
-            &ringbuf::PROBE_SKIPPED,
-            ringbuf::SkippedRuns::new(&[&skel.progs.process_exit]),
-        );
-    ringbuf::run(
-        &skel.maps.events,
-        args.common.ringbuf_bytes(),
-        &losses,
-        &stop,
-        &mut printer,
-    )?;
-    Ok(())
+    driver::run(&args, &args.common, &args.cgroup)
 }
 
-/// Opens, sizes, loads and attaches the program.
-fn load(args: &Args, cgroup: &CgroupFilter) -> Result<ExitsnoopSkel<'static>> {
-    let mut open = setup::open_skel(ExitsnoopSkelBuilder::default(), attach::object_storage())?;
-    let events = setup::size_ringbuf(
-        &mut open.maps.events,
-        &mut open.maps.scratch,
-        args.common.ringbuf_bytes(),
-    )?;
-    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = events.wakeup_bytes;
-    rodata.perf_buffer = events.perf_buffer;
-    rodata.filter_cgroup = cgroup.by_cgroup();
-    rodata.filter_container = cgroup.by_container();
-    rodata.targ_pid = args.pid.unwrap_or(0);
-    rodata.trace_threads = args.threaded;
-    rodata.failed_only = args.failed;
-    rodata.min_age_ns = args.min_duration.unwrap_or(0) * 1_000_000;
+impl Tool for Args {
+    type Skel = ExitsnoopSkel<'static>;
+    type Handler = ExitPrinter;
+    const NAME: &'static str = "exitsnoop";
+    const HOOK: &'static Hook = &HOOK;
+    /// What exitsnoop needs from the host: one tracepoint.
+    const NEEDS: setup::Needs = driver::kernel_only(true);
+    const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
 
-    let mut skel = open.load().map_err(setup::load_error)?;
-    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
-    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
-    skel.attach()
-        .context("attaching to sched:sched_process_exit")?;
-    Ok(skel)
+    fn attach_with(&self) -> Attach {
+        Attach::Fixed("the sched:sched_process_exit tracepoint")
+    }
+
+    fn configure(&self, open: &mut OpenExitsnoopSkel<'static>, _: Method) -> Result<()> {
+        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+        rodata.targ_pid = self.pid.unwrap_or(0);
+        rodata.trace_threads = self.threaded;
+        rodata.failed_only = self.failed;
+        rodata.min_age_ns = self.min_duration.unwrap_or(0) * 1_000_000;
+        Ok(())
+    }
+
+    fn attach(&self, skel: &mut ExitsnoopSkel<'static>) -> Result<()> {
+        skel.attach()
+            .context("attaching to sched:sched_process_exit")
+    }
+
+    fn skipped_runs(&self, skel: &ExitsnoopSkel<'static>) -> ringbuf::SkippedRuns {
+        ringbuf::SkippedRuns::new(&[&skel.progs.process_exit])
+    }
+
+    fn handler(&self, sink: Sink) -> Result<ExitPrinter> {
+        ExitPrinter::new(self, sink)
+    }
 }
 
 /// Turns exit records into rows or JSON objects.
 pub struct ExitPrinter {
     sink: Sink,
-    clock: Clock,
-    time: TimeMode,
-    print_container: bool,
-    containers: Resolver,
+    table: EventTable,
     comm_text: String,
     age_text: String,
     exit_text: String,
-    time_text: String,
 }
 
 impl ExitPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
+        // Not TimeMode::from_flags: exitsnoop's -t is wall time and -T threads (libbpf-tools').
         let time = if args.timestamp {
             TimeMode::Wall
         } else {
             TimeMode::None
         };
-        let mut cols: Vec<Column> = time.column().into_iter().collect();
-        cols.extend([
-            Column::left("PCOMM", 16),
-            Column::right("PID", 7),
-            Column::right("PPID", 7),
-            Column::right("TID", 7),
-            Column::right("AGE(s)", 7),
-        ]);
-        if args.cgroup.print_container {
-            cols.push(Resolver::header());
-        }
-        cols.push(Column::left("EXIT", 0));
-        sink.columns(cols)?;
+        let table = EventTable::new(time, args.cgroup.print_container);
+        table.header(
+            &mut sink,
+            [
+                Column::comm("PCOMM"),
+                Column::id("PID"),
+                Column::id("PPID"),
+                Column::id("TID"),
+                Column::right("AGE(s)", 7),
+            ],
+            [Column::left("EXIT", 0)],
+        )?;
         Ok(ExitPrinter {
             sink,
-            clock: Clock::new(),
-            time,
-            print_container: args.cgroup.print_container,
-            containers: Resolver::default(),
+            table,
             comm_text: String::new(),
             age_text: String::new(),
             exit_text: String::new(),
-            time_text: String::new(),
         })
     }
 }
@@ -211,7 +168,7 @@ impl Handler for ExitPrinter {
         let comm = c_str_bytes(&e.comm);
         if self.sink.is_json() {
             let record = ExitJson {
-                head: Header::new(event::EXIT, self.clock.rfc3339(e.ts)),
+                head: Header::new(event::EXIT, self.table.clock.rfc3339(e.ts)),
                 attrs: Attrs {
                     pid: Some(e.pid),
                     ppid: Some(e.ppid),
@@ -221,7 +178,7 @@ impl Handler for ExitPrinter {
                     ..Default::default()
                 },
                 age_s,
-                cgroup: self.containers.json(e.cgroup_id),
+                cgroup: self.table.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -231,21 +188,12 @@ impl Handler for ExitPrinter {
         let _ = write!(self.age_text, "{age_s:.2}");
         self.exit_text.clear();
         let _ = write!(self.exit_text, "{status}");
-        let time = self.clock.cell(self.time, e.ts, &mut self.time_text);
-        let mut cells = Cells::new();
-        if self.time != TimeMode::None {
-            cells.push(&time);
-        }
-        cells.push(&self.comm_text);
-        cells.push(&e.pid);
-        cells.push(&e.ppid);
-        cells.push(&e.tid);
-        cells.push(&self.age_text);
-        if self.print_container {
-            cells.push(self.containers.column(e.cgroup_id));
-        }
-        cells.push(&self.exit_text);
-        Ok(self.sink.row(cells.as_slice())?)
+        let own: [&dyn std::fmt::Display; 5] =
+            [&self.comm_text, &e.pid, &e.ppid, &e.tid, &self.age_text];
+        let tail: [&dyn std::fmt::Display; 1] = [&self.exit_text];
+        Ok(self
+            .table
+            .row(&mut self.sink, e.ts, e.cgroup_id, &own, &tail)?)
     }
 
     fn sink(&mut self) -> &mut Sink {

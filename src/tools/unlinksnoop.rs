@@ -10,18 +10,18 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::skel::OpenSkel;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
-use crate::host::container::{CgroupFields, CgroupFilter, Resolver};
+use crate::host::container::CgroupFields;
 use crate::load::attach::{self, Choice, Hook, Method};
+use crate::load::driver::{self, Attach, Tool};
 use crate::output::schema::{event, Attrs, Header};
-use crate::output::{Cells, Column, Sink};
-use crate::render::clock::{Clock, TimeMode};
+use crate::output::{Column, EventTable, Sink};
+use crate::render::clock::TimeMode;
 use crate::render::errno;
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
-use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::ringbuf::{self, decode, Handler};
 
 /// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
 pub static LOSSES: [ringbuf::LossCause; 3] = [
@@ -40,9 +40,7 @@ pub static LOSSES: [ringbuf::LossCause; 3] = [
     },
 ];
 use crate::load::setup;
-use crate::load::skel::unlinksnoop::{
-    types::unlink_event, UnlinksnoopSkel, UnlinksnoopSkelBuilder,
-};
+use crate::load::skel::unlinksnoop::{types::unlink_event, OpenUnlinksnoopSkel, UnlinksnoopSkel};
 
 unsafe impl plain::Plain for unlink_event {}
 
@@ -121,146 +119,114 @@ fn parse_attach(s: &str) -> Result<Choice, String> {
     attach::parse_choice("unlinksnoop", &HOOK, s)
 }
 
-/// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
-/// method (checked when that method is tried), so nothing more up front.
-pub const NEEDS: setup::Needs = setup::Needs {
-    tracefs: false,
-    uprobes: false,
-    kernel_symbols: false,
-    process: None,
-};
-
 pub fn run(args: Args) -> Result<()> {
-    setup::use_btf(args.common.btf.as_deref())?;
-    setup::libbpf_log(args.common.verbose);
-    if args.common.check {
-        let mut attempt = |m| load(&args, &CgroupFilter::default(), m).map(drop);
-        return attach::check(
-            "unlinksnoop",
-            &HOOK,
-            args.attach,
-            args.common.json,
-            &NEEDS,
-            &mut attempt,
-        );
-    }
-    setup::preflight(&NEEDS)?;
-    let cgroup = args.cgroup.open()?;
-
-    let stop = Stop::install(args.common.timeout)?;
-    let (skel, _method) = attach::select(
-        "unlinksnoop",
-        &HOOK,
-        args.attach,
-        args.common.verbose,
-        &mut |m| load(&args, &cgroup, m),
-    )?;
-    let mut printer = UnlinkPrinter::new(&args, args.common.sink("unlinksnoop")?)?;
-    let p = &skel.progs;
-    let skipped = ringbuf::SkippedRuns::new(&[
-        &p.fentry_unlinkat,
-        &p.fentry_rmdir,
-        &p.kprobe_unlinkat,
-        &p.kprobe_rmdir,
-        &p.tp_enter_unlinkat,
-        &p.tp_enter_unlink,
-        &p.tp_enter_rmdir,
-    ]);
-    let losses = args
-        .common
-        .losses("unlinksnoop", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(&ringbuf::PROBE_SKIPPED, skipped);
-    ringbuf::run(
-        &skel.maps.events,
-        args.common.ringbuf_bytes(),
-        &losses,
-        &stop,
-        &mut printer,
-    )?;
-    Ok(())
+    driver::run(&args, &args.common, &args.cgroup)
 }
 
-/// Opens the skeleton with only `method`'s programs, loads and attaches it.
-fn load(args: &Args, cgroup: &CgroupFilter, method: Method) -> Result<UnlinksnoopSkel<'static>> {
-    let mut open = setup::open_skel(UnlinksnoopSkelBuilder::default(), attach::object_storage())?;
-    let events = setup::size_ringbuf(
-        &mut open.maps.events,
-        &mut open.maps.scratch,
-        args.common.ringbuf_bytes(),
-    )?;
-    open.maps
-        .inflight
-        .set_max_entries(args.max_inflight)
-        .context("sizing the in-flight table")?;
+impl Tool for Args {
+    type Skel = UnlinksnoopSkel<'static>;
+    type Handler = UnlinkPrinter;
+    const NAME: &'static str = "unlinksnoop";
+    const HOOK: &'static Hook = &HOOK;
+    /// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
+    /// method (checked when that method is tried), so nothing more up front.
+    const NEEDS: setup::Needs = driver::kernel_only(false);
+    const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
 
-    let progs = &mut open.progs;
-    let fentry = method == Method::Fentry;
-    let kprobe = method == Method::Kprobe;
-    let tp = method == Method::Tracepoint;
-    for (prog, on) in [
-        (&mut progs.fentry_unlinkat, fentry),
-        (&mut progs.fexit_unlinkat, fentry),
-        (&mut progs.fentry_rmdir, fentry),
-        (&mut progs.fexit_rmdir, fentry),
-        (&mut progs.kprobe_unlinkat, kprobe),
-        (&mut progs.kretprobe_unlinkat, kprobe),
-        (&mut progs.kprobe_rmdir, kprobe),
-        (&mut progs.kretprobe_rmdir, kprobe),
-        (&mut progs.tp_enter_unlinkat, tp),
-        (&mut progs.tp_exit_unlinkat, tp),
-        (
-            &mut progs.tp_enter_unlink,
-            tp && attach::tracepoint_exists("syscalls/sys_enter_unlink"),
-        ),
-        (
-            &mut progs.tp_exit_unlink,
-            tp && attach::tracepoint_exists("syscalls/sys_exit_unlink"),
-        ),
-        (
-            &mut progs.tp_enter_rmdir,
-            tp && attach::tracepoint_exists("syscalls/sys_enter_rmdir"),
-        ),
-        (
-            &mut progs.tp_exit_rmdir,
-            tp && attach::tracepoint_exists("syscalls/sys_exit_rmdir"),
-        ),
-    ] {
-        prog.set_autoload(on);
+    fn attach_with(&self) -> Attach {
+        Attach::Select(self.attach)
     }
-    // Frees what a missed return left behind (and counts it): every method needs it.
-    open.progs.thread_exit.set_autoload(true);
 
-    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = events.wakeup_bytes;
-    rodata.perf_buffer = events.perf_buffer;
-    rodata.filter_cgroup = cgroup.by_cgroup();
-    rodata.filter_container = cgroup.by_container();
-    rodata.targ_pid = args.pid.unwrap_or(0);
-    if let Some(uid) = args.uid {
-        rodata.filter_uid = true;
-        rodata.targ_uid = uid;
-    }
-    if let Some(name) = &args.name {
-        for (dst, &src) in rodata.targ_comm.iter_mut().zip(name.as_bytes()) {
-            *dst = src as _;
+    /// Only `method`'s programs load; the filters; how this kernel passes the name.
+    fn configure(&self, open: &mut OpenUnlinksnoopSkel<'static>, method: Method) -> Result<()> {
+        open.maps
+            .inflight
+            .set_max_entries(self.max_inflight)
+            .context("sizing the in-flight table")?;
+
+        let progs = &mut open.progs;
+        let fentry = method == Method::Fentry;
+        let kprobe = method == Method::Kprobe;
+        let tp = method == Method::Tracepoint;
+        for (prog, on) in [
+            (&mut progs.fentry_unlinkat, fentry),
+            (&mut progs.fexit_unlinkat, fentry),
+            (&mut progs.fentry_rmdir, fentry),
+            (&mut progs.fexit_rmdir, fentry),
+            (&mut progs.kprobe_unlinkat, kprobe),
+            (&mut progs.kretprobe_unlinkat, kprobe),
+            (&mut progs.kprobe_rmdir, kprobe),
+            (&mut progs.kretprobe_rmdir, kprobe),
+            (&mut progs.tp_enter_unlinkat, tp),
+            (&mut progs.tp_exit_unlinkat, tp),
+            (
+                &mut progs.tp_enter_unlink,
+                tp && attach::tracepoint_exists("syscalls/sys_enter_unlink"),
+            ),
+            (
+                &mut progs.tp_exit_unlink,
+                tp && attach::tracepoint_exists("syscalls/sys_exit_unlink"),
+            ),
+            (
+                &mut progs.tp_enter_rmdir,
+                tp && attach::tracepoint_exists("syscalls/sys_enter_rmdir"),
+            ),
+            (
+                &mut progs.tp_exit_rmdir,
+                tp && attach::tracepoint_exists("syscalls/sys_exit_rmdir"),
+            ),
+        ] {
+            prog.set_autoload(on);
         }
-        rodata.targ_comm_len = name.len() as u32;
-    }
-    rodata.failed_only = args.failed;
-    if fentry || kprobe {
-        // do_rmdir took the user's string before 5.11; a `struct filename *` since.
-        rodata.unlinkat_takes_filename = takes_filename("do_unlinkat")?;
-        rodata.rmdir_takes_filename = takes_filename("do_rmdir")?;
+        // Frees what a missed return left behind (and counts it): every method needs it.
+        open.progs.thread_exit.set_autoload(true);
+
+        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+        rodata.targ_pid = self.pid.unwrap_or(0);
+        if let Some(uid) = self.uid {
+            rodata.filter_uid = true;
+            rodata.targ_uid = uid;
+        }
+        if let Some(name) = &self.name {
+            for (dst, &src) in rodata.targ_comm.iter_mut().zip(name.as_bytes()) {
+                *dst = src as _;
+            }
+            rodata.targ_comm_len = name.len() as u32;
+        }
+        rodata.failed_only = self.failed;
+        if fentry || kprobe {
+            // do_rmdir took the user's string before 5.11; a `struct filename *` since.
+            rodata.unlinkat_takes_filename = takes_filename("do_unlinkat")?;
+            rodata.rmdir_takes_filename = takes_filename("do_rmdir")?;
+        }
+        Ok(())
     }
 
-    let skel = open
-        .load()
-        .map_err(|e| anyhow::anyhow!("the kernel refused to load the programs: {e}"))?;
-    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
-    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
-    let mut skel = skel;
-    attach_returns_first(&mut skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))?;
-    Ok(skel)
+    /// Shorter than `setup::load_error`: it is one method's reason in `attach::select`'s list.
+    fn load_error(&self, e: libbpf_rs::Error) -> anyhow::Error {
+        anyhow::anyhow!("the kernel refused to load the programs: {e}")
+    }
+
+    fn attach(&self, skel: &mut UnlinksnoopSkel<'static>) -> Result<()> {
+        attach_returns_first(skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))
+    }
+
+    fn skipped_runs(&self, skel: &UnlinksnoopSkel<'static>) -> ringbuf::SkippedRuns {
+        let p = &skel.progs;
+        ringbuf::SkippedRuns::new(&[
+            &p.fentry_unlinkat,
+            &p.fentry_rmdir,
+            &p.kprobe_unlinkat,
+            &p.kprobe_rmdir,
+            &p.tp_enter_unlinkat,
+            &p.tp_enter_unlink,
+            &p.tp_enter_rmdir,
+        ])
+    }
+
+    fn handler(&self, sink: Sink) -> Result<UnlinkPrinter> {
+        UnlinkPrinter::new(self, sink)
+    }
 }
 
 /// Attaches the loaded programs: the thread-exit cleanup and the return programs before the
@@ -311,47 +277,38 @@ fn takes_filename(func: &str) -> Result<bool> {
 /// Turns removal records into rows or JSON objects.
 pub struct UnlinkPrinter {
     sink: Sink,
-    clock: Clock,
-    time: TimeMode,
-    print_container: bool,
-    containers: Resolver,
+    table: EventTable,
     // Reused buffers: no allocation per event in table mode.
     path_bytes: Vec<u8>,
     path_text: String,
     comm_text: String,
     ret_text: String,
     lat_text: String,
-    time_text: String,
 }
 
 impl UnlinkPrinter {
     pub fn new(args: &Args, mut sink: Sink) -> Result<Self> {
         let time = TimeMode::from_flags(args.time, args.timestamp);
-        let mut cols: Vec<Column> = time.column().into_iter().collect();
-        cols.extend([
-            Column::right("PID", 7),
-            Column::left("COMM", 16),
-            Column::right("UID", 6),
-            Column::left("RET", 9),
-            Column::right("LAT(us)", 9),
-        ]);
-        if args.cgroup.print_container {
-            cols.push(Resolver::header());
-        }
-        cols.push(Column::left("PATH", 0));
-        sink.columns(cols)?;
+        let table = EventTable::new(time, args.cgroup.print_container);
+        table.header(
+            &mut sink,
+            [
+                Column::id("PID"),
+                Column::comm("COMM"),
+                Column::right("UID", 6),
+                Column::left("RET", 9),
+                Column::right("LAT(us)", 9),
+            ],
+            [Column::left("PATH", 0)],
+        )?;
         Ok(UnlinkPrinter {
             sink,
-            clock: Clock::new(),
-            time,
-            print_container: args.cgroup.print_container,
-            containers: Resolver::default(),
+            table,
             path_bytes: Vec::with_capacity(4096),
             path_text: String::with_capacity(4096),
             comm_text: String::new(),
             ret_text: String::new(),
             lat_text: String::new(),
-            time_text: String::new(),
         })
     }
 }
@@ -380,7 +337,7 @@ impl Handler for UnlinkPrinter {
 
         if self.sink.is_json() {
             let record = UnlinkJson {
-                head: Header::new(event::UNLINK, self.clock.rfc3339(e.ts)),
+                head: Header::new(event::UNLINK, self.table.clock.rfc3339(e.ts)),
                 attrs: Attrs {
                     pid: Some(e.pid),
                     tid: Some(e.tid),
@@ -400,7 +357,7 @@ impl Handler for UnlinkPrinter {
                 path_truncated: u32::from(e.flags) & (PATH_TRUNCATED_HEAD | PATH_TRUNCATED_TAIL)
                     != 0,
                 path_relative: u32::from(e.flags) & PATH_UNRESOLVED != 0,
-                cgroup: self.containers.json(e.cgroup_id),
+                cgroup: self.table.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -411,21 +368,17 @@ impl Handler for UnlinkPrinter {
         errno::result_text(e.ret, &mut self.ret_text);
         self.lat_text.clear();
         let _ = write!(self.lat_text, "{:.1}", e.lat_ns as f64 / 1e3);
-        let time = self.clock.cell(self.time, e.ts, &mut self.time_text);
-        let mut cells = Cells::new();
-        if self.time != TimeMode::None {
-            cells.push(&time);
-        }
-        cells.push(&e.pid);
-        cells.push(&self.comm_text);
-        cells.push(&e.uid);
-        cells.push(&self.ret_text);
-        cells.push(&self.lat_text);
-        if self.print_container {
-            cells.push(self.containers.column(e.cgroup_id));
-        }
-        cells.push(&self.path_text);
-        Ok(self.sink.row(cells.as_slice())?)
+        let own: [&dyn std::fmt::Display; 5] = [
+            &e.pid,
+            &self.comm_text,
+            &e.uid,
+            &self.ret_text,
+            &self.lat_text,
+        ];
+        let tail: [&dyn std::fmt::Display; 1] = [&self.path_text];
+        Ok(self
+            .table
+            .row(&mut self.sink, e.ts, e.cgroup_id, &own, &tail)?)
     }
 
     fn sink(&mut self) -> &mut Sink {

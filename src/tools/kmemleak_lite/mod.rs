@@ -8,7 +8,6 @@ mod report;
 mod symbols;
 mod target;
 
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -17,12 +16,14 @@ use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
 use crate::cli::{parse_pid, parse_seconds, CommonArgs};
-use crate::load::attach;
-use crate::load::setup;
+use crate::host::container::CgroupFilter;
+use crate::load::driver::Session;
+use crate::load::{attach, setup};
 use crate::ringbuf::{self, LossCause, Stop};
 
 /// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
-/// buffer (slot 0) is not among them: no allocation travels it, the reports read the maps.
+/// buffer (slot 0) is not among them: no allocation travels it, the reports read the maps. (A
+/// lost loader wake-up only delays naming a new library's frames: each report re-reads the maps.)
 pub static LOSSES: [LossCause; 3] = [
     LossCause {
         slot: Some(LOSS_ALLOCS_FULL),
@@ -70,7 +71,7 @@ use crate::load::skel::kmemleak_lite::defs::{
 };
 use crate::load::skel::kmemleak_lite::{
     types::{alloc_info, combined_info},
-    KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
+    KmemleakLiteSkel, KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
 };
 
 use report::{Mode, Reporter};
@@ -246,11 +247,16 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Kernel
     };
 
-    let mut storage = MaybeUninit::uninit();
-    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), &mut storage)?;
-    // No allocation travels the ring buffer (reports read the maps): keep it minimal.
+    // The driver's steps, not driver::run: no event stream, links outside the skeleton, an exit status.
+    let session = Session {
+        // Only the loader's rare wake-ups travel the buffer (reports read the maps): keep it minimal.
+        buffer_bytes: EVENTS_BYTES,
+        ..Session::new("kmemleak-lite", &args.common, &LOSSES)
+    };
+    // No cgroup filter: kmemleak-lite has no -c/--container (-c is its command).
+    let no_filter = CgroupFilter::default();
+    let mut open = session.open::<KmemleakLiteSkel>(&no_filter)?;
     let maps = &mut open.maps;
-    let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
     maps.allocs
         .set_max_entries(args.max_allocs)
         .context("sizing the allocation table")?;
@@ -273,11 +279,10 @@ pub fn run(args: Args) -> Result<u8> {
         rodata.combined = args.combined;
         rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
         rodata.page_size = page_size();
-        rodata.perf_buffer = events.perf_buffer;
     }
     let node_tps = choose_programs(&mut open, user, args.pages);
 
-    let skel = open.load().map_err(setup::load_error)?;
+    let skel: KmemleakLiteSkel = session.load(open, &no_filter)?;
     let stop = Stop::install(args.common.timeout)?;
 
     let mut links: Vec<Link> = Vec::new();
@@ -365,17 +370,7 @@ pub fn run(args: Args) -> Result<u8> {
         ]),
         _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
-    let losses = args
-        .common
-        .losses("kmemleak-lite", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(&PROBE_SKIPPED, skipped);
-    ringbuf::run(
-        &skel.maps.events,
-        EVENTS_BYTES,
-        &losses,
-        &stop,
-        &mut reporter,
-    )?;
+    session.consume(&skel, (&PROBE_SKIPPED, skipped), &stop, &mut reporter)?;
     let ended = reporter.ended();
     drop(reporter);
     drop(links);

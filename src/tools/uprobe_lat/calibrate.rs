@@ -53,6 +53,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     let exe = Path::new("/proc/self/exe");
     let offset = target_offset()?;
 
+    // Not driver::Session: a measurement, not a run (it wakes on every record, reports no losses).
     let mut storage = MaybeUninit::uninit();
     let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
     let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, RING_BYTES)?;

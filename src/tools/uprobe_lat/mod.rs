@@ -9,7 +9,6 @@ mod links;
 mod report;
 pub mod target;
 
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -18,12 +17,13 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
 use crate::load::attach;
+use crate::load::driver::{Bpf, Session};
 use crate::output::histogram::Unit;
 use crate::render::escape::escaped;
 use crate::ringbuf::{self, Stop};
 
 use crate::load::setup;
-use crate::load::skel::uprobe_lat::{types, UprobeLatSkelBuilder};
+use crate::load::skel::uprobe_lat::{types, UprobeLatSkel};
 
 pub use report::Report;
 
@@ -251,15 +251,11 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
-    let mut storage = MaybeUninit::uninit();
-    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
+    // The driver's steps, not driver::run: targets resolve before load, links live outside the skeleton.
+    let session = Session::new("uprobe-lat", &args.common, &LOSSES);
+    let mut open = session.open::<UprobeLatSkel>(&cgroup)?;
     // Load only the programs the chosen kind of link attaches.
     kind.set_autoload(open.open_object_mut(), probes.len());
-    let events = setup::size_ringbuf(
-        &mut open.maps.events,
-        &mut open.maps.scratch,
-        args.common.ringbuf_bytes(),
-    )?;
     open.maps.stacks.set_max_entries(args.max_threads)?;
     if args.kernel_hist {
         if args.per_pid {
@@ -273,19 +269,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.wakeup_bytes = events.wakeup_bytes;
-    rodata.perf_buffer = events.perf_buffer;
-    rodata.filter_cgroup = cgroup.by_cgroup();
-    rodata.filter_container = cgroup.by_container();
     rodata.targ_tgid = args.pid.unwrap_or(0);
     rodata.kernel_hist = args.kernel_hist;
     rodata.per_pid = args.per_pid;
     rodata.unit_div = args.unit().divisor();
     rodata.slower_than_ns = args.slower_than.unwrap_or(0);
 
-    let skel = open.load().map_err(setup::load_error)?;
-    ringbuf::prepare(&skel.maps.events, args.common.ringbuf_bytes())?; // before attaching: see its doc
-    cgroup.fill(&skel.maps.cgroup_filter, &skel.maps.container_filter)?;
+    let skel: UprobeLatSkel = session.load(open, &cgroup)?;
     let stop = Stop::install(args.duration.or(args.common.timeout))?;
 
     // Before any probe: a thread's frames must go when it exits.
@@ -348,17 +338,10 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     // A skipped entry or return program loses a call's timing: the kernel does not nest
     // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
-    let losses = args
-        .common
-        .losses("uprobe-lat", &skel.maps.losses, &LOSSES)
-        .with_skipped_runs(
-            &ringbuf::PROBE_SKIPPED,
-            ringbuf::SkippedRuns::all_loaded(libbpf_rs::skel::Skel::object(&skel)),
-        );
-    let result = ringbuf::run(
-        &skel.maps.events,
-        args.common.ringbuf_bytes(),
-        &losses,
+    let skipped = ringbuf::SkippedRuns::all_loaded(skel.object());
+    let result = session.consume(
+        &skel,
+        (&ringbuf::PROBE_SKIPPED, skipped),
         &stop,
         &mut report,
     );
@@ -385,7 +368,7 @@ fn check_attempt(kind: links::Kind) -> Result<()> {
         function: calibrate::SYMBOL.into(),
         offset: calibrate::target_offset()?,
     };
-    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), attach::object_storage())?;
+    let mut open = UprobeLatSkel::open()?;
     kind.set_autoload(open.open_object_mut(), 1);
     let skel = open.load().map_err(setup::load_error)?;
     let (entries, exits) = kind.programs(skel.object(), 1)?;

@@ -14,12 +14,12 @@ use super::calibrate::Overhead;
 use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
-use crate::host::container::{CgroupFields, Resolver};
+use crate::host::container::CgroupFields;
 use crate::load::skel::uprobe_lat::types::call_event;
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Attrs, Header};
-use crate::output::{Cells, Column, Sink};
+use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::{Clock, TimeMode};
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
 use crate::ringbuf::{decode, Handler, Stop};
@@ -243,7 +243,8 @@ pub struct Report<'a> {
     interval: Option<Duration>,
     next_report: Option<Instant>,
     overhead: Option<Overhead>,
-    clock: Clock,
+    /// The slow-call rows' columns; its clock and container names serve every record.
+    table: EventTable,
     /// Ring mode: latencies per (function id, index in `procs` or 0 or OTHER_PIDS).
     exact: HashMap<(u32, u32), Lat>,
     epoch: u32,
@@ -254,8 +255,6 @@ pub struct Report<'a> {
     /// With -p: the run ends when that process does.
     watch: Option<(u32, Stop)>,
     next_watch: Instant,
-    print_container: bool,
-    containers: Resolver,
     // Reused for slow-call rows.
     comm_text: String,
     lat_text: String,
@@ -306,18 +305,13 @@ impl<'a> Report<'a> {
         stop: &Stop,
         mut sink: Sink,
     ) -> Result<Self> {
+        let table = EventTable::new(TimeMode::Wall, args.cgroup.print_container);
         if args.slower_than.is_some() {
-            let mut cols = vec![
-                Column::left("TIME", 8),
-                Column::right("PID", 7),
-                Column::right("TID", 7),
-                Column::left("COMM", 16),
-            ];
-            if args.cgroup.print_container {
-                cols.push(Resolver::header());
-            }
-            cols.extend([Column::left("FUNC", 24), Column::right("LAT", 9)]);
-            sink.columns(cols)?;
+            table.header(
+                &mut sink,
+                [Column::id("PID"), Column::id("TID"), Column::comm("COMM")],
+                [Column::left("FUNC", 24), Column::right("LAT", 9)],
+            )?;
         }
         let cumulative = sink.exports_metrics().then(|| Cumulative {
             hists: HashMap::new(),
@@ -346,7 +340,7 @@ impl<'a> Report<'a> {
             interval: args.interval,
             next_report: args.interval.map(|i| Instant::now() + i),
             overhead,
-            clock: Clock::new(),
+            table,
             exact: HashMap::new(),
             epoch: 0,
             comms: HashMap::new(),
@@ -354,8 +348,6 @@ impl<'a> Report<'a> {
             cpus: libbpf_rs::num_possible_cpus().context("counting the CPUs")?,
             watch: args.pid.map(|p| (p, stop.clone())),
             next_watch: Instant::now(),
-            print_container: args.cgroup.print_container,
-            containers: Resolver::default(),
             comm_text: String::new(),
             lat_text: String::new(),
             cumulative,
@@ -370,7 +362,7 @@ impl<'a> Report<'a> {
         let name = &self.names[e.func_id as usize];
         if self.sink.is_json() {
             let rec = SlowJson {
-                head: Header::new(event::SLOW_CALL, self.clock.rfc3339(e.ts)),
+                head: Header::new(event::SLOW_CALL, self.table.clock.rfc3339(e.ts)),
                 attrs: Attrs {
                     pid: Some(e.pid),
                     tid: Some(e.tid),
@@ -380,7 +372,7 @@ impl<'a> Report<'a> {
                 },
                 binary: &probe.binary,
                 latency_ns: e.lat_ns,
-                cgroup: self.containers.json(e.cgroup_id),
+                cgroup: self.table.containers.json(e.cgroup_id),
             };
             return Ok(self.sink.json(&rec)?);
         }
@@ -388,19 +380,11 @@ impl<'a> Report<'a> {
         escape_into(&mut self.comm_text, comm);
         self.lat_text.clear();
         let _ = write!(self.lat_text, "{}", human_ns(e.lat_ns as f64));
-        let mut unused = String::new();
-        let time = self.clock.cell(TimeMode::Wall, e.ts, &mut unused);
-        let mut cells = Cells::new();
-        cells.push(&time);
-        cells.push(&e.pid);
-        cells.push(&e.tid);
-        cells.push(&self.comm_text);
-        if self.print_container {
-            cells.push(self.containers.column(e.cgroup_id));
-        }
-        cells.push(name);
-        cells.push(&self.lat_text);
-        Ok(self.sink.row(cells.as_slice())?)
+        let own: [&dyn std::fmt::Display; 3] = [&e.pid, &e.tid, &self.comm_text];
+        let tail: [&dyn std::fmt::Display; 2] = [name, &self.lat_text];
+        Ok(self
+            .table
+            .row(&mut self.sink, e.ts, e.cgroup_id, &own, &tail)?)
     }
 
     /// Reads (kernel mode) and prints every histogram with calls, then starts afresh.
@@ -445,6 +429,7 @@ impl<'a> Report<'a> {
         if !json && self.timestamps {
             let mut buf = String::new();
             let hms = self
+                .table
                 .clock
                 .cell(TimeMode::Wall, now_ns, &mut buf)
                 .to_string();
@@ -493,7 +478,7 @@ impl<'a> Report<'a> {
             };
             if json {
                 let rec = HistJson {
-                    head: Header::new(event::LATENCY_HISTOGRAM, self.clock.rfc3339(now_ns)),
+                    head: Header::new(event::LATENCY_HISTOGRAM, self.table.clock.rfc3339(now_ns)),
                     attrs: Attrs {
                         pid: (self.per_pid && !other).then_some(pid),
                         comm,
@@ -501,7 +486,7 @@ impl<'a> Report<'a> {
                         ..Default::default()
                     },
                     binary: &probe.binary,
-                    cgroup: cgroup_id.map(|id| self.containers.json(id)),
+                    cgroup: cgroup_id.map(|id| self.table.containers.json(id)),
                     other_pids: other,
                     unit: self.unit.label(),
                     buckets: json_buckets(&buckets),
