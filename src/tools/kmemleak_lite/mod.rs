@@ -7,7 +7,6 @@ mod report;
 mod symbols;
 mod target;
 
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -65,8 +64,8 @@ pub const REFUSED: &[(&str, &str)] = &[(
 )];
 use crate::skel::kmemleak_lite::defs::{LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST};
 use crate::skel::kmemleak_lite::{
-    types::{alloc_info, combined_info},
-    KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
+    types::{alloc_info, combined_info, kstack_info},
+    KmemleakLiteSkel, KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
 };
 
 use report::{Mode, Reporter};
@@ -74,6 +73,7 @@ use target::{Allocator, Child, Probe};
 
 unsafe impl plain::Plain for alloc_info {}
 unsafe impl plain::Plain for combined_info {}
+unsafe impl plain::Plain for kstack_info {}
 
 const BPF_F_USER_STACK: u64 = 1 << 8;
 
@@ -163,10 +163,14 @@ fn parse_older(s: &str) -> Result<u64, String> {
     Ok(ms)
 }
 
-/// What kmemleak-lite hooks in kernel mode (for --check).
+/// What kmemleak-lite hooks in kernel mode. Both methods hook the kmem tracepoints (raw
+/// tracepoint programs for the slab events); fentry adds kmem_cache_free_bulk, whose frees
+/// (kfree_bulk, kfree_rcu batches, maple tree nodes) pass no tracepoint. Where fentry is
+/// refused (`attach::select` falls back to the tracepoints alone), the objects freed out of
+/// sight are marked in the report instead (report::unseen_free).
 static KERNEL_HOOK: attach::Hook = attach::Hook {
-    methods: &[attach::Method::Tracepoint],
-    functions: &[],
+    methods: &[attach::Method::Fentry, attach::Method::Tracepoint],
+    functions: &["kmem_cache_free_bulk"],
     tracepoints: &[
         "kmem/kmalloc",
         "kmem/kfree",
@@ -216,7 +220,7 @@ pub fn run(args: Args) -> Result<u8> {
         // Kernel mode uses the kmem tracepoints, -p/-c uprobes on the allocator: load and
         // attach what this command line would, then detach.
         let hook = if user { &USER_HOOK } else { &KERNEL_HOOK };
-        let mut attempt = |_| check_attempt(&args);
+        let mut attempt = |m| check_attempt(&args, m == attach::Method::Fentry);
         attach::check(
             "kmemleak-lite",
             hook,
@@ -242,78 +246,42 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Kernel
     };
 
-    let mut storage = MaybeUninit::uninit();
-    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), &mut storage)?;
-    // No record travels the ring buffer (reports read the maps): keep it minimal.
-    let maps = &mut open.maps;
-    let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
-    maps.allocs
-        .set_max_entries(args.max_allocs)
-        .context("sizing the allocation table")?;
-    maps.stack_traces
-        .set_max_entries(args.max_stacks)
-        .context("sizing the stack table")?;
-    // One entry per stack id, plus the negative errors: it can never fill (see the BPF side).
-    maps.combined_allocs
-        .set_max_entries(args.max_stacks + 16)
-        .context("sizing the per-stack totals")?;
-    maps.pending
-        .set_max_entries(args.max_threads)
-        .context("sizing the table of calls in progress")?;
-    let user = !matches!(target, Target::Kernel);
-    {
-        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-        rodata.min_size = args.min_size.unwrap_or(0);
-        rodata.max_size = args.max_size.unwrap_or(u64::MAX);
-        rodata.sample_every = args.sample_rate;
-        rodata.combined = args.combined;
-        rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
-        rodata.page_size = page_size();
-        rodata.perf_buffer = events.perf_buffer;
-    }
-    let node_tps = choose_programs(&mut open, user, args.pages);
-
-    let skel = open.load().map_err(setup::load_error)?;
-    let stop = Stop::install(args.common.timeout)?;
-
     let mut links: Vec<Link> = Vec::new();
-    let what = match &target {
+    let (skel, what) = match &target {
         Target::Kernel => {
-            let progs = &skel.progs;
-            let mut tps = vec![
-                ("kmalloc", &progs.kmalloc),
-                ("kfree", &progs.kfree),
-                ("kmem_cache_alloc", &progs.kmem_cache_alloc),
-                ("kmem_cache_free", &progs.kmem_cache_free),
-            ];
-            if node_tps {
-                tps.push(("kmalloc_node", &progs.kmalloc_node));
-                tps.push(("kmem_cache_alloc_node", &progs.kmem_cache_alloc_node));
-            }
-            if args.pages {
-                tps.push(("mm_page_alloc", &progs.mm_page_alloc));
-                tps.push(("mm_page_free", &progs.mm_page_free));
-                tps.push(("mm_page_free_batched", &progs.mm_page_free_batched));
-            }
-            for (name, prog) in &tps {
-                links.push(
-                    prog.attach()
-                        .with_context(|| format!("attaching to the kmem:{name} tracepoint"))?,
-                );
-            }
-            let names: Vec<&str> = tps.iter().map(|(n, _)| *n).collect();
-            format!("the kmem tracepoints {}", names.join(", "))
+            let mut attempt = |method| {
+                let bulk = method == attach::Method::Fentry;
+                let (open, node_tps) = open_sized(&args, false, bulk)?;
+                let skel = open.load().map_err(setup::load_error)?;
+                let (links, names) = attach_kernel(&skel, node_tps, args.pages, bulk)?;
+                Ok((skel, links, names))
+            };
+            let ((skel, kernel_links, names), _) = attach::select(
+                "kmemleak-lite",
+                &KERNEL_HOOK,
+                attach::Choice::Auto,
+                args.common.verbose,
+                &mut attempt,
+            )?;
+            links = kernel_links;
+            (skel, format!("the kmem tracepoints {names}"))
         }
         Target::Pid(pid, alloc) | Target::Command(Child { pid, .. }, alloc, _) => {
+            let (open, _) = open_sized(&args, true, false)?;
+            let skel = open.load().map_err(setup::load_error)?;
             attach_allocator(&skel, *pid, alloc, &mut links, args.common.verbose)?;
-            format!("{} in process {pid}", crate::escape::path(&alloc.path))
+            let what = format!("{} in process {pid}", crate::escape::path(&alloc.path));
+            (skel, what)
         }
     };
+    let stop = Stop::install(args.common.timeout)?;
     if let Target::Command(child, _, _) = &mut target {
         child.release()?;
     }
-    if args.common.verbose {
+    if args.common.verbose && user {
         eprintln!("kmemleak-lite: attached to {what}");
+    } else if args.common.verbose {
+        eprintln!("kmemleak-lite: allocations and frees from {what}");
     }
     if !args.common.json {
         match &target {
@@ -351,6 +319,7 @@ pub fn run(args: Args) -> Result<u8> {
             &p.mm_page_alloc,
             &p.mm_page_free,
             &p.mm_page_free_batched,
+            &p.kmem_cache_free_bulk,
         ]),
         _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
@@ -386,15 +355,15 @@ fn needs(args: &Args) -> setup::Needs {
     }
 }
 
-/// `--check`'s real attempt: loads the programs of the mode asked for and attaches them (in
-/// user mode to the allocator of -p's process, or of -c's program in our own process, which
-/// is not started).
-fn check_attempt(args: &Args) -> Result<()> {
+/// `--check`'s real attempt: loads the programs of the mode asked for (`bulk`: with fentry on
+/// kmem_cache_free_bulk) and attaches them (in user mode to the allocator of -p's process, or
+/// of -c's program in our own process, which is not started).
+fn check_attempt(args: &Args, bulk: bool) -> Result<()> {
     let user = args.pid.is_some() || args.command.is_some();
     let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), attach::object_storage())?;
     let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, EVENTS_BYTES)?;
     setup::rodata(open.maps.rodata_data.as_deref_mut())?.perf_buffer = events.perf_buffer;
-    choose_programs(&mut open, user, args.pages);
+    choose_programs(&mut open, user, args.pages, bulk);
     let mut skel = open.load().map_err(setup::load_error)?;
     if !user {
         // Only the kmem tracepoint programs are loaded: attach them all.
@@ -423,10 +392,95 @@ fn page_size() -> u64 {
     }
 }
 
+/// Opens the skeleton with its tables sized and its constants set from `args`, and only the
+/// programs of the mode enabled (see `choose_programs`); also returns whether the kernel has
+/// the separate _node tracepoints.
+fn open_sized(
+    args: &Args,
+    user: bool,
+    bulk: bool,
+) -> Result<(OpenKmemleakLiteSkel<'static>, bool)> {
+    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), attach::object_storage())?;
+    // No record travels the ring buffer (reports read the maps): keep it minimal.
+    let maps = &mut open.maps;
+    let events = setup::size_ringbuf(&mut maps.events, &mut maps.scratch, EVENTS_BYTES)?;
+    maps.allocs
+        .set_max_entries(args.max_allocs)
+        .context("sizing the allocation table")?;
+    maps.stack_traces
+        .set_max_entries(args.max_stacks)
+        .context("sizing the stack table")?;
+    // One entry per stack id, plus the negative errors: they can never fill (see the BPF side).
+    maps.combined_allocs
+        .set_max_entries(args.max_stacks + 16)
+        .context("sizing the per-stack totals")?;
+    maps.kstacks
+        .set_max_entries(args.max_stacks + 16)
+        .context("sizing the per-stack table")?;
+    maps.pending
+        .set_max_entries(args.max_threads)
+        .context("sizing the table of calls in progress")?;
+    {
+        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+        rodata.min_size = args.min_size.unwrap_or(0);
+        rodata.max_size = args.max_size.unwrap_or(u64::MAX);
+        rodata.sample_every = args.sample_rate;
+        rodata.combined = args.combined;
+        rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
+        rodata.page_size = page_size();
+        rodata.perf_buffer = events.perf_buffer;
+    }
+    let node_tps = choose_programs(&mut open, user, args.pages, bulk);
+    Ok((open, node_tps))
+}
+
+/// Attaches the kernel-mode programs loaded; returns the links and the tracepoints' names.
+fn attach_kernel(
+    skel: &KmemleakLiteSkel,
+    node_tps: bool,
+    pages: bool,
+    bulk: bool,
+) -> Result<(Vec<Link>, String)> {
+    let progs = &skel.progs;
+    let mut tps = vec![
+        ("kmalloc", &progs.kmalloc),
+        ("kfree", &progs.kfree),
+        ("kmem_cache_alloc", &progs.kmem_cache_alloc),
+        ("kmem_cache_free", &progs.kmem_cache_free),
+    ];
+    if node_tps {
+        tps.push(("kmalloc_node", &progs.kmalloc_node));
+        tps.push(("kmem_cache_alloc_node", &progs.kmem_cache_alloc_node));
+    }
+    if pages {
+        tps.push(("mm_page_alloc", &progs.mm_page_alloc));
+        tps.push(("mm_page_free", &progs.mm_page_free));
+        tps.push(("mm_page_free_batched", &progs.mm_page_free_batched));
+    }
+    let mut links = Vec::new();
+    for (name, prog) in &tps {
+        links.push(
+            prog.attach()
+                .with_context(|| format!("attaching to the kmem:{name} tracepoint"))?,
+        );
+    }
+    let mut names: Vec<&str> = tps.iter().map(|(n, _)| *n).collect();
+    if bulk {
+        links.push(
+            progs
+                .kmem_cache_free_bulk
+                .attach()
+                .context("attaching fentry to kmem_cache_free_bulk")?,
+        );
+        names.push("and fentry on kmem_cache_free_bulk");
+    }
+    Ok((links, names.join(", ")))
+}
+
 /// Loads only the programs of the chosen mode; returns whether the kernel still has the
 /// separate kmalloc_node / kmem_cache_alloc_node tracepoints (merged into kmalloc and
 /// kmem_cache_alloc in 6.1 and later).
-fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> bool {
+fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool, bulk: bool) -> bool {
     let node = !user && attach::tracepoint_exists("kmem/kmalloc_node");
     let p = &mut open.progs;
     for prog in [
@@ -437,6 +491,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> 
     ] {
         prog.set_autoload(!user);
     }
+    p.kmem_cache_free_bulk.set_autoload(!user && bulk);
     p.kmalloc_node.set_autoload(node);
     p.kmem_cache_alloc_node.set_autoload(node);
     p.mm_page_alloc.set_autoload(!user && pages);
