@@ -414,8 +414,9 @@ fn open_sized(
     maps.combined_allocs
         .set_max_entries(args.max_stacks + 16)
         .context("sizing the per-stack totals")?;
+    // Kernel mode only (user mode leaves it empty: one entry).
     maps.kstacks
-        .set_max_entries(args.max_stacks + 16)
+        .set_max_entries(if user { 1 } else { args.max_stacks + 16 })
         .context("sizing the per-stack table")?;
     maps.pending
         .set_max_entries(args.max_threads)
