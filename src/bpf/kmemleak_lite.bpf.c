@@ -116,13 +116,14 @@ static __always_inline void record_free(__u64 addr)
 		combined_add(stack_id, size, -1);
 }
 
-/* size filter and sampling already applied. Address reuse replaces the old entry. */
-static __always_inline void record_alloc(void *ctx, __u64 addr, __u64 size)
+/* size filter and sampling already applied. Address reuse replaces the old entry. Returns the
+ * allocation's stack id (negative: not tracked, or tracked without its stack). */
+static __always_inline __s64 record_alloc(void *ctx, __u64 addr, __u64 size)
 {
 	struct alloc_info info;
 
 	if (!addr)
-		return;
+		return -1;
 	if (combined)
 		record_free(addr);
 	info.size = size;
@@ -132,53 +133,33 @@ static __always_inline void record_alloc(void *ctx, __u64 addr, __u64 size)
 	info.stack_id = bpf_get_stackid(ctx, &stack_traces, stack_flags);
 	if (bpf_map_update_elem(&allocs, &addr, &info, BPF_ANY)) {
 		count_loss(LOSS_ALLOCS_FULL);
-		return;
+		return -1;
 	}
 	/* Cannot fail (see combined_allocs); if it did, the allocation would be in no total:
 	 * untrack it and count it rather than lose it silently. */
 	if (combined && !combined_add(info.stack_id, size, 1)) {
 		bpf_map_delete_elem(&allocs, &addr);
 		count_loss(LOSS_ALLOCS_FULL);
-		return;
+		return -1;
 	}
 	if (info.stack_id < 0)
 		count_loss(LOSS_STACK_LOST);
+	return info.stack_id;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Kernel mode. The tracepoint records differ between kernels: before 6.1 kmalloc and        */
-/* kmem_cache_alloc shared the kmem_alloc class (and the _node variants kmem_alloc_node), and */
-/* kfree/kmem_cache_free shared kmem_free. Local ___x flavours + CO-RE pick the right offsets. */
-
-struct trace_event_raw_kmem_alloc___x {
-	const void *ptr;
-	size_t bytes_alloc;
-} __attribute__((preserve_access_index));
-
-struct trace_event_raw_kmem_alloc_node___x {
-	const void *ptr;
-	size_t bytes_alloc;
-} __attribute__((preserve_access_index));
-
-struct trace_event_raw_kmalloc___x {
-	const void *ptr;
-	size_t bytes_alloc;
-} __attribute__((preserve_access_index));
+/* Kernel mode. The slab programs are raw tracepoints: they get the tracepoint's arguments
+ * without the perf record a classic tracepoint program is handed (built, and for
+ * kmem_cache_alloc/free the cache's name copied, at every event), and a raw tracepoint program
+ * is skipped only when that same program is already running on the CPU, not whenever any BPF
+ * tracing program is (an RCU callback freeing inside our allocation program's run would
+ * otherwise go unseen, leaving a false leak). The arguments differ between kernels: before
+ * 6.1 kmem_cache_alloc was (call_site, ptr, bytes_req, bytes_alloc, gfp) like kmalloc, since
+ * then (call_site, ptr, struct kmem_cache *, gfp, node), and its record type of its own
+ * (trace_event_raw_kmem_cache_alloc, tested through CO-RE) came with that change. The pointer
+ * is the second argument of every slab tracepoint. */
 
 struct trace_event_raw_kmem_cache_alloc___x {
-	const void *ptr;
-	size_t bytes_alloc;
-} __attribute__((preserve_access_index));
-
-struct trace_event_raw_kmem_free___x {
-	const void *ptr;
-} __attribute__((preserve_access_index));
-
-struct trace_event_raw_kfree___x {
-	const void *ptr;
-} __attribute__((preserve_access_index));
-
-struct trace_event_raw_kmem_cache_free___x {
 	const void *ptr;
 } __attribute__((preserve_access_index));
 
@@ -192,86 +173,113 @@ struct trace_event_raw_mm_page_free___x {
 	unsigned int order;
 } __attribute__((preserve_access_index));
 
-static __always_inline int kernel_alloc(void *ctx, const void *ptr, __u64 size)
+struct kstack_info _kstack_info = {};
+
+/* Kernel mode: allocation stack id -> its cache and how many of its objects were seen freed out
+ * of sight (kmemleak_lite.h). One entry per stack id, like combined_allocs: it cannot fill. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384 + 16);
+	__type(key, __s64);
+	__type(value, struct kstack_info);
+} kstacks SEC(".maps");
+
+/* `cache`: the slab cache where the tracepoint gives it (else NULL). */
+static __always_inline int kernel_alloc(void *ctx, const void *ptr, __u64 size,
+					struct kmem_cache *cache)
 {
+	struct kstack_info *k, fresh = {};
+	struct alloc_info *old;
+	__u64 addr = (__u64)ptr;
+	__s64 stack_id;
+
 	/* ZERO_SIZE_PTR (16) is what kmalloc(0) returns: nothing to track. */
-	if ((__u64)ptr <= 16 || !keep(size))
+	if (addr <= 16 || !keep(size))
 		return 0;
-	record_alloc(ctx, (__u64)ptr, size);
+	/* Handed out again while still listed: the kernel freed it where no tracepoint looks (or
+	 * while a free program was skipped). Counted against the stack that allocated it. */
+	old = bpf_map_lookup_elem(&allocs, &addr);
+	if (old) {
+		stack_id = old->stack_id;
+		k = bpf_map_lookup_elem(&kstacks, &stack_id);
+		if (k)
+			__sync_fetch_and_add(&k->reused, 1);
+	}
+	stack_id = record_alloc(ctx, addr, size);
+	/* First allocation from this stack: remember its cache (a lookup, not an update, after). */
+	if (stack_id < 0 || bpf_map_lookup_elem(&kstacks, &stack_id))
+		return 0;
+	if (cache)
+		bpf_probe_read_kernel_str(fresh.cache, sizeof(fresh.cache), BPF_CORE_READ(cache, name));
+	bpf_map_update_elem(&kstacks, &stack_id, &fresh, BPF_NOEXIST);
 	return 0;
 }
 
-SEC("tracepoint/kmem/kmalloc")
-int kmalloc(void *ctx)
+SEC("raw_tp/kmalloc")
+int BPF_PROG(kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req, size_t bytes_alloc)
 {
-	if (bpf_core_type_exists(struct trace_event_raw_kmalloc___x)) {
-		struct trace_event_raw_kmalloc___x *args = ctx;
-
-		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
-	} else {
-		struct trace_event_raw_kmem_alloc___x *args = ctx;
-
-		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
-	}
+	return kernel_alloc(ctx, ptr, bytes_alloc, NULL);
 }
 
-SEC("tracepoint/kmem/kmem_cache_alloc")
-int kmem_cache_alloc(void *ctx)
+SEC("raw_tp/kmem_cache_alloc")
+int BPF_PROG(kmem_cache_alloc, unsigned long call_site, const void *ptr, void *arg2, size_t arg3)
 {
 	if (bpf_core_type_exists(struct trace_event_raw_kmem_cache_alloc___x)) {
-		struct trace_event_raw_kmem_cache_alloc___x *args = ctx;
+		struct kmem_cache *s = arg2;
 
-		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
-	} else {
-		struct trace_event_raw_kmem_alloc___x *args = ctx;
-
-		return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+		return kernel_alloc(ctx, ptr, BPF_CORE_READ(s, size), s);
 	}
+	return kernel_alloc(ctx, ptr, arg3, NULL);
 }
 
-/* Only on kernels that still have the _node tracepoints (user space checks tracefs). */
-SEC("tracepoint/kmem/kmalloc_node")
-int kmalloc_node(void *ctx)
+/* Only on kernels that still have the _node tracepoints (user space checks tracefs): before
+ * 6.1, (call_site, ptr, bytes_req, bytes_alloc, gfp, node). */
+SEC("raw_tp/kmalloc_node")
+int BPF_PROG(kmalloc_node, unsigned long call_site, const void *ptr, size_t bytes_req,
+	     size_t bytes_alloc)
 {
-	struct trace_event_raw_kmem_alloc_node___x *args = ctx;
-
-	return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+	return kernel_alloc(ctx, ptr, bytes_alloc, NULL);
 }
 
-SEC("tracepoint/kmem/kmem_cache_alloc_node")
-int kmem_cache_alloc_node(void *ctx)
+SEC("raw_tp/kmem_cache_alloc_node")
+int BPF_PROG(kmem_cache_alloc_node, unsigned long call_site, const void *ptr, size_t bytes_req,
+	     size_t bytes_alloc)
 {
-	struct trace_event_raw_kmem_alloc_node___x *args = ctx;
-
-	return kernel_alloc(ctx, args->ptr, args->bytes_alloc);
+	return kernel_alloc(ctx, ptr, bytes_alloc, NULL);
 }
 
-SEC("tracepoint/kmem/kfree")
-int kfree(void *ctx)
+SEC("raw_tp/kfree")
+int BPF_PROG(kfree, unsigned long call_site, const void *ptr)
 {
-	if (bpf_core_type_exists(struct trace_event_raw_kfree___x)) {
-		struct trace_event_raw_kfree___x *args = ctx;
-
-		record_free((__u64)args->ptr);
-	} else {
-		struct trace_event_raw_kmem_free___x *args = ctx;
-
-		record_free((__u64)args->ptr);
-	}
+	record_free((__u64)ptr);
 	return 0;
 }
 
-SEC("tracepoint/kmem/kmem_cache_free")
-int kmem_cache_free(void *ctx)
+SEC("raw_tp/kmem_cache_free")
+int BPF_PROG(kmem_cache_free, unsigned long call_site, const void *ptr)
 {
-	if (bpf_core_type_exists(struct trace_event_raw_kmem_cache_free___x)) {
-		struct trace_event_raw_kmem_cache_free___x *args = ctx;
+	record_free((__u64)ptr);
+	return 0;
+}
 
-		record_free((__u64)args->ptr);
-	} else {
-		struct trace_event_raw_kmem_free___x *args = ctx;
+/*
+ * Bulk frees pass no tracepoint: kmem_cache_free_bulk, and kfree_bulk (an inline call of it),
+ * where kfree_rcu's batches end (kvfree_rcu_bulk) and the maple tree frees its nodes
+ * (mt_free_bulk). Where the kernel allows fentry (user space tries it first and falls back to
+ * the tracepoints alone), they are seen here. A batch is at most a page of pointers (510 on
+ * x86_64, KVFREE_BULK_MAX_ENTR); longer ones leave their tail listed, and the report marks
+ * what was freed out of sight (kstacks' `reused`).
+ */
+#define MAX_BULK 512
 
-		record_free((__u64)args->ptr);
+SEC("fentry/kmem_cache_free_bulk")
+int BPF_PROG(kmem_cache_free_bulk, struct kmem_cache *s, size_t size, void **p)
+{
+	for (__u32 i = 0; i < MAX_BULK && i < size; i++) {
+		__u64 addr = 0;
+
+		bpf_probe_read_kernel(&addr, sizeof(addr), &p[i]);
+		record_free(addr);
 	}
 	return 0;
 }

@@ -19,6 +19,19 @@ struct combined_info {
 };
 
 /*
+ * Kernel mode, kstacks: allocation stack id -> what the report needs to judge that stack's
+ * outstanding objects. `reused` counts its objects the kernel handed out again while still
+ * listed: freed where no kmem tracepoint looks (bulk and RCU-batched frees), or a free missed
+ * while the program was skipped. `cache` is the slab cache (kmem_cache_alloc on 6.1+), "" if
+ * the tracepoint does not name it.
+ */
+#define CACHE_NAME_LEN 32
+struct kstack_info {
+	__u64 reused;
+	char cache[CACHE_NAME_LEN];
+};
+
+/*
  * Slots of the shared `losses` counters (slot 0, the ring buffer, is common.bpf.h's and not
  * reported: the only records are user mode's rare loader_changed wake-ups, and a lost one only
  * delays reading the maps to the next report). Each is reported at exit with its own advice.

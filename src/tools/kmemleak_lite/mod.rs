@@ -70,8 +70,8 @@ use crate::load::skel::kmemleak_lite::defs::{
     LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST,
 };
 use crate::load::skel::kmemleak_lite::{
-    types::{alloc_info, combined_info},
-    KmemleakLiteSkel, KmemleakLiteSkelBuilder, OpenKmemleakLiteSkel,
+    types::{alloc_info, combined_info, kstack_info},
+    KmemleakLiteSkel, OpenKmemleakLiteSkel,
 };
 
 use report::{Mode, Reporter};
@@ -79,6 +79,7 @@ use target::{Allocator, Child, Probe};
 
 unsafe impl plain::Plain for alloc_info {}
 unsafe impl plain::Plain for combined_info {}
+unsafe impl plain::Plain for kstack_info {}
 
 const BPF_F_USER_STACK: u64 = 1 << 8;
 
@@ -168,10 +169,14 @@ fn parse_older(s: &str) -> Result<u64, String> {
     Ok(ms)
 }
 
-/// What kmemleak-lite hooks in kernel mode (for --check).
+/// What kmemleak-lite hooks in kernel mode. Both methods hook the kmem tracepoints (raw
+/// tracepoint programs for the slab events); fentry adds kmem_cache_free_bulk, whose frees
+/// (kfree_bulk, kfree_rcu batches, maple tree nodes) pass no tracepoint. Where fentry is
+/// refused (`attach::select` falls back to the tracepoints alone), the objects freed out of
+/// sight are marked in the report instead (report::unseen_free).
 static KERNEL_HOOK: attach::Hook = attach::Hook {
-    methods: &[attach::Method::Tracepoint],
-    functions: &[],
+    methods: &[attach::Method::Fentry, attach::Method::Tracepoint],
+    functions: &["kmem_cache_free_bulk"],
     tracepoints: &[
         "kmem/kmalloc",
         "kmem/kfree",
@@ -221,7 +226,7 @@ pub fn run(args: Args) -> Result<u8> {
         // Kernel mode uses the kmem tracepoints, -p/-c uprobes on the allocator: load and
         // attach what this command line would, then detach.
         let hook = if user { &USER_HOOK } else { &KERNEL_HOOK };
-        let mut attempt = |_| check_attempt(&args);
+        let mut attempt = |m| check_attempt(&args, m == attach::Method::Fentry);
         attach::check(
             "kmemleak-lite",
             hook,
@@ -247,85 +252,50 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Kernel
     };
 
-    // The driver's steps, not driver::run: no event stream, links outside the skeleton, an exit status.
-    let session = Session {
-        // Only the loader's rare wake-ups travel the buffer (reports read the maps): keep it minimal.
-        buffer_bytes: EVENTS_BYTES,
-        ..Session::new("kmemleak-lite", &args.common, &LOSSES)
-    };
+    // The driver's steps, not driver::run: links outside the skeleton, a method chosen per
+    // mode, an exit status.
+    let session = session(&args);
     // No cgroup filter: kmemleak-lite has no -c/--container (-c is its command).
     let no_filter = CgroupFilter::default();
-    let mut open = session.open::<KmemleakLiteSkel>(&no_filter)?;
-    let maps = &mut open.maps;
-    maps.allocs
-        .set_max_entries(args.max_allocs)
-        .context("sizing the allocation table")?;
-    maps.stack_traces
-        .set_max_entries(args.max_stacks)
-        .context("sizing the stack table")?;
-    // One entry per stack id, plus the negative errors: it can never fill (see the BPF side).
-    maps.combined_allocs
-        .set_max_entries(args.max_stacks + 16)
-        .context("sizing the per-stack totals")?;
-    maps.pending
-        .set_max_entries(args.max_threads)
-        .context("sizing the table of calls in progress")?;
-    let user = !matches!(target, Target::Kernel);
-    {
-        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-        rodata.min_size = args.min_size.unwrap_or(0);
-        rodata.max_size = args.max_size.unwrap_or(u64::MAX);
-        rodata.sample_every = args.sample_rate;
-        rodata.combined = args.combined;
-        rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
-        rodata.page_size = page_size();
-    }
-    let node_tps = choose_programs(&mut open, user, args.pages);
-
-    let skel: KmemleakLiteSkel = session.load(open, &no_filter)?;
-    let stop = Stop::install(args.common.timeout)?;
-
     let mut links: Vec<Link> = Vec::new();
-    let what = match &target {
+    let (skel, what) = match &target {
         Target::Kernel => {
-            let progs = &skel.progs;
-            let mut tps = vec![
-                ("kmalloc", &progs.kmalloc),
-                ("kfree", &progs.kfree),
-                ("kmem_cache_alloc", &progs.kmem_cache_alloc),
-                ("kmem_cache_free", &progs.kmem_cache_free),
-            ];
-            if node_tps {
-                tps.push(("kmalloc_node", &progs.kmalloc_node));
-                tps.push(("kmem_cache_alloc_node", &progs.kmem_cache_alloc_node));
-            }
-            if args.pages {
-                tps.push(("mm_page_alloc", &progs.mm_page_alloc));
-                tps.push(("mm_page_free", &progs.mm_page_free));
-                tps.push(("mm_page_free_batched", &progs.mm_page_free_batched));
-            }
-            for (name, prog) in &tps {
-                links.push(
-                    prog.attach()
-                        .with_context(|| format!("attaching to the kmem:{name} tracepoint"))?,
-                );
-            }
-            let names: Vec<&str> = tps.iter().map(|(n, _)| *n).collect();
-            format!("the kmem tracepoints {}", names.join(", "))
+            let mut attempt = |method| {
+                let bulk = method == attach::Method::Fentry;
+                let (open, node_tps) = open_sized(&session, &args, false, bulk)?;
+                let skel = session.load(open, &no_filter)?;
+                let (links, names) = attach_kernel(&skel, node_tps, args.pages, bulk)?;
+                Ok((skel, links, names))
+            };
+            let ((skel, kernel_links, names), _) = attach::select(
+                "kmemleak-lite",
+                &KERNEL_HOOK,
+                attach::Choice::Auto,
+                args.common.verbose,
+                &mut attempt,
+            )?;
+            links = kernel_links;
+            (skel, format!("the kmem tracepoints {names}"))
         }
         Target::Pid(pid, alloc) | Target::Command(Child { pid, .. }, alloc, _) => {
+            let (open, _) = open_sized(&session, &args, true, false)?;
+            let skel = session.load(open, &no_filter)?;
             attach_allocator(&skel, *pid, alloc, &mut links, args.common.verbose)?;
-            format!(
+            let what = format!(
                 "{} in process {pid}",
                 crate::render::escape::path(&alloc.path)
-            )
+            );
+            (skel, what)
         }
     };
+    let stop = Stop::install(args.common.timeout)?;
     if let Target::Command(child, _, _) = &mut target {
         child.release()?;
     }
-    if args.common.verbose {
+    if args.common.verbose && user {
         eprintln!("kmemleak-lite: attached to {what}");
+    } else if args.common.verbose {
+        eprintln!("kmemleak-lite: allocations and frees from {what}");
     }
     if !args.common.json {
         match &target {
@@ -367,6 +337,7 @@ pub fn run(args: Args) -> Result<u8> {
             &p.mm_page_alloc,
             &p.mm_page_free,
             &p.mm_page_free_batched,
+            &p.kmem_cache_free_bulk,
         ]),
         _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
@@ -392,18 +363,15 @@ fn needs(args: &Args) -> setup::Needs {
     }
 }
 
-/// `--check`'s real attempt: loads the programs of the mode asked for and attaches them (in
-/// user mode to the allocator of -p's process, or of -c's program in our own process, which
-/// is not started).
-fn check_attempt(args: &Args) -> Result<()> {
+/// `--check`'s real attempt: loads the programs of the mode asked for (`bulk`: with fentry on
+/// kmem_cache_free_bulk) and attaches them (in user mode to the allocator of -p's process, or
+/// of -c's program in our own process, which is not started).
+fn check_attempt(args: &Args, bulk: bool) -> Result<()> {
     let user = args.pid.is_some() || args.command.is_some();
-    let mut open = setup::open_skel(KmemleakLiteSkelBuilder::default(), attach::object_storage())?;
-    let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, EVENTS_BYTES)?;
-    setup::rodata(open.maps.rodata_data.as_deref_mut())?.perf_buffer = events.perf_buffer;
-    choose_programs(&mut open, user, args.pages);
+    let (open, _) = open_sized(&session(args), args, user, bulk)?;
     let mut skel = open.load().map_err(setup::load_error)?;
     if !user {
-        // Only the kmem tracepoint programs are loaded: attach them all.
+        // Only the kernel-mode programs of this method are loaded: attach them all.
         libbpf_rs::skel::Skel::attach(&mut skel).context("attaching to the kmem tracepoints")?;
         return Ok(());
     }
@@ -429,10 +397,103 @@ fn page_size() -> u64 {
     }
 }
 
+/// The driver's session for kmemleak-lite: its own buffer size, since only the loader's rare
+/// wake-ups travel it (the reports read the maps).
+fn session(args: &Args) -> Session<'_> {
+    Session {
+        buffer_bytes: EVENTS_BYTES,
+        ..Session::new("kmemleak-lite", &args.common, &LOSSES)
+    }
+}
+
+/// Opens the skeleton with its tables sized and its constants set from `args`, and only the
+/// programs of the mode enabled (see `choose_programs`); also returns whether the kernel has
+/// the separate _node tracepoints.
+fn open_sized(
+    session: &Session,
+    args: &Args,
+    user: bool,
+    bulk: bool,
+) -> Result<(OpenKmemleakLiteSkel<'static>, bool)> {
+    let mut open = session.open::<KmemleakLiteSkel>(&CgroupFilter::default())?;
+    let maps = &mut open.maps;
+    maps.allocs
+        .set_max_entries(args.max_allocs)
+        .context("sizing the allocation table")?;
+    maps.stack_traces
+        .set_max_entries(args.max_stacks)
+        .context("sizing the stack table")?;
+    // One entry per stack id, plus the negative errors: they can never fill (see the BPF side).
+    maps.combined_allocs
+        .set_max_entries(args.max_stacks + 16)
+        .context("sizing the per-stack totals")?;
+    // Kernel mode only (user mode leaves it empty: one entry).
+    maps.kstacks
+        .set_max_entries(if user { 1 } else { args.max_stacks + 16 })
+        .context("sizing the per-stack table")?;
+    maps.pending
+        .set_max_entries(args.max_threads)
+        .context("sizing the table of calls in progress")?;
+    {
+        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+        rodata.min_size = args.min_size.unwrap_or(0);
+        rodata.max_size = args.max_size.unwrap_or(u64::MAX);
+        rodata.sample_every = args.sample_rate;
+        rodata.combined = args.combined;
+        rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
+        rodata.page_size = page_size();
+    }
+    let node_tps = choose_programs(&mut open, user, args.pages, bulk);
+    Ok((open, node_tps))
+}
+
+/// Attaches the kernel-mode programs loaded; returns the links and the tracepoints' names.
+fn attach_kernel(
+    skel: &KmemleakLiteSkel,
+    node_tps: bool,
+    pages: bool,
+    bulk: bool,
+) -> Result<(Vec<Link>, String)> {
+    let progs = &skel.progs;
+    let mut tps = vec![
+        ("kmalloc", &progs.kmalloc),
+        ("kfree", &progs.kfree),
+        ("kmem_cache_alloc", &progs.kmem_cache_alloc),
+        ("kmem_cache_free", &progs.kmem_cache_free),
+    ];
+    if node_tps {
+        tps.push(("kmalloc_node", &progs.kmalloc_node));
+        tps.push(("kmem_cache_alloc_node", &progs.kmem_cache_alloc_node));
+    }
+    if pages {
+        tps.push(("mm_page_alloc", &progs.mm_page_alloc));
+        tps.push(("mm_page_free", &progs.mm_page_free));
+        tps.push(("mm_page_free_batched", &progs.mm_page_free_batched));
+    }
+    let mut links = Vec::new();
+    for (name, prog) in &tps {
+        links.push(
+            prog.attach()
+                .with_context(|| format!("attaching to the kmem:{name} tracepoint"))?,
+        );
+    }
+    let mut names: Vec<&str> = tps.iter().map(|(n, _)| *n).collect();
+    if bulk {
+        links.push(
+            progs
+                .kmem_cache_free_bulk
+                .attach()
+                .context("attaching fentry to kmem_cache_free_bulk")?,
+        );
+        names.push("and fentry on kmem_cache_free_bulk");
+    }
+    Ok((links, names.join(", ")))
+}
+
 /// Loads only the programs of the chosen mode; returns whether the kernel still has the
 /// separate kmalloc_node / kmem_cache_alloc_node tracepoints (merged into kmalloc and
 /// kmem_cache_alloc in 6.1 and later).
-fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> bool {
+fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool, bulk: bool) -> bool {
     let node = !user && attach::tracepoint_exists("kmem/kmalloc_node");
     let p = &mut open.progs;
     for prog in [
@@ -443,6 +504,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool) -> 
     ] {
         prog.set_autoload(!user);
     }
+    p.kmem_cache_free_bulk.set_autoload(!user && bulk);
     p.kmalloc_node.set_autoload(node);
     p.kmem_cache_alloc_node.set_autoload(node);
     p.mm_page_alloc.set_autoload(!user && pages);

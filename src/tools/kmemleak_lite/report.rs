@@ -16,7 +16,7 @@ use super::target::{shell_status, Child};
 use super::Args;
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
-use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info};
+use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
 use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
@@ -41,26 +41,60 @@ struct StackJson<'f> {
     /// Kernel mode: why these objects are not leaks although no free was seen (see
     /// [`unseen_free`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    unseen_free: Option<&'static str>,
+    unseen_free: Option<String>,
+    /// Kernel mode: the slab cache the stack allocates from, where the tracepoint names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<String>,
+    /// Kernel mode: this stack's objects handed out again while still listed (freed unseen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    freed_unseen: Option<u64>,
 }
 
 /// Kernel objects the kernel frees where the kmem tracepoints do not see it: without a free
 /// they would stay listed forever, as false leaks. Matched on the allocation's call site (the
 /// first frame past the slab allocator). Maple tree nodes (VMA trees, since 6.1) are freed with
-/// kmem_cache_free_bulk, or through kfree_rcu, whose batches end in kfree_bulk; neither has a
-/// tracepoint, and kprobes and fentry, which could see them, are not available everywhere.
+/// kmem_cache_free_bulk, or through kfree_rcu, whose batches end in kfree_bulk (6.18: in the
+/// cache's RCU sheaf); none has a tracepoint. fentry on kmem_cache_free_bulk sees the bulk
+/// frees where the kernel allows it, not the 6.18 sheaf path: these stay marked everywhere.
 const UNSEEN_FREES: &[(&str, &str)] = &[
     ("mas_", "maple tree node: freed in bulk or after RCU, where the kmem tracepoints cannot see it; not a leak"),
     ("mt_", "maple tree node: freed in bulk or after RCU, where the kmem tracepoints cannot see it; not a leak"),
 ];
 
-/// Why a kernel stack's allocations are not leaks though no free was seen, if they are not.
-fn unseen_free(frames: &[&Frame]) -> Option<&'static str> {
-    let call_site = call_site(frames)?.symbol.as_deref()?;
-    UNSEEN_FREES
-        .iter()
-        .find(|(prefix, _)| call_site.starts_with(prefix))
-        .map(|(_, why)| *why)
+/// What the kernel side learnt about one allocation stack (kmemleak_lite.h, kstacks).
+#[derive(Default, Clone)]
+pub struct StackInfo {
+    /// Objects of this stack the kernel handed out again while still listed.
+    pub reused: u64,
+    /// The slab cache, where the tracepoint names it.
+    pub cache: Option<String>,
+}
+
+/// A stack is judged freed out of sight once at least one of its objects in this many was
+/// seen handed out again without a free (counted against what it has listed). A free missed
+/// now and then (a skipped program run, counted as `probe_skipped`) stays below it; a stack
+/// whose frees all go unseen passes it within a few reports, as its addresses come round.
+const REUSED_PER_LISTED: u64 = 4;
+
+/// Why a kernel stack's allocations are not leaks though no free was seen, if they are not:
+/// a known call site, or its objects seen reallocated without a free.
+fn unseen_free(frames: &[&Frame], info: &StackInfo, listed: u64) -> Option<String> {
+    let known = call_site(frames)
+        .and_then(|f| f.symbol.as_deref())
+        .and_then(|site| {
+            UNSEEN_FREES
+                .iter()
+                .find(|(prefix, _)| site.starts_with(prefix))
+        });
+    if let Some((_, why)) = known {
+        return Some((*why).to_string());
+    }
+    (info.reused > 0 && info.reused * REUSED_PER_LISTED >= listed).then(|| {
+        format!(
+            "freed where the kmem tracepoints cannot see it (bulk or RCU-batched frees): {} of its objects were handed out again with no free seen; not a leak",
+            info.reused
+        )
+    })
 }
 
 #[derive(Serialize)]
@@ -94,6 +128,8 @@ pub struct Reporter<'a> {
     allocs: &'a dyn MapCore,
     stacks: &'a dyn MapCore,
     combined_allocs: &'a dyn MapCore,
+    /// Kernel mode: per stack, its cache and its objects freed out of sight.
+    kstacks: &'a dyn MapCore,
     combined: bool,
     show_allocs: bool,
     top: usize,
@@ -146,6 +182,7 @@ impl<'a> Reporter<'a> {
             allocs: &skel.maps.allocs,
             stacks: &skel.maps.stack_traces,
             combined_allocs: &skel.maps.combined_allocs,
+            kstacks: &skel.maps.kstacks,
             combined: args.combined,
             show_allocs: args.show_allocs,
             top: args.top as usize,
@@ -294,6 +331,25 @@ impl<'a> Reporter<'a> {
             .collect()
     }
 
+    /// Kernel mode: what the kernel side learnt about a stack (nothing for a stack not
+    /// recorded, or in user mode).
+    fn stack_info(&self, stack_id: i64) -> StackInfo {
+        let Ok(Some(raw)) = self.kstacks.lookup(&stack_id.to_ne_bytes(), MapFlags::ANY) else {
+            return StackInfo::default();
+        };
+        let k: kstack_info = read_value(&raw);
+        let name: Vec<u8> = k
+            .cache
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        StackInfo {
+            reused: k.reused,
+            cache: (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into_owned()),
+        }
+    }
+
     fn report(&mut self, last: bool) -> Result<()> {
         self.refresh_maps();
         let now_ns = Clock::monotonic_now_ns();
@@ -310,9 +366,23 @@ impl<'a> Reporter<'a> {
             .collect();
         top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
         top.truncate(self.top);
-        let stacks: Vec<Vec<u64>> = top.iter().map(|t| self.stack_frames(t.0)).collect();
+        let mut stacks: Vec<Vec<u64>> = top.iter().map(|t| self.stack_frames(t.0)).collect();
         let all: Vec<u64> = stacks.iter().flatten().copied().collect();
         self.symbols.resolve(&all);
+        if matches!(self.mode, Mode::Kernel) {
+            for frames in &mut stacks {
+                let ours = frames
+                    .iter()
+                    .take_while(|&&a| {
+                        self.symbols
+                            .cached(a)
+                            .and_then(|f| f.symbol.as_deref())
+                            .is_some_and(is_tracing_frame)
+                    })
+                    .count();
+                frames.drain(..ours);
+            }
+        }
         self.listed.sort_unstable();
         if self.sink.exports_metrics() {
             let symbols = &self.symbols;
@@ -328,6 +398,13 @@ impl<'a> Reporter<'a> {
         }
 
         let kernel = matches!(self.mode, Mode::Kernel);
+        let infos: Vec<StackInfo> = top
+            .iter()
+            .map(|t| match kernel {
+                true => self.stack_info(t.0),
+                false => StackInfo::default(),
+            })
+            .collect();
         if self.sink.is_json() {
             let symbols = &self.symbols;
             let record = ReportJson {
@@ -336,14 +413,19 @@ impl<'a> Reporter<'a> {
                 stacks: top
                     .iter()
                     .zip(&stacks)
-                    .map(|(&(id, bytes, count), frames)| {
+                    .zip(&infos)
+                    .map(|((&(id, bytes, count), frames), info)| {
                         let frames: Vec<&Frame> =
                             frames.iter().filter_map(|a| symbols.cached(*a)).collect();
                         StackJson {
                             bytes,
                             allocations: count,
                             stack_id: id,
-                            unseen_free: kernel.then(|| unseen_free(&frames)).flatten(),
+                            unseen_free: kernel
+                                .then(|| unseen_free(&frames, info, count))
+                                .flatten(),
+                            cache: info.cache.clone(),
+                            freed_unseen: kernel.then_some(info.reused),
                             frames,
                         }
                     })
@@ -378,8 +460,14 @@ impl<'a> Reporter<'a> {
                 age as f64 / 1e9
             );
         }
-        for (&(id, bytes, count), frames) in top.iter().zip(&stacks) {
-            let _ = writeln!(text, "\t{bytes} bytes in {count} allocations from stack");
+        for ((&(id, bytes, count), frames), info) in top.iter().zip(&stacks).zip(&infos) {
+            let _ = match &info.cache {
+                Some(cache) => writeln!(
+                    text,
+                    "\t{bytes} bytes in {count} allocations from stack (cache {cache})"
+                ),
+                None => writeln!(text, "\t{bytes} bytes in {count} allocations from stack"),
+            };
             if frames.is_empty() {
                 let _ = writeln!(
                     text,
@@ -399,7 +487,7 @@ impl<'a> Reporter<'a> {
                     .iter()
                     .filter_map(|a| self.symbols.cached(*a))
                     .collect();
-                if let Some(why) = unseen_free(&resolved) {
+                if let Some(why) = unseen_free(&resolved, info, count) {
                     let _ = writeln!(text, "\t\t({why})");
                 }
             }
@@ -493,6 +581,15 @@ const ALLOCATOR_FUNCTIONS: &[&str] = &[
     "__alloc_pages",
     "__get_free_pages",
 ];
+
+/// Frames a kernel stack starts with when it is taken from a raw tracepoint program: the
+/// program itself and the kernel's code that runs it, above the allocator's tracepoint. Not
+/// the allocation's: the report leaves them out.
+fn is_tracing_frame(symbol: &str) -> bool {
+    ["bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_"]
+        .iter()
+        .any(|p| symbol.starts_with(p))
+}
 
 /// The first frame outside the allocator: the code that asked for the memory (a frame
 /// without a symbol counts as outside).
@@ -602,11 +699,28 @@ mod tests {
             "mas_preallocate",
             "__mmap_region",
         ]);
-        assert!(unseen_free(&maple.iter().collect::<Vec<_>>()).is_some());
+        let none = StackInfo::default();
+        assert!(unseen_free(&maple.iter().collect::<Vec<_>>(), &none, 10).is_some());
         let file = stack(&["kmem_cache_alloc_noprof", "alloc_empty_file", "path_openat"]);
-        assert!(unseen_free(&file.iter().collect::<Vec<_>>()).is_none());
+        assert!(unseen_free(&file.iter().collect::<Vec<_>>(), &none, 10).is_none());
         // Only the call site counts, not a maple tree function further up the stack.
         let deeper = stack(&["__kmalloc_noprof", "vma_alloc_thing", "mas_walk"]);
-        assert!(unseen_free(&deeper.iter().collect::<Vec<_>>()).is_none());
+        assert!(unseen_free(&deeper.iter().collect::<Vec<_>>(), &none, 10).is_none());
+    }
+
+    #[test]
+    fn stacks_whose_objects_come_back_without_a_free_are_marked() {
+        let file = [frame("kmem_cache_alloc_noprof"), frame("alloc_empty_file")];
+        let file: Vec<&Frame> = file.iter().collect();
+        let reused = |n| StackInfo {
+            reused: n,
+            cache: None,
+        };
+        // A free missed now and then (a skipped run) does not hide 100 held files...
+        assert!(unseen_free(&file, &reused(1), 100).is_none());
+        assert!(unseen_free(&file, &reused(0), 100).is_none());
+        // ...a stack whose objects keep coming back is freed out of sight.
+        let why = unseen_free(&file, &reused(30), 100).unwrap();
+        assert!(why.contains("30 of its objects"), "{why}");
     }
 }
