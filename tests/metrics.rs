@@ -262,6 +262,44 @@ fn a_port_in_use_and_an_unwritable_directory_are_one_line_errors() {
     let addr = held.local_addr().unwrap().to_string();
     let (code, _, err) = run_tool("exitsnoop", &["--metrics-listen", &addr, "--timeout", "5"]);
     assert_one_line_error(code, &err, &["--metrics-listen", &addr, "another"]);
+    // Refused before anything is loaded (with -v, libbpf's log would show a load).
+    let refused_before_load = |tool: &str, args: &[&str]| {
+        let (code, _, err) = run_tool(tool, args);
+        assert_ne!(code, 0, "{tool}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.contains("--metrics-listen") && last.contains(&addr),
+            "{tool}: {err}"
+        );
+        assert!(
+            !err.contains("loading object"),
+            "{tool} loaded first: {err}"
+        );
+    };
+    refused_before_load(
+        "exitsnoop",
+        &["--metrics-listen", &addr, "-v", "--timeout", "5"],
+    );
+    // Told before anything starts: kmemleak-lite's -c command never runs.
+    let touched = std::env::temp_dir().join(marker("port-in-use"));
+    let command = format!("touch {}", touched.display());
+    let (code, _, err) = run_tool(
+        "kmemleak-lite",
+        &["--metrics-listen", &addr, "-c", &command],
+    );
+    assert_one_line_error(code, &err, &["--metrics-listen", &addr, "another"]);
+    assert!(
+        !touched.exists(),
+        "the command ran before the port was refused"
+    );
+    refused_before_load(
+        "uprobe-lat",
+        &["--metrics-listen", &addr, "-v", "-d", "1", "libc:malloc"],
+    );
+    refused_before_load(
+        "kmemleak-lite",
+        &["--metrics-listen", &addr, "-v", "-T", "1"],
+    );
 
     let file = format!("/nonexistent-{}/coretrace.prom", marker("dir"));
     let (code, _, err) = run_tool("exitsnoop", &["--metrics-file", &file, "--timeout", "5"]);

@@ -233,6 +233,8 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
         );
     }
     setup::preflight(&T::NEEDS)?;
+    // Before loading: a --metrics-listen port in use is told before anything is attached.
+    let sink = common.sink(T::NAME)?;
     let cgroup = cgroup.open()?;
     let stop = Stop::install(common.timeout)?;
     let skel = match attach_with {
@@ -248,7 +250,7 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
             attach::select(T::NAME, T::HOOK, choice, common.verbose, &mut attempt)?.0
         }
     };
-    let mut handler = tool.handler(common.sink(T::NAME)?)?;
+    let mut handler = tool.handler(sink)?;
     let skipped = (&ringbuf::PROBE_SKIPPED, tool.skipped_runs(&skel));
     session.consume(&skel, skipped, &stop, &mut handler)
 }

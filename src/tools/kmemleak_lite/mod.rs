@@ -238,6 +238,9 @@ pub fn run(args: Args) -> Result<u8> {
         return Ok(0);
     }
     setup::preflight(&needs)?;
+    // Before -c's command starts and anything loads: a --metrics-listen port in use is told
+    // first.
+    let sink = args.common.sink("kmemleak-lite")?;
 
     // Everything that can fail about the target is checked before a command is started.
     let mut target = if let Some(pid) = args.pid {
@@ -322,7 +325,7 @@ pub fn run(args: Args) -> Result<u8> {
         Target::Kernel => false,
         Target::Pid(_, alloc) | Target::Command(_, alloc, _) => alloc.loader.is_some(),
     };
-    let mut reporter = Reporter::new(&args, mode, loader_probed, &skel, &stop)?;
+    let mut reporter = Reporter::new(&args, sink, mode, loader_probed, &skel, &stop)?;
     // Kernel mode: a skipped kmem program misses an allocation or a free. (Uprobe programs
     // are not skipped that way: the list is empty in user mode, and the cause reads 0.)
     let p = &skel.progs;

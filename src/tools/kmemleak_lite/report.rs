@@ -163,6 +163,7 @@ impl<'a> Reporter<'a> {
     /// process maps a library; else its maps are re-read every poll round.
     pub fn new(
         args: &Args,
+        sink: Sink,
         mode: Mode<'a>,
         loader_probed: bool,
         skel: &'a KmemleakLiteSkel<'a>,
@@ -176,7 +177,7 @@ impl<'a> Reporter<'a> {
             symbols.update_maps(child.maps_at_exec.clone());
         }
         let mut r = Reporter {
-            sink: args.common.sink("kmemleak-lite")?,
+            sink,
             mode,
             stop,
             allocs: &skel.maps.allocs,

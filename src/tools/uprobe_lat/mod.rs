@@ -223,6 +223,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let probes = target::resolve_all(&args.targets, args.pid)?;
     setup::preflight(&needs(&args))?;
+    // Before calibrating and loading: a --metrics-listen port in use is told before anything
+    // is attached.
+    let sink = args.common.sink("uprobe-lat")?;
     // Per-probe links take two descriptors per function.
     links::raise_open_file_limit();
     let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
@@ -328,14 +331,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         report::Source::Ring
     };
-    let mut report = Report::new(
-        &args,
-        &probes,
-        source,
-        overhead,
-        &stop,
-        args.common.sink("uprobe-lat")?,
-    )?;
+    let mut report = Report::new(&args, &probes, source, overhead, &stop, sink)?;
     // A skipped entry or return program loses a call's timing: the kernel does not nest
     // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
     let skipped = ringbuf::SkippedRuns::all_loaded(skel.object());
