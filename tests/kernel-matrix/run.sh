@@ -218,7 +218,8 @@ copy_elf() {
 # compiler: guest-checks.sh runs these, and the integration tests, which build them with `cc` as
 # they run, get them from the guest's cc (tests/kernel-matrix/guest-cc.sh). Flags: those of the
 # program's "Build: cc FLAGS -o NAME NAME.c" comment, else the ones that keep stacks walkable;
-# a program without main (its own _start) is linked -static -nostdlib.
+# a program without main (its own _start) is linked -static -nostdlib, unless it is a library
+# (-shared in its Build comment).
 build_test_progs() {
     local out=$1 src name flags
     mkdir -p "$out"
@@ -228,7 +229,7 @@ build_test_progs() {
         flags=$(sed -n 's/.*Build: *cc \(.*\)/\1/p' "$src" | head -n1 |
             sed "s/-o  *[^ ]*//; s/[^ ]*\.c\b//g")
         [ -n "${flags// /}" ] || flags="-O0 -g -fno-omit-frame-pointer -fno-inline"
-        grep -q '\bmain *(' "$src" || flags="$flags -static -nostdlib"
+        grep -q '\bmain *(' "$src" || [[ $flags == *-shared* ]] || flags="$flags -static -nostdlib"
         # A program that does not build fails the checks that need it, in the guest.
         # shellcheck disable=SC2086 # flags are words
         cc $flags -o "$out/$name" "$src" || log "WARNING: could not build $src"

@@ -1,6 +1,6 @@
 /*
- * The library dlleak.c loads with dlopen once it runs: built with -shared -fPIC by the test.
- * plugin_leak leaks 4 x 1000 bytes.
+ * The library dlleak.c loads with dlopen once it runs. plugin_leak leaks 4 x 1000 bytes.
+ * Build: cc -shared -fPIC -o dlplugin dlplugin.c
  */
 #include <stdlib.h>
 #include <string.h>
