@@ -273,12 +273,19 @@ int BPF_PROG(kmem_cache_free, unsigned long call_site, const void *ptr)
 #define MAX_BULK 512
 
 SEC("fentry/kmem_cache_free_bulk")
-int BPF_PROG(kmem_cache_free_bulk, struct kmem_cache *s, size_t size, void **p)
+int kmem_cache_free_bulk(unsigned long long *ctx)
 {
+	__u64 size = 0, p = 0;
+
+	/* bpf_get_func_arg (5.17+), not the typed arguments: verifiers refuse a fentry program's
+	 * direct read of a `void **` argument ("type PTR is not a struct"). Where the helper is
+	 * missing, this program does not load and user space falls back to the tracepoints. */
+	if (bpf_get_func_arg(ctx, 1, &size) || bpf_get_func_arg(ctx, 2, &p))
+		return 0;
 	for (__u32 i = 0; i < MAX_BULK && i < size; i++) {
 		__u64 addr = 0;
 
-		bpf_probe_read_kernel(&addr, sizeof(addr), &p[i]);
+		bpf_probe_read_kernel(&addr, sizeof(addr), (void *)(p + i * sizeof(addr)));
 		record_free(addr);
 	}
 	return 0;
