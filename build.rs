@@ -83,7 +83,7 @@ fn main() {
 
 /// `pub const NAME: u32 = VALUE;` for each `#define NAME VALUE` whose value is a number or an
 /// arithmetic expression of numbers and earlier names (header guards and macros with arguments
-/// are skipped), typed u32 unless C's suffix makes it 64-bit; users convert where a field is
+/// are skipped), typed u32 unless C's suffix makes it 64-bit (i64 when negative); users convert where a field is
 /// narrower or an index.
 fn rust_consts(header: &str, path: &Path) -> String {
     let mut out = format!(
@@ -113,8 +113,12 @@ fn rust_consts(header: &str, path: &Path) -> String {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || " _()+-*<>|".contains(c));
         if is_const {
-            // C says the width with a suffix (1ULL << 63): 64-bit there, u32 otherwise.
-            let (ty, value) = c_literals(&value);
+            // C says the width with a suffix (1ULL << 63): 64-bit there, u32 otherwise; a
+            // negative value is signed.
+            let (mut ty, value) = c_literals(&value);
+            if value.trim_start_matches('(').starts_with('-') {
+                ty = "i64";
+            }
             out.push_str(&format!("pub const {name}: {ty} = {value};\n"));
         }
     }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # kmemleak-lite's cost to an allocation-heavy workload (N small-file opens/reads/closes), in
-# one run: no tracing, kmemleak-lite (default, --sample-rate 10, --combined), bpftrace counting
-# kmem:kmalloc (the cheapest thing a tracer can do there), and bpftrace counting kmalloc and
-# kmem_cache_alloc by kernel stack (bt-kstack: the stack capture kmemleak-lite needs for every
-# allocation, and nothing else). Rounds are interleaved (each configuration once per round) and
+# one run: no tracing, kmemleak-lite (default, --sample-rate 10, --combined, and
+# --stacks-per-second 0: a stack taken for every allocation), bpftrace counting kmem:kmalloc
+# (the cheapest thing a tracer can do there), and bpftrace counting kmalloc and
+# kmem_cache_alloc by kernel stack (bt-kstack: a stack taken for every allocation, and nothing
+# else). Rounds are interleaved (each configuration once per round) and
 # the median per configuration is reported, as us per open/close, as a slowdown against no
 # tracing, and as that slowdown divided by bt-kstack's (the issue 15 goal: default <= 0.8).
 # While it runs, kernel.bpf_stats_enabled is on, and the BPF run time per program run of each
@@ -56,7 +57,7 @@ sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null || true
 trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_was 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 measure() { ns=$(workload); runtime[$c]+="$(bpf_runtime) "; stop_tracer; }
 
-configs=(none default sample10 combined)
+configs=(none default sample10 combined all-stacks)
 [ -n "$have_bpftrace" ] && configs+=(bt-count bt-kstack)
 declare -A results
 for r in $(seq "$rounds"); do
@@ -66,6 +67,7 @@ for r in $(seq "$rounds"); do
             default) start_ours; measure ;;
             sample10) start_ours --sample-rate 10; measure ;;
             combined) start_ours --combined; measure ;;
+            all-stacks) start_ours --stacks-per-second 0; measure ;;
             bt-count) start_bpftrace 'tracepoint:kmem:kmalloc { @ = count(); }'; measure ;;
             bt-kstack) start_bpftrace 'tracepoint:kmem:kmalloc,tracepoint:kmem:kmem_cache_alloc { @[kstack] = count(); }'
                 measure ;;

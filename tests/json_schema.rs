@@ -165,6 +165,44 @@ fn kmemleak_lite_records_follow_the_schema() {
 }
 
 #[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn kmemleak_lite_kernel_reports_follow_the_schema() {
+    require_bpf();
+    // Kernel mode, with a stack budget so small that allocations are also counted at their
+    // call site alone (`call_site_only`): 50 timerfds held make the burst.
+    let t = Traced::start(
+        "kmemleak-lite",
+        &[
+            "--json",
+            "-i",
+            "0.5",
+            "-o",
+            "0",
+            "-T",
+            "100000",
+            "--stacks-per-second",
+            "1",
+        ],
+    );
+    let fds: Vec<i32> = (0..50)
+        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+        .collect();
+    let seen = t.wait_for(Duration::from_secs(20), |out| {
+        out.contains("\"call_site_only\":true")
+    });
+    let out = t.stop();
+    for fd in fds {
+        unsafe { libc::close(fd) };
+    }
+    assert!(out.status.success(), "{out:?}");
+    assert!(seen, "no call-site-only entry: {}", out.stdout);
+    assert_eq!(
+        validate("kmemleak-lite", &out),
+        kinds(&["leak_report", "losses"])
+    );
+}
+
+#[test]
 fn the_schema_rejects_the_names_it_replaced() {
     let v = validator();
     let old = serde_json::json!({

@@ -16,6 +16,14 @@ use serde_json::Value;
 
 const TOOL: &str = "kmemleak-lite";
 
+/// Kernel mode sees every process's allocations, and the stack budget (--stacks-per-second) is
+/// per call site and process: kernel-mode tests run one at a time, so that the files one test's
+/// workload opens neither show in another's report nor use up its stacks.
+fn kernel_mode_alone() -> std::sync::MutexGuard<'static, ()> {
+    static KERNEL_MODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    KERNEL_MODE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Compiles tests/programs/NAME.c so that its stacks stay walkable (frame pointers, no inlining).
 fn build_program(name: &str, extra: &[&str]) -> PathBuf {
     let mut flags = vec!["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"];
@@ -226,6 +234,7 @@ fn pipe_allocations(stdout: &str) -> Option<u64> {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kernel_mode_sees_pipes_held_and_then_released() {
     require_bpf();
+    let _alone = kernel_mode_alone();
     const PIPES: u64 = 300;
     let traced = Traced::start(TOOL, &["--json", "-i", "0.5", "-o", "100", "-T", "500"]);
     let mut fds = Vec::new();
@@ -556,6 +565,14 @@ fn out_of_range_flags_get_one_line_and_a_failure() {
         (&["--max-stacks", "0"], &["--max-stacks"]),
         (&["--max-stacks", "999999999"], &["--max-stacks"]),
         (&["--max-threads", "0"], &["--max-threads"]),
+        (
+            &["--stacks-per-second", "1000001"],
+            &["--stacks-per-second"],
+        ),
+        (
+            &["-c", "true", "--stacks-per-second", "10"],
+            &["--stacks-per-second", "kernel mode"],
+        ),
         (&["-p", "0"], &["process id"]),
         (&["-c", ""], &["empty"]),
     ] {
@@ -691,6 +708,7 @@ fn allocations_through(stdout: &str, a: &str, b: &str) -> Option<u64> {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kernel_mode_reports_the_struct_file_an_open_fd_holds_until_it_is_closed() {
     require_bpf();
+    let _alone = kernel_mode_alone();
     // A real kernel leak for as long as the fds stay open: each timerfd holds a struct file
     // (alloc_empty_file, under timerfd_create, a path few other processes take).
     const FDS: u64 = 200;
@@ -724,6 +742,118 @@ fn kernel_mode_reports_the_struct_file_an_open_fd_holds_until_it_is_closed() {
     assert!(out.status.success(), "{:?}", out.stderr);
 }
 
+/// The last JSON report in `stdout`.
+fn last_report(stdout: &str) -> Option<Value> {
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event.name\":\"leak_report\""))?;
+    serde_json::from_str(last).ok()
+}
+
+/// In the last report: allocations outstanding under stacks through alloc_empty_file and
+/// timerfd_create, and under alloc_empty_file's call-site-only entry (stacks not taken).
+fn struct_files(stdout: &str) -> Option<(u64, u64)> {
+    let report = last_report(stdout)?;
+    let stacked = allocations_through(stdout, "alloc_empty_file", "timerfd_create")?;
+    let at_call_site = report["stacks"]
+        .as_array()?
+        .iter()
+        .filter(|s| s["call_site_only"] == true)
+        .filter(|s| {
+            let frames = s["frames"].as_array().unwrap();
+            // The call site alone stands for the stack.
+            assert_eq!(frames.len(), 1, "{s}");
+            frames[0]["code.function.name"].as_str() == Some("alloc_empty_file")
+        })
+        .map(|s| s["allocations"].as_u64().unwrap())
+        .sum();
+    Some((stacked, at_call_site))
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site() {
+    require_bpf();
+    let _alone = kernel_mode_alone();
+    // FDS struct files from one call site (alloc_empty_file) in one process, made in a burst
+    // far faster than the budget of BUDGET stacks a second.
+    const FDS: u64 = 400;
+    const BUDGET: &str = "50";
+    let hold_files = |extra: &[&str]| {
+        let mut args = vec!["--json", "-i", "0.5", "-o", "100", "-T", "100000"];
+        args.extend_from_slice(extra);
+        let traced = Traced::start(TOOL, &args);
+        let fds: Vec<i32> = (0..FDS)
+            .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+            .collect();
+        assert!(fds.iter().all(|&fd| fd >= 0));
+        let all_seen = |out: &str| struct_files(out).is_some_and(|(a, b)| a + b >= FDS);
+        let held = traced.wait_for(Duration::from_secs(20), all_seen);
+        let at_hold = struct_files(&traced.stdout_text());
+        for fd in fds {
+            unsafe { libc::close(fd) };
+        }
+        // The reports after the close: every one of the files is gone again, whether it was
+        // counted with its stack or at its call site.
+        let (stacked, site) = at_hold.unwrap_or_default();
+        let released = traced.wait_for(Duration::from_secs(20), |out| {
+            held && struct_files(out).is_some_and(|(a, b)| a + b + FDS * 9 / 10 <= stacked + site)
+        });
+        let out = traced.stop();
+        assert!(out.status.success(), "{:?}", out.stderr);
+        assert!(
+            held,
+            "never saw {FDS} struct files (last: {at_hold:?}): {}",
+            &out.stdout[out.stdout.len().saturating_sub(4000)..]
+        );
+        assert!(
+            released,
+            "struct files still outstanding after close (held {at_hold:?}, last {:?})",
+            struct_files(&out.stdout)
+        );
+        (stacked, site, out)
+    };
+
+    // Over the budget: most of the files are counted at their call site, unmarked as leaks,
+    // and none goes uncounted (`held` above).
+    let (stacked, site, _) = hold_files(&["--stacks-per-second", BUDGET]);
+    assert!(
+        stacked < FDS / 2 && site >= FDS / 2,
+        "{stacked} files with their stacks, {site} at the call site alone"
+    );
+
+    // The text report says so, with the call site as the one frame.
+    let traced = Traced::start(TOOL, &["-i", "0.5", "-o", "0", "--stacks-per-second", "1"]);
+    let fds: Vec<i32> = (0..50)
+        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+        .collect();
+    const SAID: &str =
+        "allocations from call site, stacks not taken (over 1 a second there; --stacks-per-second)";
+    let said = traced.wait_for(Duration::from_secs(20), |out| out.contains(SAID));
+    let out = traced.stop();
+    for fd in fds {
+        unsafe { libc::close(fd) };
+    }
+    assert!(said, "{}", out.stdout);
+    let mut lines = out.stdout.lines().skip_while(|l| !l.contains(SAID)).skip(1);
+    let frame = lines.next().unwrap_or_default();
+    assert!(
+        frame.starts_with("\t\t") && frame.contains("+0x"),
+        "{}",
+        out.stdout
+    );
+
+    // --stacks-per-second 0: every stack is taken; no report has a call-site-only entry.
+    let (stacked, _, out) = hold_files(&["--stacks-per-second", "0"]);
+    assert!(stacked >= FDS, "{stacked} files with their stacks");
+    assert!(
+        !out.stdout.contains("\"call_site_only\""),
+        "{}",
+        &out.stdout[out.stdout.len().saturating_sub(4000)..]
+    );
+}
+
 /// The call site of a kernel stack: its first frame past the slab allocator's own.
 fn call_site(stack: &Value) -> Option<String> {
     stack["frames"]
@@ -754,6 +884,7 @@ fn slab_active_objects() -> HashMap<String, u64> {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() {
     require_bpf();
+    let _alone = kernel_mode_alone();
     // 10 s of kernel objects made and freed: files created and removed, processes forked that
     // map and unmap memory and exit (their VMAs and maple tree nodes go with them), while the
     // test holds FDS timerfds open: a real leak for as long as it runs.
@@ -820,10 +951,14 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
         .map(|l| serde_json::from_str(l).unwrap())
         .expect("a report");
     let stacks = last["stacks"].as_array().unwrap();
-    // The stacks called leaks: recorded (a stack not recorded is no one stack) and unmarked.
+    // The stacks called leaks: unmarked, and recorded (a stack lost is no one stack), or
+    // allocations counted at their call site (over the stack budget).
     let leaks: Vec<&Value> = stacks
         .iter()
-        .filter(|s| s["unseen_free"].is_null() && s["stack_id"].as_i64().unwrap() >= 0)
+        .filter(|s| {
+            s["unseen_free"].is_null()
+                && (s["stack_id"].as_i64().unwrap() >= 0 || s["call_site_only"] == true)
+        })
         .collect();
 
     // Maple tree nodes, freed in bulk or after RCU, are never called leaks.

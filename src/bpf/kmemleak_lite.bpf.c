@@ -18,6 +18,7 @@ const volatile __u32 sample_every = 1;
 const volatile bool combined = false;
 const volatile __u64 stack_flags = 0;	/* BPF_F_USER_STACK in user mode */
 const volatile __u64 page_size = 4096;
+const volatile __u32 stacks_per_second = 0; /* kernel mode: 0 takes every stack */
 
 /* Dummy instances so the skeleton generates the Rust types. */
 struct alloc_info _alloc_info = {};
@@ -41,7 +42,9 @@ struct {
 /*
  * Sized from user space to the stack table plus a few slots: its keys are stack ids, and a stack
  * map without BPF_F_REUSE_STACKID hands out at most max_entries distinct ids (entries are never
- * removed), plus the few negative errors. So it cannot fill up.
+ * removed), plus the few negative errors, plus the call sites of ksites (kernel mode: sized to
+ * its entries too, and a call site is only recorded once it has its ksites entry). So it cannot
+ * fill up.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -116,9 +119,12 @@ static __always_inline void record_free(__u64 addr)
 		combined_add(stack_id, size, -1);
 }
 
-/* size filter and sampling already applied. Address reuse replaces the old entry. Returns the
- * allocation's stack id (negative: not tracked, or tracked without its stack). */
-static __always_inline __s64 record_alloc(void *ctx, __u64 addr, __u64 size)
+/* size filter and sampling already applied. Address reuse replaces the old entry. `call_site_id`:
+ * 0 to take the allocation's stack here, else the call site id to record instead (kernel mode,
+ * over the stack budget; kmemleak_lite.h). Returns the id recorded (negative: not tracked, or
+ * tracked without its stack). */
+static __always_inline __s64 record_alloc(void *ctx, __u64 addr, __u64 size, __u64 ts,
+					  __s64 call_site_id)
 {
 	struct alloc_info info;
 
@@ -127,10 +133,10 @@ static __always_inline __s64 record_alloc(void *ctx, __u64 addr, __u64 size)
 	if (combined)
 		record_free(addr);
 	info.size = size;
-	info.ts = bpf_ktime_get_ns();
+	info.ts = ts;
 	/* -EEXIST (another stack holds the bucket) or -ENOMEM (table full): still tracked, shown
 	 * as "[stack not recorded]", and counted. */
-	info.stack_id = bpf_get_stackid(ctx, &stack_traces, stack_flags);
+	info.stack_id = call_site_id ? call_site_id : bpf_get_stackid(ctx, &stack_traces, stack_flags);
 	if (bpf_map_update_elem(&allocs, &addr, &info, BPF_ANY)) {
 		count_loss(LOSS_ALLOCS_FULL);
 		return -1;
@@ -142,7 +148,7 @@ static __always_inline __s64 record_alloc(void *ctx, __u64 addr, __u64 size)
 		count_loss(LOSS_ALLOCS_FULL);
 		return -1;
 	}
-	if (info.stack_id < 0)
+	if (info.stack_id < 0 && info.stack_id > STACK_ID_CALL_SITE)
 		count_loss(LOSS_STACK_LOST);
 	return info.stack_id;
 }
@@ -184,14 +190,80 @@ struct {
 	__type(value, struct kstack_info);
 } kstacks SEC(".maps");
 
-/* `cache`: the slab cache where the tracepoint gives it (else NULL). */
-static __always_inline int kernel_alloc(void *ctx, const void *ptr, __u64 size,
+/* The same for the call sites whose allocations are recorded without their stack (key: the
+ * call site id). When it is full, a call site's allocations are recorded with their stacks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __s64);
+	__type(value, struct kstack_info);
+} ksites SEC(".maps");
+
+/*
+ * --stacks-per-second: the stacks taken this second per call site and process. Taking a kernel
+ * stack is most of an allocation's cost (a microsecond and more, against a few hundred ns for
+ * the rest), so a hot call site gets its first N stacks a second and its other allocations are
+ * tracked under the call site alone. LRU: an evicted pair only starts a fresh second (a few
+ * more stacks taken); nothing is lost.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct site_key);
+	__type(value, struct site_budget);
+} site_budgets SEC(".maps");
+
+/* Whether this allocation's stack is taken (within the budget of its call site and process). */
+static __always_inline bool stack_in_budget(__u64 call_site, __u64 now)
+{
+	struct site_key key = { .call_site = call_site, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct site_budget *b, fresh = { .window_start = now, .taken = 1 };
+
+	if (!stacks_per_second)
+		return true;
+	b = bpf_map_lookup_elem(&site_budgets, &key);
+	if (!b) {
+		bpf_map_update_elem(&site_budgets, &key, &fresh, BPF_ANY);
+		return true;
+	}
+	if (now - b->window_start >= 1000000000ULL) {
+		b->window_start = now;
+		b->taken = 1;
+		return true;
+	}
+	/* Not atomic: threads of one process on two CPUs may take a stack or two over. */
+	if (b->taken >= stacks_per_second)
+		return false;
+	b->taken++;
+	return true;
+}
+
+/* The info entry (kstacks or ksites) of a stack id or call site id; NULL for a lost stack. */
+static __always_inline struct kstack_info *kstack_info_of(__s64 id)
+{
+	if (id >= 0)
+		return bpf_map_lookup_elem(&kstacks, &id);
+	if (id <= STACK_ID_CALL_SITE)
+		return bpf_map_lookup_elem(&ksites, &id);
+	return NULL;
+}
+
+/* A new kstacks or ksites entry names its cache, if the tracepoint gives it (else ""). */
+static __always_inline void cache_name(struct kstack_info *info, struct kmem_cache *cache)
+{
+	if (cache && !info->cache[0])
+		bpf_probe_read_kernel_str(info->cache, sizeof(info->cache), BPF_CORE_READ(cache, name));
+}
+
+/* `call_site`: the tracepoint's return address into the code that asked for the memory.
+ * `cache`: the slab cache where the tracepoint gives it (else NULL). */
+static __always_inline int kernel_alloc(void *ctx, __u64 call_site, const void *ptr, __u64 size,
 					struct kmem_cache *cache)
 {
 	struct kstack_info *k, fresh = {};
 	struct alloc_info *old;
-	__u64 addr = (__u64)ptr;
-	__s64 stack_id;
+	__u64 addr = (__u64)ptr, now;
+	__s64 id, site_id = 0;
 
 	/* ZERO_SIZE_PTR (16) is what kmalloc(0) returns: nothing to track. */
 	if (addr <= 16 || !keep(size))
@@ -200,25 +272,35 @@ static __always_inline int kernel_alloc(void *ctx, const void *ptr, __u64 size,
 	 * while a free program was skipped). Counted against the stack that allocated it. */
 	old = bpf_map_lookup_elem(&allocs, &addr);
 	if (old) {
-		stack_id = old->stack_id;
-		k = bpf_map_lookup_elem(&kstacks, &stack_id);
+		k = kstack_info_of(old->stack_id);
 		if (k)
 			__sync_fetch_and_add(&k->reused, 1);
 	}
-	stack_id = record_alloc(ctx, addr, size);
+	now = bpf_ktime_get_ns();
+	if ((__s64)call_site <= STACK_ID_CALL_SITE && !stack_in_budget(call_site, now)) {
+		/* Recorded under its call site once that has its entry; with ksites full, the
+		 * stack is taken after all. */
+		site_id = (__s64)call_site;
+		if (!bpf_map_lookup_elem(&ksites, &site_id)) {
+			cache_name(&fresh, cache);
+			bpf_map_update_elem(&ksites, &site_id, &fresh, BPF_NOEXIST);
+			if (!bpf_map_lookup_elem(&ksites, &site_id))
+				site_id = 0;
+		}
+	}
+	id = record_alloc(ctx, addr, size, now, site_id);
 	/* First allocation from this stack: remember its cache (a lookup, not an update, after). */
-	if (stack_id < 0 || bpf_map_lookup_elem(&kstacks, &stack_id))
+	if (id < 0 || bpf_map_lookup_elem(&kstacks, &id))
 		return 0;
-	if (cache)
-		bpf_probe_read_kernel_str(fresh.cache, sizeof(fresh.cache), BPF_CORE_READ(cache, name));
-	bpf_map_update_elem(&kstacks, &stack_id, &fresh, BPF_NOEXIST);
+	cache_name(&fresh, cache);
+	bpf_map_update_elem(&kstacks, &id, &fresh, BPF_NOEXIST);
 	return 0;
 }
 
 SEC("raw_tp/kmalloc")
 int BPF_PROG(kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req, size_t bytes_alloc)
 {
-	return kernel_alloc(ctx, ptr, bytes_alloc, NULL);
+	return kernel_alloc(ctx, call_site, ptr, bytes_alloc, NULL);
 }
 
 SEC("raw_tp/kmem_cache_alloc")
@@ -227,9 +309,9 @@ int BPF_PROG(kmem_cache_alloc, unsigned long call_site, const void *ptr, void *a
 	if (bpf_core_type_exists(struct trace_event_raw_kmem_cache_alloc___x)) {
 		struct kmem_cache *s = arg2;
 
-		return kernel_alloc(ctx, ptr, BPF_CORE_READ(s, size), s);
+		return kernel_alloc(ctx, call_site, ptr, BPF_CORE_READ(s, size), s);
 	}
-	return kernel_alloc(ctx, ptr, arg3, NULL);
+	return kernel_alloc(ctx, call_site, ptr, arg3, NULL);
 }
 
 /* Only on kernels that still have the _node tracepoints (user space checks tracefs): before
@@ -238,14 +320,14 @@ SEC("raw_tp/kmalloc_node")
 int BPF_PROG(kmalloc_node, unsigned long call_site, const void *ptr, size_t bytes_req,
 	     size_t bytes_alloc)
 {
-	return kernel_alloc(ctx, ptr, bytes_alloc, NULL);
+	return kernel_alloc(ctx, call_site, ptr, bytes_alloc, NULL);
 }
 
 SEC("raw_tp/kmem_cache_alloc_node")
 int BPF_PROG(kmem_cache_alloc_node, unsigned long call_site, const void *ptr, size_t bytes_req,
 	     size_t bytes_alloc)
 {
-	return kernel_alloc(ctx, ptr, bytes_alloc, NULL);
+	return kernel_alloc(ctx, call_site, ptr, bytes_alloc, NULL);
 }
 
 SEC("raw_tp/kfree")
@@ -301,7 +383,7 @@ int mm_page_alloc(void *ctx)
 
 	if (pfn == ~0UL || !keep(size))
 		return 0;
-	record_alloc(ctx, pfn, size);
+	record_alloc(ctx, pfn, size, bpf_ktime_get_ns(), 0);
 	return 0;
 }
 
@@ -405,7 +487,7 @@ static __always_inline int leave_alloc(void *ctx, __u64 addr)
 	struct pending p;
 
 	if (leave(&p) && !p.skip)
-		record_alloc(ctx, addr, p.size);
+		record_alloc(ctx, addr, p.size, bpf_ktime_get_ns(), 0);
 	return 0;
 }
 
@@ -486,7 +568,7 @@ int BPF_URETPROBE(realloc_exit, void *ret)
 	if (p.old)
 		record_free(p.old);
 	if (ret && !p.skip)
-		record_alloc(ctx, (__u64)ret, p.size);
+		record_alloc(ctx, (__u64)ret, p.size, bpf_ktime_get_ns(), 0);
 	return 0;
 }
 
@@ -500,7 +582,7 @@ int BPF_URETPROBE(posix_memalign_exit, int ret)
 		return 0;
 	if (bpf_probe_read_user(&addr, sizeof(addr), (void *)p.memptr))
 		return 0;
-	record_alloc(ctx, addr, p.size);
+	record_alloc(ctx, addr, p.size, bpf_ktime_get_ns(), 0);
 	return 0;
 }
 

@@ -9,8 +9,17 @@
 struct alloc_info {
 	__u64 size;     /* bytes (requested in user mode, bytes_alloc in the kernel) */
 	__u64 ts;       /* CLOCK_MONOTONIC ns of the allocation */
-	__s64 stack_id; /* in stack_traces; negative: the stack could not be recorded */
+	__s64 stack_id; /* in stack_traces; see STACK_ID_CALL_SITE for the negative values */
 };
+
+/*
+ * A negative stack_id is not in stack_traces. From -4095 to -1 it is bpf_get_stackid's error
+ * (stack table full, hash collision): the stack was lost, and counted (LOSS_STACK_LOST).
+ * Below, in kernel mode, it is the allocation's call site (a kernel address, whose top bit is
+ * set): its stack was not taken because that call site, in that process, was over the
+ * --stacks-per-second budget. Such allocations are still tracked, and totalled per call site.
+ */
+#define STACK_ID_CALL_SITE (-4096)
 
 /* combined (--combined): stack id -> what is outstanding from it. */
 struct combined_info {
@@ -26,6 +35,18 @@ struct combined_info {
  * the tracepoint does not name it.
  */
 #define CACHE_NAME_LEN 32
+
+/* site_budgets: one call site in one process, and its stacks taken in the current second. */
+struct site_key {
+	__u64 call_site;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct site_budget {
+	__u64 window_start; /* CLOCK_MONOTONIC ns */
+	__u64 taken;
+};
 struct kstack_info {
 	__u64 reused;
 	char cache[CACHE_NAME_LEN];

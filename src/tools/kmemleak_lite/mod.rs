@@ -83,6 +83,15 @@ unsafe impl plain::Plain for kstack_info {}
 
 const BPF_F_USER_STACK: u64 = 1 << 8;
 
+/// --stacks-per-second's default: a call site that allocates less often keeps every stack (a
+/// burst of a few hundred leaks has them all); a hot one (an open/close loop makes about
+/// 100000 a second) pays for about one stack in a hundred.
+pub(crate) const DEFAULT_STACKS_PER_SECOND: u32 = 1000;
+
+/// Entries of the per-call-site tables (`ksites`, `site_budgets`): distinct kernel call sites
+/// recorded without their stacks, and call site and process pairs under a stack budget.
+const MAX_CALL_SITES: u32 = 16_384;
+
 #[derive(Parser, Debug)]
 #[command(
     mut_arg("ringbuf_size", |a| a.hide(true)),
@@ -130,6 +139,13 @@ pub struct Args {
     /// Track only one allocation in N (cuts overhead; the counts are then of the sample)
     #[arg(short = 's', long = "sample-rate", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub sample_rate: u32,
+
+    /// Kernel mode: take the full stack of at most N allocations a second per call site and
+    /// process; the rest are still tracked and counted, under their call site alone (taking a
+    /// stack is most of an allocation's cost). 0: take every stack [default: 1000]
+    #[arg(long = "stacks-per-second", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub stacks_per_second: Option<u32>,
 
     /// Keep per-stack totals in the kernel and report from them (no per-allocation scan; ages
     /// are not known per stack, so -o does not apply)
@@ -218,6 +234,9 @@ pub fn run(args: Args) -> Result<u8> {
     }
     if args.pages && (args.pid.is_some() || args.command.is_some()) {
         bail!("--pages is for kernel mode: leave out -p/-c to trace kernel pages");
+    }
+    if args.stacks_per_second.is_some() && (args.pid.is_some() || args.command.is_some()) {
+        bail!("--stacks-per-second is for kernel mode (user mode takes every stack): leave it out with -p/-c");
     }
     setup::libbpf_log(args.common.verbose);
     let user = args.pid.is_some() || args.command.is_some();
@@ -426,14 +445,25 @@ fn open_sized(
     maps.stack_traces
         .set_max_entries(args.max_stacks)
         .context("sizing the stack table")?;
-    // One entry per stack id, plus the negative errors: they can never fill (see the BPF side).
+    // Kernel mode only (user mode leaves them empty: one entry each).
+    let (kernel_stacks, call_sites) = match user {
+        true => (1, 1),
+        false => (args.max_stacks + 16, MAX_CALL_SITES),
+    };
+    // One entry per stack id, plus the negative errors, plus the call sites recorded without
+    // stacks: they can never fill (see the BPF side).
     maps.combined_allocs
-        .set_max_entries(args.max_stacks + 16)
+        .set_max_entries(args.max_stacks + 16 + call_sites)
         .context("sizing the per-stack totals")?;
-    // Kernel mode only (user mode leaves it empty: one entry).
     maps.kstacks
-        .set_max_entries(if user { 1 } else { args.max_stacks + 16 })
+        .set_max_entries(kernel_stacks)
         .context("sizing the per-stack table")?;
+    maps.ksites
+        .set_max_entries(call_sites)
+        .context("sizing the per-call-site table")?;
+    maps.site_budgets
+        .set_max_entries(call_sites)
+        .context("sizing the stack budgets")?;
     maps.pending
         .set_max_entries(args.max_threads)
         .context("sizing the table of calls in progress")?;
@@ -444,6 +474,10 @@ fn open_sized(
         rodata.sample_every = args.sample_rate;
         rodata.combined = args.combined;
         rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
+        rodata.stacks_per_second = match user {
+            true => 0,
+            false => args.stacks_per_second.unwrap_or(DEFAULT_STACKS_PER_SECOND),
+        };
         rodata.page_size = page_size();
     }
     let node_tps = choose_programs(&mut open, user, args.pages, bulk);
@@ -658,5 +692,18 @@ mod tests {
         assert_eq!((args.min_size, args.max_size), (Some(16), Some(4096)));
         assert!(Args::try_parse_from(["kmemleak-lite", "-s", "0"]).is_err());
         assert!(Args::try_parse_from(["kmemleak-lite", "-p", "1", "-c", "ls"]).is_err());
+    }
+
+    #[test]
+    fn the_help_gives_the_stack_budget_the_tool_uses() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        let line = help
+            .split("--stacks-per-second")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap();
+        let default = format!("[default: {DEFAULT_STACKS_PER_SECOND}]");
+        assert!(line.contains(&default), "{line}");
     }
 }

@@ -16,6 +16,7 @@ use super::target::{shell_status, Child};
 use super::Args;
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
+use crate::load::skel::kmemleak_lite::defs::STACK_ID_CALL_SITE;
 use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
 use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
@@ -48,6 +49,16 @@ struct StackJson<'f> {
     /// Kernel mode: this stack's objects handed out again while still listed (freed unseen).
     #[serde(skip_serializing_if = "Option::is_none")]
     freed_unseen: Option<u64>,
+    /// Kernel mode: allocations whose stacks were not taken (their call site was over
+    /// --stacks-per-second in their process): `frames` holds the call site alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_site_only: Option<bool>,
+}
+
+/// The call site an allocation was recorded under instead of its stack (kmemleak_lite.h,
+/// STACK_ID_CALL_SITE), if it was.
+fn call_site_of(stack_id: i64) -> Option<u64> {
+    (stack_id <= STACK_ID_CALL_SITE).then_some(stack_id as u64)
 }
 
 /// Kernel objects the kernel frees where the kmem tracepoints do not see it: without a free
@@ -130,6 +141,10 @@ pub struct Reporter<'a> {
     combined_allocs: &'a dyn MapCore,
     /// Kernel mode: per stack, its cache and its objects freed out of sight.
     kstacks: &'a dyn MapCore,
+    /// The same per call site recorded without stacks.
+    ksites: &'a dyn MapCore,
+    /// Kernel mode: --stacks-per-second (said beside the call sites recorded without stacks).
+    stacks_per_second: u32,
     combined: bool,
     show_allocs: bool,
     top: usize,
@@ -184,6 +199,10 @@ impl<'a> Reporter<'a> {
             stacks: &skel.maps.stack_traces,
             combined_allocs: &skel.maps.combined_allocs,
             kstacks: &skel.maps.kstacks,
+            ksites: &skel.maps.ksites,
+            stacks_per_second: args
+                .stacks_per_second
+                .unwrap_or(super::DEFAULT_STACKS_PER_SECOND),
             combined: args.combined,
             show_allocs: args.show_allocs,
             top: args.top as usize,
@@ -317,6 +336,9 @@ impl<'a> Reporter<'a> {
     }
 
     fn stack_frames(&self, stack_id: i64) -> Vec<u64> {
+        if let Some(call_site) = call_site_of(stack_id) {
+            return vec![call_site];
+        }
         if stack_id < 0 {
             return Vec::new();
         }
@@ -332,10 +354,14 @@ impl<'a> Reporter<'a> {
             .collect()
     }
 
-    /// Kernel mode: what the kernel side learnt about a stack (nothing for a stack not
-    /// recorded, or in user mode).
+    /// Kernel mode: what the kernel side learnt about a stack or a call site recorded without
+    /// stacks (nothing for a stack lost, or in user mode).
     fn stack_info(&self, stack_id: i64) -> StackInfo {
-        let Ok(Some(raw)) = self.kstacks.lookup(&stack_id.to_ne_bytes(), MapFlags::ANY) else {
+        let map = match call_site_of(stack_id) {
+            Some(_) => self.ksites,
+            None => self.kstacks,
+        };
+        let Ok(Some(raw)) = map.lookup(&stack_id.to_ne_bytes(), MapFlags::ANY) else {
             return StackInfo::default();
         };
         let k: kstack_info = read_value(&raw);
@@ -427,6 +453,7 @@ impl<'a> Reporter<'a> {
                                 .flatten(),
                             cache: info.cache.clone(),
                             freed_unseen: kernel.then_some(info.reused),
+                            call_site_only: call_site_of(id).map(|_| true),
                             frames,
                         }
                     })
@@ -462,12 +489,19 @@ impl<'a> Reporter<'a> {
             );
         }
         for ((&(id, bytes, count), frames), info) in top.iter().zip(&stacks).zip(&infos) {
+            let from = match call_site_of(id) {
+                Some(_) => format!(
+                    "call site, stacks not taken (over {} a second there; --stacks-per-second)",
+                    self.stacks_per_second
+                ),
+                None => "stack".to_string(),
+            };
             let _ = match &info.cache {
                 Some(cache) => writeln!(
                     text,
-                    "\t{bytes} bytes in {count} allocations from stack (cache {cache})"
+                    "\t{bytes} bytes in {count} allocations from {from} (cache {cache})"
                 ),
-                None => writeln!(text, "\t{bytes} bytes in {count} allocations from stack"),
+                None => writeln!(text, "\t{bytes} bytes in {count} allocations from {from}"),
             };
             if frames.is_empty() {
                 let _ = writeln!(
