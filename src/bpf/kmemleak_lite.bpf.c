@@ -203,35 +203,34 @@ struct {
  * --stacks-per-second: the stacks taken this second per call site and process. Taking a kernel
  * stack is most of an allocation's cost (a microsecond and more, against a few hundred ns for
  * the rest), so a hot call site gets its first N stacks a second and its other allocations are
- * tracked under the call site alone. LRU: an evicted pair only starts a fresh second (a few
- * more stacks taken); nothing is lost.
+ * tracked under the call site alone (kmemleak_lite.h: slots, not keys).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct site_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << BUDGET_SLOT_BITS);
+	__type(key, __u32);
 	__type(value, struct site_budget);
 } site_budgets SEC(".maps");
 
 /* Whether this allocation's stack is taken (within the budget of its call site and process). */
 static __always_inline bool stack_in_budget(__u64 call_site, __u64 now)
 {
-	struct site_key key = { .call_site = call_site, .tgid = bpf_get_current_pid_tgid() >> 32 };
-	struct site_budget *b, fresh = { .window_start = now, .taken = 1 };
+	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
+	/* Fibonacci hashing: the top bits of the product mix every bit of the pair. */
+	__u32 slot = ((call_site ^ (tgid << 20)) * 0x9E3779B97F4A7C15ULL) >> (64 - BUDGET_SLOT_BITS);
+	struct site_budget *b;
 
 	if (!stacks_per_second)
 		return true;
-	b = bpf_map_lookup_elem(&site_budgets, &key);
-	if (!b) {
-		bpf_map_update_elem(&site_budgets, &key, &fresh, BPF_ANY);
+	b = bpf_map_lookup_elem(&site_budgets, &slot);
+	if (!b)
 		return true;
-	}
 	if (now - b->window_start >= 1000000000ULL) {
 		b->window_start = now;
 		b->taken = 1;
 		return true;
 	}
-	/* Not atomic: threads of one process on two CPUs may take a stack or two over. */
+	/* Not atomic: threads on two CPUs may take a stack or two over. */
 	if (b->taken >= stacks_per_second)
 		return false;
 	b->taken++;

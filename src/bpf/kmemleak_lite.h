@@ -36,18 +36,16 @@ struct combined_info {
  */
 #define CACHE_NAME_LEN 32
 
-/* site_budgets: one call site in one process, and its stacks taken in the current second. */
-struct site_key {
-	__u64 call_site;
-	__u32 tgid;
-	__u32 pad;
-};
-
+/*
+ * site_budgets (--stacks-per-second): an array slot per call site and process, picked by a hash
+ * of the pair (2^BUDGET_SLOT_BITS slots); pairs that share a slot share its budget. An array,
+ * not an LRU hash: nothing is ever evicted or refused, and stale slots just start a new second.
+ */
+#define BUDGET_SLOT_BITS 14
 struct site_budget {
 	__u64 window_start; /* CLOCK_MONOTONIC ns */
-	__u64 taken;
-};
-struct kstack_info {
+	__u64 taken;        /* stacks taken since */
+};struct kstack_info {
 	__u64 reused;
 	char cache[CACHE_NAME_LEN];
 };

@@ -107,6 +107,8 @@ pub struct Hook {
     pub tracepoints: &'static [&'static str],
     /// Tracepoints used where the kernel has them (the tool turns their programs off elsewhere).
     pub optional_tracepoints: &'static [&'static str],
+    /// What the tool's programs need beyond the method's own (a newer helper), per method.
+    pub also_needs: &'static [(Method, &'static str)],
 }
 
 impl Hook {
@@ -398,7 +400,7 @@ impl Feature {
 #[derive(Serialize)]
 struct HookNeeds {
     method: Method,
-    needs: &'static str,
+    needs: String,
 }
 
 /// The oldest kernel a tool runs on, and the kernel features that set it.
@@ -594,7 +596,15 @@ pub fn check_path<T>(
             .iter()
             .map(|&method| HookNeeds {
                 method,
-                needs: method.needs(),
+                needs: std::iter::once(method.needs())
+                    .chain(
+                        hook.also_needs
+                            .iter()
+                            .filter(|(m, _)| *m == method)
+                            .map(|(_, needs)| *needs),
+                    )
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
             .collect(),
         privileges,
@@ -756,6 +766,7 @@ mod tests {
         functions: &["f"],
         tracepoints: &["t/t"],
         optional_tracepoints: &[],
+        also_needs: &[],
     };
 
     #[test]

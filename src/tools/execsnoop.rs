@@ -56,6 +56,7 @@ pub static HOOK: Hook = Hook {
         "sched/sched_process_exec",
     ],
     optional_tracepoints: &[],
+    also_needs: &[],
 };
 
 #[derive(Parser, Debug)]

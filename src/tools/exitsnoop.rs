@@ -29,6 +29,7 @@ pub static HOOK: Hook = Hook {
     functions: &[],
     tracepoints: &["sched/sched_process_exit"],
     optional_tracepoints: &[],
+    also_needs: &[],
 };
 
 #[derive(Parser, Debug)]

@@ -61,6 +61,7 @@ pub static HOOK: Hook = Hook {
         "syscalls/sys_enter_rmdir",
         "syscalls/sys_exit_rmdir",
     ],
+    also_needs: &[],
 };
 
 #[derive(Parser, Debug)]

@@ -88,8 +88,7 @@ const BPF_F_USER_STACK: u64 = 1 << 8;
 /// 100000 a second) pays for about one stack in a hundred.
 pub(crate) const DEFAULT_STACKS_PER_SECOND: u32 = 1000;
 
-/// Entries of the per-call-site tables (`ksites`, `site_budgets`): distinct kernel call sites
-/// recorded without their stacks, and call site and process pairs under a stack budget.
+/// Entries of `ksites`: distinct kernel call sites recorded without their stacks.
 const MAX_CALL_SITES: u32 = 16_384;
 
 #[derive(Parser, Debug)]
@@ -204,6 +203,8 @@ static KERNEL_HOOK: attach::Hook = attach::Hook {
         "kmem/mm_page_free",
         "kmem/mm_page_free_batched",
     ],
+    // The bulk-free program reads its arguments with bpf_get_func_arg (kmemleak_lite.bpf.c).
+    also_needs: &[(attach::Method::Fentry, "bpf_get_func_arg (Linux 5.17)")],
 };
 
 /// What kmemleak-lite hooks with -p/-c: the process's allocator (for --check).
@@ -212,6 +213,7 @@ static USER_HOOK: attach::Hook = attach::Hook {
     functions: &[],
     tracepoints: &[],
     optional_tracepoints: &[],
+    also_needs: &[],
 };
 
 /// What is being traced.
@@ -461,9 +463,12 @@ fn open_sized(
     maps.ksites
         .set_max_entries(call_sites)
         .context("sizing the per-call-site table")?;
-    maps.site_budgets
-        .set_max_entries(call_sites)
-        .context("sizing the stack budgets")?;
+    if user {
+        // Unused: user mode takes every stack.
+        maps.site_budgets
+            .set_max_entries(1)
+            .context("sizing the stack budgets")?;
+    }
     maps.pending
         .set_max_entries(args.max_threads)
         .context("sizing the table of calls in progress")?;

@@ -176,6 +176,7 @@ static HOOK: attach::Hook = attach::Hook {
     functions: &[],
     tracepoints: &[],
     optional_tracepoints: &[],
+    also_needs: &[],
 };
 
 /// What uprobe-lat needs from the host: uprobes (and, with -p, the process). Attach cookies
