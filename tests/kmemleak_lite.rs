@@ -237,12 +237,7 @@ fn kernel_mode_sees_pipes_held_and_then_released() {
     let _alone = kernel_mode_alone();
     const PIPES: u64 = 300;
     let traced = Traced::start(TOOL, &["--json", "-i", "0.5", "-o", "100", "-T", "500"]);
-    let mut fds = Vec::new();
-    for _ in 0..PIPES {
-        let mut p = [0i32; 2];
-        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-        fds.extend(p);
-    }
+    let fds = make_pipes(PIPES);
     let held = traced.wait_for(Duration::from_secs(20), |out| {
         pipe_allocations(out).is_some_and(|n| n >= PIPES)
     });
@@ -751,27 +746,37 @@ fn last_report(stdout: &str) -> Option<Value> {
     serde_json::from_str(last).ok()
 }
 
-/// In the last report: allocations outstanding under stacks through alloc_empty_file and
-/// timerfd_create, and under the call-site-only entries (stacks not taken) of the same call
-/// site: the first frame past the slab allocator, alloc_empty_file (on 6.18), or __alloc_file,
-/// which it calls, on kernels that have it (5.10, 6.1).
-fn struct_files(stdout: &str) -> Option<(u64, u64)> {
+/// In the last report: the pipe allocations outstanding (alloc_pipe_info's two, a call site only
+/// pipes use, freed by kfree when both ends are closed), under their stacks and under their
+/// call-site-only entries (stacks not taken).
+fn pipe_infos(stdout: &str) -> Option<(u64, u64)> {
     let report = last_report(stdout)?;
-    let stacked = allocations_through(stdout, "alloc_empty_file", "timerfd_create")?;
-    let at_call_site = report["stacks"]
-        .as_array()?
-        .iter()
-        .filter(|s| s["call_site_only"] == true)
-        .filter(|s| {
-            let frames = s["frames"].as_array().unwrap();
+    let (mut stacked, mut at_call_site) = (0, 0);
+    for s in report["stacks"].as_array()? {
+        if !call_site(s).is_some_and(|site| site.starts_with("alloc_pipe_info")) {
+            continue;
+        }
+        let allocations = s["allocations"].as_u64().unwrap();
+        if s["call_site_only"] == true {
             // The call site alone stands for the stack.
-            assert_eq!(frames.len(), 1, "{s}");
-            let site = frames[0]["code.function.name"].as_str();
-            matches!(site, Some("alloc_empty_file" | "__alloc_file"))
-        })
-        .map(|s| s["allocations"].as_u64().unwrap())
-        .sum();
+            assert_eq!(s["frames"].as_array().unwrap().len(), 1, "{s}");
+            at_call_site += allocations;
+        } else {
+            stacked += allocations;
+        }
+    }
     Some((stacked, at_call_site))
+}
+
+/// Makes `n` pipes; closing is the caller's.
+fn make_pipes(n: u64) -> Vec<i32> {
+    let mut fds = Vec::new();
+    for _ in 0..n {
+        let mut p = [0i32; 2];
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        fds.extend(p);
+    }
+    fds
 }
 
 #[test]
@@ -779,77 +784,85 @@ fn struct_files(stdout: &str) -> Option<(u64, u64)> {
 fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site() {
     require_bpf();
     let _alone = kernel_mode_alone();
-    // FDS struct files from one call site (in alloc_empty_file) in one process, made in a burst
-    // far faster than the budget of BUDGET stacks a second.
-    const FDS: u64 = 400;
+    // PIPES pipes, two allocations each from alloc_pipe_info in one process, made in a burst far
+    // faster than the budget of BUDGET stacks a second per call site.
+    const PIPES: u64 = 400;
     const BUDGET: &str = "50";
-    let hold_files = |extra: &[&str]| {
+    let hold_pipes = |extra: &[&str]| {
         let mut args = vec!["--json", "-i", "0.5", "-o", "100", "-T", "100000"];
         args.extend_from_slice(extra);
         let traced = Traced::start(TOOL, &args);
-        let fds: Vec<i32> = (0..FDS)
-            .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
-            .collect();
-        assert!(fds.iter().all(|&fd| fd >= 0));
-        let all_seen = |out: &str| struct_files(out).is_some_and(|(a, b)| a + b >= FDS);
-        let held = traced.wait_for(Duration::from_secs(20), all_seen);
-        let at_hold = struct_files(&traced.stdout_text());
+        let fds = make_pipes(PIPES);
+        let held = traced.wait_for(Duration::from_secs(20), |out| {
+            pipe_infos(out).is_some_and(|(a, b)| a + b >= 2 * PIPES)
+        });
+        let at_hold = pipe_infos(&traced.stdout_text());
         for fd in fds {
             unsafe { libc::close(fd) };
         }
-        // The reports after the close: every one of the files is gone again, whether it was
-        // counted with its stack or at its call site.
-        let (stacked, site) = at_hold.unwrap_or_default();
+        // A report after the close: the allocations are gone again, however they were counted.
         let released = traced.wait_for(Duration::from_secs(20), |out| {
-            held && struct_files(out).is_some_and(|(a, b)| a + b + FDS * 9 / 10 <= stacked + site)
+            held && pipe_infos(out).is_some_and(|(a, b)| a + b < PIPES / 5)
         });
         let out = traced.stop();
         assert!(out.status.success(), "{:?}", out.stderr);
         assert!(
             held,
-            "never saw {FDS} struct files (last: {at_hold:?}): {}",
+            "never saw the {PIPES} pipes' allocations (last: {at_hold:?}): {}",
             &out.stdout[out.stdout.len().saturating_sub(4000)..]
         );
         assert!(
             released,
-            "struct files still outstanding after close (held {at_hold:?}, last {:?})",
-            struct_files(&out.stdout)
+            "pipe allocations still outstanding after close: {:?}",
+            pipe_infos(&out.stdout)
         );
+        let (stacked, site) = at_hold.unwrap();
         (stacked, site, out)
     };
 
-    // Over the budget: most of the files are counted at their call site, unmarked as leaks,
-    // and none goes uncounted (`held` above).
-    let (stacked, site, _) = hold_files(&["--stacks-per-second", BUDGET]);
+    // Over the budget: most of the allocations are counted at their call site, and none goes
+    // uncounted (`held` above).
+    let (stacked, site, _) = hold_pipes(&["--stacks-per-second", BUDGET]);
     assert!(
-        stacked < FDS / 2 && site >= FDS / 2,
-        "{stacked} files with their stacks, {site} at the call site alone"
+        stacked < PIPES && site >= PIPES,
+        "{stacked} allocations with their stacks, {site} at the call site alone"
     );
 
     // The text report says so, with the call site as the one frame.
-    let traced = Traced::start(TOOL, &["-i", "0.5", "-o", "0", "--stacks-per-second", "1"]);
-    let fds: Vec<i32> = (0..50)
-        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
-        .collect();
-    const SAID: &str =
-        "allocations from call site, stacks not taken (over 1 a second there; --stacks-per-second)";
-    let said = traced.wait_for(Duration::from_secs(20), |out| out.contains(SAID));
+    let traced = Traced::start(
+        TOOL,
+        &[
+            "-i",
+            "0.5",
+            "-o",
+            "0",
+            "-T",
+            "1000",
+            "--stacks-per-second",
+            "1",
+        ],
+    );
+    let fds = make_pipes(50);
+    const SAID: &str = "allocations from call site, stacks not taken (over 1 a second from it in a process; --stacks-per-second)";
+    let pipe_entry = |out: &str| {
+        let lines: Vec<&str> = out.lines().collect();
+        lines
+            .windows(2)
+            .any(|w| w[0].contains(SAID) && w[1].starts_with("\t\talloc_pipe_info+0x"))
+    };
+    let said = traced.wait_for(Duration::from_secs(20), pipe_entry);
     let out = traced.stop();
     for fd in fds {
         unsafe { libc::close(fd) };
     }
     assert!(said, "{}", out.stdout);
-    let mut lines = out.stdout.lines().skip_while(|l| !l.contains(SAID)).skip(1);
-    let frame = lines.next().unwrap_or_default();
-    assert!(
-        frame.starts_with("\t\t") && frame.contains("+0x"),
-        "{}",
-        out.stdout
-    );
 
     // --stacks-per-second 0: every stack is taken; no report has a call-site-only entry.
-    let (stacked, _, out) = hold_files(&["--stacks-per-second", "0"]);
-    assert!(stacked >= FDS, "{stacked} files with their stacks");
+    let (stacked, _, out) = hold_pipes(&["--stacks-per-second", "0"]);
+    assert!(
+        stacked >= 2 * PIPES,
+        "{stacked} allocations with their stacks"
+    );
     assert!(
         !out.stdout.contains("\"call_site_only\""),
         "{}",

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kmemleak-lite: every allocation is remembered (address -> size, time, stack id) until it is
- * freed; user space reads what is still outstanding at each report. Kernel mode hooks the kmem
+ * kmemleak-lite: every allocation is remembered (address -> size, time, stack id, or in kernel
+ * mode over --stacks-per-second its call site) until it is freed; user space reads what is still outstanding at each report. Kernel mode hooks the kmem
  * tracepoints; user mode hooks the allocator of one process with uprobes/uretprobes.
  * User space loads only the programs of the chosen mode (set_autoload).
  */
@@ -217,7 +217,8 @@ static __always_inline bool stack_in_budget(__u64 call_site, __u64 now)
 {
 	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
 	/* Fibonacci hashing: the top bits of the product mix every bit of the pair. */
-	__u32 slot = ((call_site ^ (tgid << 20)) * 0x9E3779B97F4A7C15ULL) >> (64 - BUDGET_SLOT_BITS);
+	/* The tgid goes in the top half, which is the same for every kernel address. */
+	__u32 slot = ((call_site ^ (tgid << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - BUDGET_SLOT_BITS);
 	struct site_budget *b;
 
 	if (!stacks_per_second)
@@ -230,10 +231,10 @@ static __always_inline bool stack_in_budget(__u64 call_site, __u64 now)
 		b->taken = 1;
 		return true;
 	}
-	/* Not atomic: threads on two CPUs may take a stack or two over. */
+	/* Checked, then added: threads on several CPUs may each take one stack over. */
 	if (b->taken >= stacks_per_second)
 		return false;
-	b->taken++;
+	__sync_fetch_and_add(&b->taken, 1);
 	return true;
 }
 

@@ -35,6 +35,10 @@ struct combined_info {
  * the tracepoint does not name it.
  */
 #define CACHE_NAME_LEN 32
+struct kstack_info {
+	__u64 reused;
+	char cache[CACHE_NAME_LEN];
+};
 
 /*
  * site_budgets (--stacks-per-second): an array slot per call site and process, picked by a hash
@@ -45,9 +49,6 @@ struct combined_info {
 struct site_budget {
 	__u64 window_start; /* CLOCK_MONOTONIC ns */
 	__u64 taken;        /* stacks taken since */
-};struct kstack_info {
-	__u64 reused;
-	char cache[CACHE_NAME_LEN];
 };
 
 /*

@@ -13,7 +13,8 @@ macro_rules! skeleton {
         pub mod $name {
             include!(concat!(env!("OUT_DIR"), "/", $file));
 
-            /// The numeric `#define`s of `src/bpf/<tool>.h`, as u32 constants (build.rs).
+            /// The numeric `#define`s of `src/bpf/<tool>.h`, as Rust constants (build.rs: u32, u64
+            /// with C's L suffixes, i64 when negative).
             pub mod defs {
                 include!(concat!(env!("OUT_DIR"), "/", $defs));
             }

@@ -83,9 +83,10 @@ unsafe impl plain::Plain for kstack_info {}
 
 const BPF_F_USER_STACK: u64 = 1 << 8;
 
-/// --stacks-per-second's default: a call site that allocates less often keeps every stack (a
-/// burst of a few hundred leaks has them all); a hot one (an open/close loop makes about
-/// 100000 a second) pays for about one stack in a hundred.
+/// --stacks-per-second's default: a call site that allocates less often in a process keeps
+/// every stack (a burst of a few hundred leaks has them all); a hot one (an open/close loop
+/// allocates 100000-200000 times a second at each of its two) pays for one stack in a hundred
+/// or more.
 pub(crate) const DEFAULT_STACKS_PER_SECOND: u32 = 1000;
 
 /// Entries of `ksites`: distinct kernel call sites recorded without their stacks.
@@ -139,9 +140,10 @@ pub struct Args {
     #[arg(short = 's', long = "sample-rate", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub sample_rate: u32,
 
-    /// Kernel mode: take the full stack of at most N allocations a second per call site and
-    /// process; the rest are still tracked and counted, under their call site alone (taking a
-    /// stack is most of an allocation's cost). 0: take every stack [default: 1000]
+    /// Kernel mode: take the full stack of at most N slab allocations a second per call site
+    /// and process; the rest are still tracked and counted, under their call site alone (taking
+    /// a stack is most of an allocation's cost). 0: take every stack. Page allocations (--pages)
+    /// always have theirs [default: 1000]
     #[arg(long = "stacks-per-second", value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub stacks_per_second: Option<u32>,
@@ -453,9 +455,13 @@ fn open_sized(
         false => (args.max_stacks + 16, MAX_CALL_SITES),
     };
     // One entry per stack id, plus the negative errors, plus the call sites recorded without
-    // stacks: they can never fill (see the BPF side).
+    // stacks: they can never fill (see the BPF side). Only --combined uses them.
+    let combined_entries = match args.combined {
+        true => args.max_stacks + 16 + call_sites,
+        false => 1,
+    };
     maps.combined_allocs
-        .set_max_entries(args.max_stacks + 16 + call_sites)
+        .set_max_entries(combined_entries)
         .context("sizing the per-stack totals")?;
     maps.kstacks
         .set_max_entries(kernel_stacks)

@@ -491,7 +491,7 @@ impl<'a> Reporter<'a> {
         for ((&(id, bytes, count), frames), info) in top.iter().zip(&stacks).zip(&infos) {
             let from = match call_site_of(id) {
                 Some(_) => format!(
-                    "call site, stacks not taken (over {} a second there; --stacks-per-second)",
+                    "call site, stacks not taken (over {} a second from it in a process; --stacks-per-second)",
                     self.stacks_per_second
                 ),
                 None => "stack".to_string(),
