@@ -214,20 +214,72 @@ fn a_library_a_traced_process_dlopens_later_is_named_in_its_stacks() {
     assert_dlopened_library_named(&out, &plugin);
 }
 
-/// Sum of allocations over the stacks through the pipe allocation path, in the last report.
-fn pipe_allocations(stdout: &str) -> Option<u64> {
-    // The last report (loss records, when losses grow, are lines of their own).
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"event.name\":\"leak_report\""))?;
-    let report: Value = serde_json::from_str(last).ok()?;
-    Some(
-        stacks_naming(&report, "alloc_pipe_info")
-            .iter()
-            .map(|s| s.1)
-            .sum(),
-    )
+/// In the last report: the pipe allocations outstanding (alloc_pipe_info's two, a call site only
+/// pipes use, freed by kfree when both ends are closed), under their stacks and under their
+/// call-site-only entries (stacks not taken).
+fn pipe_infos(stdout: &str) -> Option<(u64, u64)> {
+    let report = last_report(stdout)?;
+    let (mut stacked, mut at_call_site) = (0, 0);
+    for s in report["stacks"].as_array()? {
+        if !call_site(s).is_some_and(|site| site.starts_with("alloc_pipe_info")) {
+            continue;
+        }
+        let allocations = s["allocations"].as_u64().unwrap();
+        if s["call_site_only"] == true {
+            // The call site alone stands for the stack.
+            assert_eq!(s["frames"].as_array().unwrap().len(), 1, "{s}");
+            at_call_site += allocations;
+        } else {
+            stacked += allocations;
+        }
+    }
+    Some((stacked, at_call_site))
+}
+
+/// Makes `n` pipes; closing is the caller's.
+fn make_pipes(n: u64) -> Vec<i32> {
+    let mut fds = Vec::new();
+    for _ in 0..n {
+        let mut p = [0i32; 2];
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        fds.extend(p);
+    }
+    fds
+}
+
+/// Runs kernel mode (with `extra`) while the test makes `pipes` pipes, and asserts that a report
+/// shows both allocations of each (counted with their stacks or at their call site), then that
+/// a report after the close shows them gone. Returns (with stacks, at the call site) as held.
+fn hold_pipes(pipes: u64, extra: &[&str]) -> (u64, u64, Finished) {
+    let mut args = vec!["--json", "-i", "0.5", "-o", "100", "-T", "100000"];
+    args.extend_from_slice(extra);
+    let traced = Traced::start(TOOL, &args);
+    let fds = make_pipes(pipes);
+    let held = traced.wait_for(Duration::from_secs(20), |out| {
+        pipe_infos(out).is_some_and(|(a, b)| a + b >= 2 * pipes)
+    });
+    let at_hold = pipe_infos(&traced.stdout_text());
+    for fd in fds {
+        unsafe { libc::close(fd) };
+    }
+    // A report taken after the close (the held count was seen before it).
+    let released = traced.wait_for(Duration::from_secs(20), |out| {
+        held && pipe_infos(out).is_some_and(|(a, b)| a + b < pipes / 5)
+    });
+    let out = traced.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    assert!(
+        held,
+        "never saw the {pipes} pipes' allocations (last: {at_hold:?}): {}",
+        &out.stdout[out.stdout.len().saturating_sub(4000)..]
+    );
+    assert!(
+        released,
+        "pipe allocations still outstanding after close: {:?}",
+        pipe_infos(&out.stdout)
+    );
+    let (stacked, site) = at_hold.unwrap();
+    (stacked, site, out)
 }
 
 #[test]
@@ -235,32 +287,7 @@ fn pipe_allocations(stdout: &str) -> Option<u64> {
 fn kernel_mode_sees_pipes_held_and_then_released() {
     require_bpf();
     let _alone = kernel_mode_alone();
-    const PIPES: u64 = 300;
-    let traced = Traced::start(TOOL, &["--json", "-i", "0.5", "-o", "100", "-T", "500"]);
-    let fds = make_pipes(PIPES);
-    let held = traced.wait_for(Duration::from_secs(20), |out| {
-        pipe_allocations(out).is_some_and(|n| n >= PIPES)
-    });
-    let seen_held = pipe_allocations(&traced.stdout_text());
-    for fd in fds {
-        unsafe { libc::close(fd) };
-    }
-    let released = traced.wait_for(Duration::from_secs(20), |out| {
-        // A report taken after the close (the held count was seen before it).
-        held && pipe_allocations(out).is_some_and(|n| n < PIPES / 10)
-    });
-    let out = traced.stop();
-    assert!(
-        held,
-        "never saw {PIPES} allocations through alloc_pipe_info (last: {seen_held:?}): {}",
-        &out.stdout[out.stdout.len().saturating_sub(4000)..]
-    );
-    assert!(
-        released,
-        "pipe allocations still outstanding after close: {:?}",
-        pipe_allocations(&out.stdout)
-    );
-    assert!(out.status.success(), "{:?}", out.stderr);
+    let (_, _, out) = hold_pipes(300, &[]);
     // Runs the kernel skipped of the kmem programs (an interrupt freeing inside another BPF
     // program's run) are missed frees, that is false leaks: they must be counted, not hidden.
     let (total, by_cause) = final_losses(&out);
@@ -746,39 +773,6 @@ fn last_report(stdout: &str) -> Option<Value> {
     serde_json::from_str(last).ok()
 }
 
-/// In the last report: the pipe allocations outstanding (alloc_pipe_info's two, a call site only
-/// pipes use, freed by kfree when both ends are closed), under their stacks and under their
-/// call-site-only entries (stacks not taken).
-fn pipe_infos(stdout: &str) -> Option<(u64, u64)> {
-    let report = last_report(stdout)?;
-    let (mut stacked, mut at_call_site) = (0, 0);
-    for s in report["stacks"].as_array()? {
-        if !call_site(s).is_some_and(|site| site.starts_with("alloc_pipe_info")) {
-            continue;
-        }
-        let allocations = s["allocations"].as_u64().unwrap();
-        if s["call_site_only"] == true {
-            // The call site alone stands for the stack.
-            assert_eq!(s["frames"].as_array().unwrap().len(), 1, "{s}");
-            at_call_site += allocations;
-        } else {
-            stacked += allocations;
-        }
-    }
-    Some((stacked, at_call_site))
-}
-
-/// Makes `n` pipes; closing is the caller's.
-fn make_pipes(n: u64) -> Vec<i32> {
-    let mut fds = Vec::new();
-    for _ in 0..n {
-        let mut p = [0i32; 2];
-        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-        fds.extend(p);
-    }
-    fds
-}
-
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site() {
@@ -788,41 +782,10 @@ fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site()
     // faster than the budget of BUDGET stacks a second per call site.
     const PIPES: u64 = 400;
     const BUDGET: &str = "50";
-    let hold_pipes = |extra: &[&str]| {
-        let mut args = vec!["--json", "-i", "0.5", "-o", "100", "-T", "100000"];
-        args.extend_from_slice(extra);
-        let traced = Traced::start(TOOL, &args);
-        let fds = make_pipes(PIPES);
-        let held = traced.wait_for(Duration::from_secs(20), |out| {
-            pipe_infos(out).is_some_and(|(a, b)| a + b >= 2 * PIPES)
-        });
-        let at_hold = pipe_infos(&traced.stdout_text());
-        for fd in fds {
-            unsafe { libc::close(fd) };
-        }
-        // A report after the close: the allocations are gone again, however they were counted.
-        let released = traced.wait_for(Duration::from_secs(20), |out| {
-            held && pipe_infos(out).is_some_and(|(a, b)| a + b < PIPES / 5)
-        });
-        let out = traced.stop();
-        assert!(out.status.success(), "{:?}", out.stderr);
-        assert!(
-            held,
-            "never saw the {PIPES} pipes' allocations (last: {at_hold:?}): {}",
-            &out.stdout[out.stdout.len().saturating_sub(4000)..]
-        );
-        assert!(
-            released,
-            "pipe allocations still outstanding after close: {:?}",
-            pipe_infos(&out.stdout)
-        );
-        let (stacked, site) = at_hold.unwrap();
-        (stacked, site, out)
-    };
 
     // Over the budget: most of the allocations are counted at their call site, and none goes
     // uncounted (`held` above).
-    let (stacked, site, _) = hold_pipes(&["--stacks-per-second", BUDGET]);
+    let (stacked, site, _) = hold_pipes(PIPES, &["--stacks-per-second", BUDGET]);
     assert!(
         stacked < PIPES && site >= PIPES,
         "{stacked} allocations with their stacks, {site} at the call site alone"
@@ -858,7 +821,7 @@ fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site()
     assert!(said, "{}", out.stdout);
 
     // --stacks-per-second 0: every stack is taken; no report has a call-site-only entry.
-    let (stacked, _, out) = hold_pipes(&["--stacks-per-second", "0"]);
+    let (stacked, _, out) = hold_pipes(PIPES, &["--stacks-per-second", "0"]);
     assert!(
         stacked >= 2 * PIPES,
         "{stacked} allocations with their stacks"
