@@ -704,11 +704,7 @@ fn cxx_new_is_followed_and_names_its_caller() {
 /// Allocations outstanding, in the last report, from stacks through both `a` and `b` (frame
 /// symbols containing them).
 fn allocations_through(stdout: &str, a: &str, b: &str) -> Option<u64> {
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"event.name\":\"leak_report\""))?;
-    let report: Value = serde_json::from_str(last).ok()?;
+    let report = last_report(stdout)?;
     let names = |s: &Value, part: &str| {
         s["frames"].as_array().unwrap().iter().any(|f| {
             f["code.function.name"]
@@ -784,7 +780,7 @@ fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site()
     const BUDGET: &str = "50";
 
     // Over the budget: most of the allocations are counted at their call site, and none goes
-    // uncounted (`held` above).
+    // uncounted (hold_pipes sees them all).
     let (stacked, site, _) = hold_pipes(PIPES, &["--stacks-per-second", BUDGET]);
     assert!(
         stacked < PIPES && site >= PIPES,
