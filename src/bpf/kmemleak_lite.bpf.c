@@ -119,38 +119,41 @@ static __always_inline void record_free(__u64 addr)
 		combined_add(stack_id, size, -1);
 }
 
-/* size filter and sampling already applied. Address reuse replaces the old entry. `call_site_id`:
- * 0 to take the allocation's stack here, else the call site id to record instead (kernel mode,
- * over the stack budget; kmemleak_lite.h). Returns the id recorded (negative: not tracked, or
- * tracked without its stack). */
-static __always_inline __s64 record_alloc(void *ctx, __u64 addr, __u64 size, __u64 ts,
-					  __s64 call_site_id)
+/* The allocation's stack id in stack_traces, or bpf_get_stackid's error: -EEXIST (another
+ * stack holds the bucket) or -ENOMEM (table full); record_alloc counts it. */
+static __always_inline __s64 take_stack(void *ctx)
+{
+	return bpf_get_stackid(ctx, &stack_traces, stack_flags);
+}
+
+/* size filter and sampling already applied. Address reuse replaces the old entry. `stack_id`:
+ * take_stack's, or a call site id (kmemleak_lite.h). Returns whether it is tracked. */
+static __always_inline bool record_alloc(__u64 addr, __u64 size, __u64 ts, __s64 stack_id)
 {
 	struct alloc_info info;
 
 	if (!addr)
-		return -1;
+		return false;
 	if (combined)
 		record_free(addr);
 	info.size = size;
 	info.ts = ts;
-	/* -EEXIST (another stack holds the bucket) or -ENOMEM (table full): still tracked, shown
-	 * as "[stack not recorded]", and counted. */
-	info.stack_id = call_site_id ? call_site_id : bpf_get_stackid(ctx, &stack_traces, stack_flags);
+	info.stack_id = stack_id;
 	if (bpf_map_update_elem(&allocs, &addr, &info, BPF_ANY)) {
 		count_loss(LOSS_ALLOCS_FULL);
-		return -1;
+		return false;
 	}
 	/* Cannot fail (see combined_allocs); if it did, the allocation would be in no total:
 	 * untrack it and count it rather than lose it silently. */
-	if (combined && !combined_add(info.stack_id, size, 1)) {
+	if (combined && !combined_add(stack_id, size, 1)) {
 		bpf_map_delete_elem(&allocs, &addr);
 		count_loss(LOSS_ALLOCS_FULL);
-		return -1;
+		return false;
 	}
-	if (info.stack_id < 0 && info.stack_id > STACK_ID_CALL_SITE)
+	/* Tracked without its stack: an error, or a call site id standing for a lost stack. */
+	if (stack_id < 0 && (stack_id > STACK_ID_CALL_SITE || !(stack_id & CALL_SITE_STACK_LOST)))
 		count_loss(LOSS_STACK_LOST);
-	return info.stack_id;
+	return true;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -255,6 +258,18 @@ static __always_inline void cache_name(struct kstack_info *info, struct kmem_cac
 		bpf_probe_read_kernel_str(info->cache, sizeof(info->cache), BPF_CORE_READ(cache, name));
 }
 
+/* Whether the call site id has its ksites entry (made here, naming the cache, if new). */
+static __always_inline bool call_site_entry(__s64 id, struct kmem_cache *cache)
+{
+	struct kstack_info fresh = {};
+
+	if (bpf_map_lookup_elem(&ksites, &id))
+		return true;
+	cache_name(&fresh, cache);
+	bpf_map_update_elem(&ksites, &id, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&ksites, &id) != NULL;
+}
+
 /* `call_site`: the tracepoint's return address into the code that asked for the memory.
  * `cache`: the slab cache where the tracepoint gives it (else NULL). */
 static __always_inline int kernel_alloc(void *ctx, __u64 call_site, const void *ptr, __u64 size,
@@ -263,7 +278,8 @@ static __always_inline int kernel_alloc(void *ctx, __u64 call_site, const void *
 	struct kstack_info *k, fresh = {};
 	struct alloc_info *old;
 	__u64 addr = (__u64)ptr, now;
-	__s64 id, site_id = 0;
+	__s64 id, stack = 0;
+	bool taken = false;
 
 	/* ZERO_SIZE_PTR (16) is what kmalloc(0) returns: nothing to track. */
 	if (addr <= 16 || !keep(size))
@@ -277,20 +293,24 @@ static __always_inline int kernel_alloc(void *ctx, __u64 call_site, const void *
 			__sync_fetch_and_add(&k->reused, 1);
 	}
 	now = bpf_ktime_get_ns();
-	if ((__s64)call_site <= STACK_ID_CALL_SITE && !stack_in_budget(call_site, now)) {
-		/* Recorded under its call site once that has its entry; with ksites full, the
-		 * stack is taken after all. */
-		site_id = (__s64)call_site;
-		if (!bpf_map_lookup_elem(&ksites, &site_id)) {
-			cache_name(&fresh, cache);
-			bpf_map_update_elem(&ksites, &site_id, &fresh, BPF_NOEXIST);
-			if (!bpf_map_lookup_elem(&ksites, &site_id))
-				site_id = 0;
-		}
+	if ((__s64)call_site > STACK_ID_CALL_SITE)
+		call_site = 0; /* not a kernel address (never seen): then no call site id */
+	/* Over the budget, the call site stands for the stack; and when the stack is lost. */
+	if (call_site && !stack_in_budget(call_site, now)) {
+		id = (__s64)call_site;
+	} else {
+		id = stack = take_stack(ctx);
+		taken = true;
+		if (stack < 0 && call_site)
+			id = (__s64)(call_site & ~CALL_SITE_STACK_LOST);
 	}
-	id = record_alloc(ctx, addr, size, now, site_id);
+	/* With ksites full, the stack after all (or its error). */
+	if (id <= STACK_ID_CALL_SITE && !call_site_entry(id, cache))
+		id = taken ? stack : take_stack(ctx);
+	if (!record_alloc(addr, size, now, id) || id < 0)
+		return 0;
 	/* First allocation from this stack: remember its cache (a lookup, not an update, after). */
-	if (id < 0 || bpf_map_lookup_elem(&kstacks, &id))
+	if (bpf_map_lookup_elem(&kstacks, &id))
 		return 0;
 	cache_name(&fresh, cache);
 	bpf_map_update_elem(&kstacks, &id, &fresh, BPF_NOEXIST);
@@ -383,7 +403,7 @@ int mm_page_alloc(void *ctx)
 
 	if (pfn == ~0UL || !keep(size))
 		return 0;
-	record_alloc(ctx, pfn, size, bpf_ktime_get_ns(), 0);
+	record_alloc(pfn, size, bpf_ktime_get_ns(), take_stack(ctx));
 	return 0;
 }
 
@@ -487,7 +507,7 @@ static __always_inline int leave_alloc(void *ctx, __u64 addr)
 	struct pending p;
 
 	if (leave(&p) && !p.skip)
-		record_alloc(ctx, addr, p.size, bpf_ktime_get_ns(), 0);
+		record_alloc(addr, p.size, bpf_ktime_get_ns(), take_stack(ctx));
 	return 0;
 }
 
@@ -568,7 +588,7 @@ int BPF_URETPROBE(realloc_exit, void *ret)
 	if (p.old)
 		record_free(p.old);
 	if (ret && !p.skip)
-		record_alloc(ctx, (__u64)ret, p.size, bpf_ktime_get_ns(), 0);
+		record_alloc((__u64)ret, p.size, bpf_ktime_get_ns(), take_stack(ctx));
 	return 0;
 }
 
@@ -582,7 +602,7 @@ int BPF_URETPROBE(posix_memalign_exit, int ret)
 		return 0;
 	if (bpf_probe_read_user(&addr, sizeof(addr), (void *)p.memptr))
 		return 0;
-	record_alloc(ctx, addr, p.size, bpf_ktime_get_ns(), 0);
+	record_alloc(addr, p.size, bpf_ktime_get_ns(), take_stack(ctx));
 	return 0;
 }
 

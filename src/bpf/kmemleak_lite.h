@@ -15,11 +15,14 @@ struct alloc_info {
 /*
  * A negative stack_id is not in stack_traces. From -4095 to -1 it is bpf_get_stackid's error
  * (stack table full, hash collision): the stack was lost, and counted (LOSS_STACK_LOST).
- * Below, in kernel mode, it is the allocation's call site (a kernel address, whose top bit is
- * set): its stack was not taken because that call site, in that process, was over the
- * --stacks-per-second budget. Such allocations are still tracked, and totalled per call site.
+ * Below, in kernel mode, it is a call site id: the allocation's call site (a kernel address,
+ * whose top bits are all set), standing for the stack. Either its stack was not taken because
+ * that call site, in that process, was over the --stacks-per-second budget; or it was lost
+ * (counted as above), and then bit CALL_SITE_STACK_LOST is cleared. Such allocations are still
+ * tracked, and totalled per call site.
  */
 #define STACK_ID_CALL_SITE (-4096)
+#define CALL_SITE_STACK_LOST (1ULL << 62)
 
 /* combined (--combined): stack id -> what is outstanding from it. */
 struct combined_info {

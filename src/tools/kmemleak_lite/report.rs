@@ -16,7 +16,7 @@ use super::target::{shell_status, Child};
 use super::Args;
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
-use crate::load::skel::kmemleak_lite::defs::STACK_ID_CALL_SITE;
+use crate::load::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
 use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
 use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
@@ -49,16 +49,37 @@ struct StackJson<'f> {
     /// Kernel mode: this stack's objects handed out again while still listed (freed unseen).
     #[serde(skip_serializing_if = "Option::is_none")]
     freed_unseen: Option<u64>,
-    /// Kernel mode: allocations whose stacks were not taken (their call site was over
-    /// --stacks-per-second in their process): `frames` holds the call site alone.
+    /// Kernel mode: allocations counted under their call site, and why ([`CallSite`]):
+    /// `frames` holds the call site alone.
     #[serde(skip_serializing_if = "Option::is_none")]
-    call_site_only: Option<bool>,
+    call_site_only: Option<&'static str>,
 }
 
-/// The call site an allocation was recorded under instead of its stack (kmemleak_lite.h,
-/// STACK_ID_CALL_SITE), if it was.
-fn call_site_of(stack_id: i64) -> Option<u64> {
-    (stack_id <= STACK_ID_CALL_SITE).then_some(stack_id as u64)
+/// Kernel mode: a call site id standing for the stacks of allocations recorded under it
+/// (kmemleak_lite.h, STACK_ID_CALL_SITE).
+#[derive(Clone, Copy)]
+struct CallSite {
+    addr: u64,
+    /// The stacks were lost (stack table full, collision; counted), rather than not taken
+    /// (over --stacks-per-second).
+    lost: bool,
+}
+
+impl CallSite {
+    fn of(stack_id: i64) -> Option<CallSite> {
+        (stack_id <= STACK_ID_CALL_SITE).then_some(CallSite {
+            addr: stack_id as u64 | CALL_SITE_STACK_LOST,
+            lost: stack_id as u64 & CALL_SITE_STACK_LOST == 0,
+        })
+    }
+
+    /// The JSON `call_site_only` value.
+    fn why(self) -> &'static str {
+        match self.lost {
+            true => "stack_lost",
+            false => "over_budget",
+        }
+    }
 }
 
 /// Kernel objects the kernel frees where the kmem tracepoints do not see it: without a free
@@ -336,8 +357,8 @@ impl<'a> Reporter<'a> {
     }
 
     fn stack_frames(&self, stack_id: i64) -> Vec<u64> {
-        if let Some(call_site) = call_site_of(stack_id) {
-            return vec![call_site];
+        if let Some(call_site) = CallSite::of(stack_id) {
+            return vec![call_site.addr];
         }
         if stack_id < 0 {
             return Vec::new();
@@ -357,7 +378,7 @@ impl<'a> Reporter<'a> {
     /// Kernel mode: what the kernel side learnt about a stack or a call site recorded without
     /// stacks (nothing for a stack lost, or in user mode).
     fn stack_info(&self, stack_id: i64) -> StackInfo {
-        let map = match call_site_of(stack_id) {
+        let map = match CallSite::of(stack_id) {
             Some(_) => self.ksites,
             None => self.kstacks,
         };
@@ -453,7 +474,7 @@ impl<'a> Reporter<'a> {
                                 .flatten(),
                             cache: info.cache.clone(),
                             freed_unseen: kernel.then_some(info.reused),
-                            call_site_only: call_site_of(id).map(|_| true),
+                            call_site_only: CallSite::of(id).map(CallSite::why),
                             frames,
                         }
                     })
@@ -489,11 +510,14 @@ impl<'a> Reporter<'a> {
             );
         }
         for ((&(id, bytes, count), frames), info) in top.iter().zip(&stacks).zip(&infos) {
-            let from = match call_site_of(id) {
-                Some(_) => format!(
+            let from = match CallSite::of(id) {
+                Some(CallSite { lost: false, .. }) => format!(
                     "call site, stacks not taken (over {} a second from it in a process; --stacks-per-second)",
                     self.stacks_per_second
                 ),
+                Some(CallSite { lost: true, .. }) => {
+                    "call site, stacks lost (the stack table was full or stacks collided; --max-stacks)".to_string()
+                }
                 None => "stack".to_string(),
             };
             let _ = match &info.cache {
@@ -724,6 +748,17 @@ mod tests {
             module: None,
             text: String::new(),
         }
+    }
+
+    #[test]
+    fn call_site_ids_give_the_address_and_why_the_stack_is_missing() {
+        let addr: u64 = 0xffff_ffff_8123_4567;
+        let budget = CallSite::of(addr as i64).unwrap();
+        assert_eq!((budget.addr, budget.why()), (addr, "over_budget"));
+        let lost = CallSite::of((addr & !CALL_SITE_STACK_LOST) as i64).unwrap();
+        assert_eq!((lost.addr, lost.why()), (addr, "stack_lost"));
+        // Stack ids, and bpf_get_stackid's errors, are not call sites.
+        assert!(CallSite::of(-17).is_none() && CallSite::of(5).is_none());
     }
 
     #[test]
