@@ -218,14 +218,16 @@ struct {
 /* Whether this allocation's stack is taken (within the budget of its call site and process). */
 static __always_inline bool stack_in_budget(__u64 call_site, __u64 now)
 {
-	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
-	/* Fibonacci hashing: the top bits of the product mix every bit of the pair. */
-	/* The tgid goes in the top half, which is the same for every kernel address. */
-	__u32 slot = ((call_site ^ (tgid << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - BUDGET_SLOT_BITS);
+	__u64 tgid;
+	__u32 slot;
 	struct site_budget *b;
 
 	if (!stacks_per_second)
 		return true;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	/* Fibonacci hashing: the top bits of the product mix every bit of the pair. The tgid goes
+	 * in the top half, which is the same for every kernel address. */
+	slot = ((call_site ^ (tgid << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - BUDGET_SLOT_BITS);
 	b = bpf_map_lookup_elem(&site_budgets, &slot);
 	if (!b)
 		return true;

@@ -87,7 +87,7 @@ const BPF_F_USER_STACK: u64 = 1 << 8;
 /// every stack (a burst of a few hundred leaks has them all); a hot one (an open/close loop
 /// allocates 100000-200000 times a second at each of its two) pays for one stack in a hundred
 /// or more.
-pub(crate) const DEFAULT_STACKS_PER_SECOND: u32 = 1000;
+const DEFAULT_STACKS_PER_SECOND: u32 = 1000;
 
 /// Entries of `ksites`: distinct kernel call sites recorded without their stacks.
 const MAX_CALL_SITES: u32 = 16_384;
@@ -176,6 +176,22 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
+impl Args {
+    /// -p or -c: the allocator of one process, not the kernel's.
+    fn user_mode(&self) -> bool {
+        self.pid.is_some() || self.command.is_some()
+    }
+
+    /// The stacks taken a second per call site and process (0: every one; user mode takes
+    /// every stack).
+    fn stack_budget(&self) -> u32 {
+        match self.user_mode() {
+            true => 0,
+            false => self.stacks_per_second.unwrap_or(DEFAULT_STACKS_PER_SECOND),
+        }
+    }
+}
+
 fn parse_older(s: &str) -> Result<u64, String> {
     let ms: u64 = s
         .parse()
@@ -236,14 +252,14 @@ pub fn run(args: Args) -> Result<u8> {
             );
         }
     }
-    if args.pages && (args.pid.is_some() || args.command.is_some()) {
+    let user = args.user_mode();
+    if args.pages && user {
         bail!("--pages is for kernel mode: leave out -p/-c to trace kernel pages");
     }
-    if args.stacks_per_second.is_some() && (args.pid.is_some() || args.command.is_some()) {
+    if args.stacks_per_second.is_some() && user {
         bail!("--stacks-per-second is for kernel mode (user mode takes every stack): leave it out with -p/-c");
     }
     setup::libbpf_log(args.common.verbose);
-    let user = args.pid.is_some() || args.command.is_some();
     let needs = needs(&args);
     if args.common.check {
         // Kernel mode uses the kmem tracepoints, -p/-c uprobes on the allocator: load and
@@ -380,7 +396,7 @@ pub fn run(args: Args) -> Result<u8> {
 /// What kmemleak-lite needs from the host: in kernel mode the kmem tracepoints and kernel
 /// symbol addresses (to name stack frames); with -p/-c uprobes (and, with -p, the process).
 fn needs(args: &Args) -> setup::Needs {
-    let user = args.pid.is_some() || args.command.is_some();
+    let user = args.user_mode();
     setup::Needs {
         tracefs: !user,
         uprobes: user,
@@ -393,7 +409,7 @@ fn needs(args: &Args) -> setup::Needs {
 /// kmem_cache_free_bulk) and attaches them (in user mode to the allocator of -p's process, or
 /// of -c's program in our own process, which is not started).
 fn check_attempt(args: &Args, bulk: bool) -> Result<()> {
-    let user = args.pid.is_some() || args.command.is_some();
+    let user = args.user_mode();
     let (open, _) = open_sized(&session(args), args, user, bulk)?;
     let mut skel = open.load().map_err(setup::load_error)?;
     if !user {
@@ -485,10 +501,7 @@ fn open_sized(
         rodata.sample_every = args.sample_rate;
         rodata.combined = args.combined;
         rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
-        rodata.stacks_per_second = match user {
-            true => 0,
-            false => args.stacks_per_second.unwrap_or(DEFAULT_STACKS_PER_SECOND),
-        };
+        rodata.stacks_per_second = args.stack_budget();
         rodata.page_size = page_size();
     }
     let node_tps = choose_programs(&mut open, user, args.pages, bulk);

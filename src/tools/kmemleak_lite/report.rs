@@ -221,9 +221,7 @@ impl<'a> Reporter<'a> {
             combined_allocs: &skel.maps.combined_allocs,
             kstacks: &skel.maps.kstacks,
             ksites: &skel.maps.ksites,
-            stacks_per_second: args
-                .stacks_per_second
-                .unwrap_or(super::DEFAULT_STACKS_PER_SECOND),
+            stacks_per_second: args.stack_budget(),
             combined: args.combined,
             show_allocs: args.show_allocs,
             top: args.top as usize,
