@@ -52,7 +52,7 @@ pub const PAGES: &[Page] = &[
             ("RET", "0, or the negative errno of a failed exec (with -x)."),
             ("AGE(ms)", "With -d: how long the process lived after the exec, in milliseconds."),
             ("EXIT", "With -d: code N, or signal N (NAME)."),
-            ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 255 bytes. Control characters and invalid UTF-8 are printed as \\xNN."),
+            ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 3584 bytes in all. [args unreadable] marks an exec whose arguments could not be read (counted at exit). Control characters and invalid UTF-8 are printed as \\xNN."),
         ],
         overhead: &[
             "On an exec storm, measured side by side on the same machine, execsnoop used about 1/14 of the CPU per traced exec of libbpf-tools' execsnoop (docs/benchmarks.md). The kernel-side cost is a few tracepoint programs per exec.",
