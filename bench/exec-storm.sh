@@ -19,13 +19,15 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"; sysctl -q kernel.bpf_s
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# Sum of run_time_ns of the BPF programs process $1 holds (bpftool's "pids" of each program).
+# Sum of run_time_ns of the BPF programs process $1 holds (the prog_id of its fds, from
+# /proc/PID/fdinfo: program and link fds name it; Debian's bpftool lists no pids).
 bpf_ns() {
+    local ids
+    ids=$(grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -u | tr '\n' ' ')
     bpftool -j prog show | python3 -c '
 import json, sys
-pid = int(sys.argv[1])
-print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin)
-          if any(h.get("pid") == pid for h in p.get("pids", []))))' "$1"
+ids = {int(i) for i in sys.argv[1].split()}
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p["id"] in ids))' "$ids"
 }
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -q kernel.bpf_stats_enabled=1

@@ -868,3 +868,31 @@ fn unreadable_arguments_are_marked_and_counted() {
     assert_eq!(by_cause["args_unreadable"], 1, "{by_cause:?}");
     assert_eq!(total, 1, "{by_cause:?}");
 }
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_script_shows_its_path_and_its_own_arguments() {
+    use std::os::unix::fs::PermissionsExt;
+    require_bpf();
+    let m = marker("script");
+    let dir = std::env::temp_dir().join(&m);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two shebang forms: an interpreter, and an interpreter with an argument (env NAME).
+    let plain = dir.join("plain.sh");
+    let env = dir.join("env.sh");
+    std::fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::write(&env, "#!/usr/bin/env sh\nexit 0\n").unwrap();
+    for script in [&plain, &env] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let t = Traced::start("execsnoop", &[]);
+    run(Command::new(&plain).args([m.as_str(), "two"]));
+    run(Command::new(&env).args([m.as_str(), "three"]));
+    let out = stop_after(t, &format!("{m} three"));
+    for (script, arg) in [(&plain, "two"), (&env, "three")] {
+        let want = format!(" 0 {} {m} {arg}", script.display());
+        let rows: Vec<&str> = out.stdout.lines().filter(|l| l.ends_with(&want)).collect();
+        assert_eq!(rows.len(), 1, "no row ending {want:?}: {}", out.stdout);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

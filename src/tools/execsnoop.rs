@@ -424,14 +424,16 @@ fn shown_args(out: &mut Vec<u8>, raw: &[u8], flags: u32, max_args: usize) -> boo
         rest = after;
     }
     let mut pieces = split_args(rest);
+    let mut path: &[u8] = &[];
     if flags & EXEC_PATH_SLOTS == 0 {
-        if let Some(path) = pieces.next() {
-            out.extend_from_slice(path);
+        if let Some(p) = pieces.next() {
+            path = p;
+            out.extend_from_slice(p);
             out.push(0);
         }
     }
     if flags & EXEC_ARGV0 != 0 {
-        pieces.next();
+        skip_argv0(&mut pieces, path);
     }
     for (i, arg) in pieces.enumerate() {
         if i + 1 >= max_args {
@@ -441,6 +443,29 @@ fn shown_args(out: &mut Vec<u8>, raw: &[u8], flags: u32, max_args: usize) -> boo
         out.push(0);
     }
     false
+}
+
+/// Moves `pieces` past argv[0] of the new program, and past what the kernel put in front of a
+/// script's own arguments: for `#!INTERP [ARG]` it runs INTERP with argv `INTERP [ARG] PATH
+/// argv[1..]` (binfmt_misc does the same). Taken as a script when argv[0] is an absolute path
+/// other than `path` and `path` follows it within two places, so the row shows `PATH
+/// argv[1..]` as the caller passed them.
+fn skip_argv0<'a>(pieces: &mut (impl Iterator<Item = &'a [u8]> + Clone), path: &[u8]) {
+    let Some(argv0) = pieces.next() else { return };
+    if path.is_empty() || !argv0.starts_with(b"/") || argv0 == path {
+        return;
+    }
+    let mut ahead = pieces.clone();
+    for _ in 0..2 {
+        match ahead.next() {
+            Some(arg) if arg == path => {
+                *pieces = ahead;
+                return;
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
 }
 
 /// The path of a program exec'd by descriptor: EXE_DEPTH slots of EXE_NAME bytes, each a
@@ -465,7 +490,7 @@ fn write_slot_path(out: &mut Vec<u8>, slots: &[u8], head_cut: bool) {
 }
 
 /// The NUL-separated arguments, without the empty piece after the last NUL.
-fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> {
+fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
     args.strip_suffix(&[0])
         .unwrap_or(args)
         .split(|&b| b == 0)
@@ -581,6 +606,21 @@ mod tests {
         );
         assert_eq!(shown(raw, true, 2), (b"/bin/true\0a\0".to_vec(), true));
         assert_eq!(shown(raw, true, 1), (b"/bin/true\0".to_vec(), true));
+    }
+
+    #[test]
+    fn a_script_shows_its_own_arguments_not_its_interpreter() {
+        // #!/bin/sh: argv became "/bin/sh PATH a"; #!/usr/bin/env bash: "/usr/bin/env bash PATH".
+        let sh = b"/x/run.sh\0/bin/sh\0/x/run.sh\0a\0";
+        assert_eq!(shown(sh, true, 20), (b"/x/run.sh\0a\0".to_vec(), false));
+        let env = b"/x/run\0/usr/bin/env\0bash\0/x/run\0-\0";
+        assert_eq!(shown(env, true, 20), (b"/x/run\0-\0".to_vec(), false));
+        // A program given its own path as an argument, argv[0] as shells set it: kept.
+        let file = b"/usr/bin/file\0file\0/usr/bin/file\0";
+        assert_eq!(
+            shown(file, true, 20),
+            (b"/usr/bin/file\0/usr/bin/file\0".to_vec(), false)
+        );
     }
 
     #[test]
