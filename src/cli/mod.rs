@@ -62,7 +62,7 @@ pub struct CommonArgs {
 
     /// Force the transport, as CORETRACE_TRANSPORT does (hidden: for tests)
     #[arg(long, value_enum, value_name = "auto|perf|ringbuf", hide = true)]
-    pub transport: Option<crate::ringbuf::transport::Choice>,
+    pub transport: Option<crate::consumer::transport::Choice>,
 
     /// Relocate against this BTF file instead of the kernel's own, for kernels without
     /// /sys/kernel/btf/vmlinux (a file made with pahole, or from BTFHub); env CORETRACE_BTF
@@ -101,9 +101,9 @@ impl CommonArgs {
         &self,
         tool: &'static str,
         map: &'a dyn libbpf_rs::MapCore,
-        causes: &'static [crate::ringbuf::LossCause],
-    ) -> crate::ringbuf::Losses<'a> {
-        crate::ringbuf::Losses {
+        causes: &'static [crate::consumer::LossCause],
+    ) -> crate::consumer::Losses<'a> {
+        crate::consumer::Losses {
             tool,
             map,
             causes,
@@ -278,12 +278,12 @@ pub fn parse_refusing<A: clap::Parser>(
     let parsed = A::command()
         .try_get_matches_from(args)
         .and_then(|mut matches| {
-            // The transport is chosen once per process (ringbuf::transport), wherever BPF is
+            // The transport is chosen once per process (consumer::transport), wherever BPF is
             // loaded.
-            crate::ringbuf::transport::init(
+            crate::consumer::transport::init(
                 tool,
                 matches
-                    .try_get_one::<crate::ringbuf::transport::Choice>("transport")
+                    .try_get_one::<crate::consumer::transport::Choice>("transport")
                     .ok()
                     .flatten()
                     .copied(),
@@ -348,9 +348,9 @@ pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) 
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
+        Err(e) if e.downcast_ref::<crate::consumer::EventsLost>().is_some() => {
             eprintln!("{tool}: {e:#}");
-            ExitCode::from(crate::ringbuf::losses::EXIT_EVENTS_LOST)
+            ExitCode::from(crate::consumer::losses::EXIT_EVENTS_LOST)
         }
         Err(e) => {
             eprintln!("{tool}: {e:#}");

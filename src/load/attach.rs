@@ -423,7 +423,7 @@ struct CheckReport {
     /// the kernel has it (see `path`).
     attach_cookies: Option<bool>,
     /// What events would travel in ("ring buffer" or "perf buffer", see
-    /// `ringbuf::transport`), and why; null where none can be chosen (see `reason`).
+    /// `consumer::transport`), and why; null where none can be chosen (see `reason`).
     transport: Option<&'static str>,
     transport_why: String,
     tool: String,
@@ -500,7 +500,7 @@ pub fn check_path<T>(
         Feature::new("uprobes", uprobe_state()),
     ];
     let transport = match privileges.ok {
-        true => crate::ringbuf::transport::current(),
+        true => crate::consumer::transport::current(),
         false => Err("not probed (needs the privileges below)".to_string()),
     };
     let (version, why) = needs.min_kernel();

@@ -14,11 +14,11 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::{MapMut, OpenMapMut};
 
 use crate::cli::{CgroupArg, CommonArgs};
+use crate::consumer::{self, Handler, LossCause, SkippedRuns, Stop};
 use crate::host::container::CgroupFilter;
 use crate::load::attach::{self, Choice, Hook, Method};
 use crate::load::setup;
 use crate::output::Sink;
-use crate::ringbuf::{self, Handler, LossCause, SkippedRuns, Stop};
 
 /// A generated skeleton, seen through what common.bpf.h gives every one of them (the fields
 /// have the same names in each; the `bpf!` macro below reaches them).
@@ -134,10 +134,10 @@ impl<'a> Session<'a> {
     }
 
     /// Right after load, before the tool attaches: opens the consumer's side of the events
-    /// (see `ringbuf::prepare`) and fills the cgroup filter maps.
+    /// (see `consumer::prepare`) and fills the cgroup filter maps.
     pub fn loaded<S: Bpf>(&self, skel: &S, cgroup: &CgroupFilter) -> Result<()> {
         let c = skel.common();
-        ringbuf::prepare(c.events, self.buffer_bytes)?;
+        consumer::prepare(c.events, self.buffer_bytes)?;
         cgroup.fill(c.cgroup_filter, c.container_filter)
     }
 
@@ -155,7 +155,7 @@ impl<'a> Session<'a> {
             .common
             .losses(self.tool, c.losses, self.causes)
             .with_skipped_runs(skipped.0, skipped.1);
-        ringbuf::run(c.events, self.buffer_bytes, &losses, stop, handler)
+        consumer::run(c.events, self.buffer_bytes, &losses, stop, handler)
     }
 }
 
@@ -251,7 +251,7 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
         }
     };
     let mut handler = tool.handler(sink)?;
-    let skipped = (&ringbuf::PROBE_SKIPPED, tool.skipped_runs(&skel));
+    let skipped = (&consumer::PROBE_SKIPPED, tool.skipped_runs(&skel));
     session.consume(&skel, skipped, &stop, &mut handler)
 }
 

@@ -253,7 +253,7 @@ pub fn check_process_access(pid: u32) -> Result<()> {
 /// creates a map): a transport for its events (the ring buffer, or else the perf buffer,
 /// unless the user forced the ring buffer).
 pub fn check_kernel_features() -> Result<(), String> {
-    crate::ringbuf::transport::current()?;
+    crate::consumer::transport::current()?;
     Ok(())
 }
 
@@ -478,7 +478,7 @@ pub struct EventsSetup {
 }
 
 /// Sets up, before load, the `events` map and the `scratch` buffer of common.bpf.h for this
-/// process's transport (see `ringbuf::transport`): a ring buffer of `bytes`, or a perf event
+/// process's transport (see `consumer::transport`): a ring buffer of `bytes`, or a perf event
 /// array (one slot per CPU, each CPU's buffer `bytes`, sized by the consumer) with no ring
 /// buffer created. The tool copies what this returns into its `.rodata`.
 pub fn size_ringbuf(
@@ -486,7 +486,7 @@ pub fn size_ringbuf(
     scratch: &mut OpenMapMut,
     bytes: u32,
 ) -> Result<EventsSetup> {
-    use crate::ringbuf::transport::{self, Transport};
+    use crate::consumer::transport::{self, Transport};
     let chosen = transport::current().map_err(anyhow::Error::msg)?;
     match chosen.transport {
         Transport::RingBuffer => {

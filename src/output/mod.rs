@@ -11,9 +11,9 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
+use crate::consumer::LossCounts;
 use crate::host::container::Resolver;
 use crate::render::clock::{Clock, TimeMode};
-use crate::ringbuf::LossCounts;
 
 /// Table or JSON lines (`--json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -336,7 +336,7 @@ mod tests {
         let mut sink = Sink::new(Box::new(buf.clone()), Format::Json);
         sink.json(&serde_json::json!({"pid": 1})).unwrap();
         let counts = LossCounts {
-            counts: vec![(&crate::ringbuf::RINGBUF_FULL, 3)],
+            counts: vec![(&crate::consumer::RINGBUF_FULL, 3)],
         };
         sink.lost("t", &counts).unwrap();
         sink.flush().unwrap();

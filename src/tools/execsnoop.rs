@@ -9,6 +9,7 @@ use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler, LossCause, SkippedRuns};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{Hook, Method};
 use crate::load::driver::{self, Attach, Tool};
@@ -19,7 +20,6 @@ use crate::output::{Cells, Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler, LossCause, SkippedRuns};
 
 unsafe impl plain::Plain for exec_event {}
 
@@ -29,7 +29,7 @@ use crate::load::skel::execsnoop::defs::{
 
 /// How execsnoop can lose an exec (LOSS_* in execsnoop.h).
 pub static LOSSES: [LossCause; 3] = [
-    ringbuf::RINGBUF_FULL,
+    consumer::RINGBUF_FULL,
     LossCause {
         slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",

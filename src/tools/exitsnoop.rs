@@ -6,6 +6,7 @@ use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{Hook, Method};
 use crate::load::driver::{self, Attach, Tool};
@@ -14,10 +15,9 @@ use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler};
 
 /// How exitsnoop can lose an exit.
-pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
+pub static LOSSES: [consumer::LossCause; 1] = [consumer::RINGBUF_FULL];
 use crate::load::setup;
 use crate::load::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, OpenExitsnoopSkel};
 
@@ -80,7 +80,7 @@ impl Tool for Args {
     const HOOK: &'static Hook = &HOOK;
     /// What exitsnoop needs from the host: one tracepoint.
     const NEEDS: setup::Needs = driver::kernel_only(true);
-    const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
+    const LOSSES: &'static [consumer::LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
         Attach::Fixed("the sched:sched_process_exit tracepoint")
@@ -100,8 +100,8 @@ impl Tool for Args {
             .context("attaching to sched:sched_process_exit")
     }
 
-    fn skipped_runs(&self, skel: &ExitsnoopSkel<'static>) -> ringbuf::SkippedRuns {
-        ringbuf::SkippedRuns::new(&[&skel.progs.process_exit])
+    fn skipped_runs(&self, skel: &ExitsnoopSkel<'static>) -> consumer::SkippedRuns {
+        consumer::SkippedRuns::new(&[&skel.progs.process_exit])
     }
 
     fn handler(&self, sink: Sink) -> Result<ExitPrinter> {

@@ -13,6 +13,7 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{self, Choice, Hook, Method};
 use crate::load::driver::{self, Attach, Tool};
@@ -21,18 +22,17 @@ use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::errno;
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
-use crate::ringbuf::{self, decode, Handler};
 
 /// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
-pub static LOSSES: [ringbuf::LossCause; 3] = [
-    ringbuf::RINGBUF_FULL,
-    ringbuf::LossCause {
+pub static LOSSES: [consumer::LossCause; 3] = [
+    consumer::RINGBUF_FULL,
+    consumer::LossCause {
         slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",
         what: "removals lost: the table of removals in flight was full",
         advice: "raise --max-inflight: more threads were removing files at once",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_NO_RETURN),
         key: "no_return",
         what: "removals lost: their return was never seen (a kretprobe missed it)",
@@ -132,7 +132,7 @@ impl Tool for Args {
     /// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
     /// method (checked when that method is tried), so nothing more up front.
     const NEEDS: setup::Needs = driver::kernel_only(false);
-    const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
+    const LOSSES: &'static [consumer::LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
         Attach::Select(self.attach)
@@ -212,9 +212,9 @@ impl Tool for Args {
         attach_returns_first(skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))
     }
 
-    fn skipped_runs(&self, skel: &UnlinksnoopSkel<'static>) -> ringbuf::SkippedRuns {
+    fn skipped_runs(&self, skel: &UnlinksnoopSkel<'static>) -> consumer::SkippedRuns {
         let p = &skel.progs;
-        ringbuf::SkippedRuns::new(&[
+        consumer::SkippedRuns::new(&[
             &p.fentry_unlinkat,
             &p.fentry_rmdir,
             &p.kprobe_unlinkat,

@@ -16,10 +16,10 @@ use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
 use crate::cli::{parse_pid, parse_seconds, CommonArgs};
+use crate::consumer::{self, LossCause, Stop};
 use crate::host::container::CgroupFilter;
 use crate::load::driver::Session;
 use crate::load::{attach, setup};
-use crate::ringbuf::{self, LossCause, Stop};
 
 /// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
 /// buffer (slot 0) is not among them: no allocation travels it, the reports read the maps. (A
@@ -369,7 +369,7 @@ pub fn run(args: Args) -> Result<u8> {
     // are not skipped that way: the list is empty in user mode, and the cause reads 0.)
     let p = &skel.progs;
     let skipped = match target {
-        Target::Kernel => ringbuf::SkippedRuns::new(&[
+        Target::Kernel => consumer::SkippedRuns::new(&[
             &p.kmalloc,
             &p.kfree,
             &p.kmem_cache_alloc,
@@ -381,7 +381,7 @@ pub fn run(args: Args) -> Result<u8> {
             &p.mm_page_free_batched,
             &p.kmem_cache_free_bulk,
         ]),
-        _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
+        _ => consumer::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
     session.consume(&skel, (&PROBE_SKIPPED, skipped), &stop, &mut reporter)?;
     let ended = reporter.ended();

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
+use crate::consumer::{Handler, Stop};
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
 use crate::load::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
@@ -24,7 +25,6 @@ use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::render::clock::Clock;
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{Handler, Stop};
 
 #[derive(Clone, Copy)]
 pub enum Mode<'a> {

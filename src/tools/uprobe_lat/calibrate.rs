@@ -13,12 +13,12 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::UprobeOpts;
 
 use super::links::Kind;
+use crate::consumer::{self, decode, Handler, Stop};
 use crate::host::proc_maps::{self, Mapping};
 use crate::load::setup;
 use crate::load::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 use crate::output::histogram::Latencies;
 use crate::output::{Format, Sink};
-use crate::ringbuf::{self, decode, Handler, Stop};
 
 /// The function the probes are measured on. Found by its own address (see [`target_offset`]),
 /// so it works in a stripped release build; the name shows in `-v` and --check.
@@ -64,7 +64,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     rodata.perf_buffer = events.perf_buffer; // wakeup_bytes stays 0: wake on every record
     rodata.unit_div = 1;
     let skel = open.load().map_err(setup::load_error)?;
-    ringbuf::prepare(&skel.maps.events, RING_BYTES)?; // before attaching: see its doc
+    consumer::prepare(&skel.maps.events, RING_BYTES)?; // before attaching: see its doc
 
     let unprobed = per_call_ns(CALLS * 10);
     let (entries, exits) = kind.programs(skel.object(), 1)?;
@@ -90,14 +90,14 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
         sink: Sink::new(Box::new(std::io::sink()), Format::Table),
     };
     let drain = Stop::install(Some(Duration::from_nanos(1)))?;
-    let losses = ringbuf::Losses {
+    let losses = consumer::Losses {
         tool: "uprobe-lat",
         map: &skel.maps.losses,
         causes: &[],
         skipped: None,
         fail_on_loss: false,
     };
-    ringbuf::run(
+    consumer::run(
         &skel.maps.events,
         RING_BYTES,
         &losses,

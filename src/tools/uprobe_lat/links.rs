@@ -27,8 +27,8 @@ use anyhow::{Context, Result};
 use libbpf_rs::{Link, Object, OpenObject, ProgramMut, UprobeMultiOpts, UprobeOpts};
 
 use super::target::Probe;
+use crate::consumer::Stop;
 use crate::render::escape::escaped;
-use crate::ringbuf::Stop;
 
 /// Program pairs for kernels without attach cookies (NO_COOKIE_PROGS in uprobe_lat.h): at most
 /// this many functions there.

@@ -16,11 +16,11 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel};
 
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
+use crate::consumer::{self, Stop};
 use crate::load::attach;
 use crate::load::driver::{Bpf, Session};
 use crate::output::histogram::Unit;
 use crate::render::escape::escaped;
-use crate::ringbuf::{self, Stop};
 
 use crate::load::setup;
 use crate::load::skel::uprobe_lat::{types, UprobeLatSkel};
@@ -41,27 +41,27 @@ use crate::load::skel::uprobe_lat::defs::{
 const PER_PID_HISTS: u32 = 16384;
 
 /// How uprobe-lat can lose a call (LOSS_* in uprobe_lat.h).
-pub static LOSSES: [ringbuf::LossCause; 5] = [
-    ringbuf::RINGBUF_FULL,
-    ringbuf::LossCause {
+pub static LOSSES: [consumer::LossCause; 5] = [
+    consumer::RINGBUF_FULL,
+    consumer::LossCause {
         slot: Some(LOSS_TOO_DEEP),
         key: "too_deep",
         what: "calls nested deeper than 32 levels were not timed",
         advice: "each thread times 32 nested calls: trace the outer functions, not a deep recursion",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_UNWOUND),
         key: "never_returned",
         what: "calls never returned and were not timed",
         advice: "a longjmp or an exception skipped their return, or their thread exited inside them",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_HIST_FULL),
         key: "pid_hists_full",
         what: "calls not counted: the in-kernel per-process histogram table was full",
         advice: "raise --max-pids, or drop --kernel-hist: then processes beyond --max-pids are summed in an 'other pids' row",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_THREADS_FULL),
         key: "threads_full",
         what: "calls not timed: the per-thread table was full",
@@ -335,10 +335,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut report = Report::new(&args, &probes, source, overhead, &stop, sink)?;
     // A skipped entry or return program loses a call's timing: the kernel does not nest
     // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
-    let skipped = ringbuf::SkippedRuns::all_loaded(skel.object());
+    let skipped = consumer::SkippedRuns::all_loaded(skel.object());
     let result = session.consume(
         &skel,
-        (&ringbuf::PROBE_SKIPPED, skipped),
+        (&consumer::PROBE_SKIPPED, skipped),
         &stop,
         &mut report,
     );

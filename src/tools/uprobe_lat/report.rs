@@ -14,6 +14,7 @@ use super::calibrate::Overhead;
 use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
+use crate::consumer::{decode, Handler, Stop};
 use crate::host::container::CgroupFields;
 use crate::load::skel::uprobe_lat::types::call_event;
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
@@ -22,7 +23,6 @@ use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::{Clock, TimeMode};
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
-use crate::ringbuf::{decode, Handler, Stop};
 
 use crate::load::skel::uprobe_lat::defs::CALL_SLOW;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
