@@ -136,12 +136,12 @@ pub struct CgroupArg {
 
 impl CgroupArg {
     /// The kernel-side filters asked for: the open cgroup directory with `-c` (see
-    /// `setup::open_cgroup`), the container's cgroups with `--container`.
+    /// `host::cgroupfs::open_cgroup`), the container's cgroups with `--container`.
     pub fn open(&self) -> anyhow::Result<crate::host::container::CgroupFilter> {
         let dir = self
             .cgroup
             .as_deref()
-            .map(crate::load::setup::open_cgroup)
+            .map(crate::host::cgroupfs::open_cgroup)
             .transpose()?;
         let container = match &self.container {
             Some(prefix) => crate::host::container::filter_ids(

@@ -74,7 +74,7 @@ pub fn decode<T: plain::Plain>(data: &[u8]) -> Result<(&T, &[u8])> {
 /// and reports what was lost, by cause: while running as it grows (a warning on stderr, or a
 /// record in the JSON stream), at the end one line per cause on stderr and, with `--json`,
 /// one loss record (always, zeros included). Under `--fail-on-loss` a run that lost anything
-/// ends with [`EventsLost`]. `buffer_bytes` is the size given to `setup::size_ringbuf`: the
+/// ends with [`EventsLost`]. `buffer_bytes` is the size given to `consumer::transport::size_ringbuf`: the
 /// ring buffer's, or each CPU's perf buffer's.
 pub fn run<M: MapCore>(
     events: &M,

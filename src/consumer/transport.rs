@@ -2,14 +2,15 @@
 //! kernel has none, a perf event array (one perf buffer per CPU). Chosen once per process: by
 //! the environment variable `CORETRACE_TRANSPORT` (`perf`, `ringbuf` or `auto`) or the hidden
 //! `--transport` flag (read by `cli::parse`), else by probing the kernel. The BPF side learns it
-//! from the `perf_buffer` constant in common.bpf.h (see `setup::size_ringbuf`), the consumer
+//! from the `perf_buffer` constant in common.bpf.h (see [`size_ringbuf`]), the consumer
 //! from the map's type, so no tool needs to know which one it got.
 
 use std::sync::OnceLock;
 
 use clap::ValueEnum;
 
-use crate::load::setup;
+use anyhow::Context;
+use libbpf_rs::{libbpf_sys, OpenMapMut};
 
 /// The environment variable that forces a transport (as `--transport` does).
 pub const ENV: &str = "CORETRACE_TRANSPORT";
@@ -79,7 +80,7 @@ pub fn current() -> Result<Chosen, String> {
             let chosen = choose(
                 req.and_then(|r| r.flag),
                 std::env::var_os(ENV).as_deref(),
-                setup::ringbuf_probe,
+                ringbuf_probe,
             );
             if let (Some(r), Ok(c)) = (req, &chosen) {
                 if r.verbose {
@@ -125,6 +126,66 @@ fn choose(
             Ok(what) => chosen(Transport::RingBuffer, format!("this kernel has {what}")),
             Err(e) => chosen(Transport::PerfBuffer, e),
         },
+    }
+}
+
+/// Can this kernel create a BPF ring buffer (5.8)? `Ok` names it.
+pub fn ringbuf_probe() -> Result<String, String> {
+    let r = unsafe {
+        libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null())
+    };
+    match r {
+        1 => Ok("BPF_MAP_TYPE_RINGBUF".into()),
+        0 => Err("this kernel has no BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8)".into()),
+        e => Err(format!(
+            "probing for the BPF ring buffer failed: {}",
+            std::io::Error::from_raw_os_error(-e)
+        )),
+    }
+}
+
+/// What the BPF side must be told of the transport, in its `.rodata` (common.bpf.h).
+#[derive(Clone, Copy, Debug)]
+pub struct EventsSetup {
+    /// `wakeup_bytes`: the backlog, in bytes, past which the BPF side wakes the consumer.
+    pub wakeup_bytes: u64,
+    /// `perf_buffer`: events go to the perf buffer, not the ring buffer.
+    pub perf_buffer: bool,
+}
+
+/// Sets up, before load, the `events` map and the `scratch` buffer of common.bpf.h for this
+/// process's transport (see `consumer::transport`): a ring buffer of `bytes`, or a perf event
+/// array (one slot per CPU, each CPU's buffer `bytes`, sized by the consumer) with no ring
+/// buffer created. The tool copies what this returns into its `.rodata`.
+pub fn size_ringbuf(
+    events: &mut OpenMapMut,
+    scratch: &mut OpenMapMut,
+    bytes: u32,
+) -> anyhow::Result<EventsSetup> {
+    let chosen = current().map_err(anyhow::Error::msg)?;
+    match chosen.transport {
+        Transport::RingBuffer => {
+            events
+                .set_max_entries(bytes)
+                .context("sizing the ring buffer")?;
+            // Only the perf buffer's branch, which the verifier skips, refers to it.
+            scratch.set_autocreate(false)?;
+            Ok(EventsSetup {
+                wakeup_bytes: u64::from(bytes / 4),
+                perf_buffer: false,
+            })
+        }
+        Transport::PerfBuffer => {
+            events.set_type(libbpf_rs::MapType::PerfEventArray)?;
+            events.set_key_size(4)?;
+            events.set_value_size(4)?;
+            // 0: libbpf makes it one slot per possible CPU.
+            events.set_max_entries(0)?;
+            Ok(EventsSetup {
+                wakeup_bytes: 0,
+                perf_buffer: true,
+            })
+        }
     }
 }
 

@@ -478,7 +478,7 @@ impl CgroupFilter {
     ) -> Result<()> {
         use anyhow::Context;
         if let Some(dir) = &self.dir {
-            crate::load::setup::fill_cgroup_filter(cgroup_map, dir)?;
+            crate::host::cgroupfs::fill_cgroup_filter(cgroup_map, dir)?;
         }
         for id in &self.container {
             container_map

@@ -244,10 +244,10 @@ fn try_method<T>(
 pub fn precheck(hook: &Hook, method: Method) -> Result<(), String> {
     match method {
         Method::Fentry => {
-            if !setup::kernel_has_btf() {
+            if !crate::load::btf::kernel_has_btf() {
                 return Err(format!(
                     "fentry needs the kernel's own BTF ({}; a --btf file serves CO-RE only)",
-                    setup::KERNEL_BTF
+                    crate::load::btf::KERNEL_BTF
                 ));
             }
             let btf = vmlinux_btf().ok_or("the kernel has no BTF")?;
@@ -267,7 +267,7 @@ pub fn precheck(hook: &Hook, method: Method) -> Result<(), String> {
             traceable(hook.functions)
         }
         Method::Tracepoint => {
-            setup::ensure_tracefs()?;
+            crate::load::needs::ensure_tracefs()?;
             for tp in hook.tracepoints {
                 if !tracepoint_exists(tp) {
                     return Err(format!("tracepoint {tp} does not exist here"));
@@ -328,7 +328,7 @@ pub fn vmlinux_btf() -> Option<&'static Btf<'static>> {
     unsafe impl Send for Shared {}
     static BTF: OnceLock<Shared> = OnceLock::new();
     BTF.get_or_init(|| {
-        Shared(match setup::custom_btf() {
+        Shared(match crate::load::btf::custom_btf() {
             Some(path) => Btf::from_path(path).ok(),
             None => Btf::from_vmlinux().ok(),
         })
@@ -453,7 +453,7 @@ pub fn check<T>(
     hook: &Hook,
     choice: Choice,
     json: bool,
-    needs: &setup::Needs,
+    needs: &crate::load::needs::Needs,
     attempt: Attempt<'_, T>,
 ) -> Result<()> {
     check_path(tool, hook, choice, json, needs, None, attempt)
@@ -466,7 +466,7 @@ pub fn check_path<T>(
     hook: &Hook,
     choice: Choice,
     json: bool,
-    needs: &setup::Needs,
+    needs: &crate::load::needs::Needs,
     path: Option<String>,
     attempt: Attempt<'_, T>,
 ) -> Result<()> {
@@ -478,20 +478,20 @@ pub fn check_path<T>(
             );
         }
     }
-    let privileges = Feature::new("privileges", setup::check_privileges(needs));
+    let privileges = Feature::new("privileges", crate::load::needs::check_privileges(needs));
     // Tracepoints need tracefs; mounting it is what the tool itself would do.
-    let tracefs_state = setup::ensure_tracefs().map(|dir| format!("tracefs at {dir}"));
+    let tracefs_state = crate::load::needs::ensure_tracefs().map(|dir| format!("tracefs at {dir}"));
     // Probing creates a map and loads a program: without the privileges it proves nothing.
     let probe = |f: fn() -> Result<String, String>| match privileges.ok {
         true => f(),
         false => Err("not probed (needs the privileges below)".to_string()),
     };
-    let ringbuf = probe(setup::ringbuf_probe);
-    let cookies = probe(setup::attach_cookie_probe);
+    let ringbuf = probe(crate::consumer::transport::ringbuf_probe);
+    let cookies = probe(crate::load::needs::attach_cookie_probe);
     let known = |r: &Result<String, String>| privileges.ok.then_some(r.is_ok());
     let (ring_buffer, attach_cookies) = (known(&ringbuf), known(&cookies));
     let features = vec![
-        Feature::new("BTF", setup::check_btf()),
+        Feature::new("BTF", crate::load::btf::check_btf()),
         Feature::new("ring buffer", ringbuf),
         Feature::new("attach cookies", cookies),
         Feature::new("fentry/fexit", fentry_state(hook)),
@@ -514,7 +514,7 @@ pub fn check_path<T>(
         Some(f.detail.clone())
     } else if let Err(e) = &transport {
         Some(e.clone())
-    } else if let Err(e) = setup::check_kernel_features() {
+    } else if let Err(e) = crate::load::needs::check_kernel_features() {
         Some(format!(
             "{e}: {tool} needs Linux {version} or later ({why})"
         ))
@@ -696,10 +696,10 @@ fn kernel_release() -> String {
 
 /// Loads a two-instruction fentry program on a function every kernel has (or on the hook's own).
 fn fentry_state(hook: &Hook) -> Result<String, String> {
-    if !setup::kernel_has_btf() {
+    if !crate::load::btf::kernel_has_btf() {
         return Err(format!(
             "needs the kernel's own BTF ({})",
-            setup::KERNEL_BTF
+            crate::load::btf::KERNEL_BTF
         ));
     }
     let btf = vmlinux_btf().ok_or("needs kernel BTF")?;

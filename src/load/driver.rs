@@ -58,7 +58,7 @@ macro_rules! bpf {
 
             fn open() -> Result<Self::Open> {
                 let builder = crate::load::skel::$module::$builder::default();
-                setup::open_skel(builder, attach::object_storage())
+                crate::load::btf::open_skel(builder, attach::object_storage())
             }
 
             fn open_common(open: &mut Self::Open) -> Result<OpenCommon<'_>> {
@@ -113,12 +113,13 @@ impl<'a> Session<'a> {
     }
 
     /// Opens `S` and sets up what common.bpf.h declares: the events transport (see
-    /// `setup::size_ringbuf`) and the `.rodata` flags of the transport and of `cgroup`'s
+    /// `consumer::transport::size_ringbuf`) and the `.rodata` flags of the transport and of `cgroup`'s
     /// filters. The tool sets its own `.rodata` and map sizes next.
     pub fn open<S: Bpf>(&self, cgroup: &CgroupFilter) -> Result<S::Open> {
         let mut open = S::open()?;
         let c = S::open_common(&mut open)?;
-        let events = setup::size_ringbuf(c.events, c.scratch, self.buffer_bytes)?;
+        let events =
+            crate::consumer::transport::size_ringbuf(c.events, c.scratch, self.buffer_bytes)?;
         *c.wakeup_bytes = events.wakeup_bytes;
         *c.perf_buffer = events.perf_buffer;
         *c.filter_cgroup = cgroup.by_cgroup();
@@ -161,8 +162,8 @@ impl<'a> Session<'a> {
 
 /// What a tool that hooks only the kernel needs from the host beyond loading BPF: tracefs
 /// (to attach tracepoints from the start) or not.
-pub const fn kernel_only(tracefs: bool) -> setup::Needs {
-    setup::Needs {
+pub const fn kernel_only(tracefs: bool) -> crate::load::needs::Needs {
+    crate::load::needs::Needs {
         tracefs,
         uprobes: false,
         kernel_symbols: false,
@@ -186,8 +187,8 @@ pub trait Tool {
     /// The tool's name, in messages, `--check` and metrics.
     const NAME: &'static str;
     const HOOK: &'static Hook;
-    /// What it needs from the host (`setup::preflight`, `--check`).
-    const NEEDS: setup::Needs;
+    /// What it needs from the host (`load::needs::preflight`, `--check`).
+    const NEEDS: crate::load::needs::Needs;
     /// How it loses events (its LOSS_* slots).
     const LOSSES: &'static [LossCause];
 
@@ -211,7 +212,7 @@ pub trait Tool {
 /// Runs a tool of the common shape with its options every tool shares (`--json`, `-v`,
 /// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped.
 pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result<()> {
-    setup::use_btf(common.btf.as_deref())?;
+    crate::load::btf::use_btf(common.btf.as_deref())?;
     setup::libbpf_log(common.verbose);
     let session = Session::new(T::NAME, common, T::LOSSES);
     let attach_with = tool.attach_with();
@@ -232,7 +233,7 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
             &mut attempt,
         );
     }
-    setup::preflight(&T::NEEDS)?;
+    crate::load::needs::preflight(&T::NEEDS)?;
     // Before loading: a --metrics-listen port in use is told before anything is attached.
     let sink = common.sink(T::NAME)?;
     let cgroup = cgroup.open()?;

@@ -4,6 +4,8 @@
 //! the one sequence every tool runs them in, from open to consuming events ([`driver`]).
 
 pub mod attach;
+pub mod btf;
 pub mod driver;
+pub mod needs;
 pub mod setup;
 pub mod skel;

@@ -141,7 +141,7 @@ impl Tool for Args {
     const NAME: &'static str = "execsnoop";
     const HOOK: &'static Hook = &HOOK;
     /// What execsnoop needs from the host: tracepoints only.
-    const NEEDS: setup::Needs = driver::kernel_only(true);
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(true);
     const LOSSES: &'static [LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
@@ -165,7 +165,7 @@ impl Tool for Args {
             Some(ms) => {
                 rodata.min_duration_ns = ms * 1_000_000;
                 open.maps.live.set_max_entries(self.max_procs)?;
-                if !setup::kernel_at_least(6, 1) {
+                if !crate::host::system::kernel_at_least(6, 1) {
                     // No BPF memory allocator before 6.1: a tracing program must use a
                     // preallocated hash.
                     open.maps.live.set_map_flags(0)?;

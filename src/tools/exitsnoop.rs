@@ -79,7 +79,7 @@ impl Tool for Args {
     const NAME: &'static str = "exitsnoop";
     const HOOK: &'static Hook = &HOOK;
     /// What exitsnoop needs from the host: one tracepoint.
-    const NEEDS: setup::Needs = driver::kernel_only(true);
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(true);
     const LOSSES: &'static [consumer::LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {

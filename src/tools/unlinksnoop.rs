@@ -131,7 +131,7 @@ impl Tool for Args {
     const HOOK: &'static Hook = &HOOK;
     /// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
     /// method (checked when that method is tried), so nothing more up front.
-    const NEEDS: setup::Needs = driver::kernel_only(false);
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(false);
     const LOSSES: &'static [consumer::LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {

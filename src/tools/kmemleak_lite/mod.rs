@@ -244,7 +244,7 @@ enum Target {
 /// Runs the tool; returns the exit status to end with: with -c, the command's, as a shell gives
 /// it (exit code N: N, killed by signal S: 128+S); else 0.
 pub fn run(args: Args) -> Result<u8> {
-    setup::use_btf(args.common.btf.as_deref())?;
+    crate::load::btf::use_btf(args.common.btf.as_deref())?;
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
             bail!(
@@ -276,7 +276,7 @@ pub fn run(args: Args) -> Result<u8> {
         )?;
         return Ok(0);
     }
-    setup::preflight(&needs)?;
+    crate::load::needs::preflight(&needs)?;
     // Before -c's command starts and anything loads: a --metrics-listen port in use is told
     // first.
     let sink = args.common.sink("kmemleak-lite")?;
@@ -395,9 +395,9 @@ pub fn run(args: Args) -> Result<u8> {
 
 /// What kmemleak-lite needs from the host: in kernel mode the kmem tracepoints and kernel
 /// symbol addresses (to name stack frames); with -p/-c uprobes (and, with -p, the process).
-fn needs(args: &Args) -> setup::Needs {
+fn needs(args: &Args) -> crate::load::needs::Needs {
     let user = args.user_mode();
-    setup::Needs {
+    crate::load::needs::Needs {
         tracefs: !user,
         uprobes: user,
         kernel_symbols: !user,

@@ -55,8 +55,12 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
 
     // Not driver::Session: a measurement, not a run (it wakes on every record, reports no losses).
     let mut storage = MaybeUninit::uninit();
-    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
-    let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, RING_BYTES)?;
+    let mut open = crate::load::btf::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
+    let events = crate::consumer::transport::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        RING_BYTES,
+    )?;
     kind.set_autoload(open.open_object_mut(), 1);
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     let pid = std::process::id();

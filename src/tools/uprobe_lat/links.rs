@@ -74,7 +74,7 @@ impl Kind {
             let why = if forced {
                 "--no-cookies".to_string()
             } else {
-                format!("Linux {} has none", crate::load::setup::kernel_release())
+                format!("Linux {} has none", crate::host::system::kernel_release())
             };
             anyhow::bail!(
                 "{functions} functions to time, but without BPF attach cookies ({why}) uprobe-lat times at most {NO_COOKIE_PROGS} at once: give fewer functions (or narrower globs), or run it on Linux 5.15 or later"
@@ -131,7 +131,7 @@ impl Kind {
 
 /// Whether uprobe programs may call bpf_get_attach_cookie() here (5.15+).
 pub fn cookies_supported() -> bool {
-    crate::load::setup::attach_cookie_probe().is_ok()
+    crate::load::needs::attach_cookie_probe().is_ok()
 }
 
 /// The entry and return links of every probe; dropped entry links first.

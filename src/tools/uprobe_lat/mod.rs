@@ -181,8 +181,8 @@ static HOOK: attach::Hook = attach::Hook {
 
 /// What uprobe-lat needs from the host: uprobes (and, with -p, the process). Attach cookies
 /// (5.15) are used where the kernel has them, not needed.
-fn needs(args: &Args) -> setup::Needs {
-    setup::Needs {
+fn needs(args: &Args) -> crate::load::needs::Needs {
+    crate::load::needs::Needs {
         tracefs: false,
         uprobes: true,
         kernel_symbols: false,
@@ -191,7 +191,7 @@ fn needs(args: &Args) -> setup::Needs {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    setup::use_btf(args.common.btf.as_deref())?;
+    crate::load::btf::use_btf(args.common.btf.as_deref())?;
     if args.common.check {
         setup::libbpf_log(args.common.verbose);
         // Which programs the run would load (probing needs the privileges; without them,
@@ -220,10 +220,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(pid) = args.pid {
         // Reading another user's process needs a capability: say which, not "no such process".
-        setup::check_process_access(pid)?;
+        crate::load::needs::check_process_access(pid)?;
     }
     let probes = target::resolve_all(&args.targets, args.pid)?;
-    setup::preflight(&needs(&args))?;
+    crate::load::needs::preflight(&needs(&args))?;
     // Before calibrating and loading: a --metrics-listen port in use is told before anything
     // is attached.
     let sink = args.common.sink("uprobe-lat")?;
