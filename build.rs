@@ -1,5 +1,5 @@
 //! Compiles every `src/bpf/<tool>.bpf.c` with clang and generates its Rust skeleton into
-//! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/load/skel.rs` includes; and turns the
+//! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/skel.rs` includes; and turns the
 //! numeric `#define`s of the headers the C and the Rust side share (`src/bpf/<tool>.h`,
 //! common.bpf.h) into Rust constants in `$OUT_DIR/<tool>.defs.rs`, so that no number is copied
 //! by hand.

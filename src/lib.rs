@@ -12,6 +12,8 @@ pub mod cli;
 pub mod consumer;
 pub mod host;
 pub mod load;
+pub mod multicall;
 pub mod output;
 pub mod render;
+pub mod skel;
 pub mod tools;

@@ -1,9 +1,6 @@
 //! The command line. What every tool's command line shares (`--json`, `-v`, `--timeout`,
 //! `--ringbuf-size`, `--btf`, `--metrics-*`), the parsers for values users type, and the `main`
-//! wrapper that turns any error into one line on stderr and a non-zero exit; [`multicall`] picks
-//! the tool to run from the name the binary was started as.
-
-pub mod multicall;
+//! wrapper that turns any error into one line on stderr and a non-zero exit.
 
 use std::io;
 use std::path::PathBuf;
@@ -350,7 +347,7 @@ pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) 
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<crate::consumer::EventsLost>().is_some() => {
             eprintln!("{tool}: {e:#}");
-            ExitCode::from(crate::consumer::losses::EXIT_EVENTS_LOST)
+            ExitCode::from(crate::output::losses::EXIT_EVENTS_LOST)
         }
         Err(e) => {
             eprintln!("{tool}: {e:#}");

@@ -2,13 +2,12 @@
 //! has none, the perf buffer: see [`transport`]), hands each record to the tool's [`Handler`],
 //! flushes output once per poll round, stops on Ctrl-C, SIGTERM or `--timeout`, and reports
 //! what was lost, by cause (the `losses` counters every program keeps, see
-//! src/bpf/common.bpf.h and [`losses`]).
+//! src/bpf/common.bpf.h and [`crate::output::losses`]).
 
-pub mod losses;
 mod stop;
 pub mod transport;
 
-pub use losses::{
+pub use crate::output::losses::{
     EventsLost, LossCause, LossCounts, Losses, SkippedRuns, PERF_BUFFER_FULL, PROBE_SKIPPED,
     RINGBUF_FULL,
 };

@@ -53,11 +53,11 @@ pub struct Common<'a> {
 /// Implements [`Bpf`] for the skeleton of `src/bpf/<$module>.bpf.c`.
 macro_rules! bpf {
     ($module:ident: $skel:ident, $open:ident, $builder:ident) => {
-        impl Bpf for crate::load::skel::$module::$skel<'static> {
-            type Open = crate::load::skel::$module::$open<'static>;
+        impl Bpf for crate::skel::$module::$skel<'static> {
+            type Open = crate::skel::$module::$open<'static>;
 
             fn open() -> Result<Self::Open> {
-                let builder = crate::load::skel::$module::$builder::default();
+                let builder = crate::skel::$module::$builder::default();
                 crate::load::btf::open_skel(builder, attach::object_storage())
             }
 

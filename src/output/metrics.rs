@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::consumer::LossCounts;
+use crate::output::losses::LossCounts;
 
 /// The content type of the text format, as Prometheus asks for it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

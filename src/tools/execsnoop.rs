@@ -14,16 +14,16 @@ use crate::host::container::CgroupFields;
 use crate::load::attach::{Hook, Method};
 use crate::load::driver::{self, Attach, Tool};
 use crate::load::setup;
-use crate::load::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 use crate::output::schema::{event, Attrs, Exit, Header};
 use crate::output::{Cells, Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into};
 use crate::render::exit_status::ExitStatus;
+use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 
 unsafe impl plain::Plain for exec_event {}
 
-use crate::load::skel::execsnoop::defs::{
+use crate::skel::execsnoop::defs::{
     EXEC_ARGS_TRUNCATED, EXEC_EXITED, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL, TOTAL_MAX_ARGS,
 };
 

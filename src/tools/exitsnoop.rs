@@ -19,7 +19,7 @@ use crate::render::exit_status::ExitStatus;
 /// How exitsnoop can lose an exit.
 pub static LOSSES: [consumer::LossCause; 1] = [consumer::RINGBUF_FULL];
 use crate::load::setup;
-use crate::load::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, OpenExitsnoopSkel};
+use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, OpenExitsnoopSkel};
 
 unsafe impl plain::Plain for exit_event {}
 

@@ -8,7 +8,7 @@ pub mod uprobe_lat;
 
 /// Every tool's command line, for man pages and shell completions (`coretrace-gen`).
 pub fn commands() -> Vec<clap::Command> {
-    crate::cli::multicall::TOOLS
+    crate::multicall::TOOLS
         .iter()
         .map(|t| (t.command)())
         .collect()

@@ -40,11 +40,11 @@ pub static LOSSES: [consumer::LossCause; 3] = [
     },
 ];
 use crate::load::setup;
-use crate::load::skel::unlinksnoop::{types::unlink_event, OpenUnlinksnoopSkel, UnlinksnoopSkel};
+use crate::skel::unlinksnoop::{types::unlink_event, OpenUnlinksnoopSkel, UnlinksnoopSkel};
 
 unsafe impl plain::Plain for unlink_event {}
 
-use crate::load::skel::unlinksnoop::defs::{
+use crate::skel::unlinksnoop::defs::{
     LOSS_INFLIGHT_FULL, LOSS_NO_RETURN, OP_RMDIR, PATH_TRUNCATED_HEAD, PATH_TRUNCATED_TAIL,
     PATH_UNRESOLVED,
 };

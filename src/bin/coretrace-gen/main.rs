@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap_complete::Shell;
-use coretrace::cli::multicall::TOOLS;
+use coretrace::multicall::TOOLS;
 
 const USAGE: &str = "usage: coretrace-gen man DIR [--suffix SUFFIX] | coretrace-gen completions SHELL DIR [--suffix SUFFIX]";
 

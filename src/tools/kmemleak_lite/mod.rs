@@ -66,10 +66,8 @@ pub const REFUSED: &[(&str, &str)] = &[(
     "ringbuf_size",
     "--ringbuf-size does not apply to kmemleak-lite: no event travels a ring buffer (the reports read the kernel's tables); size those with --max-allocs, --max-stacks, --max-threads",
 )];
-use crate::load::skel::kmemleak_lite::defs::{
-    LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST,
-};
-use crate::load::skel::kmemleak_lite::{
+use crate::skel::kmemleak_lite::defs::{LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST};
+use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info, kstack_info},
     KmemleakLiteSkel, OpenKmemleakLiteSkel,
 };
@@ -596,7 +594,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool, bul
 /// Entry probe and return probe of each allocator function found. Two names at one address
 /// (glibc's aligned_alloc is memalign) are probed once.
 fn attach_allocator(
-    skel: &crate::load::skel::kmemleak_lite::KmemleakLiteSkel,
+    skel: &crate::skel::kmemleak_lite::KmemleakLiteSkel,
     pid: u32,
     alloc: &Allocator,
     links: &mut Vec<Link>,

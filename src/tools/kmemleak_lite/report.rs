@@ -17,14 +17,14 @@ use super::Args;
 use crate::consumer::{Handler, Stop};
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
-use crate::load::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
-use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
-use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::render::clock::Clock;
 use crate::render::exit_status::ExitStatus;
+use crate::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
+use crate::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
+use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
 #[derive(Clone, Copy)]
 pub enum Mode<'a> {

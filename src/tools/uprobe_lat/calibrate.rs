@@ -16,9 +16,9 @@ use super::links::Kind;
 use crate::consumer::{self, decode, Handler, Stop};
 use crate::host::proc_maps::{self, Mapping};
 use crate::load::setup;
-use crate::load::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 use crate::output::histogram::Latencies;
 use crate::output::{Format, Sink};
+use crate::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 
 /// The function the probes are measured on. Found by its own address (see [`target_offset`]),
 /// so it works in a stripped release build; the name shows in `-v` and --check.

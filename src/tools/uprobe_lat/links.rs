@@ -32,7 +32,7 @@ use crate::render::escape::escaped;
 
 /// Program pairs for kernels without attach cookies (NO_COOKIE_PROGS in uprobe_lat.h): at most
 /// this many functions there.
-pub const NO_COOKIE_PROGS: usize = crate::load::skel::uprobe_lat::defs::NO_COOKIE_PROGS as usize;
+pub const NO_COOKIE_PROGS: usize = crate::skel::uprobe_lat::defs::NO_COOKIE_PROGS as usize;
 
 /// How the probes are attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

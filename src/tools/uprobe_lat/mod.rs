@@ -23,7 +23,7 @@ use crate::output::histogram::Unit;
 use crate::render::escape::escaped;
 
 use crate::load::setup;
-use crate::load::skel::uprobe_lat::{types, UprobeLatSkel};
+use crate::skel::uprobe_lat::{types, UprobeLatSkel};
 
 pub use report::Report;
 
@@ -33,7 +33,7 @@ unsafe impl plain::Plain for types::hist_key {}
 /// Slots of the in-kernel histogram (MAX_SLOTS in uprobe_lat.h).
 const MAX_SLOTS: usize = defs::MAX_SLOTS as usize;
 
-use crate::load::skel::uprobe_lat::defs::{
+use crate::skel::uprobe_lat::defs::{
     self, LOSS_HIST_FULL, LOSS_THREADS_FULL, LOSS_TOO_DEEP, LOSS_UNWOUND,
 };
 /// At most this many (function, process, epoch) histograms in the kernel with

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::output::schema::{event, Header};
 
 /// Slots of the BPF `losses` map (LOSS_SLOTS in common.bpf.h).
-pub use crate::load::skel::common::LOSS_SLOTS;
+pub use crate::skel::common::LOSS_SLOTS;
 
 /// Exit status of a run that lost events under `--fail-on-loss`.
 pub const EXIT_EVENTS_LOST: u8 = 3;
@@ -36,7 +36,7 @@ pub struct LossCause {
 
 /// Slot 0 in every tool: `bpf_ringbuf_reserve`/`output` failed.
 pub const RINGBUF_FULL: LossCause = LossCause {
-    slot: Some(crate::load::skel::common::LOSS_RINGBUF_FULL),
+    slot: Some(crate::skel::common::LOSS_RINGBUF_FULL),
     key: "ringbuf_full",
     what: "events lost: the ring buffer was full",
     advice: "raise --ringbuf-size or narrow the filters",
