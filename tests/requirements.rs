@@ -221,6 +221,7 @@ fn kmemleak_lite_kernel_mode_names_kernel_frames_with_its_set() {
     let mut fds = Vec::new();
     for _ in 0..PIPES {
         let mut p = [0i32; 2];
+        // SAFETY: pipe writes two fds into a 2-element array.
         assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
         fds.extend(p);
     }
@@ -229,6 +230,7 @@ fn kmemleak_lite_kernel_mode_names_kernel_frames_with_its_set() {
         pipe_allocations(out) >= PIPES
     });
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     let out = t.stop();

@@ -59,7 +59,7 @@ pub struct CommonArgs {
 
     /// Force the transport, as CORETRACE_TRANSPORT does (hidden: for tests)
     #[arg(long, value_enum, value_name = "auto|perf|ringbuf", hide = true)]
-    pub transport: Option<crate::consumer::transport::Choice>,
+    pub transport: Option<crate::consumer::transport::Preference>,
 
     /// Relocate against this BTF file instead of the kernel's own, for kernels without
     /// /sys/kernel/btf/vmlinux (a file made with pahole, or from BTFHub); env CORETRACE_BTF
@@ -280,7 +280,7 @@ pub fn parse_refusing<A: clap::Parser>(
             crate::consumer::transport::init(
                 tool,
                 matches
-                    .try_get_one::<crate::consumer::transport::Choice>("transport")
+                    .try_get_one::<crate::consumer::transport::Preference>("transport")
                     .ok()
                     .flatten()
                     .copied(),

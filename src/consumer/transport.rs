@@ -17,7 +17,7 @@ pub const ENV: &str = "CORETRACE_TRANSPORT";
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Choice {
+pub enum Preference {
     /// The ring buffer where the kernel has it, else the perf buffer.
     Auto,
     /// The perf buffer, even where the kernel has a ring buffer.
@@ -53,7 +53,7 @@ pub struct Chosen {
 /// Who asked, as set by [`init`]: the tool's name, the `--transport` flag, `-v`.
 struct Request {
     tool: String,
-    flag: Option<Choice>,
+    flag: Option<Preference>,
     verbose: bool,
 }
 
@@ -62,7 +62,7 @@ static CHOSEN: OnceLock<Result<Chosen, String>> = OnceLock::new();
 
 /// Records the command line's part in the choice (called once, by `cli::parse`). Without it
 /// (a library user, a test), only the environment and the kernel decide.
-pub fn init(tool: &str, flag: Option<Choice>, verbose: bool) {
+pub fn init(tool: &str, flag: Option<Preference>, verbose: bool) {
     let _ = REQUEST.set(Request {
         tool: tool.to_string(),
         flag,
@@ -95,7 +95,7 @@ pub fn current() -> Result<Chosen, String> {
 /// The choice from the flag (first), the environment variable, and `probe` (can this kernel
 /// create a ring buffer?).
 fn choose(
-    flag: Option<Choice>,
+    flag: Option<Preference>,
     env: Option<&std::ffi::OsStr>,
     probe: fn() -> Result<String, String>,
 ) -> Result<Chosen, String> {
@@ -103,7 +103,7 @@ fn choose(
         (Some(c), _) => (c, "--transport".to_string()),
         (None, Some(v)) => {
             let text = v.to_string_lossy();
-            let c = Choice::from_str(text.trim(), true).map_err(|_| {
+            let c = Preference::from_str(text.trim(), true).map_err(|_| {
                 format!(
                     "{ENV}='{}' is not a transport: set it to perf, ringbuf or auto (or unset it)",
                     crate::render::escape::escaped(text.as_bytes())
@@ -111,18 +111,18 @@ fn choose(
             })?;
             (c, format!("{ENV}={}", text.trim()))
         }
-        (None, None) => (Choice::Auto, String::new()),
+        (None, None) => (Preference::Auto, String::new()),
     };
     let chosen = |transport, why: String| Ok(Chosen { transport, why });
     match choice {
-        Choice::Perf => chosen(Transport::PerfBuffer, format!("forced by {by}")),
-        Choice::Ringbuf => match probe() {
+        Preference::Perf => chosen(Transport::PerfBuffer, format!("forced by {by}")),
+        Preference::Ringbuf => match probe() {
             Ok(_) => chosen(Transport::RingBuffer, format!("forced by {by}")),
             Err(e) => Err(format!(
                 "{e}, and {by} asks for it: use the perf buffer (set {ENV}=perf or auto)"
             )),
         },
-        Choice::Auto => match probe() {
+        Preference::Auto => match probe() {
             Ok(what) => chosen(Transport::RingBuffer, format!("this kernel has {what}")),
             Err(e) => chosen(Transport::PerfBuffer, e),
         },
@@ -131,6 +131,7 @@ fn choose(
 
 /// Can this kernel create a BPF ring buffer (5.8)? `Ok` names it.
 pub fn ringbuf_probe() -> Result<String, String> {
+    // SAFETY: libbpf's probe takes a map type and a null (reserved) options pointer.
     let r = unsafe {
         libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null())
     };
@@ -217,7 +218,7 @@ mod tests {
         let c = choose(None, Some(OsStr::new("perf")), has).unwrap();
         assert_eq!(c.transport, Transport::PerfBuffer);
         assert_eq!(c.why, "forced by CORETRACE_TRANSPORT=perf");
-        let c = choose(Some(Choice::Ringbuf), Some(OsStr::new("perf")), has).unwrap();
+        let c = choose(Some(Preference::Ringbuf), Some(OsStr::new("perf")), has).unwrap();
         assert_eq!(c.transport, Transport::RingBuffer);
         assert_eq!(c.why, "forced by --transport");
     }

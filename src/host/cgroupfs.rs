@@ -1,17 +1,12 @@
 //! cgroup v2 directories for `-c`: opening one (with an error that says where this machine's
 //! hierarchy is) and putting it into a tool's `cgroup_filter` map.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{libbpf_sys, MapCore, MapFlags, OpenMapMut, OpenObject, PrintLevel};
+use libbpf_rs::{MapCore, MapFlags};
 
 /// `statfs` f_type of a cgroup v2 file system, and of a cgroup v1 hierarchy.
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -30,7 +25,9 @@ pub fn open_cgroup(path: &Path) -> Result<File> {
             cgroup2_hint()
         ),
     };
+    // SAFETY: statfs is a plain C struct of integers, for which all zeros is valid.
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs fills the struct it is given, from an fd `file` keeps open.
     if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 {
         bail!(
             "cannot check cgroup {shown}: {}",

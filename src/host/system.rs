@@ -34,15 +34,34 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
-/// The running kernel's release ("6.1.0-56-cloud-amd64"), escaped for printing; "unknown" if
-/// uname fails.
-pub fn kernel_release() -> String {
+/// The running kernel's name, release and machine, from uname(2), escaped for printing; None
+/// if uname fails.
+fn uname() -> Option<[String; 3]> {
+    // SAFETY: utsname is a plain C struct of byte arrays, for which all zeros is valid.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: uname fills the struct it is given.
     if unsafe { libc::uname(&mut uts) } != 0 {
-        return "unknown".into();
+        return None;
     }
-    crate::render::escape::escaped(crate::render::escape::c_str_bytes(&uts.release))
+    let field =
+        |f: &[libc::c_char]| crate::render::escape::escaped(crate::render::escape::c_str_bytes(f));
+    Some([
+        field(&uts.sysname),
+        field(&uts.release),
+        field(&uts.machine),
+    ])
+}
+
+/// The running kernel's release ("6.1.0-56-cloud-amd64"), escaped for printing; "unknown" if
+/// uname fails.
+pub fn kernel_release() -> String {
+    uname().map_or_else(|| "unknown".into(), |[_, release, _]| release)
+}
+
+/// The running kernel as `uname -srm` names it ("Linux 6.1.0-56-cloud-amd64 x86_64"), escaped
+/// for printing (`--check`); "unknown" if uname fails.
+pub fn kernel_description() -> String {
+    uname().map_or_else(|| "unknown".into(), |u| u.join(" "))
 }
 
 /// The running kernel's version (major, minor), from uname; (0, 0) if it cannot be read.

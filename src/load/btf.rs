@@ -4,14 +4,13 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{libbpf_sys, MapCore, MapFlags, OpenMapMut, OpenObject, PrintLevel};
+use libbpf_rs::{libbpf_sys, OpenObject};
 
 /// Where the running kernel publishes its BTF; CO-RE relocations resolve against it.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";

@@ -5,7 +5,7 @@
 //! reporting what was lost. This module does the shared steps; a tool gives only what is its
 //! own: its skeleton, its `.rodata`, its attach strategy and its handler.
 //!
-//! A tool of the common shape (execsnoop, exitsnoop, unlinksnoop) implements [`Tool`] and calls
+//! A tool of the common shape (execsnoop, exitsnoop, unlinksnoop) implements [`Steps`] and calls
 //! [`run`]. The others (uprobe-lat, kmemleak-lite: targets resolved before load, links held
 //! outside the skeleton, a report at the end) take the steps one by one through a [`Session`].
 
@@ -86,11 +86,8 @@ macro_rules! bpf {
     };
 }
 
-bpf!(execsnoop: ExecsnoopSkel, OpenExecsnoopSkel, ExecsnoopSkelBuilder);
-bpf!(exitsnoop: ExitsnoopSkel, OpenExitsnoopSkel, ExitsnoopSkelBuilder);
-bpf!(unlinksnoop: UnlinksnoopSkel, OpenUnlinksnoopSkel, UnlinksnoopSkelBuilder);
-bpf!(uprobe_lat: UprobeLatSkel, OpenUprobeLatSkel, UprobeLatSkelBuilder);
-bpf!(kmemleak_lite: KmemleakLiteSkel, OpenKmemleakLiteSkel, KmemleakLiteSkelBuilder);
+// One `bpf!` line for each src/bpf/<tool>.bpf.c (build.rs, `skeleton_lines`).
+include!(concat!(env!("OUT_DIR"), "/bpf_impls.rs"));
 
 /// One run of a tool, as the shared steps need it.
 pub struct Session<'a> {
@@ -181,7 +178,7 @@ pub enum Attach {
 }
 
 /// What a tool of the common shape gives [`run`]: all that is its own.
-pub trait Tool {
+pub trait Steps {
     type Skel: Bpf;
     type Handler: Handler;
     /// The tool's name, in messages, `--check` and metrics.
@@ -211,7 +208,7 @@ pub trait Tool {
 
 /// Runs a tool of the common shape with its options every tool shares (`--json`, `-v`,
 /// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped.
-pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result<()> {
+pub fn run<T: Steps>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result<()> {
     crate::load::btf::use_btf(common.btf.as_deref())?;
     setup::libbpf_log(common.verbose);
     let session = Session::new(T::NAME, common, T::LOSSES);
@@ -224,7 +221,7 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
             Attach::Select(choice) => choice,
         };
         let mut attempt = |m| load(tool, &session, &CgroupFilter::default(), m).map(drop);
-        return attach::check(
+        return crate::load::check::check(
             T::NAME,
             T::HOOK,
             choice,
@@ -257,7 +254,7 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
 }
 
 /// Opens, configures, loads and attaches `tool`'s programs for `method`.
-fn load<T: Tool>(
+fn load<T: Steps>(
     tool: &T,
     session: &Session,
     cgroup: &CgroupFilter,

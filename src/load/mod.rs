@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod btf;
+pub mod check;
 pub mod driver;
 pub mod needs;
 pub mod setup;

@@ -2,17 +2,11 @@
 //! uprobes, kernel symbols, access to a process), checked before anything is loaded
 //! ([`preflight`]) and reported by `--check`.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{libbpf_sys, MapCore, MapFlags, OpenMapMut, OpenObject, PrintLevel};
+use anyhow::{bail, Result};
+use libbpf_rs::libbpf_sys;
 
 /// The capabilities the tools use (numbers from include/uapi/linux/capability.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,12 +61,16 @@ impl Needs {
     /// there are no attach cookies (before 5.15), so what is left is the helpers every program
     /// uses to read memory (bpf_probe_read_kernel/_user, which CO-RE reads compile to).
     pub fn min_kernel(&self) -> (&'static str, &'static str) {
-        (
-            "5.5",
-            "CO-RE reads use bpf_probe_read_kernel and bpf_probe_read_user",
-        )
+        MIN_KERNEL
     }
 }
+
+/// The oldest kernel every tool runs on, and why (see [`Needs::min_kernel`]); `--check`, the
+/// README's Requirements and the man pages (coretrace-gen) say this.
+pub const MIN_KERNEL: (&str, &str) = (
+    "5.5",
+    "CO-RE reads use bpf_probe_read_kernel and bpf_probe_read_user",
+);
 
 /// Fails with one line naming the problem and the fix if this host cannot run the tool.
 pub fn preflight(needs: &Needs) -> Result<()> {
@@ -176,6 +174,7 @@ pub fn check_kernel_features() -> Result<(), String> {
 
 /// Can a uprobe program call bpf_get_attach_cookie() (5.15)? `Ok` names it.
 pub fn attach_cookie_probe() -> Result<String, String> {
+    // SAFETY: libbpf's probe takes a program type, a helper id and a null (reserved) options pointer.
     let r = unsafe {
         libbpf_sys::libbpf_probe_bpf_helper(
             libbpf_sys::BPF_PROG_TYPE_KPROBE,
@@ -203,10 +202,12 @@ fn uprobe_pmu_permits() -> bool {
     else {
         return false;
     };
+    // SAFETY: perf_event_attr is a plain C struct of integers, for which all zeros is valid.
     let mut attr: libbpf_sys::perf_event_attr = unsafe { std::mem::zeroed() };
     attr.type_ = pmu;
     attr.size = std::mem::size_of::<libbpf_sys::perf_event_attr>() as u32;
     attr.__bindgen_anon_3.uprobe_path = c"".as_ptr() as u64;
+    // SAFETY: perf_event_open reads `attr` (alive across the call; its path points at a static empty C string).
     let fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
@@ -218,6 +219,7 @@ fn uprobe_pmu_permits() -> bool {
         )
     };
     if fd >= 0 {
+        // SAFETY: `fd` is the perf event the call above opened, closed once.
         unsafe { libc::close(fd as i32) };
         return true;
     }
@@ -267,6 +269,7 @@ pub fn tracefs_dir(can_mount: bool) -> Result<&'static str, String> {
             Cap::SysAdmin.name()
         ));
     }
+    // SAFETY: mount reads NUL-terminated literals and a null data pointer.
     let ret = unsafe {
         libc::mount(
             c"nodev".as_ptr(),

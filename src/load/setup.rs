@@ -1,17 +1,8 @@
 //! What every tool does around loading its BPF programs: route libbpf's log, reach a skeleton's
 //! `.rodata`, and explain a refused load.
 
-use std::ffi::CString;
-use std::fs::File;
-use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{libbpf_sys, MapCore, MapFlags, OpenMapMut, OpenObject, PrintLevel};
+use anyhow::{Context, Result};
+use libbpf_rs::PrintLevel;
 
 /// libbpf's own messages go to stderr with `-v`, and nowhere otherwise (a failed probe of an
 /// attach method is expected, not news; errors reach the user through our own message).

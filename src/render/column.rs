@@ -1,5 +1,5 @@
 //! A table column: its heading, width and alignment. Tools declare their columns with it; the
-//! table sink (`crate::output`) pads the cells to it.
+//! table sink pads the cells to it.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {

@@ -695,6 +695,7 @@ fn for_each_entry(
     };
     loop {
         let mut count = BATCH as u32;
+        // SAFETY: the key and value buffers hold BATCH entries each, `count` says so, and the tokens are the map's key size.
         let ret = unsafe {
             libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
                 map.as_fd().as_raw_fd(),
