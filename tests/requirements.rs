@@ -36,6 +36,18 @@ const MODES: &[(&str, &[&str], &[&str])] = &[
     ("uprobe-lat", &["libc:malloc"], UPROBES),
 ];
 
+#[test]
+fn modes_cover_every_tool() {
+    // Every tool of the registry (coretrace --list-tools), in its order: a new tool needs its
+    // modes here.
+    let mut tools: Vec<&str> = MODES
+        .iter()
+        .map(|(mode, _, _)| mode.split(' ').next().unwrap())
+        .collect();
+    tools.dedup();
+    assert_eq!(tools, common::tools());
+}
+
 fn cap_number(name: &str) -> u32 {
     match name {
         "cap_dac_read_search" => 2,
