@@ -25,11 +25,13 @@ use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel
 unsafe impl plain::Plain for exec_event {}
 
 use crate::skel::execsnoop::defs::{
-    EXEC_ARGS_TRUNCATED, EXEC_EXITED, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL, TOTAL_MAX_ARGS,
+    EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_ARGV0, EXEC_EXITED, EXEC_PATH_HEAD_CUT,
+    EXEC_PATH_SLOTS, EXE_DEPTH, EXE_NAME, LOSS_ARGS_UNREADABLE, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL,
+    TOTAL_MAX_ARGS,
 };
 
-/// How execsnoop can lose an exec (LOSS_* in execsnoop.h).
-pub static LOSSES: [LossCause; 3] = [
+/// How execsnoop can lose an exec, or part of one (LOSS_* in execsnoop.h).
+pub static LOSSES: [LossCause; 4] = [
     consumer::RINGBUF_FULL,
     LossCause {
         slot: Some(LOSS_INFLIGHT_FULL),
@@ -42,6 +44,12 @@ pub static LOSSES: [LossCause; 3] = [
         key: "live_table_full",
         what: "processes not followed by -d: the table of live processes was full",
         advice: "raise --max-procs, or narrow the filters",
+    },
+    LossCause {
+        slot: Some(LOSS_ARGS_UNREADABLE),
+        key: "args_unreadable",
+        what: "execs shown without their arguments ([args unreadable]): the memory holding them could not be read",
+        advice: "none needed for a failed exec whose arguments were never valid; otherwise report it with the kernel version",
     },
 ];
 
@@ -121,8 +129,8 @@ pub struct Args {
           allow_negative_numbers = true)]
     pub max_procs: u32,
 
-    /// Execs staged at once between entering and leaving exec() (4 KiB each); more are
-    /// counted as lost
+    /// Execs recorded at once (4 KiB each; with -x, each is held from entering exec() until it
+    /// returns); more are counted as lost
     #[arg(long = "max-inflight", value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=65_536),
           allow_negative_numbers = true)]
@@ -156,6 +164,19 @@ impl Steps for Args {
     fn configure(&self, open: &mut OpenExecsnoopSkel<'static>, _: Method) -> Result<()> {
         let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
         rodata.ignore_failed = !self.fails;
+        if !self.fails {
+            // A successful exec is read whole at sched_process_exec: the entry and exit hooks
+            // only stage failed execs.
+            let p = &mut open.progs;
+            for prog in [
+                &mut p.enter_execve,
+                &mut p.enter_execveat,
+                &mut p.exit_execve,
+                &mut p.exit_execveat,
+            ] {
+                prog.set_autoload(false);
+            }
+        }
         rodata.max_args = self.max_args as i32;
         if let Some(uid) = self.uid {
             rodata.filter_uid = true;
@@ -190,15 +211,14 @@ impl Steps for Args {
     /// failed exec). Programs not loaded in this mode are left out by SkippedRuns.
     fn skipped_runs(&self, skel: &ExecsnoopSkel<'static>) -> SkippedRuns {
         let p = &skel.progs;
-        let mut progs = vec![
-            &p.enter_execve,
-            &p.enter_execveat,
-            &p.process_exec,
-            &p.process_exec_live,
-            &p.process_exit,
-        ];
+        let mut progs = vec![&p.process_exec, &p.process_exec_live, &p.process_exit];
         if self.fails {
-            progs.extend([&p.exit_execve, &p.exit_execveat]);
+            progs.extend([
+                &p.enter_execve,
+                &p.enter_execveat,
+                &p.exit_execve,
+                &p.exit_execveat,
+            ]);
         }
         SkippedRuns::new(&progs)
     }
@@ -215,9 +235,11 @@ pub struct ExecPrinter {
     print_uid: bool,
     quote: bool,
     exits: bool,
+    max_args: usize,
     name: Option<Vec<u8>>,
     line: Option<Vec<u8>>,
     // Reused buffers: no allocation per event in table mode.
+    args_bytes: Vec<u8>,
     args_text: String,
     comm_text: String,
     age_text: String,
@@ -250,8 +272,10 @@ impl ExecPrinter {
             print_uid: args.print_uid,
             quote: args.quote,
             exits,
+            max_args: args.max_args as usize,
             name: args.name.clone().map(String::into_bytes),
             line: args.line.clone().map(String::into_bytes),
+            args_bytes: Vec::new(),
             args_text: String::new(),
             comm_text: String::new(),
             age_text: String::new(),
@@ -277,12 +301,28 @@ impl ExecPrinter {
 impl Handler for ExecPrinter {
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, tail) = decode::<exec_event>(data)?;
-        let args = &tail[..(e.args_size as usize).min(tail.len())];
+        let raw = &tail[..(e.args_size as usize).min(tail.len())];
+        let mut args = std::mem::take(&mut self.args_bytes);
+        let cut = shown_args(&mut args, raw, e.flags, self.max_args);
+        let result = self.print(e, &args, cut);
+        self.args_bytes = args;
+        result
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+}
+
+impl ExecPrinter {
+    /// One exec as a row or a JSON object; `args` as [`shown_args`] made them.
+    fn print(&mut self, e: &exec_event, args: &[u8], cut: bool) -> Result<()> {
         let comm = c_str_bytes(&e.comm);
         if !self.wanted(comm, args) {
             return Ok(());
         }
-        let truncated = e.flags & EXEC_ARGS_TRUNCATED != 0;
+        let truncated = cut || e.flags & EXEC_ARGS_TRUNCATED != 0;
+        let unreadable = e.flags & EXEC_ARGS_UNREADABLE != 0;
         let status =
             (e.flags & EXEC_EXITED != 0).then(|| ExitStatus::from_wait_status(e.exit_code));
 
@@ -300,6 +340,7 @@ impl Handler for ExecPrinter {
                 },
                 ret: e.retval,
                 args_truncated: truncated,
+                args_unreadable: unreadable,
                 age_ms: status.map(|_| e.duration_ns as f64 / 1e6),
                 cgroup: self.table.containers.json(e.cgroup_id),
             };
@@ -308,6 +349,12 @@ impl Handler for ExecPrinter {
 
         self.args_text.clear();
         render_args(&mut self.args_text, args, self.quote, truncated);
+        if unreadable {
+            if !self.args_text.is_empty() {
+                self.args_text.push(' ');
+            }
+            self.args_text.push_str(ARGS_UNREADABLE);
+        }
         self.comm_text.clear();
         escape_into(&mut self.comm_text, comm);
         let mut own = Cells::new();
@@ -336,10 +383,6 @@ impl Handler for ExecPrinter {
             .table
             .row(&mut self.sink, e.ts, e.cgroup_id, own.as_slice(), &tail)?)
     }
-
-    fn sink(&mut self) -> &mut Sink {
-        &mut self.sink
-    }
 }
 
 /// One exec (names: src/output/schema.rs).
@@ -351,6 +394,8 @@ struct ExecJson<'a> {
     attrs: Attrs<'a>,
     ret: i32,
     args_truncated: bool,
+    /// The arguments could not be read (counted as `args_unreadable` at exit).
+    args_unreadable: bool,
     /// With -d: how long the process lived (its exit is in `attrs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     age_ms: Option<f64>,
@@ -360,6 +405,64 @@ struct ExecJson<'a> {
 
 fn escaped_string(bytes: &[u8]) -> String {
     crate::render::escape::escaped(bytes)
+}
+
+/// What a row shows after the arguments it read, when they could not be read.
+pub const ARGS_UNREADABLE: &str = "[args unreadable]";
+
+/// Writes into `out` the argument bytes a row shows, and says whether some were cut: the path,
+/// then argv[1..], at most `max_args` pieces in all (--max-args). With EXEC_ARGV0 (a successful
+/// exec, read from the new program's argument area) argv[0] follows the path in `raw` and is
+/// left out, as libbpf-tools shows an exec; with EXEC_PATH_SLOTS the path comes as names (see
+/// [`write_slot_path`]). `out` is the printer's reused buffer.
+fn shown_args(out: &mut Vec<u8>, raw: &[u8], flags: u32, max_args: usize) -> bool {
+    out.clear();
+    let mut rest = raw;
+    if flags & EXEC_PATH_SLOTS != 0 {
+        let (slots, after) = raw.split_at(raw.len().min((EXE_DEPTH * EXE_NAME) as usize));
+        write_slot_path(out, slots, flags & EXEC_PATH_HEAD_CUT != 0);
+        out.push(0);
+        rest = after;
+    }
+    let mut pieces = split_args(rest);
+    if flags & EXEC_PATH_SLOTS == 0 {
+        if let Some(path) = pieces.next() {
+            out.extend_from_slice(path);
+            out.push(0);
+        }
+    }
+    if flags & EXEC_ARGV0 != 0 {
+        pieces.next();
+    }
+    for (i, arg) in pieces.enumerate() {
+        if i + 1 >= max_args {
+            return true;
+        }
+        out.extend_from_slice(arg);
+        out.push(0);
+    }
+    false
+}
+
+/// The path of a program exec'd by descriptor: EXE_DEPTH slots of EXE_NAME bytes, each a
+/// NUL-terminated name, leaf first, an empty slot after the last. Joined root first, "..." in
+/// front when the kernel side stopped before the root.
+fn write_slot_path(out: &mut Vec<u8>, slots: &[u8], head_cut: bool) {
+    let names: Vec<&[u8]> = slots
+        .chunks(EXE_NAME as usize)
+        .map(|slot| slot.split(|&b| b == 0).next().unwrap_or(slot))
+        .take_while(|name| !name.is_empty())
+        .collect();
+    if head_cut {
+        out.extend_from_slice(b"...");
+    }
+    for name in names.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(name);
+    }
+    if names.is_empty() {
+        out.push(b'/');
+    }
 }
 
 /// The NUL-separated arguments, without the empty piece after the last NUL.
@@ -431,7 +534,7 @@ const PAGE: crate::tools::Page = crate::tools::Page {
         ("RET", "0, or the negative errno of a failed exec (with -x)."),
         ("AGE(ms)", "With -d: how long the process lived after the exec, in milliseconds."),
         ("EXIT", "With -d: code N, or signal N (NAME)."),
-        ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 255 bytes. Control characters and invalid UTF-8 are printed as \\xNN."),
+        ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 3584 bytes in all. [args unreadable] marks an exec whose arguments could not be read (counted at exit). Control characters and invalid UTF-8 are printed as \\xNN."),
     ],
     overhead: &[
         "A few tracepoint programs per exec in the kernel, and one record per exec to user space. On an exec storm execsnoop uses much less CPU per traced exec than libbpf-tools' execsnoop (the measured figures are in the README's Performance section and docs/benchmarks.md).",
@@ -482,6 +585,60 @@ mod tests {
     #[test]
     fn empty_args() {
         assert_eq!(render(b"", false, false), "");
+    }
+
+    fn shown(raw: &[u8], argv0: bool, max_args: usize) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let flags = if argv0 { EXEC_ARGV0 } else { 0 };
+        let cut = shown_args(&mut out, raw, flags, max_args);
+        (out, cut)
+    }
+
+    #[test]
+    fn a_path_from_names_is_joined_root_first() {
+        let mut raw = vec![0u8; (EXE_DEPTH * EXE_NAME) as usize];
+        for (i, name) in ["true", "bin", "usr"].iter().enumerate() {
+            let at = i * EXE_NAME as usize;
+            raw[at..at + name.len()].copy_from_slice(name.as_bytes());
+        }
+        raw.extend_from_slice(b"true\0a\0");
+        let mut out = Vec::new();
+        shown_args(&mut out, &raw, EXEC_PATH_SLOTS | EXEC_ARGV0, 20);
+        assert_eq!(out, b"/usr/bin/true\0a\0");
+        shown_args(
+            &mut out,
+            &raw,
+            EXEC_PATH_SLOTS | EXEC_PATH_HEAD_CUT | EXEC_ARGV0,
+            20,
+        );
+        assert_eq!(out, b".../usr/bin/true\0a\0");
+    }
+
+    #[test]
+    fn argv0_after_the_path_is_left_out() {
+        let raw = b"/bin/true\0true\0a\0\0b\0";
+        assert_eq!(
+            shown(raw, true, 20),
+            (b"/bin/true\0a\0\0b\0".to_vec(), false)
+        );
+        assert_eq!(shown(raw, true, 2), (b"/bin/true\0a\0".to_vec(), true));
+        assert_eq!(shown(raw, true, 1), (b"/bin/true\0".to_vec(), true));
+    }
+
+    #[test]
+    fn args_read_at_entry_are_kept_whole() {
+        let raw = b"/bin/true\0a\0b\0";
+        assert_eq!(shown(raw, false, 20), (raw.to_vec(), false));
+    }
+
+    #[test]
+    fn an_argument_cut_without_its_nul_is_kept() {
+        assert_eq!(
+            shown(b"/bin/x\0x\0abc", true, 20),
+            (b"/bin/x\0abc\0".to_vec(), false)
+        );
+        assert_eq!(shown(b"/bin/x\0", true, 20), (b"/bin/x\0".to_vec(), false));
+        assert_eq!(shown(b"", true, 20), (Vec::new(), false));
     }
 
     #[test]
