@@ -1,5 +1,6 @@
 //! Compiles every `src/bpf/<tool>.bpf.c` with clang and generates its Rust skeleton into
-//! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/load/skel.rs` includes; and turns the
+//! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/skel.rs` includes (through the lines
+//! `skeleton_lines` writes, as src/load/driver.rs includes its `bpf!` lines); and turns the
 //! numeric `#define`s of the headers the C and the Rust side share (`src/bpf/<tool>.h`,
 //! common.bpf.h) into Rust constants in `$OUT_DIR/<tool>.defs.rs`, so that no number is copied
 //! by hand.
@@ -57,6 +58,8 @@ fn main() {
         }
     }
 
+    skeleton_lines(&out_dir, &sources);
+
     // The BPF objects' BTF names their source files (line info): the source tree's own path
     // would make the embedded objects, so the binary, differ between build directories.
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -77,6 +80,34 @@ fn main() {
             .build_and_generate(&skel);
         if let Err(e) = result {
             fail(&format!("building {}: {e:#}", src.display()));
+        }
+    }
+}
+
+/// The lines that make each `src/bpf/<tool>.bpf.c` a Rust module, so that no list of the tools
+/// is kept by hand: `skeleton!(...)` for src/skel.rs (the generated skeleton and its `defs`) and
+/// `bpf!(...)` for src/load/driver.rs (its `Bpf` implementation), each file `include!`d there.
+fn skeleton_lines(out_dir: &Path, sources: &[PathBuf]) {
+    let (mut skeletons, mut bpfs) = (String::new(), String::new());
+    for src in sources {
+        let file = src.file_name().unwrap().to_string_lossy();
+        let tool = file.trim_end_matches(".bpf.c");
+        // libbpf-cargo's type names: kmemleak_lite -> KmemleakLiteSkel.
+        let camel: String = tool
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        skeletons.push_str(&format!(
+            "skeleton!({tool}, \"{tool}.skel.rs\", \"{tool}.defs.rs\");\n"
+        ));
+        bpfs.push_str(&format!(
+            "bpf!({tool}: {camel}Skel, Open{camel}Skel, {camel}SkelBuilder);\n"
+        ));
+    }
+    for (name, text) in [("skeletons.rs", skeletons), ("bpf_impls.rs", bpfs)] {
+        let out = out_dir.join(name);
+        if let Err(e) = std::fs::write(&out, text) {
+            fail(&format!("cannot write {}: {e}", out.display()));
         }
     }
 }

@@ -43,6 +43,7 @@ fn v1_memory_mount() -> (PathBuf, Option<V1Mount>) {
     let dir = std::env::temp_dir().join(marker("memcg-v1"));
     std::fs::create_dir_all(&dir).unwrap();
     let target = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: mount reads NUL-terminated strings (or null) alive across the call.
     let ret = unsafe {
         libc::mount(
             c"coretrace-test".as_ptr(),
@@ -66,6 +67,7 @@ struct V1Mount(PathBuf);
 impl Drop for V1Mount {
     fn drop(&mut self) {
         let target = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        // SAFETY: target is a NUL-terminated path; the mount is this test's own.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
         let _ = std::fs::remove_dir(&self.0);
     }
@@ -440,6 +442,7 @@ fn without_cgroup_file_systems_the_message_says_so() {
         .collect();
     let mut cmd = Command::new(common::bin("execsnoop"));
     cmd.args(["--container", "3f2a1b9c"]);
+    // SAFETY: pre_exec runs in the forked child before exec: the closure makes system calls only.
     unsafe {
         cmd.pre_exec(move || {
             // Private first: an unmount must not reach the host's namespace.
@@ -595,6 +598,7 @@ fn kmemleak_lite_reports_carry_the_traced_process_container() {
             metrics.to_str().unwrap(),
         ],
     );
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
     assert!(target.wait().unwrap().success());
     let out = traced.wait(Duration::from_secs(30));

@@ -74,6 +74,7 @@ fn execveat_is_traced_too() {
             libc::_exit(127);
         }
     }
+    // SAFETY: waits for our own child; the status pointer is a live i32 or null.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     let out = stop_after(t, &m);
     let rows = out.lines_with(&m);
@@ -334,9 +335,11 @@ fn a_full_ring_buffer_is_counted_exactly_and_fail_on_loss_exits_3() {
     );
     let mut argv = vec!["/bin/true".to_string(), m.clone()];
     argv.extend((0..14).map(|i| format!("{i:02}{}", "z".repeat(240))));
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
     const EXECS: usize = 40;
     execs_as(uid, &argv, EXECS, 1);
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
     std::thread::sleep(Duration::from_millis(1500));
     let out = t.stop();

@@ -331,6 +331,7 @@ fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
     let mut fds = Vec::new();
     for _ in 0..PIPES {
         let mut p = [0i32; 2];
+        // SAFETY: pipe writes two fds into a 2-element array.
         assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
         fds.extend(p);
     }
@@ -354,6 +355,7 @@ fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
         std::thread::sleep(Duration::from_millis(200));
     }
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     let out = t.stop();

@@ -36,6 +36,18 @@ const MODES: &[(&str, &[&str], &[&str])] = &[
     ("uprobe-lat", &["libc:malloc"], UPROBES),
 ];
 
+#[test]
+fn modes_cover_every_tool() {
+    // Every tool of the registry (coretrace --list-tools), in its order: a new tool needs its
+    // modes here.
+    let mut tools: Vec<&str> = MODES
+        .iter()
+        .map(|(mode, _, _)| mode.split(' ').next().unwrap())
+        .collect();
+    tools.dedup();
+    assert_eq!(tools, common::tools());
+}
+
 fn cap_number(name: &str) -> u32 {
     match name {
         "cap_dac_read_search" => 2,
@@ -221,6 +233,7 @@ fn kmemleak_lite_kernel_mode_names_kernel_frames_with_its_set() {
     let mut fds = Vec::new();
     for _ in 0..PIPES {
         let mut p = [0i32; 2];
+        // SAFETY: pipe writes two fds into a 2-element array.
         assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
         fds.extend(p);
     }
@@ -229,6 +242,7 @@ fn kmemleak_lite_kernel_mode_names_kernel_frames_with_its_set() {
         pipe_allocations(out) >= PIPES
     });
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     let out = t.stop();

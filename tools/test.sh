@@ -12,6 +12,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 tools/setup-debian.sh
 cargo fmt --check
+# src/'s module import graph, failing on a cycle (ARCHITECTURE.md's floors).
+t0=$SECONDS
+tools/import-graph.sh
+echo "stage import-graph: $((SECONDS - t0)) s" >&2
 # --features gen: coretrace-gen (man pages, completions) and its test too.
 cargo clippy --release --all-targets --features gen --quiet -- -D warnings
 cargo test --release --features gen -- --include-ignored

@@ -3,7 +3,7 @@
 #ifndef __EXECSNOOP_H
 #define __EXECSNOOP_H
 
-#define TASK_COMM_LEN 16
+#include "task.h"
 #define ARG_MAX_READ 256       /* longest single argument read; longer ones are cut */
 #define ARGS_BUF 4096          /* all arguments of one exec, NUL-separated */
 #define LAST_ARG_OFFSET (ARGS_BUF - ARG_MAX_READ)

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::output::Column;
+use crate::render::column::Column;
 
 /// Set by the BPF side on the id of a cgroup of the v1 memory hierarchy (a task in the v2 root
 /// on a hybrid host); without it, an id is a cgroup v2 id (CGROUP_V1_TAG in common.bpf.h).
-pub const V1_TAG: u64 = crate::load::skel::common::CGROUP_V1_TAG;
+pub const V1_TAG: u64 = crate::skel::common::CGROUP_V1_TAG;
 
 /// Directory levels walked below a hierarchy's root (a guard against a pathological tree).
 const MAX_SCAN_DEPTH: usize = 32;
@@ -478,7 +478,7 @@ impl CgroupFilter {
     ) -> Result<()> {
         use anyhow::Context;
         if let Some(dir) = &self.dir {
-            crate::load::setup::fill_cgroup_filter(cgroup_map, dir)?;
+            crate::host::cgroupfs::fill_cgroup_filter(cgroup_map, dir)?;
         }
         for id in &self.container {
             container_map

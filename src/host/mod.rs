@@ -3,6 +3,7 @@
 //! ([`elf_symbols`]: uprobe-lat's targets, kmemleak-lite's allocators), and small questions about the running
 //! system such as whether a process is alive or where `$PATH` finds a command ([`system`]).
 
+pub mod cgroupfs;
 pub mod container;
 pub mod elf_symbols;
 pub mod proc_maps;

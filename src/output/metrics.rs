@@ -2,7 +2,7 @@
 //! replaced atomically every interval (node_exporter's textfile collector reads it) and/or
 //! served on `GET /metrics` over HTTP.
 //!
-//! The consumer (src/ringbuf) builds an [`Exposition`] at each interval with what every tool
+//! The consumer (src/consumer) builds an [`Exposition`] at each interval with what every tool
 //! has (events received, losses by cause) and asks the tool's `Handler::metrics` for its own
 //! families (uprobe-lat's histograms, kmemleak-lite's outstanding memory), then hands it to the
 //! [`Exporter`]. Nothing here runs per event.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::ringbuf::LossCounts;
+use crate::output::losses::LossCounts;
 
 /// The content type of the text format, as Prometheus asks for it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -9,21 +9,22 @@ use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler, LossCause, SkippedRuns};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{Hook, Method};
-use crate::load::driver::{self, Attach, Tool};
+use crate::load::driver::{self, Attach, Steps};
 use crate::load::setup;
-use crate::load::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 use crate::output::schema::{event, Attrs, Exit, Header};
 use crate::output::{Cells, Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler, LossCause, SkippedRuns};
+use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for exec_event {}
 
-use crate::load::skel::execsnoop::defs::{
+use crate::skel::execsnoop::defs::{
     EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_ARGV0, EXEC_EXITED, EXEC_PATH_HEAD_CUT,
     EXEC_PATH_SLOTS, EXE_DEPTH, EXE_NAME, LOSS_ARGS_UNREADABLE, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL,
     TOTAL_MAX_ARGS,
@@ -31,7 +32,7 @@ use crate::load::skel::execsnoop::defs::{
 
 /// How execsnoop can lose an exec, or part of one (LOSS_* in execsnoop.h).
 pub static LOSSES: [LossCause; 4] = [
-    ringbuf::RINGBUF_FULL,
+    consumer::RINGBUF_FULL,
     LossCause {
         slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",
@@ -69,7 +70,7 @@ pub static HOOK: Hook = Hook {
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "execsnoop",
+    name = TOOL.name,
     version,
     about = "Trace exec() calls: which programs start, by whom, with what arguments, and whether it worked",
     after_help = "Examples:\n  execsnoop              # trace all exec() calls\n  execsnoop -x           # include failed exec()s\n  execsnoop -d 100       # report, at exit, programs that lived at least 100 ms\n  execsnoop -T -U        # with wall-clock time and UID\n  execsnoop -u 1000      # only UID 1000\n  execsnoop -n bash      # only commands whose name contains \"bash\"\n  execsnoop -l testpkg   # only commands with an argument containing \"testpkg\"\n  execsnoop -c /sys/fs/cgroup/system.slice   # only this cgroup"
@@ -143,13 +144,13 @@ pub fn run(args: Args) -> Result<()> {
     driver::run(&args, &args.common, &args.cgroup)
 }
 
-impl Tool for Args {
+impl Steps for Args {
     type Skel = ExecsnoopSkel<'static>;
     type Handler = ExecPrinter;
-    const NAME: &'static str = "execsnoop";
+    const NAME: &'static str = TOOL.name;
     const HOOK: &'static Hook = &HOOK;
     /// What execsnoop needs from the host: tracepoints only.
-    const NEEDS: setup::Needs = driver::kernel_only(true);
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(true);
     const LOSSES: &'static [LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
@@ -186,7 +187,7 @@ impl Tool for Args {
             Some(ms) => {
                 rodata.min_duration_ns = ms * 1_000_000;
                 open.maps.live.set_max_entries(self.max_procs)?;
-                if !setup::kernel_at_least(6, 1) {
+                if !crate::host::system::kernel_at_least(6, 1) {
                     // No BPF memory allocator before 6.1: a tracing program must use a
                     // preallocated hash.
                     open.maps.live.set_map_flags(0)?;
@@ -525,6 +526,47 @@ pub fn render_args(out: &mut String, args: &[u8], quote: bool, truncated: bool) 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// execsnoop in the registry (src/tools/mod.rs).
+pub const TOOL: crate::tools::Tool = crate::tools::Tool {
+    name: "execsnoop",
+    command: <Args as clap::CommandFactory>::command,
+    main: |invoked, args| {
+        crate::cli::main_with(TOOL.name, || run(crate::cli::parse(TOOL.name, invoked, args)))
+    },
+    page: PAGE,
+    events: &[crate::output::schema::event::EXEC],
+};
+
+/// What its man page says beyond the options (coretrace-gen).
+const PAGE: crate::tools::Page = crate::tools::Page {
+    description: &[
+        "execsnoop traces exec() calls: which programs start, by whom, with what arguments, and whether the exec worked. Every exec that succeeds is one row, whichever thread of a process called it; with -x failed execs are shown too, with the negative errno.",
+        "With -d MS it reports instead, when each process exits, the processes that lived at least MS milliseconds, with their age and exit status: the programs that mattered, without the noise of short-lived ones.",
+        "Filters (-u, -c) run in the kernel. Nothing is lost silently: every event that cannot be shown is counted by cause and reported at exit with the option that fixes it.",
+    ],
+    requirements: &[
+        "Before Linux 6.1, -d keeps its table preallocated.",
+        "Root, or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH (to read tracepoint ids under /sys/kernel/tracing, mode 0700).",
+    ],
+    fields: &[
+        ("TIME", "With -T: wall-clock time of the exec, HH:MM:SS."),
+        ("TIME(s)", "With -t: seconds since execsnoop started."),
+        ("UID", "With -U: the user id of the caller."),
+        ("PCOMM", "The command name of the process (15 bytes at most, as the kernel keeps it)."),
+        ("PID", "The process id."),
+        ("PPID", "The parent's process id."),
+        ("RET", "0, or the negative errno of a failed exec (with -x)."),
+        ("AGE(ms)", "With -d: how long the process lived after the exec, in milliseconds."),
+        ("EXIT", "With -d: code N, or signal N (NAME)."),
+        ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 3584 bytes in all. [args unreadable] marks an exec whose arguments could not be read (counted at exit). Control characters and invalid UTF-8 are printed as \\xNN."),
+    ],
+    overhead: &[
+        "A few tracepoint programs per exec in the kernel, and one record per exec to user space. On an exec storm execsnoop uses much less CPU per traced exec than libbpf-tools' execsnoop (the measured figures are in the README's Performance section and docs/benchmarks.md).",
+    ],
+    exit_status: &[],
+    see_also: &["execsnoop-bpfcc(8)"],
+};
 
 #[cfg(test)]
 mod tests {

@@ -144,7 +144,16 @@ kill -INT $pid; wait $pid || true
 grep -qF "$marker" "$work/libbpf.out" || fail "libbpf-tools' execsnoop did not run: $(cat "$work/libbpf.out")"
 ok "libbpf-tools' execsnoop runs beside it"
 
-for page in coretrace execsnoop-coretrace exitsnoop-coretrace unlinksnoop-coretrace kmemleak-lite-coretrace uprobe-lat-coretrace; do
+# The suite's tools, as the installed binary lists them (its registry).
+tools=$(coretrace --list-tools) || fail "coretrace --list-tools"
+[ -n "$tools" ] || fail "coretrace --list-tools lists no tool"
+for tool in $tools; do
+    [ -L "/usr/lib/coretrace/bin/$tool" ] || fail "no link /usr/lib/coretrace/bin/$tool"
+    [ -e "/usr/sbin/$tool-coretrace" ] || fail "no /usr/sbin/$tool-coretrace"
+done
+ok "every tool of coretrace --list-tools installed as TOOL-coretrace and linked in /usr/lib/coretrace/bin"
+
+for page in coretrace $(printf '%s-coretrace ' $tools); do
     [ "$(man -w "$page")" = "/usr/share/man/man8/$page.8.gz" ] || fail "man -w $page: $(man -w "$page" 2>&1)"
     warnings=$(man --warnings -l "$(man -w "$page")" 2>&1 >/dev/null)
     [ -z "$warnings" ] || fail "man $page warns: $warnings"

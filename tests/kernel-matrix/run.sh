@@ -53,8 +53,6 @@ keep=0
 # (busybox sh, for one, execs the last command of `sh -c` in place of itself; dash does not).
 host_progs="/bin/sh /bin/echo /bin/sleep /bin/true /bin/cat"
 
-# Every tool the suite may have: all of them in the multicall binary src/bin/coretrace.rs builds.
-all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -348,6 +346,12 @@ mkdir -p "$cache"
 work=$(mktemp -d "${TMPDIR:-/tmp}/coretrace-matrix.XXXXXX")
 if [ "$keep" = 1 ]; then log "work directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
 
+# Every tool of the suite: the registry's (src/tools/mod.rs), as the built multicall binary lists
+# them. Without a build there is no one to ask: the names below only let the run say, for each,
+# that its binary is missing.
+all_tools=$("$bindir/coretrace" --list-tools 2>/dev/null | paste -sd' ') ||
+    all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
+
 # Which tools the repository has, and which of those were built.
 repo_tools=""
 for tool in $all_tools; do
@@ -404,7 +408,7 @@ fi
 # the tools of the repository) and each test of the test binaries, as they will report them.
 expected=$work/expected
 {
-    /bin/busybox sh "$here/guest-checks.sh" --list | while read -r tool check; do
+    CTM_BIN=$bindir /bin/busybox sh "$here/guest-checks.sh" --list | while read -r tool check; do
         case " kernel $repo_tools " in *" $tool "*) echo "$tool $check" ;; esac
     done
     while read -r name bin; do

@@ -14,17 +14,17 @@ use serde::Serialize;
 use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::Args;
+use crate::consumer::{Handler, Stop};
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
-use crate::load::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
-use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
-use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::render::clock::Clock;
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{Handler, Stop};
+use crate::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
+use crate::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
+use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
 #[derive(Clone, Copy)]
 pub enum Mode<'a> {
@@ -695,6 +695,7 @@ fn for_each_entry(
     };
     loop {
         let mut count = BATCH as u32;
+        // SAFETY: the key and value buffers hold BATCH entries each, `count` says so, and the tokens are the map's key size.
         let ret = unsafe {
             libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
                 map.as_fd().as_raw_fd(),

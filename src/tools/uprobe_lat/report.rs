@@ -14,17 +14,17 @@ use super::calibrate::Overhead;
 use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
+use crate::consumer::{decode, Handler, Stop};
 use crate::host::container::CgroupFields;
-use crate::load::skel::uprobe_lat::types::call_event;
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::{Clock, TimeMode};
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
-use crate::ringbuf::{decode, Handler, Stop};
+use crate::skel::uprobe_lat::types::call_event;
 
-use crate::load::skel::uprobe_lat::defs::CALL_SLOW;
+use crate::skel::uprobe_lat::defs::CALL_SLOW;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
 /// writing to it (they run for well under a microsecond).
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);

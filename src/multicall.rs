@@ -1,91 +1,18 @@
 //! The one `coretrace` binary behind every tool. It runs a tool chosen by the name it was
 //! started as (a link named `execsnoop`, or a packaged name such as `execsnoop-coretrace` or
 //! `ct-execsnoop`) or by its first argument (`coretrace execsnoop -d 100`). One binary keeps
-//! the installed suite small: the tools share most of their code.
+//! the installed suite small: the tools share most of their code. The tools are those of the
+//! registry, `crate::tools::TOOLS`.
 
 use std::ffi::{OsStr, OsString};
 use std::process::ExitCode;
 
-use crate::cli;
-use crate::tools::{execsnoop, exitsnoop, kmemleak_lite, unlinksnoop, uprobe_lat};
-
-/// A tool: its name and its `main`, given the name it was invoked as (for usage hints) and its
-/// command line (the first item is the program name, as in `std::env::args_os`).
-pub struct Tool {
-    pub name: &'static str,
-    pub main: fn(&'static str, Vec<OsString>) -> ExitCode,
-    pub command: fn() -> clap::Command,
-}
-
-/// Every tool, in the order `coretrace --help` lists them.
-pub const TOOLS: &[Tool] = &[
-    Tool {
-        name: "execsnoop",
-        main: |invoked, args| {
-            cli::main_with("execsnoop", || {
-                execsnoop::run(cli::parse("execsnoop", invoked, args))
-            })
-        },
-        command: <execsnoop::Args as clap::CommandFactory>::command,
-    },
-    Tool {
-        name: "exitsnoop",
-        main: |invoked, args| {
-            cli::main_with("exitsnoop", || {
-                exitsnoop::run(cli::parse("exitsnoop", invoked, args))
-            })
-        },
-        command: <exitsnoop::Args as clap::CommandFactory>::command,
-    },
-    Tool {
-        name: "unlinksnoop",
-        main: |invoked, args| {
-            cli::main_with("unlinksnoop", || {
-                unlinksnoop::run(cli::parse("unlinksnoop", invoked, args))
-            })
-        },
-        command: <unlinksnoop::Args as clap::CommandFactory>::command,
-    },
-    Tool {
-        name: "kmemleak-lite",
-        main: kmemleak_lite_main,
-        command: <kmemleak_lite::Args as clap::CommandFactory>::command,
-    },
-    Tool {
-        name: "uprobe-lat",
-        main: |invoked, args| {
-            cli::main_with("uprobe-lat", || {
-                uprobe_lat::run(cli::parse("uprobe-lat", invoked, args))
-            })
-        },
-        command: <uprobe_lat::Args as clap::CommandFactory>::command,
-    },
-];
-
-fn kmemleak_lite_main(invoked: &'static str, args: Vec<OsString>) -> ExitCode {
-    let args = cli::parse_refusing::<kmemleak_lite::Args>(
-        "kmemleak-lite",
-        invoked,
-        kmemleak_lite::REFUSED,
-        args,
-    );
-    // With -c, the command's status, as a shell would give it; an error of the tool's own wins.
-    let mut status = 0u8;
-    let code = cli::main_with("kmemleak-lite", || {
-        status = kmemleak_lite::run(args)?;
-        Ok(())
-    });
-    if status != 0 {
-        ExitCode::from(status)
-    } else {
-        code
-    }
-}
+use crate::tools::{Tool, TOOLS};
 
 /// The tool a program name stands for: the name itself, or the name with a distribution's
 /// prefix (`ct-execsnoop`) or suffix (`execsnoop-coretrace`, `execsnoop.coretrace`).
 pub fn tool_named(program: &str) -> Option<&'static Tool> {
-    TOOLS.iter().find(|t| {
+    TOOLS.iter().copied().find(|t| {
         program == t.name
             || program
                 .strip_suffix(t.name)
@@ -150,7 +77,7 @@ pub fn main() -> ExitCode {
     }
     let first = args.get(1).map(OsString::as_os_str);
     match first.and_then(OsStr::to_str) {
-        Some(name) if !name.starts_with('-') => match TOOLS.iter().find(|t| t.name == name) {
+        Some(name) if !name.starts_with('-') => match crate::tools::named(name) {
             Some(tool) => {
                 let invoked = leak(format!("coretrace {name}"));
                 args.remove(0);
@@ -161,6 +88,14 @@ pub fn main() -> ExitCode {
         },
         Some("-h" | "--help") => {
             print!("{}", help());
+            ExitCode::SUCCESS
+        }
+        // Hidden: the tools' names, one a line, for scripts (tools/tool-links.sh, the
+        // package, the install test, the kernel matrix) and tests that loop over the tools.
+        Some("--list-tools") => {
+            for t in TOOLS {
+                println!("{}", t.name);
+            }
             ExitCode::SUCCESS
         }
         Some("-V" | "--version") => {

@@ -1,6 +1,7 @@
 //! The skeletons libbpf-cargo generated from `src/bpf/*.bpf.c` (see build.rs), one module a tool.
 #![allow(
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     missing_docs,
     non_camel_case_types,
     non_snake_case,
@@ -22,15 +23,8 @@ macro_rules! skeleton {
     };
 }
 
-skeleton!(execsnoop, "execsnoop.skel.rs", "execsnoop.defs.rs");
-skeleton!(exitsnoop, "exitsnoop.skel.rs", "exitsnoop.defs.rs");
-skeleton!(
-    kmemleak_lite,
-    "kmemleak_lite.skel.rs",
-    "kmemleak_lite.defs.rs"
-);
-skeleton!(unlinksnoop, "unlinksnoop.skel.rs", "unlinksnoop.defs.rs");
-skeleton!(uprobe_lat, "uprobe_lat.skel.rs", "uprobe_lat.defs.rs");
+// One `skeleton!` line for each src/bpf/<tool>.bpf.c (build.rs, `skeleton_lines`).
+include!(concat!(env!("OUT_DIR"), "/skeletons.rs"));
 
 /// The numeric `#define`s of `src/bpf/common.bpf.h` (loss slots), as u32 constants (build.rs).
 pub mod common {

@@ -2,13 +2,12 @@
 //! has none, the perf buffer: see [`transport`]), hands each record to the tool's [`Handler`],
 //! flushes output once per poll round, stops on Ctrl-C, SIGTERM or `--timeout`, and reports
 //! what was lost, by cause (the `losses` counters every program keeps, see
-//! src/bpf/common.bpf.h and [`losses`]).
+//! src/bpf/common.bpf.h and [`crate::output::losses`]).
 
-pub mod losses;
 mod stop;
 pub mod transport;
 
-pub use losses::{
+pub use crate::output::losses::{
     EventsLost, LossCause, LossCounts, Losses, SkippedRuns, PERF_BUFFER_FULL, PROBE_SKIPPED,
     RINGBUF_FULL,
 };
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use std::os::fd::AsRawFd;
 
-use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapType, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{libbpf_sys, MapCore, MapType, RingBuffer, RingBufferBuilder};
 
 use crate::output::metrics::Exposition;
 use crate::output::Sink;
@@ -74,7 +73,7 @@ pub fn decode<T: plain::Plain>(data: &[u8]) -> Result<(&T, &[u8])> {
 /// and reports what was lost, by cause: while running as it grows (a warning on stderr, or a
 /// record in the JSON stream), at the end one line per cause on stderr and, with `--json`,
 /// one loss record (always, zeros included). Under `--fail-on-loss` a run that lost anything
-/// ends with [`EventsLost`]. `buffer_bytes` is the size given to `setup::size_ringbuf`: the
+/// ends with [`EventsLost`]. `buffer_bytes` is the size given to `consumer::transport::size_ringbuf`: the
 /// ring buffer's, or each CPU's perf buffer's.
 pub fn run<M: MapCore>(
     events: &M,
@@ -302,9 +301,11 @@ struct Round {
 
 impl PerfBuffers {
     fn open<M: MapCore>(events: &M, buffer_bytes: u32) -> Result<Self> {
+        // SAFETY: sysconf takes a constant and reads no memory of ours.
         let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u32;
         let pages = (buffer_bytes / page).max(1);
         // What libbpf's perf_buffer__new asks for, but woken by a byte watermark.
+        // SAFETY: perf_event_attr is a plain C struct of integers, for which all zeros is valid.
         let mut attr: libbpf_sys::perf_event_attr = unsafe { std::mem::zeroed() };
         attr.size = size_of::<libbpf_sys::perf_event_attr>() as u32;
         attr.type_ = libbpf_sys::PERF_TYPE_SOFTWARE;
@@ -393,7 +394,9 @@ unsafe extern "C" fn on_perf_record(
     // SAFETY: `ctx` is the Round given to perf_buffer__new_raw; libbpf hands over whole
     // records (it copies one that wraps around the end of the buffer).
     let round = unsafe { &mut *ctx.cast::<Round>() };
+    // SAFETY: `record` points at a whole record, as above, which starts with its header.
     let header = unsafe { &*record };
+    // SAFETY: the body follows the header inside the same record.
     let body = unsafe {
         record
             .cast::<u8>()
@@ -402,7 +405,9 @@ unsafe extern "C" fn on_perf_record(
     match header.type_ {
         libbpf_sys::PERF_RECORD_SAMPLE => {
             // struct { u32 size; u8 data[size]; } (size rounded up to 8 with the u32)
+            // SAFETY: a PERF_RECORD_SAMPLE body starts with its u32 size, inside the record libbpf handed us.
             let size = unsafe { body.cast::<u32>().read_unaligned() } as usize;
+            // SAFETY: the sample's `size` bytes follow the size word, inside the same record.
             let data = unsafe { std::slice::from_raw_parts(body.add(4), size) };
             let off = round.arena.len();
             round.arena.resize(off + size.div_ceil(8), 0);
@@ -418,24 +423,13 @@ unsafe extern "C" fn on_perf_record(
         }
         libbpf_sys::PERF_RECORD_LOST => {
             // struct { u64 id; u64 lost; }
+            // SAFETY: a PERF_RECORD_LOST body is { u64 id; u64 lost; }, inside the record libbpf handed us.
             let lost = unsafe { body.add(8).cast::<u64>().read_unaligned() };
             round.lost_samples += lost;
         }
         _ => {}
     }
     libbpf_sys::LIBBPF_PERF_EVENT_CONT
-}
-
-/// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).
-pub fn sum_percpu_u64(map: &dyn MapCore, key: u32) -> Result<u64> {
-    let per_cpu = map
-        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)?
-        .unwrap_or_default();
-    Ok(per_cpu
-        .iter()
-        .filter_map(|v| v.get(..8))
-        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-        .sum())
 }
 
 #[cfg(test)]
@@ -449,12 +443,14 @@ mod tests {
         b: u32,
         c: u32,
     }
+    // SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
     unsafe impl plain::Plain for Rec {}
 
     #[test]
     fn decode_splits_header_and_tail() {
         let mut raw = vec![0u64; 4]; // 8-byte aligned backing store
         let bytes: &mut [u8] =
+            // SAFETY: `raw` is 4 u64s: 32 initialised bytes, borrowed mutably for as long as `bytes` lives.
             unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().cast(), 32) };
         bytes[..8].copy_from_slice(&7u64.to_ne_bytes());
         bytes[16..19].copy_from_slice(b"abc");

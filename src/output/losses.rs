@@ -9,13 +9,13 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
-use libbpf_rs::MapCore;
+use libbpf_rs::{MapCore, MapFlags};
 use serde_json::{Map, Value};
 
 use crate::output::schema::{event, Header};
 
 /// Slots of the BPF `losses` map (LOSS_SLOTS in common.bpf.h).
-pub use crate::load::skel::common::LOSS_SLOTS;
+pub use crate::skel::common::LOSS_SLOTS;
 
 /// Exit status of a run that lost events under `--fail-on-loss`.
 pub const EXIT_EVENTS_LOST: u8 = 3;
@@ -36,7 +36,7 @@ pub struct LossCause {
 
 /// Slot 0 in every tool: `bpf_ringbuf_reserve`/`output` failed.
 pub const RINGBUF_FULL: LossCause = LossCause {
-    slot: Some(crate::load::skel::common::LOSS_RINGBUF_FULL),
+    slot: Some(crate::skel::common::LOSS_RINGBUF_FULL),
     key: "ringbuf_full",
     what: "events lost: the ring buffer was full",
     advice: "raise --ringbuf-size or narrow the filters",
@@ -74,6 +74,7 @@ impl SkippedRuns {
         SkippedRuns(
             progs
                 .iter()
+                // SAFETY: the program pointer comes from a live libbpf-rs program, as bpf_program__fd expects.
                 .map(|p| unsafe {
                     libbpf_rs::libbpf_sys::bpf_program__fd(p.as_libbpf_object().as_ptr())
                 })
@@ -96,8 +97,10 @@ impl SkippedRuns {
         self.0
             .iter()
             .map(|&fd| {
+                // SAFETY: bpf_prog_info is a plain C struct of integers, for which all zeros is valid.
                 let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
                 let mut len = std::mem::size_of_val(&info) as u32;
+                // SAFETY: the kernel writes at most `len` bytes into `info`, which is that large.
                 let ret = unsafe {
                     libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len)
                 };
@@ -143,8 +146,7 @@ impl LossCounts {
         let mut counts = Vec::with_capacity(losses.causes.len() + 1);
         for cause in losses.causes {
             if let Some(slot) = cause.slot {
-                let n =
-                    super::sum_percpu_u64(losses.map, slot).context("reading the loss counters")?;
+                let n = sum_percpu_u64(losses.map, slot).context("reading the loss counters")?;
                 counts.push((cause, n));
             }
         }
@@ -235,6 +237,18 @@ impl std::fmt::Display for EventsLost {
 }
 
 impl std::error::Error for EventsLost {}
+
+/// Sum over CPUs of the u64 in slot `key` of a per-CPU array (a BPF-side counter).
+pub fn sum_percpu_u64(map: &dyn MapCore, key: u32) -> Result<u64> {
+    let per_cpu = map
+        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)?
+        .unwrap_or_default();
+    Ok(per_cpu
+        .iter()
+        .filter_map(|v| v.get(..8))
+        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        .sum())
+}
 
 #[cfg(test)]
 mod tests {
