@@ -100,7 +100,7 @@ make_base() {
 root=
 make_root() {
     root=$(mktemp -d /var/tmp/coretrace-distro.XXXXXX)
-    trap 'rm -rf --one-file-system "$root"' EXIT
+    trap remove_root EXIT
     cp -a "$base/." "$root/"
     mount -t proc proc "$root/proc"
     mount --bind /dev "$root/dev"
@@ -113,6 +113,13 @@ make_root() {
     [ -z "$(git -C "$src" status --porcelain --untracked-files=no)" ] ||
         log "note: uncommitted changes are not built (the source is git archive HEAD)"
     in_root apt-get update
+}
+remove_root() {
+    local m
+    for m in var/lib/apt/lists var/cache/apt/archives sys dev proc; do
+        umount -R -l "$root/$m" 2>/dev/null || true
+    done
+    rm -rf --one-file-system "$root"
 }
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive "$@"; }
