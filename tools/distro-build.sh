@@ -9,8 +9,9 @@
 # (the package depends on unstable's libc and libbpf) on this machine's kernel.
 #
 # The chroot: debootstrap'd once into $cache/base-unstable (kept 7 days; apt's lists and the
-# downloaded .debs are kept too, so a second run downloads nothing new), copied afresh for
-# every run. The source: `git archive HEAD` (uncommitted changes are not built).
+# downloaded .debs are kept too, so a second run downloads nothing new); each run works in an
+# overlay on it, thrown away after. The source: `git archive HEAD` (uncommitted changes are
+# not built).
 # Results: target/distro/<arch>/ (.deb, .dsc, .tar.xz, .buildinfo, .changes, build.log).
 # Each stage prints `stage NAME: Ns`.
 #
@@ -91,17 +92,24 @@ make_base() {
     printf 'Acquire::Check-Valid-Until "false";\nAPT::Install-Recommends "false";\nAPT::Get::Assume-Yes "true";\nquiet "2";\n' \
         >"$base.new/etc/apt/apt.conf.d/90coretrace"
     echo "deb $mirror $suite main" >"$base.new/etc/apt/sources.list"
+    # A throw-away system: dpkg need not sync every file it unpacks (as sbuild's chroots).
+    echo force-unsafe-io >"$base.new/etc/dpkg/dpkg.cfg.d/coretrace-unsafe-io"
+    # Nor rebuild man-db's index at every install (debhelper pulls man-db in).
+    echo 'man-db man-db/auto-update boolean false' | chroot "$base.new" debconf-set-selections
     rm -rf "$base.new/var/cache/apt/archives"/*.deb
     touch "$base.new/.complete"
     mv "$base.new" "$base"
 }
 
 # A fresh copy of the base for this run, with apt's lists and downloads from the cache.
-root=
+root= work=
 make_root() {
-    root=$(mktemp -d /var/tmp/coretrace-distro.XXXXXX)
+    work=$(mktemp -d /var/tmp/coretrace-distro.XXXXXX)
+    root=$work/root
     trap remove_root EXIT
-    cp -a "$base/." "$root/"
+    # The base stays as it is: this run writes to an overlay (instant, where a copy took minutes).
+    mkdir -p "$work/upper" "$work/overlay-work" "$root"
+    mount -t overlay overlay -o "lowerdir=$base,upperdir=$work/upper,workdir=$work/overlay-work" "$root"
     mount -t proc proc "$root/proc"
     mount --bind /dev "$root/dev"
     mount --rbind /sys "$root/sys"
@@ -116,10 +124,10 @@ make_root() {
 }
 remove_root() {
     local m
-    for m in var/lib/apt/lists var/cache/apt/archives sys dev proc; do
+    for m in var/lib/apt/lists var/cache/apt/archives sys dev proc ""; do
         umount -R -l "$root/$m" 2>/dev/null || true
     done
-    rm -rf --one-file-system "$root"
+    rm -rf --one-file-system "$work"
 }
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive "$@"; }
