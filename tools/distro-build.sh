@@ -112,6 +112,7 @@ make_root() {
     mount -t overlay overlay -o "lowerdir=$base,upperdir=$work/upper,workdir=$work/overlay-work" "$root"
     mount -t proc proc "$root/proc"
     mount --bind /dev "$root/dev"
+    mount --bind /dev/pts "$root/dev/pts"
     mount --rbind /sys "$root/sys"
     mount --bind "$cache/archives" "$root/var/cache/apt/archives"
     mount --bind "$cache/lists" "$root/var/lib/apt/lists"
@@ -124,7 +125,7 @@ make_root() {
 }
 remove_root() {
     local m
-    for m in var/lib/apt/lists var/cache/apt/archives sys dev proc ""; do
+    for m in var/lib/apt/lists var/cache/apt/archives sys dev/pts dev proc ""; do
         umount -R -l "$root/$m" 2>/dev/null || true
     done
     rm -rf --one-file-system "$work"
