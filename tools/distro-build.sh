@@ -17,6 +17,7 @@
 #
 # usage: sudo tools/distro-build.sh [--arch amd64,arm64] [--no-lintian] [--no-install-test]
 #                                   [--repro] [--check-only ARCH,...]
+#   --no-build         lintian and the install test only, on what target/distro holds
 #   --repro            build the first architecture a second time in another directory and
 #                      compare the .debs byte for byte
 #   --check-only LIST  for architectures Debian does not need a full build of here
@@ -35,13 +36,14 @@ stage() {
     echo "stage $name: $((SECONDS - t0))s"
 }
 
-archs=amd64,arm64 lintian=1 install_test=1 repro=0 check_only=
+archs=amd64,arm64 lintian=1 install_test=1 repro=0 check_only= no_build=0
 while [ $# -gt 0 ]; do
     case $1 in
         --arch) archs=${2:?--arch needs a list, e.g. amd64,arm64}; shift ;;
         --no-lintian) lintian=0 ;;
         --no-install-test) install_test=0 ;;
         --repro) repro=1 ;;
+        --no-build) no_build=1 ;;
         --check-only) check_only=${2:?--check-only needs a list, e.g. ppc64el,s390x}; shift ;;
         --in-namespace) in_ns=1 ;;
         *) die "unknown argument '$1' (see the usage at the top of $0)" ;;
@@ -55,6 +57,7 @@ if [ -z "${in_ns:-}" ]; then
     exec unshare --mount --propagation private -- "$0" --in-namespace "$@" \
         --arch "$archs" $([ $lintian = 0 ] && echo --no-lintian) \
         $([ $install_test = 0 ] && echo --no-install-test) $([ $repro = 1 ] && echo --repro) \
+        $([ $no_build = 1 ] && echo --no-build) \
         ${check_only:+--check-only "$check_only"}
 fi
 
@@ -227,6 +230,7 @@ stage distro-chroot make_base
 stage distro-root make_root
 IFS=, read -r -a arch_list <<<"$archs"
 for arch in "${arch_list[@]}"; do
+    [ $no_build = 0 ] || break
     rm -rf "${out:?}/$arch"
     stage "distro-build-$arch" build "$arch"
 done
