@@ -34,6 +34,15 @@ fn main() {
         Ok(other) => fail(&format!("no BPF target arch for {other}")),
         Err(_) => "x86",
     };
+    // One vmlinux.h per architecture (src/bpf/<arch>/vmlinux.h, as libbpf-tools keeps them):
+    // the BPF programs read pt_regs and the syscall wrappers' layouts, which differ by arch.
+    let arch_dir = format!("{BPF_DIR}/{arch}");
+    if !Path::new(&arch_dir).join("vmlinux.h").exists() {
+        fail(&format!(
+            "no {arch_dir}/vmlinux.h for target arch {arch}: generate it from that arch's kernel BTF \
+             with `tools/gen_vmlinux.sh {arch} BTF-FILE`"
+        ));
+    }
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(BPF_DIR)
         .unwrap_or_else(|e| fail(&format!("cannot read {BPF_DIR}: {e}")))
@@ -72,6 +81,7 @@ fn main() {
             .clang(&clang)
             .clang_args([
                 format!("-I{BPF_DIR}"),
+                format!("-I{arch_dir}"),
                 format!("-D__TARGET_ARCH_{arch}"),
                 "-Wall".into(),
                 "-Wno-unused-function".into(),

@@ -12,6 +12,7 @@ packages=(
     libcap2-bin                                          # capsh, setcap: tests/requirements.rs
     prometheus                                           # promtool check metrics: tests/metrics.rs
     dpkg-dev lintian groff man-db git                    # tools/build-deb.sh, tests/install, man page checks
+    debootstrap jq                                       # tools/distro-build.sh, tools/check-msrv.sh
     musl-tools musl-dev g++                              # tests/kmemleak_lite.rs: a static musl program, a C++ one
 )
 missing=()

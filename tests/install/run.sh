@@ -7,8 +7,11 @@
 # README states, runs libbpf-tools' execsnoop afterwards, checks the man
 # and completion lookups, then removes and purges the package and checks nothing is left.
 #
-# usage: sudo tests/install/run.sh        (root: dpkg -i, and the tools load BPF)
+# usage: sudo tests/install/run.sh [DEB]   (root: dpkg -i, and the tools load BPF)
+#   DEB: the package to test, e.g. the one tools/distro-build.sh built in Debian unstable (it
+#   runs this script there); without it, tools/build-deb.sh builds one from this tree.
 set -euo pipefail
+deb_arg=${1:+$(realpath -m "$1")}
 cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -21,7 +24,12 @@ if dpkg-query -W -f='${Status}' coretrace 2>/dev/null | grep -q "installed"; the
     fail "a coretrace package is already installed: dpkg --purge coretrace first"
 fi
 
-deb=$(tools/build-deb.sh)
+if [ -n "$deb_arg" ]; then
+    deb=$deb_arg
+    [ -f "$deb" ] || fail "no package at $deb"
+else
+    deb=$(tools/build-deb.sh)
+fi
 work=$(mktemp -d /tmp/coretrace-install.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 ours=$work/ours.txt
