@@ -679,8 +679,11 @@ fn a_static_musl_binary_is_followed_through_its_own_allocator() {
     require_bpf();
     // musl-gcc's specs, given to cc: the build fails without Debian's musl-tools (the
     // kernel-matrix guests get a copy built on the host).
-    let specs = "/usr/lib/x86_64-linux-musl/musl-gcc.specs";
-    let musl = build_program("allocfamily_musl", &["-specs", specs, "-static"]);
+    let specs = format!(
+        "/usr/lib/{}-linux-musl/musl-gcc.specs",
+        std::env::consts::ARCH
+    );
+    let musl = build_program("allocfamily_musl", &["-specs", &specs, "-static"]);
     assert_allocator_family(&musl, false);
 }
 

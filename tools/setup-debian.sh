@@ -8,6 +8,7 @@ packages=(
     bpftool                                              # tools/gen_vmlinux.sh
     libbpf-tools bpftrace                                # the references the benchmarks compare against
     qemu-system-x86 busybox-static cpio                  # tests/kernel-matrix: other kernels under QEMU
+    qemu-system-arm qemu-user-static debootstrap         # tests/kernel-matrix: the arm64 build and guest
     util-linux procps                                    # setpriv, ps
     libcap2-bin                                          # capsh, setcap: tests/requirements.rs
     prometheus                                           # promtool check metrics: tests/metrics.rs
