@@ -60,6 +60,7 @@ fn execveat_is_traced_too() {
     // SAFETY: the child only makes raw system calls before it execs or exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: in the forked child: raw system calls on memory prepared before the fork, then exec or _exit.
         unsafe {
             let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
             libc::dup2(devnull, 1);

@@ -345,6 +345,7 @@ impl PerfBuffers {
         let ms = timeout.as_millis() as i32;
         // SAFETY: the perf buffer lives as long as self.
         let ret = unsafe { libbpf_sys::perf_buffer__poll(self.pb.as_ptr(), ms) };
+        // SAFETY: as above: the perf buffer lives as long as self.
         let ret2 = unsafe { libbpf_sys::perf_buffer__consume(self.pb.as_ptr()) };
         // SAFETY: libbpf's callback is done (it runs only inside the two calls above).
         let round = unsafe { &mut *self.round.as_ptr() };

@@ -702,7 +702,7 @@ fn main(invoked: &'static str, args: Vec<std::ffi::OsString>) -> std::process::E
 pub const TOOL: crate::tools::Tool = crate::tools::Tool {
     name: "kmemleak-lite",
     command: <Args as clap::CommandFactory>::command,
-    main: main,
+    main,
     page: page::PAGE,
     events: &[crate::output::schema::event::LEAK_REPORT],
 };
