@@ -200,6 +200,8 @@ install_test() {
     in_root apt-get install libbpf-tools man-db bash-completion lintian gcc libc6-dev apt >/dev/null
     mkdir -p "$root/install"
     cp "$out/$native/coretrace_${version}_$native.deb" "$root/install/"
+    # What the package depends on (libbpf1 ...), as apt would bring it: run.sh uses dpkg -i.
+    in_root apt-get satisfy "$(dpkg-deb -f "$out/$native/coretrace_${version}_$native.deb" Depends)" >/dev/null
     in_root "/build/coretrace-$version/tests/install/run.sh" "/install/coretrace_${version}_$native.deb"
 }
 
