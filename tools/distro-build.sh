@@ -4,7 +4,8 @@
 # (`unshare -n`), every crate from Debian's librust-*-dev packages (/usr/share/cargo/registry)
 # plus the one carried in debian/carried/, against Debian's libbpf. For each architecture asked
 # (the build machine's natively, any other with `dpkg-buildpackage -a`), then lintian on the
-# source and binary packages (no error, no warning: the rest are overridden with a reason), then
+# source and binary packages (no error, no warning; a tag we accept would be overridden, with
+# its reason, in debian/*lintian-overrides), then
 # the install test (tests/install/run.sh) on the amd64 package, in the same unstable system
 # (the package depends on unstable's libc and libbpf) on this machine's kernel.
 #
@@ -187,8 +188,8 @@ run_lintian() {
         mkdir -p "$root/lintian"
         cp "$(dirname "$f")"/coretrace*"$version"* "$root/lintian/"
     done
-    # --fail-on warning: an error or a warning fails; the tags we accept are overridden (with a
-    # reason) in debian/coretrace.lintian-overrides and debian/source/lintian-overrides.
+    # --fail-on warning: an error or a warning fails; a tag we accept would be overridden (with
+    # its reason) in debian/coretrace.lintian-overrides or debian/source/lintian-overrides.
     for f in "$root"/lintian/*.changes; do files+=("/lintian/$(basename "$f")"); done
     in_root lintian --fail-on error,warning --display-info --tag-display-limit 0 "${files[@]}" ||
         die "lintian: errors or warnings (above)"
@@ -199,6 +200,8 @@ install_test() {
     in_root apt-get install libbpf-tools man-db bash-completion lintian gcc libc6-dev apt >/dev/null
     mkdir -p "$root/install"
     cp "$out/$native/coretrace_${version}_$native.deb" "$root/install/"
+    # What the package depends on (libbpf1 ...), as apt would bring it: run.sh uses dpkg -i.
+    in_root apt-get satisfy "$(dpkg-deb -f "$out/$native/coretrace_${version}_$native.deb" Depends)" >/dev/null
     in_root "/build/coretrace-$version/tests/install/run.sh" "/install/coretrace_${version}_$native.deb"
 }
 

@@ -54,10 +54,13 @@ if grep -E '^E: ' <<<"$tags"; then fail "lintian errors (above)"; fi
 if grep -iE 'manpage|man-page' <<<"$tags"; then fail "lintian on the man pages (above)"; fi
 ok "lintian: no errors, nothing about the man pages; $(grep -c . <<<"$tags") other tags${tags:+: $tags}"
 
-libbpf_execsnoop=$(md5sum /usr/sbin/execsnoop)
+# libbpf-tools' execsnoop: /usr/sbin/execsnoop in Debian 12, /usr/sbin/execsnoop-libbpf in unstable.
+lx=$(dpkg -L libbpf-tools | grep -m1 -E '^/usr/sbin/execsnoop(-libbpf)?$') ||
+    fail "libbpf-tools has no execsnoop"
+libbpf_execsnoop=$(md5sum "$lx")
 dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
-[ "$(md5sum /usr/sbin/execsnoop)" = "$libbpf_execsnoop" ] || fail "/usr/sbin/execsnoop changed"
-[ "$(dpkg -S /usr/sbin/execsnoop | cut -d: -f1)" = libbpf-tools ] || fail "/usr/sbin/execsnoop is not libbpf-tools' any more"
+[ "$(md5sum "$lx")" = "$libbpf_execsnoop" ] || fail "$lx changed"
+[ "$(dpkg -S "$lx" | cut -d: -f1)" = libbpf-tools ] || fail "$lx is not libbpf-tools' any more"
 ok "installed beside libbpf-tools: $(dpkg-query -W -f='${Installed-Size}' coretrace) KiB"
 
 # The README's size claim (issue 13's goal): the binary and its links, as installed, <= 3 MB.
@@ -141,7 +144,7 @@ set -e
 ok "a panic in the shipped build is one line and status 1"
 
 # libbpf-tools' own execsnoop still runs.
-/usr/sbin/execsnoop >"$work/libbpf.out" 2>&1 & pid=$!
+"$lx" >"$work/libbpf.out" 2>&1 & pid=$!
 marker=ctm-install-libbpf-$$
 for _ in $(seq 100); do
     /bin/echo "$marker" >/dev/null
@@ -183,6 +186,6 @@ left=$(while read -r f; do
     fi
 done <"$ours")
 [ -z "$left" ] || fail "left behind after purge: $left"
-[ "$(md5sum /usr/sbin/execsnoop)" = "$libbpf_execsnoop" ] || fail "/usr/sbin/execsnoop changed by the removal"
+[ "$(md5sum "$lx")" = "$libbpf_execsnoop" ] || fail "$lx changed by the removal"
 ok "removed and purged: nothing left behind"
 echo "install test: all passed" >&2
