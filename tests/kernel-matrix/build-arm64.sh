@@ -99,7 +99,10 @@ build() {
     # The host's trusted certificates, for crates.io (a machine may trust a CA the chroot's
     # ca-certificates does not have).
     cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/coretrace-host-ca.crt"
-    local env=(CARGO_TARGET_DIR="$out" CARGO_HTTP_CAINFO=/etc/ssl/coretrace-host-ca.crt CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    # The chroot has no git: the commit `coretrace --version` names comes from here.
+    local commit
+    commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    local env=(CORETRACE_COMMIT="$commit" CARGO_TARGET_DIR="$out" CARGO_HTTP_CAINFO=/etc/ssl/coretrace-host-ca.crt CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
         CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc PKG_CONFIG_ALLOW_CROSS=1
         PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig)
     in_root env "${env[@]}" bash -c "cd '$repo' && cargo build --locked --release --target $triple --bin coretrace && cargo test --locked --release --no-run --target $triple" >&2 ||

@@ -38,6 +38,7 @@
 #   CORETRACE_BIN_DIR         where the tools are        (default $CARGO_TARGET_DIR/release or target/release)
 #   CORETRACE_MATRIX_OFFLINE  1: never ask apt, boot the newest kernels already in the cache
 #   CORETRACE_ARM64_DIR       the arm64 build          (default target/arm64; see build-arm64.sh)
+#   CORETRACE_ARM64_BUILT     1: build-arm64.sh has just run (tools/test.sh's stage): do not run it again
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -446,7 +447,7 @@ missing_test_bins() {
 
 # The arm64 build (Debian unstable's rustc in a chroot; a no-op when it is up to date).
 arm64_sysroot=$arm64_dir/guest/sysroot
-if [ "${archs/arm64/}" != "$archs" ]; then
+if [ "${archs/arm64/}" != "$archs" ] && [ "${CORETRACE_ARM64_BUILT:-0}" != 1 ]; then
     log "building for arm64 (tests/kernel-matrix/build-arm64.sh)"
     t0=$SECONDS
     if CORETRACE_ARM64_DIR=$arm64_dir "$here/build-arm64.sh" >&2; then
