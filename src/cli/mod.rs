@@ -120,10 +120,20 @@ pub struct CgroupArg {
     pub cgroup: Option<PathBuf>,
 
     /// Trace only processes in this container (Docker, containerd, CRI-O, Podman; its
-    /// sub-cgroups included): the first hex digits of its id, as `docker ps` shows it
+    /// sub-cgroups included): the first hex digits of its id, as `docker ps` shows it. The
+    /// container's cgroups are found at start: once it is removed (a restart makes a new
+    /// container with a new id), nothing more is traced; to follow a pod's containers across
+    /// restarts, use --pod
     #[arg(long = "container", value_name = "ID-PREFIX",
           value_parser = crate::host::container::parse_prefix)]
     pub container: Option<String>,
+
+    /// Trace only processes in this Kubernetes pod: every container of it, including those
+    /// started or restarted after the tool (the pod's cgroup is their ancestor), filtered in
+    /// the kernel: the first characters of the pod's uid
+    #[arg(long = "pod", value_name = "UID-PREFIX", conflicts_with = "container",
+          value_parser = crate::host::container::parse_pod_prefix)]
+    pub pod: Option<String>,
 
     /// Add a CONTAINER column: the container's short id (12 hex digits), or the cgroup path
     /// when no runtime's naming matches (JSON lines always carry the full fields)
@@ -145,9 +155,19 @@ impl CgroupArg {
                 &crate::host::container::Hierarchies::find(),
                 prefix,
             )?,
-            None => Vec::new(),
+            None => match &self.pod {
+                Some(prefix) => crate::host::container::pod_filter_ids(
+                    &crate::host::container::Hierarchies::find(),
+                    prefix,
+                )?,
+                None => Vec::new(),
+            },
         };
-        Ok(crate::host::container::CgroupFilter { dir, container })
+        Ok(crate::host::container::CgroupFilter {
+            dir,
+            container,
+            names: false,
+        })
     }
 }
 

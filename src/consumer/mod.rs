@@ -129,6 +129,8 @@ pub fn run<M: MapCore>(
         h.tick(now)?;
         if !stopping && now >= next_loss_check {
             next_loss_check = now + LOSS_CHECK_INTERVAL;
+            // Cgroup names nobody asked for yet leave the BPF map (src/host/container.rs).
+            crate::host::container::drain_names();
             let counts = loss_counts(losses, reader.lost_samples())?;
             if counts.total() > reported {
                 reported = counts.total();
@@ -183,6 +185,7 @@ fn export_metrics(
     }
     let mut exp = Exposition::new();
     exp.common(tool, received, counts);
+    crate::host::container::metrics(&mut exp, tool);
     h.metrics(&mut exp);
     h.sink().publish_metrics(exp, now)
 }

@@ -40,6 +40,9 @@ pub struct OpenCommon<'a> {
     pub perf_buffer: &'a mut bool,
     pub filter_cgroup: &'a mut bool,
     pub filter_container: &'a mut bool,
+    pub send_cgroup_names: &'a mut bool,
+    pub cgroup_sent: &'a mut OpenMapMut<'static>,
+    pub cgroup_names: &'a mut OpenMapMut<'static>,
 }
 
 /// What common.bpf.h declares, in a loaded skeleton.
@@ -48,6 +51,7 @@ pub struct Common<'a> {
     pub losses: &'a MapMut<'static>,
     pub cgroup_filter: &'a MapMut<'static>,
     pub container_filter: &'a MapMut<'static>,
+    pub cgroup_names: &'a MapMut<'static>,
 }
 
 /// Implements [`Bpf`] for the skeleton of `src/bpf/<$module>.bpf.c`.
@@ -71,6 +75,9 @@ macro_rules! bpf {
                     perf_buffer: &mut rodata.perf_buffer,
                     filter_cgroup: &mut rodata.filter_cgroup,
                     filter_container: &mut rodata.filter_container,
+                    send_cgroup_names: &mut rodata.send_cgroup_names,
+                    cgroup_sent: &mut maps.cgroup_sent,
+                    cgroup_names: &mut maps.cgroup_names,
                 })
             }
 
@@ -80,6 +87,7 @@ macro_rules! bpf {
                     losses: &self.maps.losses,
                     cgroup_filter: &self.maps.cgroup_filter,
                     container_filter: &self.maps.container_filter,
+                    cgroup_names: &self.maps.cgroup_names,
                 }
             }
         }
@@ -121,6 +129,12 @@ impl<'a> Session<'a> {
         *c.perf_buffer = events.perf_buffer;
         *c.filter_cgroup = cgroup.by_cgroup();
         *c.filter_container = cgroup.by_container();
+        *c.send_cgroup_names = cgroup.names;
+        if !cgroup.names {
+            // Unused: no kernel memory for them.
+            c.cgroup_sent.set_max_entries(1)?;
+            c.cgroup_names.set_max_entries(1)?;
+        }
         Ok(open)
     }
 
@@ -136,6 +150,9 @@ impl<'a> Session<'a> {
     pub fn loaded<S: Bpf>(&self, skel: &S, cgroup: &CgroupFilter) -> Result<()> {
         let c = skel.common();
         consumer::prepare(c.events, self.buffer_bytes)?;
+        if cgroup.names {
+            crate::host::container::use_names_map(c.cgroup_names)?;
+        }
         cgroup.fill(c.cgroup_filter, c.container_filter)
     }
 
@@ -208,7 +225,7 @@ pub trait Steps {
 
 /// Runs a tool of the common shape with its options every tool shares (`--json`, `-v`,
 /// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped.
-pub fn run<T: Steps>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result<()> {
+pub fn run<T: Steps>(tool: &T, common: &CommonArgs, cgroup_arg: &CgroupArg) -> Result<()> {
     crate::load::btf::use_btf(common.btf.as_deref())?;
     setup::libbpf_log(common.verbose);
     let session = Session::new(T::NAME, common, T::LOSSES);
@@ -233,7 +250,8 @@ pub fn run<T: Steps>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Resul
     crate::load::needs::preflight(&T::NEEDS)?;
     // Before loading: a --metrics-listen port in use is told before anything is attached.
     let sink = common.sink(T::NAME)?;
-    let cgroup = cgroup.open()?;
+    let mut cgroup = cgroup_arg.open()?;
+    cgroup.names = common.json || cgroup_arg.print_container;
     let stop = Stop::install(common.timeout)?;
     let skel = match attach_with {
         Attach::Fixed(what) => {

@@ -51,6 +51,17 @@ pub const PERF_BUFFER_FULL: LossCause = LossCause {
     advice: "raise --ringbuf-size, which sizes each CPU's perf buffer, or narrow the filters",
 };
 
+/// The last slot in every tool that sends cgroup names (common.bpf.h: `cgroup_names`, with
+/// `--json` or `--print-container`): a name not sent because the map of names waiting for user
+/// space was full. The event itself is kept; its container is then found by a lookup that
+/// misses a cgroup already removed (shown as `id:N`).
+pub const CGROUP_NAMES_FULL: LossCause = LossCause {
+    slot: Some(crate::skel::common::LOSS_CGROUP_NAMES_FULL),
+    key: "cgroup_names_full",
+    what: "cgroup names not sent: the table of names waiting for user space was full (those events' containers were looked up later, and a removed one is shown by number)",
+    advice: "the consumer fell behind: narrow the filters, or raise --ringbuf-size if events were lost too",
+};
+
 /// Counted in user space from the kernel's own count (see [`SkippedRuns`]).
 pub const PROBE_SKIPPED: LossCause = LossCause {
     slot: None,
@@ -149,6 +160,11 @@ impl LossCounts {
                 let n = sum_percpu_u64(losses.map, slot).context("reading the loss counters")?;
                 counts.push((cause, n));
             }
+        }
+        if crate::host::container::names_sent() {
+            let slot = CGROUP_NAMES_FULL.slot.unwrap_or_default();
+            let n = sum_percpu_u64(losses.map, slot).context("reading the loss counters")?;
+            counts.push((&CGROUP_NAMES_FULL, n));
         }
         if let Some((cause, runs)) = &losses.skipped {
             counts.push((*cause, runs.count()));

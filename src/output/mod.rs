@@ -3,6 +3,7 @@
 //! consumer, never once per event.
 
 pub mod histogram;
+pub mod http;
 pub mod losses;
 pub mod metrics;
 pub mod schema;
