@@ -22,9 +22,7 @@ fn mount_of(fstype: &str, option: Option<&str>) -> Option<PathBuf> {
     mounts.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         let ok = f.get(2) == Some(&fstype)
-            && option.map_or(true, |o| {
-                f.get(3).is_some_and(|opts| opts.split(',').any(|x| x == o))
-            });
+            && option.is_none_or(|o| f.get(3).is_some_and(|opts| opts.split(',').any(|x| x == o)));
         ok.then(|| PathBuf::from(f[1]))
     })
 }

@@ -432,8 +432,10 @@ fn room_for_connections(want: u64) -> u64 {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit writes one rlimit into `lim`, which lives on this stack.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
     lim.rlim_cur = lim.rlim_max.min(want + 256);
+    // SAFETY: setrlimit reads one rlimit from `lim`.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     (lim.rlim_cur.saturating_sub(256)).min(want)
 }

@@ -3,11 +3,8 @@
 # real BPF programs and watch real processes: run as root), the Debian package installed and
 # run beside libbpf-tools (tests/install/run.sh), the reproducible-build check
 # (tools/repro.sh, which reuses the package's build), the minimum Rust version check
-# (tools/check-msrv.sh), the Debian source package built as Debian builds it, amd64 and arm64,
-# with lintian and the install test on it (tools/distro-build.sh), the arm64 build of the
-# tools and their tests (Debian's own rustc, cross), then the kernel matrix (the same release
-# binaries on Debian's 5.10, 6.1 and 6.12 kernels under QEMU, and the arm64 build on trixie's
-# 6.12 arm64 kernel). Stages print `stage NAME: Ns`.
+# (tools/check-msrv.sh), src/'s import graph, then the kernel matrix (the same release binaries
+# on Debian's 5.10, 6.1 and 6.12 kernels under QEMU). Stages print `stage NAME: Ns`.
 #
 # usage: sudo CORETRACE_REQUIRE_BPF=1 tools/test.sh
 set -euo pipefail
@@ -32,8 +29,8 @@ stage clippy cargo clippy --release --all-targets --features gen --quiet -- -D w
 stage tests cargo test --release --features gen -- --include-ignored
 stage install tests/install/run.sh
 stage repro tools/repro.sh
-stage distro tools/distro-build.sh --arch amd64,arm64
-# The arm64 build the matrix's arm64 guest boots (Debian unstable's rustc in a cached chroot,
-# cross to aarch64); run.sh's own call of it is then a no-op.
-stage arm64-build tests/kernel-matrix/build-arm64.sh
+# Not yet stages of CI (run by hand, docs/packaging.md and docs/kernel-matrix.md): the Debian
+# source package built in an unstable chroot (tools/distro-build.sh, 25-35 minutes on its own),
+# the arm64 build and its guest (tests/kernel-matrix/run.sh --kernels arm64). They join CI once
+# measured on a quiet machine within the 75 minutes.
 stage kernel-matrix tests/kernel-matrix/run.sh

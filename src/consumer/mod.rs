@@ -185,7 +185,13 @@ fn export_metrics(
     }
     let mut exp = Exposition::new();
     exp.common(tool, received, counts);
-    crate::host::container::metrics(&mut exp, tool);
+    exp.family(
+        "coretrace_cgroups_tracked",
+        "gauge",
+        "Cgroups whose names user space holds (those gone are forgotten within 10 s).",
+    );
+    let tracked = crate::host::container::cgroups_tracked() as f64;
+    exp.sample("coretrace_cgroups_tracked", &[("tool", tool)], tracked);
     h.metrics(&mut exp);
     h.sink().publish_metrics(exp, now)
 }

@@ -295,17 +295,12 @@ pub fn use_names_map(map: &libbpf_rs::MapMut<'_>) -> Result<()> {
 /// Cgroups every [`Resolver`] of this process holds now.
 static RESOLVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The gauge of the cgroups user space remembers (resolved, or named and waiting): it follows
-/// the cgroups that exist, as those gone are forgotten (see [`FORGET_INTERVAL`]).
-pub fn metrics(out: &mut crate::output::metrics::Exposition, tool: &str) {
+/// How many cgroups user space remembers now (resolved, or named and waiting): it follows the
+/// cgroups that exist, as those gone are forgotten (see [`FORGET_INTERVAL`]). The exposition's
+/// `coretrace_cgroups_tracked` gauge.
+pub fn cgroups_tracked() -> u64 {
     use std::sync::atomic::Ordering::Relaxed;
-    let n = RESOLVED.load(Relaxed) + mailbox().names.len() as u64;
-    out.family(
-        "coretrace_cgroups_tracked",
-        "gauge",
-        "Cgroups whose names user space holds (those gone are forgotten within 10 s).",
-    );
-    out.sample("coretrace_cgroups_tracked", &[("tool", tool)], n as f64);
+    RESOLVED.load(Relaxed) + mailbox().names.len() as u64
 }
 
 /// Whether the BPF side sends cgroup names in this run (its losses are counted then).
@@ -339,7 +334,7 @@ pub fn drain_names() {
     let now = std::time::Instant::now();
     if mb
         .last_sweep
-        .map_or(true, |t| now.duration_since(t) >= FORGET_INTERVAL)
+        .is_none_or(|t| now.duration_since(t) >= FORGET_INTERVAL)
     {
         mb.last_sweep = Some(now);
         let hierarchies = mb.hierarchies.take().unwrap_or_default();
@@ -533,7 +528,7 @@ impl Resolver {
 
     fn get(&mut self, id: u64) -> &Attribution {
         self.lookups = self.lookups.wrapping_add(1);
-        if self.lookups % 1024 == 0 || !self.known.contains_key(&id) {
+        if self.lookups.is_multiple_of(1024) || !self.known.contains_key(&id) {
             self.maybe_sweep();
         }
         if !self.known.contains_key(&id) {

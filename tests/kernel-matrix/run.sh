@@ -21,7 +21,8 @@
 #
 # Usage: tests/kernel-matrix/run.sh [--kernels "5.10 6.1 6.12 arm64"] [--keep]
 #
-# Kernel series: 5.10, 6.1, 6.12 and arm64, the default set, which CI boots. 5.10 is Debian 11's
+# Kernel series: 5.10, 6.1 and 6.12, the default set, which CI boots, and arm64 (run by hand
+# until its build fits CI's time: --kernels arm64). 5.10 is Debian 11's
 # cloud kernel, fetched from bullseye and bullseye-security through an apt sources list of the
 # matrix's own (under the cache directory, used only to download, never to install); 6.1 and
 # 6.12 come from the host's own (Debian 12) sources. arm64 is Debian 13's (trixie's) 6.12 cloud
@@ -45,7 +46,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${CORETRACE_MATRIX_CACHE:-/var/cache/coretrace-matrix}
 # The default set: every series the README's table shows.
-default_kernels="5.10 6.1 6.12 arm64"
+default_kernels="5.10 6.1 6.12"
 kernels=${CORETRACE_MATRIX_KERNELS:-$default_kernels}
 per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-1200}
 results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
