@@ -87,6 +87,10 @@ fn uprobe_lat_metrics(args: &[&str]) -> (String, String, u32) {
 
 const LATENCY: &str = "coretrace_uprobe_lat_duration_seconds";
 
+/// Held by the tests that open hundreds or thousands of descriptors: they run as threads of one
+/// process, which shares one open-file limit.
+static MANY_FDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn uprobe_lat_textfile_has_cumulative_histograms_that_promtool_accepts() {
@@ -310,6 +314,7 @@ fn a_port_in_use_and_an_unwritable_directory_are_one_line_errors() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
     require_bpf();
+    let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
     const PIPES: u64 = 300;
     let dir = temp_dir("metrics-kml-kernel");
     let file = dir.join("coretrace.prom");
@@ -446,6 +451,7 @@ fn room_for_connections(want: u64) -> u64 {
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn hostile_clients_never_delay_a_scrape_nor_grow_the_tool() {
+    let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
     require_bpf();
     const HOSTILE: u64 = 3000;
     const EXECS: usize = 60;

@@ -535,6 +535,10 @@ fn no_bpf_program_uses_an_lru_map() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(readme.contains("No LRU maps"), "README's claim changed");
+    assert!(
+        readme.contains("`cgroup_sent`"),
+        "README's exception changed"
+    );
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -542,7 +546,15 @@ fn no_bpf_program_uses_an_lru_map() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        for (i, line) in text.lines().enumerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            // README's one exception: cgroup_sent, whose eviction only sends a name again.
+            let map_name = lines[i..(i + 5).min(lines.len())]
+                .iter()
+                .find_map(|l| l.strip_prefix("} ")?.split_whitespace().next());
+            if name == "common.bpf.h" && map_name == Some("cgroup_sent") {
+                continue;
+            }
             assert!(
                 !line.contains("BPF_MAP_TYPE_LRU"),
                 "{name}:{}: an LRU map evicts without a count: {line}",
