@@ -473,19 +473,18 @@ fn skip_argv0<'a>(pieces: &mut (impl Iterator<Item = &'a [u8]> + Clone), path: &
 /// NUL-terminated name, leaf first, an empty slot after the last. Joined root first, "..." in
 /// front when the kernel side stopped before the root.
 fn write_slot_path(out: &mut Vec<u8>, slots: &[u8], head_cut: bool) {
-    let names: Vec<&[u8]> = slots
-        .chunks(EXE_NAME as usize)
-        .map(|slot| slot.split(|&b| b == 0).next().unwrap_or(slot))
-        .take_while(|name| !name.is_empty())
-        .collect();
+    let name = |slot: &[u8]| -> usize { slot.iter().position(|&b| b == 0).unwrap_or(slot.len()) };
+    let chunks = slots.chunks(EXE_NAME as usize);
+    let depth = chunks.clone().take_while(|slot| name(slot) > 0).count();
     if head_cut {
         out.extend_from_slice(b"...");
     }
-    for name in names.iter().rev() {
+    // Root first: the slots are leaf first. No collecting: this runs per event.
+    for slot in chunks.take(depth).rev() {
         out.push(b'/');
-        out.extend_from_slice(name);
+        out.extend_from_slice(&slot[..name(slot)]);
     }
-    if names.is_empty() {
+    if depth == 0 {
         out.push(b'/');
     }
 }
