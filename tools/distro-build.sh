@@ -182,7 +182,11 @@ arm64_guest() {
     dpkg-deb -x "$out/arm64/$deb" "$work/deb-arm64"
     add_arch arm64
     cp "$work/deb-arm64/usr/sbin/coretrace" "$m/aarch64-unknown-linux-gnu/release/coretrace"
-    in_root bash "$dir/tests/kernel-matrix/arm64-guest-files.sh" "$dir" /build/arm64-guest ||
+    # What the package depends on, for arm64 (libbpf1, libelf, zlib, libc), as apt would bring it.
+    local depends
+    depends=$(dpkg-deb -f "$out/arm64/$deb" Depends | tr ',' '\n' |
+        sed 's/|.*//; s/(.*)//; s/[[:space:]]//g; /^$/d; s/$/:arm64/')
+    in_root bash "$dir/tests/kernel-matrix/arm64-guest-files.sh" "$dir" /build/arm64-guest $depends ||
         die "arm64: the guest's files could not be made"
     cp -a "$root/build/arm64-guest" "$m/guest"
     echo "$deb" >"$m/guest/package-build"

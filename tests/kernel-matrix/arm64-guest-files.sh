@@ -9,9 +9,11 @@
 #   sysroot/  the arm64 shared libraries of the chroot and the dynamic loader, from which run.sh
 #             copies what each program of the guest needs (readelf's NEEDED, recursively)
 #
-# usage (in the chroot): arm64-guest-files.sh SRC-DIR OUT
+# usage (in the chroot): arm64-guest-files.sh SRC-DIR OUT [PACKAGE...]
+#   PACKAGE: more arm64 packages whose libraries the guest needs (the tools' own: libbpf1:arm64)
 set -euo pipefail
 src=$1 out=$2
+shift 2
 die() { printf 'arm64-guest-files.sh: %s\n' "$*" >&2; exit 2; }
 log() { printf '[arm64] %s\n' "$*" >&2; }
 
@@ -20,11 +22,11 @@ log() { printf '[arm64] %s\n' "$*" >&2; }
 # (unpacked, not installed).
 packages=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev:arm64 musl-dev:arm64
     libstdc++6:arm64 libacl1:arm64 libattr1:arm64 libselinux1:arm64 libgmp10:arm64
-    libcap2:arm64 libssl3t64:arm64)
+    libcap2:arm64 libssl3t64:arm64 "$@")
 guest_debs=(busybox-static:arm64 dash:arm64 coreutils:arm64)
 
 dpkg --print-foreign-architectures | grep -qx arm64 || die "arm64 is not a foreign architecture here (dpkg --add-architecture arm64)"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2 ||
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null ||
     die "could not install ${packages[*]}"
 
 rm -rf "$out/bin" "$out/progs" "$out/sysroot" "$out/debs"
