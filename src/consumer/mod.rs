@@ -159,6 +159,9 @@ pub fn run<M: MapCore>(
         Instant::now(),
         true,
     )?;
+    // OTLP sends what it holds (a bounded wait); the report then counts what it could not.
+    h.sink().close_export();
+    let counts = loss_counts(losses, perf_lost)?;
     h.sink().final_losses(&counts)?;
     h.sink().flush()?;
     for line in counts.lines(losses.tool) {
