@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +26,14 @@ pub const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// A response's head is read up to this size; the body is never needed.
 const RESPONSE_HEAD_MAX: usize = 16 * 1024;
 
+/// Records queued and not yet sent or counted lost; once `close` gave up waiting and counted
+/// them, the thread counts nothing more (one lock for both, so nothing is counted twice).
+#[derive(Default)]
+struct Pending {
+    count: u64,
+    abandoned: bool,
+}
+
 enum Item {
     Log(Vec<u8>),
     /// An encoded ExportMetricsServiceRequest.
@@ -37,8 +45,7 @@ pub struct Client {
     tx: Mutex<Option<SyncSender<Item>>>,
     done: Mutex<Receiver<()>>,
     lost: Arc<Lost>,
-    /// Records queued and not yet sent or counted lost.
-    pending: Arc<AtomicU64>,
+    pending: Arc<Mutex<Pending>>,
     resource: Vec<(String, String)>,
     scope: String,
     start_ns: u64,
@@ -59,7 +66,7 @@ impl Client {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let (done_tx, done) = mpsc::channel();
         let lost = LOST.get_or_init(Arc::default).clone();
-        let pending = Arc::new(AtomicU64::new(0));
+        let pending = Arc::new(Mutex::new(Pending::default()));
         let client = Arc::new(Client {
             tx: Mutex::new(Some(tx)),
             done: Mutex::new(done),
@@ -112,10 +119,11 @@ impl Client {
         let Some(tx) = tx.as_ref() else {
             return;
         };
-        self.pending.fetch_add(1, Ordering::Relaxed);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(item) {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
             self.lost.queue_full.fetch_add(1, Ordering::Relaxed);
+        } else {
+            pending.count += 1;
         }
     }
 
@@ -128,7 +136,9 @@ impl Client {
         drop(tx);
         let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if done.recv_timeout(self.timeout + BATCH_DELAY).is_err() {
-            let left = self.pending.swap(0, Ordering::Relaxed);
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.abandoned = true;
+            let left = std::mem::take(&mut pending.count);
             self.lost.endpoint_down.fetch_add(left, Ordering::Relaxed);
         }
     }
@@ -139,7 +149,7 @@ struct Sender {
     config: Config,
     scope: String,
     lost: Arc<Lost>,
-    pending: Arc<AtomicU64>,
+    pending: Arc<Mutex<Pending>>,
 }
 
 /// How a request went.
@@ -199,6 +209,11 @@ impl Sender {
     }
 
     fn account(&self, outcome: Outcome, n: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.abandoned {
+            return;
+        }
+        pending.count = pending.count.saturating_sub(n);
         let counter = match outcome {
             Outcome::Sent => None,
             Outcome::Down => Some(&self.lost.endpoint_down),
@@ -207,12 +222,6 @@ impl Sender {
         if let Some(c) = counter {
             c.fetch_add(n, Ordering::Relaxed);
         }
-        // The pending count may have been taken over by `close` meanwhile.
-        let _ = self
-            .pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                Some(p.saturating_sub(n))
-            });
     }
 
     /// One POST within the timeout; 2xx is sent, 429/502/503/504 and no answer are the
