@@ -299,6 +299,10 @@ impl ExecPrinter {
 }
 
 impl Handler for ExecPrinter {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.table.containers)
+    }
+
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, tail) = decode::<exec_event>(data)?;
         let raw = &tail[..(e.args_size as usize).min(tail.len())];

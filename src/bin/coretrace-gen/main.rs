@@ -237,6 +237,9 @@ fn tool_page(tool: &Tool, name: &str, suffix: &str) -> Result<String> {
     let shared: Vec<(&str, &str)> = shared.iter().map(|(c, w)| (*c, w.as_str())).collect();
     tagged(&mut out, &[&shared[..], page.exit_status].concat(), true);
 
+    section(&mut out, "ENVIRONMENT");
+    tagged(&mut out, pages::ENVIRONMENT, true);
+
     section(&mut out, "OVERHEAD");
     paragraphs(&mut out, page.overhead);
 

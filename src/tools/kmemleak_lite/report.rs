@@ -554,6 +554,10 @@ impl<'a> Reporter<'a> {
 }
 
 impl Handler for Reporter<'_> {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.containers)
+    }
+
     /// The only records: the dynamic loader has mapped or unmapped libraries.
     fn event(&mut self, _data: &[u8]) -> Result<()> {
         self.maps_changed = true;

@@ -678,6 +678,10 @@ fn json_buckets(buckets: &[u64]) -> Vec<Bucket> {
 }
 
 impl Handler for Report<'_> {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.table.containers)
+    }
+
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, _) = decode::<call_event>(data)?;
         if e.flags & CALL_SLOW != 0 {
