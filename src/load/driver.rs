@@ -159,7 +159,7 @@ impl<'a> Session<'a> {
 
     /// Hands every event to `handler` until `stop`, then reports the losses: the tool's
     /// causes, and `skipped`'s cause for the runs the kernel skipped of its programs.
-    pub fn consume<S: Bpf>(
+    fn consume<S: Bpf>(
         &self,
         skel: &S,
         skipped: (&'static LossCause, SkippedRuns),
