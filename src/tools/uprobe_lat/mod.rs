@@ -4,9 +4,11 @@
 //! or, with `--kernel-hist`, as log2 histograms summed in the kernel.
 
 pub mod calibrate;
-mod page;
 mod compact;
+mod cumulative;
+mod hist;
 mod links;
+mod page;
 mod report;
 pub mod target;
 
