@@ -156,17 +156,20 @@ pub fn run<M: MapCore>(
     }
     let perf_lost = reader.lost_samples();
     drop(reader);
-    let h = handler.into_inner();
+    conclude(handler.into_inner(), losses, perf_lost, received.get())
+}
+
+/// After the last poll: the handler's last words, the last metrics, and what was lost (the
+/// JSON loss record, one line per cause on stderr, [`EventsLost`] under `--fail-on-loss`).
+fn conclude(
+    h: &mut dyn Handler,
+    losses: &Losses,
+    perf_lost: Option<u64>,
+    received: u64,
+) -> Result<()> {
     h.finish()?;
     let counts = loss_counts(losses, perf_lost)?;
-    export_metrics(
-        h,
-        losses.tool,
-        received.get(),
-        &counts,
-        Instant::now(),
-        true,
-    )?;
+    export_metrics(h, losses.tool, received, &counts, Instant::now(), true)?;
     // OTLP sends what it holds (a bounded wait); the report then counts what it could not.
     h.sink().close_export();
     let counts = loss_counts(losses, perf_lost)?;
