@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
+use super::unwind::{self, UserId};
 use super::Args;
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
@@ -49,10 +50,17 @@ struct StackJson<'f> {
     /// Kernel mode: this stack's objects handed out again while still listed (freed unseen).
     #[serde(skip_serializing_if = "Option::is_none")]
     freed_unseen: Option<u64>,
-    /// Kernel mode: allocations counted under their call site, and why ([`CallSite`]):
+    /// Allocations counted under their call site, and why ([`CallSite`], [`UserId::Site`]):
     /// `frames` holds the call site alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     call_site_only: Option<&'static str>,
+    /// User mode: how the stack was walked, "fp" or "dwarf" (--unwind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unwind: Option<&'static str>,
+    /// User mode: the stack went deeper than the bytes copied (--stack-bytes): its outermost
+    /// callers are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cut: Option<bool>,
 }
 
 /// Kernel mode: a call site id standing for the stacks of allocations recorded under it
@@ -192,6 +200,8 @@ pub struct Reporter<'a> {
     containers: Resolver,
     /// The traced process's cgroup, read at start (the last report may come after it ended).
     cgroup_id: Option<u64>,
+    /// User mode with --unwind dwarf: the stacks unwound from the copies the BPF side sends.
+    user_stacks: Option<unwind::Stacks>,
 }
 
 impl<'a> Reporter<'a> {
@@ -241,6 +251,8 @@ impl<'a> Reporter<'a> {
             exported: Vec::new(),
             containers: Resolver::default(),
             cgroup_id: None,
+            user_stacks: (args.user_mode() && args.unwind == unwind::UnwindMode::Dwarf)
+                .then(|| unwind::Stacks::new(args.stack_bytes)),
         };
         r.refresh_maps();
         r.cgroup_id = r.pid().and_then(|p| r.containers.pid_cgroup(p));
@@ -311,16 +323,23 @@ impl<'a> Reporter<'a> {
         self.listed.clear();
         let older_ns = self.older_ns;
         let (combined, show_allocs) = (self.combined, self.show_allocs);
+        let mut live = std::collections::HashSet::new();
         if !combined || show_allocs {
             let totals = &mut self.totals;
             let listed = &mut self.listed;
+            let user_stacks = self.user_stacks.as_ref();
+            let live = &mut live;
             for_each_entry(
                 self.allocs,
                 &mut self.keys,
                 &mut self.values,
                 |key, value| {
                     let addr = u64::from_ne_bytes(key.try_into().expect("8-byte key"));
-                    let info: alloc_info = read_value(value);
+                    let mut info: alloc_info = read_value(value);
+                    if let Some(stacks) = user_stacks {
+                        live.insert(info.stack_id);
+                        info.stack_id = stacks.canonical(info.stack_id);
+                    }
                     let age = now_ns.saturating_sub(info.ts);
                     if age < older_ns {
                         return;
@@ -335,6 +354,9 @@ impl<'a> Reporter<'a> {
                     }
                 },
             )?;
+        }
+        if let Some(stacks) = &mut self.user_stacks {
+            stacks.retain(&live);
         }
         if combined {
             let totals = &mut self.totals;
@@ -357,6 +379,18 @@ impl<'a> Reporter<'a> {
     fn stack_frames(&self, stack_id: i64) -> Vec<u64> {
         if let Some(call_site) = CallSite::of(stack_id) {
             return vec![call_site.addr];
+        }
+        if let Some(stacks) = &self.user_stacks {
+            match UserId::of(stack_id) {
+                Some(UserId::Site { addr, .. }) => return vec![addr],
+                Some(UserId::Sample(_)) => {
+                    return stacks
+                        .stack(stack_id)
+                        .map(|s| s.frames.clone())
+                        .unwrap_or_default()
+                }
+                None => {}
+            }
         }
         if stack_id < 0 {
             return Vec::new();
@@ -393,6 +427,43 @@ impl<'a> Reporter<'a> {
         StackInfo {
             reused: k.reused,
             cache: (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into_owned()),
+        }
+    }
+
+    /// User mode: how stacks are walked (JSON `unwind`); None in kernel mode.
+    fn unwound_how(&self) -> Option<&'static str> {
+        match (self.mode, &self.user_stacks) {
+            (Mode::Kernel, _) => None,
+            (_, Some(_)) => Some(unwind::DWARF),
+            (_, None) => Some(unwind::FP),
+        }
+    }
+
+    /// Whether a stack unwound from a copy was cut at --stack-bytes.
+    fn is_cut(&self, stack_id: i64) -> bool {
+        let stacks = self.user_stacks.as_ref();
+        stacks
+            .and_then(|s| s.stack(stack_id))
+            .is_some_and(|s| s.cut)
+    }
+
+    /// --unwind dwarf: a call site standing for its allocations' stacks: the report's words for
+    /// it and JSON's `call_site_only`.
+    fn user_site(&self, stack_id: i64) -> Option<(String, &'static str)> {
+        self.user_stacks.as_ref()?;
+        match UserId::of(stack_id)? {
+            UserId::Site { lost: false, .. } => Some((
+                format!(
+                    "call site, stacks not taken (over {} a second from it; --stacks-per-second)",
+                    self.stacks_per_second
+                ),
+                "over_budget",
+            )),
+            UserId::Site { lost: true, .. } => Some((
+                "call site, stack copies lost (the ring buffer was full)".to_string(),
+                "stack_lost",
+            )),
+            UserId::Sample(_) => None,
         }
     }
 
@@ -472,7 +543,11 @@ impl<'a> Reporter<'a> {
                                 .flatten(),
                             cache: info.cache.clone(),
                             freed_unseen: kernel.then_some(info.reused),
-                            call_site_only: CallSite::of(id).map(CallSite::why),
+                            call_site_only: CallSite::of(id)
+                                .map(CallSite::why)
+                                .or_else(|| self.user_site(id).map(|(_, why)| why)),
+                            unwind: self.unwound_how(),
+                            cut: self.unwound_how().map(|_| self.is_cut(id)),
                             frames,
                         }
                     })
@@ -516,7 +591,10 @@ impl<'a> Reporter<'a> {
                 Some(CallSite { lost: true, .. }) => {
                     "call site, stacks lost (the stack table was full or stacks collided; --max-stacks)".to_string()
                 }
-                None => "stack".to_string(),
+                None => match self.user_site(id) {
+                    Some((from, _)) => from,
+                    None => "stack".to_string(),
+                },
             };
             let _ = match &info.cache {
                 Some(cache) => writeln!(
@@ -539,6 +617,13 @@ impl<'a> Reporter<'a> {
             for &a in frames {
                 let _ = writeln!(text, "\t\t{}", self.symbols.frame(a).text);
             }
+            if self.is_cut(id) {
+                let _ = writeln!(
+                    text,
+                    "\t\t[cut: the stack goes deeper than the {} bytes copied; --stack-bytes]",
+                    self.user_stacks.as_ref().map_or(0, |s| s.stack_bytes)
+                );
+            }
             if kernel {
                 let resolved: Vec<&Frame> = frames
                     .iter()
@@ -554,9 +639,20 @@ impl<'a> Reporter<'a> {
 }
 
 impl Handler for Reporter<'_> {
-    /// The only records: the dynamic loader has mapped or unmapped libraries.
-    fn event(&mut self, _data: &[u8]) -> Result<()> {
-        self.maps_changed = true;
+    /// The dynamic loader has mapped or unmapped libraries; or, with --unwind dwarf, a copy of
+    /// a stack to unwind (with the maps read again first if its address is not in them).
+    fn event(&mut self, data: &[u8]) -> Result<()> {
+        if self.user_stacks.is_none() || !unwind::Stacks::is_sample(data) {
+            self.maps_changed = true;
+            return Ok(());
+        }
+        let ip = u64::from_ne_bytes(data[16..24].try_into().expect("8 bytes"));
+        if self.maps_changed || !self.symbols.maps().iter().any(|m| m.contains(ip)) {
+            self.refresh_maps();
+        }
+        if let Some(stacks) = &mut self.user_stacks {
+            stacks.add(data, self.symbols.maps());
+        }
         Ok(())
     }
 
