@@ -297,10 +297,14 @@ fn module_of(m: &Mapping) -> Option<Module<Vec<u8>>> {
 
 /// Where the file's addresses are in the process: the mapping's start less the address the
 /// file gives the byte mapped there (0 for a non-PIE executable). A segment need not start on a
-/// page (lld's do not): its mapping starts at the page that holds its first byte.
+/// page (lld's do not): its mapping starts at the page that holds its first byte, which the
+/// segment before may share; the executable segment is the one an executable mapping maps.
 fn load_bias(elf: &object::File, m: &Mapping) -> Option<u64> {
     const PAGE: u64 = 4096;
-    elf.segments().find_map(|seg| {
+    let executable = |seg: &object::Segment| matches!(seg.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);
+    let mut segments: Vec<_> = elf.segments().collect();
+    segments.sort_by_key(|seg| !executable(seg));
+    segments.iter().find_map(|seg| {
         let (off, size) = seg.file_range();
         let page_off = off & !(PAGE - 1);
         let page_addr = seg.address() - (off - page_off);
