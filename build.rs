@@ -1,5 +1,6 @@
 //! Compiles every `src/bpf/<tool>.bpf.c` with clang and generates its Rust skeleton into
-//! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/load/skel.rs` includes; and turns the
+//! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/skel.rs` includes (through the lines
+//! `skeleton_lines` writes, as src/load/driver.rs includes its `bpf!` lines); and turns the
 //! numeric `#define`s of the headers the C and the Rust side share (`src/bpf/<tool>.h`,
 //! common.bpf.h) into Rust constants in `$OUT_DIR/<tool>.defs.rs`, so that no number is copied
 //! by hand.
@@ -33,6 +34,15 @@ fn main() {
         Ok(other) => fail(&format!("no BPF target arch for {other}")),
         Err(_) => "x86",
     };
+    // One vmlinux.h per architecture (src/bpf/<arch>/vmlinux.h, as libbpf-tools keeps them):
+    // the BPF programs read pt_regs and the syscall wrappers' layouts, which differ by arch.
+    let arch_dir = format!("{BPF_DIR}/{arch}");
+    if !Path::new(&arch_dir).join("vmlinux.h").exists() {
+        fail(&format!(
+            "no {arch_dir}/vmlinux.h for target arch {arch}: generate it from that arch's kernel BTF \
+             with `tools/gen_vmlinux.sh {arch} BTF-FILE`"
+        ));
+    }
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(BPF_DIR)
         .unwrap_or_else(|e| fail(&format!("cannot read {BPF_DIR}: {e}")))
@@ -57,6 +67,8 @@ fn main() {
         }
     }
 
+    skeleton_lines(&out_dir, &sources);
+
     // The BPF objects' BTF names their source files (line info): the source tree's own path
     // would make the embedded objects, so the binary, differ between build directories.
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -69,6 +81,7 @@ fn main() {
             .clang(&clang)
             .clang_args([
                 format!("-I{BPF_DIR}"),
+                format!("-I{arch_dir}"),
                 format!("-D__TARGET_ARCH_{arch}"),
                 "-Wall".into(),
                 "-Wno-unused-function".into(),
@@ -77,6 +90,34 @@ fn main() {
             .build_and_generate(&skel);
         if let Err(e) = result {
             fail(&format!("building {}: {e:#}", src.display()));
+        }
+    }
+}
+
+/// The lines that make each `src/bpf/<tool>.bpf.c` a Rust module, so that no list of the tools
+/// is kept by hand: `skeleton!(...)` for src/skel.rs (the generated skeleton and its `defs`) and
+/// `bpf!(...)` for src/load/driver.rs (its `Bpf` implementation), each file `include!`d there.
+fn skeleton_lines(out_dir: &Path, sources: &[PathBuf]) {
+    let (mut skeletons, mut bpfs) = (String::new(), String::new());
+    for src in sources {
+        let file = src.file_name().unwrap().to_string_lossy();
+        let tool = file.trim_end_matches(".bpf.c");
+        // libbpf-cargo's type names: kmemleak_lite -> KmemleakLiteSkel.
+        let camel: String = tool
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        skeletons.push_str(&format!(
+            "skeleton!({tool}, \"{tool}.skel.rs\", \"{tool}.defs.rs\");\n"
+        ));
+        bpfs.push_str(&format!(
+            "bpf!({tool}: {camel}Skel, Open{camel}Skel, {camel}SkelBuilder);\n"
+        ));
+    }
+    for (name, text) in [("skeletons.rs", skeletons), ("bpf_impls.rs", bpfs)] {
+        let out = out_dir.join(name);
+        if let Err(e) = std::fs::write(&out, text) {
+            fail(&format!("cannot write {}: {e}", out.display()));
         }
     }
 }

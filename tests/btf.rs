@@ -14,13 +14,18 @@ use common::{assert_one_line_error, bin, marker, require_bpf, run_tool, Traced};
 /// its own main).
 fn tools() -> Vec<(&'static str, Vec<String>)> {
     let own_main = format!("{}:main", bin("uprobe-lat"));
-    vec![
+    let tools = vec![
         ("execsnoop", vec![]),
         ("exitsnoop", vec![]),
         ("unlinksnoop", vec![]),
         ("kmemleak-lite", vec![]),
         ("uprobe-lat", vec![own_main]),
-    ]
+    ];
+    // Every tool of the registry (coretrace --list-tools), in its order: a new tool needs its
+    // row here.
+    let names: Vec<&str> = tools.iter().map(|(t, _)| *t).collect();
+    assert_eq!(names, common::tools(), "tests/btf.rs: tools()");
+    tools
 }
 
 fn temp_dir(tag: &str) -> PathBuf {

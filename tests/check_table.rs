@@ -30,14 +30,20 @@ fn readme_row(tool: &str) -> Vec<String> {
 fn readme_says_what_check_says_per_tool() {
     require_bpf();
     let own_main = format!("{}:main", bin("uprobe-lat"));
-    for (tool, args) in [
+    let modes = [
         ("execsnoop", vec![]),
         ("exitsnoop", vec![]),
         ("unlinksnoop", vec![]),
         ("kmemleak-lite", vec![]),
         ("kmemleak-lite", vec!["-c", "/bin/true"]),
         ("uprobe-lat", vec![own_main.as_str()]),
-    ] {
+    ];
+    // Every tool of the registry (coretrace --list-tools), in its order: a new tool needs its
+    // row here.
+    let mut tools: Vec<&str> = modes.iter().map(|(t, _)| *t).collect();
+    tools.dedup();
+    assert_eq!(tools, common::tools());
+    for (tool, args) in modes {
         let (code, report) = check(tool, &args);
         assert_eq!(code, 0, "{tool} --check: {report}");
         let row = readme_row(tool);

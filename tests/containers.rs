@@ -22,9 +22,7 @@ fn mount_of(fstype: &str, option: Option<&str>) -> Option<PathBuf> {
     mounts.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         let ok = f.get(2) == Some(&fstype)
-            && option.map_or(true, |o| {
-                f.get(3).is_some_and(|opts| opts.split(',').any(|x| x == o))
-            });
+            && option.is_none_or(|o| f.get(3).is_some_and(|opts| opts.split(',').any(|x| x == o)));
         ok.then(|| PathBuf::from(f[1]))
     })
 }
@@ -43,6 +41,7 @@ fn v1_memory_mount() -> (PathBuf, Option<V1Mount>) {
     let dir = std::env::temp_dir().join(marker("memcg-v1"));
     std::fs::create_dir_all(&dir).unwrap();
     let target = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: mount reads NUL-terminated strings (or null) alive across the call.
     let ret = unsafe {
         libc::mount(
             c"coretrace-test".as_ptr(),
@@ -66,6 +65,7 @@ struct V1Mount(PathBuf);
 impl Drop for V1Mount {
     fn drop(&mut self) {
         let target = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        // SAFETY: target is a NUL-terminated path; the mount is this test's own.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
         let _ = std::fs::remove_dir(&self.0);
     }
@@ -440,6 +440,7 @@ fn without_cgroup_file_systems_the_message_says_so() {
         .collect();
     let mut cmd = Command::new(common::bin("execsnoop"));
     cmd.args(["--container", "3f2a1b9c"]);
+    // SAFETY: pre_exec runs in the forked child before exec: the closure makes system calls only.
     unsafe {
         cmd.pre_exec(move || {
             // Private first: an unmount must not reach the host's namespace.
@@ -595,6 +596,7 @@ fn kmemleak_lite_reports_carry_the_traced_process_container() {
             metrics.to_str().unwrap(),
         ],
     );
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
     assert!(target.wait().unwrap().success());
     let out = traced.wait(Duration::from_secs(30));
@@ -623,4 +625,83 @@ fn kmemleak_lite_reports_carry_the_traced_process_container() {
         .collect();
     assert!(!gauges.is_empty(), "{text}");
     assert!(gauges.iter().all(|l| l.contains(&label)), "{text}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn pod_filter_takes_containers_started_after_the_tool() {
+    require_bpf();
+    let mount = v2_mount();
+    let mut cg = TestCgroups::new(&mount, "pod");
+    // A pod uid of this run (containers named by their ids, the pod by its uid).
+    let hex = container_id(91);
+    let uid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    let other_uid = format!(
+        "{}{}",
+        &uid[..35],
+        if uid.ends_with('0') { '1' } else { '0' }
+    );
+    let slice = |u: &str| {
+        format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+            u.replace('-', "_")
+        )
+    };
+    let pod = slice(&uid);
+    cg.mkdir(&pod);
+    let other_pod = slice(&other_uid);
+    cg.mkdir(&other_pod);
+    // The two pods' uids differ only in their last character: the whole uid names this one.
+    let t = Traced::start("execsnoop", &["--json", "--pod", &uid]);
+    // Its containers start (and one restarts) only now.
+    let first = container_id(92);
+    let restarted = container_id(93);
+    let c1 = cg.mkdir(&format!("{pod}/cri-containerd-{first}.scope"));
+    let (m1, m2, m_other, m_outside) = (
+        marker("pod-first"),
+        marker("pod-restarted"),
+        marker("pod-other"),
+        marker("pod-outside"),
+    );
+    run_in(&c1, &["/bin/true", &m1]);
+    std::fs::remove_dir(&c1).unwrap();
+    let c2 = cg.mkdir(&format!("{pod}/cri-containerd-{restarted}.scope"));
+    let other = cg.mkdir(&format!(
+        "{other_pod}/cri-containerd-{}.scope",
+        container_id(94)
+    ));
+    run_in(&other, &["/bin/true", &m_other]);
+    common::run_traced(Command::new("/bin/true").arg(&m_outside));
+    run_in(&c2, &["/bin/true", &m2]);
+    let out = stop_after(t, &m2);
+    let records = out.json();
+    let r1 = exec_record(&records, &m1);
+    assert_eq!(r1["container.id"], first, "{r1}");
+    assert_eq!(r1["k8s.pod.uid"], uid, "{r1}");
+    let r2 = exec_record(&records, &m2);
+    assert_eq!(r2["container.id"], restarted, "{r2}");
+    assert_eq!(r2["k8s.pod.uid"], uid, "{r2}");
+    assert!(!out.stdout.contains(&m_other), "{}", out.stdout);
+    assert!(!out.stdout.contains(&m_outside), "{}", out.stdout);
+    // Filtered in the kernel: every exec that reached user space is the pod's.
+    for r in records
+        .iter()
+        .filter(|r| r.get("process.command_args").is_some())
+    {
+        assert_eq!(r["k8s.pod.uid"], uid, "{r}");
+    }
+    // A prefix of no pod, and of two, are one-line errors.
+    let (code, _, err) = run_tool("execsnoop", &["--pod", "ffffffff-0000-ffff"]);
+    assert_one_line_error(code, &err, &["no Kubernetes pod", "kubectl"]);
+    let (code, _, err) = run_tool("execsnoop", &["--pod", &uid[..20]]);
+    assert_one_line_error(code, &err, &["ambiguous", "2 pods"]);
+    let (code, _, err) = run_tool("execsnoop", &["--pod", "not-a-uid!"]);
+    assert_one_line_error(code, &err, &["not a pod uid"]);
 }

@@ -1,5 +1,7 @@
 //! coretrace-gen, the packagers' generator of man pages and shell completions.
 
+mod common;
+
 use std::process::Command;
 
 fn gen(args: &[&str]) -> std::process::Output {
@@ -9,20 +11,12 @@ fn gen(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-const TOOLS: [&str; 5] = [
-    "execsnoop",
-    "exitsnoop",
-    "unlinksnoop",
-    "kmemleak-lite",
-    "uprobe-lat",
-];
-
 #[test]
 fn man_pages_have_every_section_and_render_without_a_warning() {
     let dir = std::env::temp_dir().join(format!("coretrace-gen-man-{}", std::process::id()));
     let out = gen(&["man", dir.to_str().unwrap(), "--suffix", "-coretrace"]);
     assert!(out.status.success(), "{out:?}");
-    for tool in TOOLS {
+    for tool in common::tools() {
         let name = format!("{tool}-coretrace");
         let path = dir.join(format!("{name}.8"));
         let page = std::fs::read_to_string(&path).unwrap();
@@ -66,7 +60,7 @@ fn man_pages_have_every_section_and_render_without_a_warning() {
         assert_eq!(String::from_utf8_lossy(&groff.stderr), "", "{tool}");
     }
     let page = std::fs::read_to_string(dir.join("coretrace.8")).unwrap();
-    for tool in TOOLS {
+    for tool in common::tools() {
         assert!(
             page.contains(&format!("\\fB{}\\-coretrace\\fR", tool.replace('-', "\\-"))),
             "{tool}"

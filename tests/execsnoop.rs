@@ -10,8 +10,9 @@ use common::{assert_one_line_error, marker, require_bpf, run_tool, Traced};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn run(cmd: &mut Command) {
-    common::run_traced(cmd);
+/// Runs a command to its end; returns its pid.
+fn run(cmd: &mut Command) -> u32 {
+    common::run_traced(cmd)
 }
 
 /// Stops the tool once a line containing `needle` has appeared (or WAIT passed).
@@ -59,6 +60,7 @@ fn execveat_is_traced_too() {
     // SAFETY: the child only makes raw system calls before it execs or exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: in the forked child: raw system calls on memory prepared before the fork, then exec or _exit.
         unsafe {
             let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
             libc::dup2(devnull, 1);
@@ -73,6 +75,7 @@ fn execveat_is_traced_too() {
             libc::_exit(127);
         }
     }
+    // SAFETY: waits for our own child; the status pointer is a live i32 or null.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     let out = stop_after(t, &m);
     let rows = out.lines_with(&m);
@@ -128,10 +131,28 @@ fn long_argument_lists_are_cut_with_a_marker() {
         "{}",
         rows[0]
     );
-    // One argument longer than execsnoop reads (255 bytes) is cut too, visibly.
-    assert!(rows[1].ends_with(" ..."), "{}", rows[1]);
-    assert!(rows[1].contains(&"y".repeat(200)), "{}", rows[1]);
-    assert!(!rows[1].contains(&long), "{}", rows[1]);
+    // A long argument is shown whole (the argument area is read at once, up to 3584 bytes).
+    assert!(rows[1].ends_with(&format!(" {long}")), "{}", rows[1]);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn arguments_longer_than_the_buffer_are_cut_with_a_marker() {
+    require_bpf();
+    let m = marker("area");
+    let long = "z".repeat(5000);
+    let t = Traced::start("execsnoop", &["--json"]);
+    run(Command::new("/bin/echo").args([m.as_str(), long.as_str()]));
+    let out = json_stop_after(t, &m);
+    let mine: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|r| r["process.command_args"][1] == m.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{out:?}");
+    assert_eq!(mine[0]["args_truncated"], true);
+    let shown = mine[0]["process.command_args"][2].as_str().unwrap();
+    assert!(shown.len() > 3000 && shown.len() < 5000, "{}", shown.len());
+    assert!(shown.bytes().all(|b| b == b'z'));
 }
 
 #[test]
@@ -315,9 +336,11 @@ fn a_full_ring_buffer_is_counted_exactly_and_fail_on_loss_exits_3() {
     );
     let mut argv = vec!["/bin/true".to_string(), m.clone()];
     argv.extend((0..14).map(|i| format!("{i:02}{}", "z".repeat(240))));
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
     const EXECS: usize = 40;
     execs_as(uid, &argv, EXECS, 1);
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
     std::thread::sleep(Duration::from_millis(1500));
     let out = t.stop();
@@ -577,7 +600,11 @@ fn a_full_inflight_table_is_counted_so_shown_plus_lost_is_every_exec() {
     let m = marker("inflight");
     let argv = vec!["/bin/echo".to_string(), m.clone()];
     // One slot for execs in flight, and execs from two threads at once: some find the slot taken.
-    let t = Traced::start("execsnoop", &["--json", "-u", &u, "--max-inflight", "1"]);
+    // With -x each exec holds its slot from sys_enter to its end, so collisions are common.
+    let t = Traced::start(
+        "execsnoop",
+        &["--json", "-x", "-u", &u, "--max-inflight", "1"],
+    );
     let mut happened = 0;
     let (mut shown, mut lost) = (0, 0);
     for _round in 0..10 {
@@ -665,4 +692,212 @@ fn min_duration_keeps_the_age_of_a_process_that_execs_again() {
         rows[0]
     );
     assert!(rows[0]["age_ms"].as_f64().unwrap() >= 500.0, "{}", rows[0]);
+}
+
+/// tests/programs/literal_exec, which execs with string literals it never touched (pages of
+/// its .rodata not resident yet, so unreadable at sys_enter), in `mode`: m (main thread), t (a
+/// second thread), f (fexecve of /bin/true), x (a failed exec), e (argv a bad pointer).
+/// Returns the pid of each run, which its exec row carries (a thread's exec gets the process id).
+fn literal_execs(modes: &str) -> Vec<(char, u32)> {
+    let prog = common::build_c_program("literal_exec", &["-O1", "-pthread"]);
+    modes
+        .chars()
+        .map(|mode| (mode, run(Command::new(&prog).arg(mode.to_string()))))
+        .collect()
+}
+
+/// What execsnoop must show for a literal_exec mode: (RET, every argument, path first).
+fn literal_expected(mode: char) -> (i32, Vec<String>) {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    match mode {
+        'm' | 't' => (
+            0,
+            strings(&[
+                "/bin/true",
+                "coretrace-literal-one",
+                "coretrace literal two",
+            ]),
+        ),
+        // fexecve: the path as the kernel resolved the descriptor, as /proc/PID/exe shows it.
+        'f' => {
+            let real = std::fs::canonicalize("/bin/true").unwrap();
+            (
+                0,
+                vec![real.display().to_string(), "coretrace-literal-fd".into()],
+            )
+        }
+        'x' => (
+            -libc::ENOENT,
+            strings(&[
+                "/nonexistent/coretrace-literal-missing",
+                "coretrace-literal-failed",
+            ]),
+        ),
+        _ => unreachable!("mode {mode}"),
+    }
+}
+
+/// The exec rows of `pid` that are not literal_exec's own start (same pid, earlier exec).
+fn literal_rows(out: &common::Finished, pid: u32) -> Vec<serde_json::Value> {
+    events(out)
+        .into_iter()
+        .filter(|r| r["process.pid"] == pid)
+        .filter(|r| {
+            !r["process.command_args"][0]
+                .as_str()
+                .unwrap()
+                .contains("literal_exec")
+        })
+        .collect()
+}
+
+fn assert_literal_json(out: &common::Finished, runs: &[(char, u32)]) {
+    for &(mode, pid) in runs {
+        let (ret, args) = literal_expected(mode);
+        let rows = literal_rows(out, pid);
+        assert_eq!(rows.len(), 1, "mode {mode}, pid {pid}: {out:?}");
+        assert_eq!(
+            rows[0]["process.command_args"],
+            serde_json::json!(args),
+            "mode {mode}"
+        );
+        assert_eq!(rows[0]["ret"], ret, "mode {mode}");
+        assert_eq!(rows[0]["args_unreadable"], false, "mode {mode}");
+        assert_eq!(rows[0]["args_truncated"], false, "mode {mode}");
+    }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn arguments_never_touched_by_the_caller_are_all_shown() {
+    require_bpf();
+    let t = Traced::start("execsnoop", &["-x"]);
+    let runs = literal_execs("mtfx");
+    t.wait_for(WAIT, |out| out.contains("coretrace-literal-failed"));
+    let out = t.stop();
+    for &(mode, pid) in &runs {
+        let (ret, args) = literal_expected(mode);
+        let want = format!(" {ret} {}", args.join(" "));
+        let rows: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(&pid.to_string()))
+            .filter(|l| l.ends_with(&want))
+            .collect();
+        assert_eq!(
+            rows.len(),
+            1,
+            "mode {mode}: no row ending {want:?}: {}",
+            out.stdout
+        );
+    }
+    assert!(!out.stdout.contains("[args unreadable]"), "{}", out.stdout);
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn arguments_never_touched_are_shown_in_json_and_through_the_perf_buffer() {
+    require_bpf();
+    for transport in ["ringbuf", "perf"] {
+        let t = common::start_with_transport("execsnoop", &["--json", "-x"], transport);
+        let runs = literal_execs("mtfx");
+        let out = json_stop_after(t, "coretrace-literal-failed");
+        assert_literal_json(&out, &runs);
+        let (total, _) = common::final_losses(&out);
+        assert_eq!(total, 0, "{transport}: {out:?}");
+    }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn arguments_never_touched_are_kept_by_min_duration_until_exit() {
+    require_bpf();
+    let t = Traced::start("execsnoop", &["--json", "-d", "1"]);
+    let runs = literal_execs("mtf");
+    let out = json_stop_after(t, "coretrace-literal-fd");
+    assert_literal_json(&out, &runs);
+    for &(_, pid) in &runs {
+        assert_eq!(
+            literal_rows(&out, pid)[0]["process.exit.code"],
+            0,
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn unreadable_arguments_are_marked_and_counted() {
+    require_bpf();
+    // An exec whose argv pointer is bad: the kernel fails it with EFAULT, and no argument can
+    // be read, at entry or at exit.
+    let t = Traced::start("execsnoop", &["-x"]);
+    let runs = literal_execs("e");
+    let pid = runs[0].1.to_string();
+    t.wait_for(WAIT, |out| out.contains("[args unreadable]"));
+    let out = t.stop();
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(pid.as_str()))
+        .filter(|l| l.contains(&format!(" {} ", -libc::EFAULT)))
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert!(
+        rows[0].ends_with(" /bin/true [args unreadable]"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        out.stderr
+            .contains("1 execs shown without their arguments ([args unreadable])"),
+        "{}",
+        out.stderr
+    );
+
+    let t = Traced::start("execsnoop", &["-x", "--json"]);
+    let runs = literal_execs("e");
+    let out = json_stop_after(t, "\"args_unreadable\":true");
+    let mine: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|r| r["process.pid"] == runs[0].1 && r["ret"] == -libc::EFAULT)
+        .collect();
+    assert_eq!(mine.len(), 1, "{out:?}");
+    assert_eq!(mine[0]["args_unreadable"], true);
+    assert_eq!(
+        mine[0]["process.command_args"],
+        serde_json::json!(["/bin/true"])
+    );
+    let (total, by_cause) = common::final_losses(&out);
+    assert_eq!(by_cause["args_unreadable"], 1, "{by_cause:?}");
+    assert_eq!(total, 1, "{by_cause:?}");
+}
+
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn a_script_shows_its_path_and_its_own_arguments() {
+    use std::os::unix::fs::PermissionsExt;
+    require_bpf();
+    let m = marker("script");
+    let dir = std::env::temp_dir().join(&m);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two shebang forms: an interpreter, and an interpreter with an argument (`#!/bin/sh -e`,
+    // as `#!/usr/bin/env NAME` is; the kernel-matrix guests have /bin/sh but no /usr/bin/env).
+    let plain = dir.join("plain.sh");
+    let env = dir.join("with-arg.sh");
+    std::fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::write(&env, "#!/bin/sh -e\nexit 0\n").unwrap();
+    for script in [&plain, &env] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let t = Traced::start("execsnoop", &[]);
+    run(Command::new(&plain).args([m.as_str(), "two"]));
+    run(Command::new(&env).args([m.as_str(), "three"]));
+    let out = stop_after(t, &format!("{m} three"));
+    for (script, arg) in [(&plain, "two"), (&env, "three")] {
+        let want = format!(" 0 {} {m} {arg}", script.display());
+        let rows: Vec<&str> = out.stdout.lines().filter(|l| l.ends_with(&want)).collect();
+        assert_eq!(rows.len(), 1, "no row ending {want:?}: {}", out.stdout);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

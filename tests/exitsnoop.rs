@@ -107,6 +107,7 @@ fn thread_exits_only_with_threaded() {
         (vec!["-T", "-p", me.as_str()], true),
     ] {
         let t = Traced::start("exitsnoop", &args);
+        // SAFETY: gettid has no preconditions.
         let tid = std::thread::spawn(|| unsafe { libc::gettid() } as u32)
             .join()
             .unwrap();
@@ -312,10 +313,12 @@ fn full_buffer_is_counted_exactly(transport: Option<&str>) {
     };
     // Freeze the consumer: a 4 KiB ring holds about 70 exits (a perf buffer of 4 KiB per CPU,
     // about 60 per CPU).
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
     cg.sh(&format!(
         "i=0; while [ $i -lt {N} ]; do /bin/true; i=$((i+1)); done"
     ));
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
     let out = t.stop();
     let shown = out
@@ -359,6 +362,7 @@ impl V1Dir {
         let dir = std::env::temp_dir().join(marker("v1"));
         std::fs::create_dir_all(&dir).unwrap();
         let target = CString::new(dir.to_str().unwrap()).unwrap();
+        // SAFETY: mount reads NUL-terminated strings (or null) alive across the call.
         let ret = unsafe {
             libc::mount(
                 c"cgroup".as_ptr(),
@@ -385,6 +389,7 @@ impl Drop for V1Dir {
     fn drop(&mut self) {
         if self.mounted {
             let target = CString::new(self.path.to_str().unwrap()).unwrap();
+            // SAFETY: target is a NUL-terminated path; the mount is this test's own.
             unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
             let _ = std::fs::remove_dir(&self.path);
         }

@@ -185,6 +185,7 @@ fn kmemleak_lite_kernel_reports_follow_the_schema() {
         ],
     );
     let fds: Vec<i32> = (0..50)
+        // SAFETY: timerfd_create takes constants and returns an fd or -1.
         .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
         .collect();
     let seen = t.wait_for(Duration::from_secs(20), |out| {
@@ -192,6 +193,7 @@ fn kmemleak_lite_kernel_reports_follow_the_schema() {
     });
     let out = t.stop();
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     assert!(out.status.success(), "{out:?}");

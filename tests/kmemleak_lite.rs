@@ -122,6 +122,7 @@ fn pid_mode_reports_a_running_process_in_memleak_format() {
     let mut target = common::spawn_ready(Command::new(&leaky).args(["wait", "1.2"]));
     let pid = target.id().to_string();
     let traced = Traced::start(TOOL, &["-p", &pid, "-i", "30", "-T", "5"]);
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
     assert!(target.wait().unwrap().success());
     // The tool notices the process is gone, prints its last report and exits by itself.
@@ -207,6 +208,7 @@ fn a_library_a_traced_process_dlopens_later_is_named_in_its_stacks() {
     let mut target = common::spawn_ready(Command::new(&dlleak).arg(&plugin).arg("wait"));
     let pid = target.id().to_string();
     let traced = Traced::start(TOOL, &["-p", &pid, "--json", "-i", "60"]);
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
     assert!(target.wait().unwrap().success());
     // The tool notices the process is gone and makes its last report.
@@ -241,6 +243,7 @@ fn make_pipes(n: u64) -> Vec<i32> {
     let mut fds = Vec::new();
     for _ in 0..n {
         let mut p = [0i32; 2];
+        // SAFETY: pipe writes two fds into a 2-element array.
         assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
         fds.extend(p);
     }
@@ -260,6 +263,7 @@ fn hold_pipes(pipes: u64, extra: &[&str]) -> (u64, u64, Finished) {
     });
     let at_hold = pipe_infos(&traced.stdout_text());
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     // A report taken after the close (the held count was seen before it).
@@ -542,12 +546,14 @@ fn ctrl_c_or_a_kill_of_the_tool_ends_the_command_too() {
             assert!(std::time::Instant::now() < deadline, "{err}");
             std::thread::sleep(Duration::from_millis(20));
         };
+        // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
         assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the command runs");
         // Only the tool is signalled (no terminal sends it to the command as well).
         let out = traced.stop_with(signal);
         // A command killed with the tool is reaped by init (a zombie until then is dead).
         let gone = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
+            // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
             (unsafe { libc::kill(pid, 0) }) != 0 || is_zombie(pid)
         });
         assert!(
@@ -592,9 +598,15 @@ fn out_of_range_flags_get_one_line_and_a_failure() {
             &["--stacks-per-second"],
         ),
         (
-            &["-c", "true", "--stacks-per-second", "10"],
+            &["-c", "true", "--unwind", "fp", "--stacks-per-second", "10"],
             &["--stacks-per-second", "kernel mode"],
         ),
+        (
+            &["-c", "true", "--unwind", "dwarf", "--combined"],
+            &["--combined", "--unwind fp"],
+        ),
+        (&["--stack-bytes", "100"], &["--stack-bytes"]),
+        (&["--stack-bytes", "32769"], &["--stack-bytes"]),
         (&["-p", "0"], &["process id"]),
         (&["-c", ""], &["empty"]),
     ] {
@@ -673,8 +685,11 @@ fn a_static_musl_binary_is_followed_through_its_own_allocator() {
     require_bpf();
     // musl-gcc's specs, given to cc: the build fails without Debian's musl-tools (the
     // kernel-matrix guests get a copy built on the host).
-    let specs = "/usr/lib/x86_64-linux-musl/musl-gcc.specs";
-    let musl = build_program("allocfamily_musl", &["-specs", specs, "-static"]);
+    let specs = format!(
+        "/usr/lib/{}-linux-musl/musl-gcc.specs",
+        std::env::consts::ARCH
+    );
+    let musl = build_program("allocfamily_musl", &["-specs", &specs, "-static"]);
     assert_allocator_family(&musl, false);
 }
 
@@ -732,6 +747,7 @@ fn kernel_mode_reports_the_struct_file_an_open_fd_holds_until_it_is_closed() {
     const FDS: u64 = 200;
     let traced = Traced::start(TOOL, &["--json", "-i", "0.5", "-o", "100", "-T", "500"]);
     let fds: Vec<i32> = (0..FDS)
+        // SAFETY: timerfd_create takes constants and returns an fd or -1.
         .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
         .collect();
     assert!(fds.iter().all(|&fd| fd >= 0));
@@ -741,6 +757,7 @@ fn kernel_mode_reports_the_struct_file_an_open_fd_holds_until_it_is_closed() {
     });
     let seen_held = files(&traced.stdout_text());
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     let released = traced.wait_for(Duration::from_secs(20), |out| {
@@ -838,6 +855,7 @@ fn a_hot_call_site_keeps_its_first_stacks_and_counts_the_rest_at_the_call_site()
     let said = traced.wait_for(Duration::from_secs(20), pipe_entry);
     let out = traced.stop();
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     assert!(said, "{}", out.stdout);
@@ -892,6 +910,7 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
     const FDS: u64 = 100;
     let traced = Traced::start(TOOL, &["--json", "-i", "1", "-o", "500", "-T", "100000"]);
     let fds: Vec<i32> = (0..FDS)
+        // SAFETY: timerfd_create takes constants and returns an fd or -1.
         .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
         .collect();
     assert!(fds.iter().all(|&fd| fd >= 0));
@@ -905,9 +924,11 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
         for i in 0..20 {
             std::fs::remove_file(dir.join(format!("f{i}"))).unwrap();
         }
+        // SAFETY: the child makes system calls only, then _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // Only system calls in the child of a threaded process.
+            // SAFETY: system calls only, on memory the child maps itself, then _exit.
             unsafe {
                 for _ in 0..50 {
                     let p = libc::mmap(
@@ -928,6 +949,7 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
         }
         assert!(pid > 0);
         let mut status = 0;
+        // SAFETY: waits for our own child; the status pointer is a live i32 or null.
         unsafe { libc::waitpid(pid, &mut status, 0) };
     }
     std::fs::remove_dir(&dir).unwrap();
@@ -941,6 +963,7 @@ fn kernel_mode_marks_objects_freed_out_of_sight_and_still_reports_a_real_leak() 
     let slabs = slab_active_objects();
     let out = traced.stop();
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     assert!(out.status.success(), "{:?}", out.stderr);

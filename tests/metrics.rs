@@ -87,6 +87,10 @@ fn uprobe_lat_metrics(args: &[&str]) -> (String, String, u32) {
 
 const LATENCY: &str = "coretrace_uprobe_lat_duration_seconds";
 
+/// Held by the tests that open hundreds or thousands of descriptors: they run as threads of one
+/// process, which shares one open-file limit.
+static MANY_FDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn uprobe_lat_textfile_has_cumulative_histograms_that_promtool_accepts() {
@@ -310,6 +314,7 @@ fn a_port_in_use_and_an_unwritable_directory_are_one_line_errors() {
 #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
 fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
     require_bpf();
+    let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
     const PIPES: u64 = 300;
     let dir = temp_dir("metrics-kml-kernel");
     let file = dir.join("coretrace.prom");
@@ -331,6 +336,7 @@ fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
     let mut fds = Vec::new();
     for _ in 0..PIPES {
         let mut p = [0i32; 2];
+        // SAFETY: pipe writes two fds into a 2-element array.
         assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
         fds.extend(p);
     }
@@ -354,6 +360,7 @@ fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
         std::thread::sleep(Duration::from_millis(200));
     }
     for fd in fds {
+        // SAFETY: closes an fd this test opened, once.
         unsafe { libc::close(fd) };
     }
     let out = t.stop();
@@ -365,4 +372,218 @@ fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
         "an allocator named as the caller: {text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tool's thread count and resident memory (kB), from /proc/PID/status.
+fn threads_and_rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+/// Sends `request` on a new connection and reads the answer (the server closes after it);
+/// the status line, or what went wrong.
+fn exchange(addr: &str, request: &[u8], within: Duration) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(within)).unwrap();
+    s.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    match s.read_to_end(&mut answer) {
+        Ok(_) => String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or("(closed without an answer)")
+            .to_string(),
+        Err(e) => format!("(no answer within {within:?}: {e})"),
+    }
+}
+
+/// A well-formed scrape: its body, after asserting it answered 200 within a second.
+fn timed_scrape(addr: &str) -> String {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let read = s.read_to_string(&mut response);
+    let took = start.elapsed();
+    assert!(
+        read.is_ok() && response.starts_with("HTTP/1.1 200 "),
+        "scrape failed after {took:?}: {read:?} {response}"
+    );
+    assert!(took < Duration::from_secs(1), "scrape took {took:?}");
+    response.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// Raises this process's open-file limit to what `want` descriptors need (up to the hard
+/// limit); returns how many hostile connections fit under it.
+fn room_for_connections(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `lim`, which lives on this stack.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = lim.rlim_max.min(want + 256);
+    // SAFETY: setrlimit reads one rlimit from `lim`.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    (lim.rlim_cur.saturating_sub(256)).min(want)
+}
+
+/// Issue 25: one `POST` with a large Content-Length and no body, requests that are malformed or
+/// too large, and thousands of idle and half-sent connections neither block a scrape nor grow
+/// the tool, and tracing goes on losing nothing.
+#[test]
+#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+fn hostile_clients_never_delay_a_scrape_nor_grow_the_tool() {
+    let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
+    require_bpf();
+    const HOSTILE: u64 = 3000;
+    const EXECS: usize = 60;
+    let hostile = room_for_connections(HOSTILE);
+    assert!(
+        hostile >= 1000,
+        "the open-file limit allows only {hostile} connections"
+    );
+    let uid = unused_uid();
+    let t = Traced::start(
+        "execsnoop",
+        &[
+            "--json",
+            "-u",
+            &uid.to_string(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-interval",
+            "0.2",
+        ],
+    );
+    t.wait_for_stderr(Duration::from_secs(10), |e| e.contains("/metrics"));
+    let err = t.stderr_text();
+    let addr = err
+        .lines()
+        .find_map(|l| l.split("http://").nth(1)?.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no address in: {err}"))
+        .to_string();
+    timed_scrape(&addr);
+    let (threads0, rss0) = threads_and_rss(t.pid());
+
+    // The request of the issue, left open: answered at once, and it blinds nobody.
+    let mut post = TcpStream::connect(&addr).unwrap();
+    post.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+        .unwrap();
+    post.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut answer = String::new();
+    post.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+    assert!(answer.contains("\r\nAllow: GET, HEAD\r\n"), "{answer}");
+    timed_scrape(&addr);
+
+    // Oversized and malformed requests: each answered with its 4xx within a second.
+    let second = Duration::from_secs(1);
+    let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(4000));
+    let long_head = format!(
+        "GET /metrics HTTP/1.1\r\n{}\r\n",
+        "X-Pad: aaaaaaaaaaaaaaaa\r\n".repeat(600)
+    );
+    for (request, status) in [
+        (long_line.as_bytes(), "HTTP/1.1 414 "),
+        (long_head.as_bytes(), "HTTP/1.1 431 "),
+        (b"HELLO\r\n\r\n".as_slice(), "HTTP/1.1 400 "),
+        (
+            b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n",
+            "HTTP/1.1 400 ",
+        ),
+        (b"GET /metrics HTTP/9.9\r\n\r\n", "HTTP/1.1 505 "),
+        (b"DELETE /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 405 "),
+        (b"GET /other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "),
+        (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 "),
+    ] {
+        let got = exchange(&addr, request, second);
+        assert!(got.starts_with(status), "{status}expected, got {got}");
+    }
+
+    // Thousands of connections that send nothing or half a request, held open, while a
+    // marker process execs now and then and a scrape is timed every 250 connections.
+    let markers: Vec<String> = (0..EXECS).map(|i| marker(&format!("hostile{i}"))).collect();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    let mut worst = (threads0, rss0);
+    for i in 0..hostile {
+        match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
+            Ok(mut s) => {
+                if i % 2 == 1 {
+                    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: slow\r\n");
+                }
+                held.push(s);
+            }
+            Err(_) => refused += 1,
+        }
+        if i % (hostile / EXECS as u64) == 0 {
+            let m = &markers[(i / (hostile / EXECS as u64)) as usize % EXECS];
+            let status = Command::new("/bin/true").arg(m).uid(uid).status().unwrap();
+            assert!(status.success());
+        }
+        if i % 250 == 0 {
+            timed_scrape(&addr);
+            let (threads, rss) = threads_and_rss(t.pid());
+            worst = (worst.0.max(threads), worst.1.max(rss));
+        }
+    }
+    let body = timed_scrape(&addr);
+    promtool_accepts(&body);
+    let (threads, rss) = threads_and_rss(t.pid());
+    worst = (worst.0.max(threads), worst.1.max(rss));
+    eprintln!(
+        "{hostile} connections ({refused} refused): threads {threads0} -> at most {}, RSS {rss0} kB -> at most {} kB",
+        worst.0, worst.1
+    );
+    assert_eq!(worst.0, threads0, "the tool started threads for clients");
+    assert!(
+        worst.1 < rss0 + 4096,
+        "RSS grew from {rss0} to {} kB",
+        worst.1
+    );
+    let series = |name: &str| sample(&body, name).unwrap_or_else(|| panic!("no {name}: {body}"));
+    let open = series("coretrace_http_connections_open{tool=\"execsnoop\"}");
+    assert!(open <= 64.0, "{body}");
+    let evicted =
+        "coretrace_http_connections_dropped_total{tool=\"execsnoop\",reason=\"over_limit\"}";
+    assert!(series(evicted) >= (hostile - 64 - refused) as f64, "{body}");
+    assert_eq!(
+        series("coretrace_http_responses_total{tool=\"execsnoop\",code=\"405\"}"),
+        2.0
+    );
+    assert_eq!(
+        series("coretrace_http_responses_total{tool=\"execsnoop\",code=\"431\"}"),
+        1.0
+    );
+    drop(held);
+    drop(post);
+
+    // Tracing lost nothing meanwhile: every marker's exec arrived, and no loss was counted.
+    let last = markers.last().unwrap().clone();
+    assert!(t.wait_for(Duration::from_secs(10), |out| out.contains(&last)));
+    let out = t.stop();
+    assert!(out.status.success(), "{out:?}");
+    for m in &markers {
+        assert_eq!(out.lines_with(m).len(), 1, "{m}: {}", out.stdout);
+    }
+    let (lost, _) = common::final_losses(&out);
+    assert_eq!(lost, 0, "{}", out.stdout);
 }

@@ -33,15 +33,17 @@ fn link(name: &str) -> std::path::PathBuf {
 fn help_lists_every_tool_and_version_names_commit_and_libbpf() {
     let (code, help, _) = coretrace(&["--help"]);
     assert_eq!(code, 0);
-    for tool in [
-        "execsnoop",
-        "exitsnoop",
-        "unlinksnoop",
-        "kmemleak-lite",
-        "uprobe-lat",
-    ] {
-        assert!(help.contains(&format!("\n  {tool} ")), "{tool}: {help}");
-    }
+    let tools = common::tools();
+    // --help lists exactly the tools of --list-tools (the registry), in its order.
+    let listed: Vec<&str> = help
+        .split("\nTools:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, tools, "{help}");
     let (code, version, _) = coretrace(&["--version"]);
     assert_eq!(code, 0);
     let words: Vec<&str> = version.split_whitespace().collect();
@@ -50,6 +52,27 @@ fn help_lists_every_tool_and_version_names_commit_and_libbpf() {
         ["coretrace", env!("CARGO_PKG_VERSION"), "(commit"]
     );
     assert!(version.contains(", libbpf 1."), "{version}");
+}
+
+#[test]
+fn every_listed_tool_runs_by_name_and_by_link() {
+    for tool in common::tools() {
+        let (code, direct, _) = coretrace(&[&tool, "--help"]);
+        assert_eq!(code, 0, "{tool}");
+        assert!(
+            direct.contains(&format!("Usage: coretrace {tool} ")),
+            "{tool}: {direct}"
+        );
+        let out = Command::new(link(&tool)).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{tool}: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let usage = format!("Usage: coretrace {tool} ");
+        assert_eq!(
+            help.replace(&format!("Usage: {tool} "), &usage),
+            direct,
+            "{tool}"
+        );
+    }
 }
 
 #[test]

@@ -124,9 +124,11 @@ fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
     // Relative to a directory fd, from this process: a file, then a directory.
     let dir = fs::File::open(&dirfd_dir).unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    // SAFETY: the paths are NUL-terminated C strings alive across the call.
     assert_eq!(unsafe { libc::unlinkat(fd, c"fd-file".as_ptr(), 0) }, 0);
     let removedir = libc::AT_REMOVEDIR;
     assert_eq!(
+        // SAFETY: the paths are NUL-terminated C strings alive across the call.
         unsafe { libc::unlinkat(fd, c"fdsubdir".as_ptr(), removedir) },
         0
     );
@@ -134,7 +136,9 @@ fn absolute_relative_dirfd_rmdir_and_failures_show_full_paths() {
     let rmdir = run_traced(Command::new("rmdir").arg("emptydir").current_dir(&d));
     // Failures: a name that does not exist, a directory that is not empty.
     let missing = d.join("missing");
+    // SAFETY: the paths are NUL-terminated C strings alive across the call.
     assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
+    // SAFETY: the paths are NUL-terminated C strings alive across the call.
     assert_eq!(unsafe { libc::rmdir(c(d.join("full")).as_ptr()) }, -1);
     let last = d.join("last");
     touch(&last);
@@ -169,6 +173,7 @@ fn paths_cross_mounts_and_deep_paths_are_marked() {
     let d = workdir("mounts");
     let mnt = d.join("mnt");
     fs::create_dir_all(&mnt).unwrap();
+    // SAFETY: mount reads NUL-terminated strings (or null) alive across the call.
     let mounted = unsafe {
         libc::mount(
             c"none".as_ptr(),
@@ -197,6 +202,7 @@ fn paths_cross_mounts_and_deep_paths_are_marked() {
     fs::remove_file(&last).unwrap();
     let out = stop_after(t, &last);
     if mounted {
+        // SAFETY: target is a NUL-terminated path; the mount is this test's own.
         unsafe { libc::umount2(c(&mnt).as_ptr(), libc::MNT_DETACH) };
     }
     expect_row(&out, &inner.join("f"));
@@ -243,6 +249,7 @@ fn pid_uid_name_and_failed_filters() {
     run_traced(Command::new("rmdir").arg(path("by-rmdir")));
     fs::remove_file(path("ok")).unwrap();
     let missing = path("missing");
+    // SAFETY: the paths are NUL-terminated C strings alive across the call.
     assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
     // The last event the uid, name and failed tracers all let through.
     let last = path("last-missing");
@@ -280,6 +287,7 @@ fn json_lines_have_stable_fields() {
     let rm = run_traced(Command::new("rm").arg("file").current_dir(&d));
     fs::remove_dir(&dir).unwrap();
     let missing = d.join("missing");
+    // SAFETY: the paths are NUL-terminated C strings alive across the call.
     assert_eq!(unsafe { libc::unlink(c(&missing).as_ptr()) }, -1);
     let out = stop_after(t, &missing);
     let records = out.json();
@@ -491,8 +499,10 @@ fn a_full_ring_buffer_is_counted_exactly() {
     let files = files_anyone_may_remove("ringfull", N);
     let t = tracer(&["--json", "--ringbuf-size", "4", "-u", &u]);
     // Freeze the consumer: a 4 KiB ring holds about a dozen of these records.
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
     rm_as(uid, &files, 1);
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
     let out = t.stop();
     let shown = events(&out).len() as u64;

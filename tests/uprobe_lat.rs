@@ -350,8 +350,10 @@ fn loss_ringbuf_full_counts_each_call_not_delivered() {
         &["--json", "--no-calibrate", "--ringbuf-size", "4", &func],
     );
     // A frozen consumer: the 4 KiB ring holds far fewer than 3000 calls.
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(traced.pid() as i32, libc::SIGSTOP) };
     target.go();
+    // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
     unsafe { libc::kill(traced.pid() as i32, libc::SIGCONT) };
     std::thread::sleep(Duration::from_millis(300));
     let out = traced.stop();

@@ -22,8 +22,8 @@ gen=${CARGO_TARGET_DIR:-target}/release/coretrace-gen
 
 target=${CARGO_TARGET_DIR:-target}
 bin=$target/dist/coretrace
-tools=$("$bin" --help | sed -n '/^Tools:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}')
-[ -n "$tools" ] || { echo "build-deb: no tools listed by $bin --help" >&2; exit 1; }
+tools=$("$bin" --list-tools)
+[ -n "$tools" ] || { echo "build-deb: no tools listed by $bin --list-tools" >&2; exit 1; }
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 arch=$(dpkg --print-architecture)
 suffix=-coretrace

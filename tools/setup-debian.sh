@@ -8,10 +8,12 @@ packages=(
     bpftool                                              # tools/gen_vmlinux.sh
     libbpf-tools bpftrace                                # the references the benchmarks compare against
     qemu-system-x86 busybox-static cpio                  # tests/kernel-matrix: other kernels under QEMU
+    qemu-system-arm qemu-user-static debootstrap         # tests/kernel-matrix: the arm64 build and guest
     util-linux procps                                    # setpriv, ps
     libcap2-bin                                          # capsh, setcap: tests/requirements.rs
     prometheus                                           # promtool check metrics: tests/metrics.rs
     dpkg-dev lintian groff man-db git                    # tools/build-deb.sh, tests/install, man page checks
+    debootstrap jq                                       # tools/distro-build.sh, tools/check-msrv.sh
     musl-tools musl-dev g++                              # tests/kmemleak_lite.rs: a static musl program, a C++ one
 )
 missing=()

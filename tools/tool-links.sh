@@ -6,6 +6,6 @@
 set -euo pipefail
 dir=${1:-${CARGO_TARGET_DIR:-target}/release}
 [ -x "$dir/coretrace" ] || { echo "tool-links: no $dir/coretrace: cargo build --release first" >&2; exit 1; }
-for tool in $("$dir/coretrace" --help | sed -n '/^Tools:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}'); do
+for tool in $("$dir/coretrace" --list-tools); do
     ln -sfn coretrace "$dir/$tool"
 done

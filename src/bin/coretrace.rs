@@ -1,5 +1,5 @@
-//! coretrace: every tool in one binary; see `coretrace::cli::multicall`.
+//! coretrace: every tool in one binary; see `coretrace::multicall`.
 
 fn main() -> std::process::ExitCode {
-    coretrace::cli::multicall::main()
+    coretrace::multicall::main()
 }

@@ -191,12 +191,106 @@ static __always_inline struct cgroup *task_cgroup(struct task_struct *task, __u6
 	return v1;
 }
 
+/*
+ * Attribution that outlives the cgroup: the first time an id is seen, the names of its cgroup
+ * and of its parents (leaf first, up to CGROUP_NAME_LEVELS, the hierarchy's root left out) go
+ * into `cgroup_names`, which user space empties (src/host/container.rs), so a container whose
+ * cgroup is removed before user space reads its events is still named. `cgroup_sent` keeps
+ * this to once per cgroup (an id it forgets is sent again: harmless). A full `cgroup_names`
+ * counts LOSS_CGROUP_NAMES_FULL, and the id is tried again at its next event. Both maps are
+ * shrunk to one entry before load when user space does not ask for names (send_cgroup_names).
+ */
+#define CGROUP_NAME_LEVELS 8
+#define CGROUP_NAME_LEN 96
+#define CGROUP_NAME_TRUNCATED 1 /* more levels above the ones read */
+#define CGROUP_NAME_CUT 2       /* a name longer than CGROUP_NAME_LEN - 1 bytes */
+/* The last slot of `losses`, shared by every tool. */
+#define LOSS_CGROUP_NAMES_FULL (LOSS_SLOTS - 1)
+
+struct cgroup_name {
+	__u32 levels; /* name 0 is the cgroup's own, name levels - 1 its top ancestor's */
+	__u32 flags;
+	/* name i at names[i * CGROUP_NAME_LEN], NUL-terminated (one dimension: the skeleton's
+	 * Rust type then derives what it needs) */
+	char names[CGROUP_NAME_LEVELS * CGROUP_NAME_LEN];
+};
+
+const volatile bool send_cgroup_names = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_sent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct cgroup_name);
+} cgroup_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_name);
+} cgroup_name_scratch SEC(".maps");
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+/* A subprogram: called from every program that reads a cgroup id, inlined in none. */
+static __noinline void send_cgroup_name(struct cgroup *cgrp, __u64 id)
+{
+	struct cgroup_name *n;
+	const char *name;
+	__u32 zero = 0;
+	__u8 one = 1;
+	long err;
+	int i, len;
+
+	if (!cgrp || bpf_map_lookup_elem(&cgroup_sent, &id))
+		return;
+	n = bpf_map_lookup_elem(&cgroup_name_scratch, &zero);
+	if (!n)
+		return;
+	n->levels = 0;
+	n->flags = 0;
+	for (i = 0; i < CGROUP_NAME_LEVELS; i++) {
+		if (!cgrp || BPF_CORE_READ(cgrp, level) == 0)
+			break;
+		name = BPF_CORE_READ(cgrp, kn, name);
+		len = bpf_probe_read_kernel_str(&n->names[i * CGROUP_NAME_LEN], CGROUP_NAME_LEN,
+						name);
+		if (len < 0)
+			n->names[i * CGROUP_NAME_LEN] = 0;
+		else if (len == CGROUP_NAME_LEN)
+			n->flags |= CGROUP_NAME_CUT;
+		n->levels = i + 1;
+		cgrp = BPF_CORE_READ(cgrp, self.parent, cgroup);
+	}
+	if (cgrp && BPF_CORE_READ(cgrp, level) > 0)
+		n->flags |= CGROUP_NAME_TRUNCATED;
+	err = bpf_map_update_elem(&cgroup_names, &id, n, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		count_loss(LOSS_CGROUP_NAMES_FULL);
+		return;
+	}
+	bpf_map_update_elem(&cgroup_sent, &id, &one, BPF_ANY);
+}
+
 static __always_inline __u64 task_cgroup_id(struct task_struct *task)
 {
-	__u64 tag;
+	__u64 tag, id;
 	struct cgroup *cgrp = task_cgroup(task, &tag);
 
-	return BPF_CORE_READ(cgrp, kn, id) | tag;
+	id = BPF_CORE_READ(cgrp, kn, id) | tag;
+	if (send_cgroup_names)
+		send_cgroup_name(cgrp, id);
+	return id;
 }
 
 /*

@@ -3,7 +3,7 @@
 #ifndef __EXITSNOOP_H
 #define __EXITSNOOP_H
 
-#define TASK_COMM_LEN 16
+#include "task.h"
 
 struct exit_event {
 	__u64 ts;          /* CLOCK_MONOTONIC ns of the exit */

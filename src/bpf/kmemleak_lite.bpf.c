@@ -35,7 +35,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 16384);
+	__uint(max_entries, DEFAULT_MAX_STACKS);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64));
 } stack_traces SEC(".maps");
@@ -49,7 +49,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384 + 16);
+	__uint(max_entries, DEFAULT_MAX_STACKS + STACK_ERROR_SLOTS);
 	__type(key, __s64);
 	__type(value, struct combined_info);
 } combined_allocs SEC(".maps");
@@ -190,7 +190,7 @@ struct stack_sample _stack_sample = {};
  * of sight (kmemleak_lite.h). One entry per stack id, like combined_allocs: it cannot fill. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384 + 16);
+	__uint(max_entries, DEFAULT_MAX_STACKS + STACK_ERROR_SLOTS);
 	__type(key, __s64);
 	__type(value, struct kstack_info);
 } kstacks SEC(".maps");
@@ -199,7 +199,7 @@ struct {
  * call site id). When it is full, a call site's allocations are recorded with their stacks. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MAX_CALL_SITES);
 	__type(key, __s64);
 	__type(value, struct kstack_info);
 } ksites SEC(".maps");

@@ -5,6 +5,16 @@
 
 #define PERF_MAX_STACK_DEPTH 127
 
+/*
+ * Map sizes user space also needs (it resizes the maps before load, from --max-stacks): the
+ * stack table's default size; the slots past it that the tables keyed by stack id keep for
+ * bpf_get_stackid's negative errors (see combined_allocs); and ksites' entries (kernel call
+ * sites recorded without their stacks).
+ */
+#define DEFAULT_MAX_STACKS 16384
+#define STACK_ERROR_SLOTS 16
+#define MAX_CALL_SITES 16384
+
 /* allocs: address (or page frame number with --pages) -> one outstanding allocation. */
 struct alloc_info {
 	__u64 size;     /* bytes (requested in user mode, bytes_alloc in the kernel) */

@@ -3,7 +3,7 @@
 #ifndef __UNLINKSNOOP_H
 #define __UNLINKSNOOP_H
 
-#define TASK_COMM_LEN 16
+#include "task.h"
 #define PATH_BUF 4096  /* longest path sent, with its NUL (PATH_MAX) */
 #define NAME_BUF 256   /* one directory entry's name, with its NUL (NAME_MAX + 1) */
 #define MAX_DEPTH 64   /* directory levels (and mount crossings) walked up from the base */

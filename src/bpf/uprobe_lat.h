@@ -3,7 +3,7 @@
 #ifndef __UPROBE_LAT_H
 #define __UPROBE_LAT_H
 
-#define TASK_COMM_LEN 16
+#include "task.h"
 /* Nested calls timed per thread (recursion, or one traced function calling another). */
 #define MAX_DEPTH 32
 /* Program pairs for kernels without attach cookies: functions timed at once there. */

@@ -1,9 +1,6 @@
 //! The command line. What every tool's command line shares (`--json`, `-v`, `--timeout`,
 //! `--ringbuf-size`, `--btf`, `--metrics-*`), the parsers for values users type, and the `main`
-//! wrapper that turns any error into one line on stderr and a non-zero exit; [`multicall`] picks
-//! the tool to run from the name the binary was started as.
-
-pub mod multicall;
+//! wrapper that turns any error into one line on stderr and a non-zero exit.
 
 use std::io;
 use std::path::PathBuf;
@@ -62,7 +59,7 @@ pub struct CommonArgs {
 
     /// Force the transport, as CORETRACE_TRANSPORT does (hidden: for tests)
     #[arg(long, value_enum, value_name = "auto|perf|ringbuf", hide = true)]
-    pub transport: Option<crate::ringbuf::transport::Choice>,
+    pub transport: Option<crate::consumer::transport::Preference>,
 
     /// Relocate against this BTF file instead of the kernel's own, for kernels without
     /// /sys/kernel/btf/vmlinux (a file made with pahole, or from BTFHub); env CORETRACE_BTF
@@ -101,9 +98,9 @@ impl CommonArgs {
         &self,
         tool: &'static str,
         map: &'a dyn libbpf_rs::MapCore,
-        causes: &'static [crate::ringbuf::LossCause],
-    ) -> crate::ringbuf::Losses<'a> {
-        crate::ringbuf::Losses {
+        causes: &'static [crate::consumer::LossCause],
+    ) -> crate::consumer::Losses<'a> {
+        crate::consumer::Losses {
             tool,
             map,
             causes,
@@ -123,10 +120,20 @@ pub struct CgroupArg {
     pub cgroup: Option<PathBuf>,
 
     /// Trace only processes in this container (Docker, containerd, CRI-O, Podman; its
-    /// sub-cgroups included): the first hex digits of its id, as `docker ps` shows it
+    /// sub-cgroups included): the first hex digits of its id, as `docker ps` shows it. The
+    /// container's cgroups are found at start: once it is removed (a restart makes a new
+    /// container with a new id), nothing more is traced; to follow a pod's containers across
+    /// restarts, use --pod
     #[arg(long = "container", value_name = "ID-PREFIX",
           value_parser = crate::host::container::parse_prefix)]
     pub container: Option<String>,
+
+    /// Trace only processes in this Kubernetes pod: every container of it, including those
+    /// started or restarted after the tool (the pod's cgroup is their ancestor), filtered in
+    /// the kernel: the first characters of the pod's uid
+    #[arg(long = "pod", value_name = "UID-PREFIX", conflicts_with = "container",
+          value_parser = crate::host::container::parse_pod_prefix)]
+    pub pod: Option<String>,
 
     /// Add a CONTAINER column: the container's short id (12 hex digits), or the cgroup path
     /// when no runtime's naming matches (JSON lines always carry the full fields)
@@ -136,21 +143,31 @@ pub struct CgroupArg {
 
 impl CgroupArg {
     /// The kernel-side filters asked for: the open cgroup directory with `-c` (see
-    /// `setup::open_cgroup`), the container's cgroups with `--container`.
+    /// `host::cgroupfs::open_cgroup`), the container's cgroups with `--container`.
     pub fn open(&self) -> anyhow::Result<crate::host::container::CgroupFilter> {
         let dir = self
             .cgroup
             .as_deref()
-            .map(crate::load::setup::open_cgroup)
+            .map(crate::host::cgroupfs::open_cgroup)
             .transpose()?;
         let container = match &self.container {
             Some(prefix) => crate::host::container::filter_ids(
                 &crate::host::container::Hierarchies::find(),
                 prefix,
             )?,
-            None => Vec::new(),
+            None => match &self.pod {
+                Some(prefix) => crate::host::container::pod_filter_ids(
+                    &crate::host::container::Hierarchies::find(),
+                    prefix,
+                )?,
+                None => Vec::new(),
+            },
         };
-        Ok(crate::host::container::CgroupFilter { dir, container })
+        Ok(crate::host::container::CgroupFilter {
+            dir,
+            container,
+            names: false,
+        })
     }
 }
 
@@ -278,12 +295,12 @@ pub fn parse_refusing<A: clap::Parser>(
     let parsed = A::command()
         .try_get_matches_from(args)
         .and_then(|mut matches| {
-            // The transport is chosen once per process (ringbuf::transport), wherever BPF is
+            // The transport is chosen once per process (consumer::transport), wherever BPF is
             // loaded.
-            crate::ringbuf::transport::init(
+            crate::consumer::transport::init(
                 tool,
                 matches
-                    .try_get_one::<crate::ringbuf::transport::Choice>("transport")
+                    .try_get_one::<crate::consumer::transport::Preference>("transport")
                     .ok()
                     .flatten()
                     .copied(),
@@ -348,9 +365,9 @@ pub fn main_with(tool: &'static str, body: impl FnOnce() -> anyhow::Result<()>) 
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<crate::ringbuf::EventsLost>().is_some() => {
+        Err(e) if e.downcast_ref::<crate::consumer::EventsLost>().is_some() => {
             eprintln!("{tool}: {e:#}");
-            ExitCode::from(crate::ringbuf::losses::EXIT_EVENTS_LOST)
+            ExitCode::from(crate::output::losses::EXIT_EVENTS_LOST)
         }
         Err(e) => {
             eprintln!("{tool}: {e:#}");

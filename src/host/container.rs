@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use libbpf_rs::MapCore as _;
 use serde::Serialize;
 
-use crate::output::Column;
+use crate::render::column::Column;
 
 /// Set by the BPF side on the id of a cgroup of the v1 memory hierarchy (a task in the v2 root
 /// on a hybrid host); without it, an id is a cgroup v2 id (CGROUP_V1_TAG in common.bpf.h).
-pub const V1_TAG: u64 = crate::load::skel::common::CGROUP_V1_TAG;
+pub const V1_TAG: u64 = crate::skel::common::CGROUP_V1_TAG;
 
 /// Directory levels walked below a hierarchy's root (a guard against a pathological tree).
 const MAX_SCAN_DEPTH: usize = 32;
@@ -193,6 +194,19 @@ impl Hierarchies {
         Ok(())
     }
 
+    /// Whether cgroup `id` (tagged) is still at `path` (relative to its hierarchy's root):
+    /// ids are never reused, so a directory there with another id is another cgroup.
+    pub fn exists(&self, id: u64, path: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let root = if id & V1_TAG != 0 {
+            self.v1_memory.as_ref().map(|(root, _)| root)
+        } else {
+            self.v2.as_ref()
+        };
+        root.and_then(|r| std::fs::metadata(r.join(path.trim_start_matches('/'))).ok())
+            .is_some_and(|m| m.ino() == id & !V1_TAG)
+    }
+
     /// Every cgroup directory: (tagged id, path relative to its hierarchy's root, escaped).
     pub fn scan(&self) -> Vec<(u64, String)> {
         let mut out = Vec::new();
@@ -234,6 +248,154 @@ fn scan_tree(root: &Path, tag: u64, out: &mut Vec<(u64, String)>) {
     }
 }
 
+/// The cgroup names the BPF side sent (common.bpf.h: `cgroup_names`), taken out of the map
+/// by [`drain_names`] and kept here, by tagged id, until a [`Resolver`] asks for them or their
+/// cgroup is gone. Process-wide: the map belongs to the loaded skeleton, the resolvers to the
+/// tool's output.
+struct Mailbox {
+    map: Option<libbpf_rs::MapHandle>,
+    hierarchies: Option<Hierarchies>,
+    /// Path relative to the hierarchy's root (escaped), and when it was last known alive.
+    names: HashMap<u64, (String, std::time::Instant)>,
+    last_sweep: Option<std::time::Instant>,
+}
+
+static MAILBOX: std::sync::LazyLock<std::sync::Mutex<Mailbox>> = std::sync::LazyLock::new(|| {
+    std::sync::Mutex::new(Mailbox {
+        map: None,
+        hierarchies: None,
+        names: HashMap::new(),
+        last_sweep: None,
+    })
+});
+
+/// How often the names and attributions of cgroups that are gone are forgotten: a sweep
+/// forgets a cgroup not there that was last known alive at least this long ago (so its late
+/// events are read first), i.e. between one and two intervals after its removal while events
+/// come (sweeps run when events do, and user space holds nothing new meanwhile).
+pub const FORGET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Names the mailbox holds at most (a guard: the sweep keeps it to cgroups that exist).
+const MAILBOX_MAX: usize = 1 << 16;
+
+fn mailbox() -> std::sync::MutexGuard<'static, Mailbox> {
+    MAILBOX.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// After load: where the BPF side puts cgroup names (asked for with `send_cgroup_names`).
+pub fn use_names_map(map: &libbpf_rs::MapMut<'_>) -> Result<()> {
+    use anyhow::Context;
+    let handle = libbpf_rs::MapHandle::try_from(map).context("opening the cgroup names map")?;
+    let mut mb = mailbox();
+    mb.map = Some(handle);
+    mb.hierarchies = Some(Hierarchies::find());
+    Ok(())
+}
+
+/// Cgroups every [`Resolver`] of this process holds now.
+static RESOLVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many cgroups user space remembers now (resolved, or named and waiting): it follows the
+/// cgroups that exist, as those gone are forgotten (see [`FORGET_INTERVAL`]). The exposition's
+/// `coretrace_cgroups_tracked` gauge.
+pub fn cgroups_tracked() -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    RESOLVED.load(Relaxed) + mailbox().names.len() as u64
+}
+
+/// Whether the BPF side sends cgroup names in this run (its losses are counted then).
+pub fn names_sent() -> bool {
+    mailbox().map.is_some()
+}
+
+/// Takes every name the BPF side sent out of its map (called on a lookup that misses, and
+/// once a second by the consumer, so the map never fills with names of events nobody
+/// printed), and forgets the names of cgroups that are gone.
+pub fn drain_names() {
+    let mut mb = mailbox();
+    let Some(map) = mb.map.take() else {
+        return;
+    };
+    let keys: Vec<Vec<u8>> = map.keys().collect();
+    for key in keys {
+        if let Ok(Some(value)) = map.lookup(&key, libbpf_rs::MapFlags::ANY) {
+            let _ = map.delete(&key);
+            if let (Ok(id), Some(path)) = (
+                key[..].try_into().map(u64::from_ne_bytes),
+                name_path(&value),
+            ) {
+                if mb.names.len() < MAILBOX_MAX {
+                    mb.names.insert(id, (path, std::time::Instant::now()));
+                }
+            }
+        }
+    }
+    mb.map = Some(map);
+    let now = std::time::Instant::now();
+    if mb
+        .last_sweep
+        .is_none_or(|t| now.duration_since(t) >= FORGET_INTERVAL)
+    {
+        mb.last_sweep = Some(now);
+        let hierarchies = mb.hierarchies.take().unwrap_or_default();
+        mb.names
+            .retain(|id, (path, alive)| keep(&hierarchies, *id, path, alive, now));
+        mb.hierarchies = Some(hierarchies);
+    }
+}
+
+/// At a sweep: whether to keep cgroup `id` (notes it alive if it is there); one not there is
+/// kept until FORGET_INTERVAL after it was last known alive, for its late events.
+fn keep(
+    hierarchies: &Hierarchies,
+    id: u64,
+    path: &str,
+    alive: &mut std::time::Instant,
+    now: std::time::Instant,
+) -> bool {
+    if hierarchies.exists(id, path) {
+        *alive = now;
+    }
+    now.duration_since(*alive) < FORGET_INTERVAL
+}
+
+/// The name the BPF side sent for `id`, taken out of the mailbox.
+fn take_name(id: u64) -> Option<String> {
+    mailbox().names.remove(&id).map(|(path, _)| path)
+}
+
+/// A `struct cgroup_name` (common.bpf.h) as a path from the hierarchy's root: its names, top
+/// ancestor first, escaped; `/…` in front when levels above were not read, `…` after a name
+/// that was cut.
+fn name_path(value: &[u8]) -> Option<String> {
+    use crate::skel::common::{
+        CGROUP_NAME_CUT, CGROUP_NAME_LEN, CGROUP_NAME_LEVELS, CGROUP_NAME_TRUNCATED,
+    };
+    let (len, levels) = (CGROUP_NAME_LEN as usize, CGROUP_NAME_LEVELS as usize);
+    if value.len() < 8 + len * levels {
+        return None;
+    }
+    let word = |i: usize| u32::from_ne_bytes(value[i..i + 4].try_into().unwrap_or_default());
+    let (count, flags) = (word(0) as usize, word(4));
+    let mut path = String::new();
+    if flags & CGROUP_NAME_TRUNCATED != 0 {
+        path.push_str("/…");
+    }
+    for i in (0..count.min(levels)).rev() {
+        let raw = &value[8 + i * len..8 + (i + 1) * len];
+        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(len)];
+        path.push('/');
+        crate::render::escape::escape_into(&mut path, name);
+        if flags & CGROUP_NAME_CUT != 0 && name.len() == len - 1 {
+            path.push('…');
+        }
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Some(path)
+}
+
 /// One cgroup, resolved: what the column and the JSON fields show.
 #[derive(Debug)]
 struct Attribution {
@@ -245,6 +407,10 @@ struct Attribution {
     pod_uid: Option<String>,
     /// The table cell: the short container id, else the path, else `id:<n>`.
     cell: String,
+    /// The path relative to the hierarchy's root, to tell whether the cgroup is gone.
+    path: Option<String>,
+    /// When the cgroup was last known to be there (see [`FORGET_INTERVAL`]).
+    alive: std::time::Instant,
 }
 
 /// The JSON fields of an event's cgroup, flattened into each tool's record; a field without a
@@ -270,13 +436,14 @@ pub struct CgroupFields<'a> {
 /// cgroup file systems, every later event with it one hash lookup.
 pub struct Resolver {
     hierarchies: Hierarchies,
-    /// Every id seen, resolved, and where in `known` it is.
-    known: Vec<Attribution>,
-    index: HashMap<u64, usize>,
-    /// The last id asked for and its index: a storm from one cgroup needs no hashing at all.
-    last: Option<(u64, usize)>,
-    /// The last walk's directories, by id (ids the kernel never reuses, so they stay valid).
+    /// Every id seen and not gone, resolved.
+    known: HashMap<u64, Attribution>,
+    /// The last walk's directories, by id (ids the kernel never reuses, so they stay valid);
+    /// dropped at each sweep.
     paths: HashMap<u64, String>,
+    /// When the last sweep was, and lookups since it was checked for.
+    last_sweep: std::time::Instant,
+    lookups: u32,
 }
 
 impl Default for Resolver {
@@ -289,10 +456,10 @@ impl Resolver {
     pub fn new(hierarchies: Hierarchies) -> Self {
         Resolver {
             hierarchies,
-            known: Vec::new(),
-            index: HashMap::new(),
-            last: None,
+            known: HashMap::new(),
             paths: HashMap::new(),
+            last_sweep: std::time::Instant::now(),
+            lookups: 0,
         }
     }
 
@@ -350,42 +517,73 @@ impl Resolver {
         ino(self.hierarchies.v2.as_deref()?, v2?)
     }
 
-    fn get(&mut self, id: u64) -> &Attribution {
-        if let Some((last, i)) = self.last {
-            if last == id {
-                return &self.known[i];
-            }
-        }
-        let i = match self.index.get(&id) {
-            Some(&i) => i,
-            None => {
-                if !self.paths.contains_key(&id) {
-                    // New since the last walk (or gone: then it stays unknown, and is not
-                    // looked for again).
-                    self.paths = self.hierarchies.scan().into_iter().collect();
-                }
-                let a = self.attribute(id);
-                self.known.push(a);
-                self.index.insert(id, self.known.len() - 1);
-                self.known.len() - 1
-            }
-        };
-        self.last = Some((id, i));
-        &self.known[i]
+    /// How many cgroups it holds (for tests and the soak benchmark's figures).
+    pub fn len(&self) -> usize {
+        self.known.len()
     }
 
-    fn attribute(&self, id: u64) -> Attribution {
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    fn get(&mut self, id: u64) -> &Attribution {
+        self.lookups = self.lookups.wrapping_add(1);
+        if self.lookups.is_multiple_of(1024) || !self.known.contains_key(&id) {
+            self.maybe_sweep();
+        }
+        if !self.known.contains_key(&id) {
+            drain_names();
+            let a = match take_name(id) {
+                Some(path) => self.attribute(id, Some(path)),
+                None => {
+                    if !self.paths.contains_key(&id) {
+                        // New since the last walk (or gone, and its name never sent: then
+                        // it is shown by number).
+                        self.paths = self.hierarchies.scan().into_iter().collect();
+                    }
+                    self.attribute(id, self.paths.get(&id).cloned())
+                }
+            };
+            self.known.insert(id, a);
+            RESOLVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        &self.known[&id]
+    }
+
+    /// Every [`FORGET_INTERVAL`]: forgets the cgroups found gone at this sweep and the one
+    /// before (one never found, shown by number, goes too), and the last walk.
+    fn maybe_sweep(&mut self) {
+        if self.last_sweep.elapsed() < FORGET_INTERVAL {
+            return;
+        }
+        let now = std::time::Instant::now();
+        self.last_sweep = now;
+        self.paths = HashMap::new();
+        let hierarchies = &self.hierarchies;
+        let before = self.known.len();
+        self.known.retain(|id, a| match a.path.as_deref() {
+            Some(path) => keep(hierarchies, *id, path, &mut a.alive, now),
+            None => now.duration_since(a.alive) < FORGET_INTERVAL,
+        });
+        let gone = (before - self.known.len()) as u64;
+        RESOLVED.fetch_sub(gone, std::sync::atomic::Ordering::Relaxed);
+        self.known.shrink_to_fit();
+    }
+
+    fn attribute(&self, id: u64, path: Option<String>) -> Attribution {
         let bare = id & !V1_TAG;
-        let Some(path) = self.paths.get(&id) else {
+        let Some(path) = path else {
             return Attribution {
                 id: bare,
                 cgroup: None,
                 container: None,
                 pod_uid: None,
                 cell: format!("id:{bare}"),
+                path: None,
+                alive: std::time::Instant::now(),
             };
         };
-        let info = parse_path(path);
+        let info = parse_path(&path);
         let cgroup = if id & V1_TAG != 0 {
             let number = self.hierarchies.v1_memory.as_ref().map_or(0, |(_, n)| *n);
             format!("{number}:memory:{path}")
@@ -402,7 +600,16 @@ impl Resolver {
             container: info.container,
             pod_uid: info.pod_uid,
             cell,
+            path: Some(path),
+            alive: std::time::Instant::now(),
         }
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let n = self.known.len() as u64;
+        RESOLVED.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -450,13 +657,69 @@ pub fn filter_ids(hierarchies: &Hierarchies, prefix: &str) -> Result<Vec<u64>> {
     Ok(ids)
 }
 
+/// `--pod UID-PREFIX`: the cgroups (tagged ids, v2 and v1 memory) of the one Kubernetes pod
+/// whose uid starts with `prefix` (dashes or underscores alike). The pod's cgroup is the
+/// ancestor of all its containers, so the kernel's ancestor walk (`container_wanted`) passes
+/// every container of the pod, including those started or restarted after the tool.
+pub fn pod_filter_ids(hierarchies: &Hierarchies, prefix: &str) -> Result<Vec<u64>> {
+    hierarchies.require()?;
+    let prefix = prefix.replace('_', "-").to_ascii_lowercase();
+    let mut pods: HashMap<String, Vec<u64>> = HashMap::new();
+    for (id, path) in hierarchies.scan() {
+        let info = parse_path(&path);
+        let Some(uid) = info.pod_uid else { continue };
+        // The pod's own cgroup: its last component names the pod (not a container below it).
+        let last = path.rsplit('/').next().unwrap_or_default();
+        let own = pod_in(last, true).is_some_and(|u| u == uid) && info.container.is_none();
+        if own && uid.starts_with(&prefix) {
+            pods.entry(uid).or_default().push(id);
+        }
+    }
+    let mut uids: Vec<&String> = pods.keys().collect();
+    uids.sort();
+    match uids.len() {
+        0 => bail!(
+            "no Kubernetes pod's uid starts with '{prefix}' (no cgroup here is named like a kubelet pod cgroup with that uid): check it with `kubectl get pod NAME -o jsonpath='{{.metadata.uid}}'` (or `crictl pods -o json`)"
+        ),
+        1 => {}
+        n => {
+            let shown: Vec<&str> = uids.iter().take(4).map(|u| u.as_str()).collect();
+            bail!(
+                "the pod uid prefix '{prefix}' is ambiguous: {n} pods match ({}{}): give more digits",
+                shown.join(", "),
+                if n > 4 { ", ..." } else { "" }
+            );
+        }
+    }
+    let chosen = uids[0].clone();
+    Ok(pods.remove(&chosen).unwrap_or_default())
+}
+
+/// A pod uid prefix as users type it: hex digits and dashes (or the kubelet's underscores).
+pub fn parse_pod_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 36
+        && s.bytes().any(|b| b.is_ascii_hexdigit())
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(format!(
+            "'{s}' is not a pod uid: give its first characters, as `kubectl get pod NAME -o jsonpath='{{.metadata.uid}}'` shows it (e.g. 0c5b2e1a-7f3d)"
+        ));
+    }
+    Ok(s.replace('_', "-").to_ascii_lowercase())
+}
+
 /// The kernel-side filters `-c` and `--container` ask for, ready to load.
 #[derive(Debug, Default)]
 pub struct CgroupFilter {
     /// `-c`: the open cgroup v2 directory.
     pub dir: Option<std::fs::File>,
-    /// `--container`: the container's cgroup ids (tagged).
+    /// `--container` or `--pod`: the container's, or the pod's, cgroup ids (tagged).
     pub container: Vec<u64>,
+    /// Whether every event's cgroup is shown (`--json`, `--print-container`): then the BPF
+    /// side sends each cgroup's name when it first sees it (`send_cgroup_names`).
+    pub names: bool,
 }
 
 impl CgroupFilter {
@@ -478,7 +741,7 @@ impl CgroupFilter {
     ) -> Result<()> {
         use anyhow::Context;
         if let Some(dir) = &self.dir {
-            crate::load::setup::fill_cgroup_filter(cgroup_map, dir)?;
+            crate::host::cgroupfs::fill_cgroup_filter(cgroup_map, dir)?;
         }
         for id in &self.container {
             container_map

@@ -160,6 +160,7 @@ mod tests {
         // The bytes at the file offset are the bytes the function runs.
         let code = std::fs::read(&exe).unwrap();
         let at = f.offset as usize;
+        // SAFETY: the marker function's first bytes (at most its size) are mapped code of this test binary.
         let running: &[u8] = unsafe {
             std::slice::from_raw_parts(
                 coretrace_elf_test_marker as *const u8,

@@ -34,9 +34,66 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
+/// The running kernel's name, release and machine, from uname(2), escaped for printing; None
+/// if uname fails.
+fn uname() -> Option<[String; 3]> {
+    // SAFETY: utsname is a plain C struct of byte arrays, for which all zeros is valid.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct it is given.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return None;
+    }
+    let field =
+        |f: &[libc::c_char]| crate::render::escape::escaped(crate::render::escape::c_str_bytes(f));
+    Some([
+        field(&uts.sysname),
+        field(&uts.release),
+        field(&uts.machine),
+    ])
+}
+
+/// The running kernel's release ("6.1.0-56-cloud-amd64"), escaped for printing; "unknown" if
+/// uname fails.
+pub fn kernel_release() -> String {
+    uname().map_or_else(|| "unknown".into(), |[_, release, _]| release)
+}
+
+/// The running kernel as `uname -srm` names it ("Linux 6.1.0-56-cloud-amd64 x86_64"), escaped
+/// for printing (`--check`); "unknown" if uname fails.
+pub fn kernel_description() -> String {
+    uname().map_or_else(|| "unknown".into(), |u| u.join(" "))
+}
+
+/// The running kernel's version (major, minor), from uname; (0, 0) if it cannot be read.
+pub fn kernel_version() -> (u32, u32) {
+    parse_kernel_version(&kernel_release())
+}
+
+/// "6.1.0-56-cloud-amd64" -> (6, 1).
+fn parse_kernel_version(release: &str) -> (u32, u32) {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether the running kernel is at least `major.minor`.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    kernel_version() >= (major, minor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(parse_kernel_version("6.1.0-56-cloud-amd64"), (6, 1));
+        assert_eq!(parse_kernel_version("5.10.0-46-cloud-amd64"), (5, 10));
+        assert_eq!(parse_kernel_version("6.12.117+deb12-cloud-amd64"), (6, 12));
+        assert!(parse_kernel_version("6.18.0") >= (6, 1));
+        assert!(parse_kernel_version("5.10.0") < (6, 1));
+    }
 
     #[test]
     fn finds_commands_like_a_shell() {

@@ -5,7 +5,7 @@
 //! reporting what was lost. This module does the shared steps; a tool gives only what is its
 //! own: its skeleton, its `.rodata`, its attach strategy and its handler.
 //!
-//! A tool of the common shape (execsnoop, exitsnoop, unlinksnoop) implements [`Tool`] and calls
+//! A tool of the common shape (execsnoop, exitsnoop, unlinksnoop) implements [`Steps`] and calls
 //! [`run`]. The others (uprobe-lat, kmemleak-lite: targets resolved before load, links held
 //! outside the skeleton, a report at the end) take the steps one by one through a [`Session`].
 
@@ -14,11 +14,11 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::{MapMut, OpenMapMut};
 
 use crate::cli::{CgroupArg, CommonArgs};
+use crate::consumer::{self, Handler, LossCause, SkippedRuns, Stop};
 use crate::host::container::CgroupFilter;
 use crate::load::attach::{self, Choice, Hook, Method};
 use crate::load::setup;
 use crate::output::Sink;
-use crate::ringbuf::{self, Handler, LossCause, SkippedRuns, Stop};
 
 /// A generated skeleton, seen through what common.bpf.h gives every one of them (the fields
 /// have the same names in each; the `bpf!` macro below reaches them).
@@ -40,6 +40,9 @@ pub struct OpenCommon<'a> {
     pub perf_buffer: &'a mut bool,
     pub filter_cgroup: &'a mut bool,
     pub filter_container: &'a mut bool,
+    pub send_cgroup_names: &'a mut bool,
+    pub cgroup_sent: &'a mut OpenMapMut<'static>,
+    pub cgroup_names: &'a mut OpenMapMut<'static>,
 }
 
 /// What common.bpf.h declares, in a loaded skeleton.
@@ -48,17 +51,18 @@ pub struct Common<'a> {
     pub losses: &'a MapMut<'static>,
     pub cgroup_filter: &'a MapMut<'static>,
     pub container_filter: &'a MapMut<'static>,
+    pub cgroup_names: &'a MapMut<'static>,
 }
 
 /// Implements [`Bpf`] for the skeleton of `src/bpf/<$module>.bpf.c`.
 macro_rules! bpf {
     ($module:ident: $skel:ident, $open:ident, $builder:ident) => {
-        impl Bpf for crate::load::skel::$module::$skel<'static> {
-            type Open = crate::load::skel::$module::$open<'static>;
+        impl Bpf for crate::skel::$module::$skel<'static> {
+            type Open = crate::skel::$module::$open<'static>;
 
             fn open() -> Result<Self::Open> {
-                let builder = crate::load::skel::$module::$builder::default();
-                setup::open_skel(builder, attach::object_storage())
+                let builder = crate::skel::$module::$builder::default();
+                crate::load::btf::open_skel(builder, attach::object_storage())
             }
 
             fn open_common(open: &mut Self::Open) -> Result<OpenCommon<'_>> {
@@ -71,6 +75,9 @@ macro_rules! bpf {
                     perf_buffer: &mut rodata.perf_buffer,
                     filter_cgroup: &mut rodata.filter_cgroup,
                     filter_container: &mut rodata.filter_container,
+                    send_cgroup_names: &mut rodata.send_cgroup_names,
+                    cgroup_sent: &mut maps.cgroup_sent,
+                    cgroup_names: &mut maps.cgroup_names,
                 })
             }
 
@@ -80,17 +87,15 @@ macro_rules! bpf {
                     losses: &self.maps.losses,
                     cgroup_filter: &self.maps.cgroup_filter,
                     container_filter: &self.maps.container_filter,
+                    cgroup_names: &self.maps.cgroup_names,
                 }
             }
         }
     };
 }
 
-bpf!(execsnoop: ExecsnoopSkel, OpenExecsnoopSkel, ExecsnoopSkelBuilder);
-bpf!(exitsnoop: ExitsnoopSkel, OpenExitsnoopSkel, ExitsnoopSkelBuilder);
-bpf!(unlinksnoop: UnlinksnoopSkel, OpenUnlinksnoopSkel, UnlinksnoopSkelBuilder);
-bpf!(uprobe_lat: UprobeLatSkel, OpenUprobeLatSkel, UprobeLatSkelBuilder);
-bpf!(kmemleak_lite: KmemleakLiteSkel, OpenKmemleakLiteSkel, KmemleakLiteSkelBuilder);
+// One `bpf!` line for each src/bpf/<tool>.bpf.c (build.rs, `skeleton_lines`).
+include!(concat!(env!("OUT_DIR"), "/bpf_impls.rs"));
 
 /// One run of a tool, as the shared steps need it.
 pub struct Session<'a> {
@@ -113,16 +118,23 @@ impl<'a> Session<'a> {
     }
 
     /// Opens `S` and sets up what common.bpf.h declares: the events transport (see
-    /// `setup::size_ringbuf`) and the `.rodata` flags of the transport and of `cgroup`'s
+    /// `consumer::transport::size_ringbuf`) and the `.rodata` flags of the transport and of `cgroup`'s
     /// filters. The tool sets its own `.rodata` and map sizes next.
     pub fn open<S: Bpf>(&self, cgroup: &CgroupFilter) -> Result<S::Open> {
         let mut open = S::open()?;
         let c = S::open_common(&mut open)?;
-        let events = setup::size_ringbuf(c.events, c.scratch, self.buffer_bytes)?;
+        let events =
+            crate::consumer::transport::size_ringbuf(c.events, c.scratch, self.buffer_bytes)?;
         *c.wakeup_bytes = events.wakeup_bytes;
         *c.perf_buffer = events.perf_buffer;
         *c.filter_cgroup = cgroup.by_cgroup();
         *c.filter_container = cgroup.by_container();
+        *c.send_cgroup_names = cgroup.names;
+        if !cgroup.names {
+            // Unused: no kernel memory for them.
+            c.cgroup_sent.set_max_entries(1)?;
+            c.cgroup_names.set_max_entries(1)?;
+        }
         Ok(open)
     }
 
@@ -134,10 +146,13 @@ impl<'a> Session<'a> {
     }
 
     /// Right after load, before the tool attaches: opens the consumer's side of the events
-    /// (see `ringbuf::prepare`) and fills the cgroup filter maps.
+    /// (see `consumer::prepare`) and fills the cgroup filter maps.
     pub fn loaded<S: Bpf>(&self, skel: &S, cgroup: &CgroupFilter) -> Result<()> {
         let c = skel.common();
-        ringbuf::prepare(c.events, self.buffer_bytes)?;
+        consumer::prepare(c.events, self.buffer_bytes)?;
+        if cgroup.names {
+            crate::host::container::use_names_map(c.cgroup_names)?;
+        }
         cgroup.fill(c.cgroup_filter, c.container_filter)
     }
 
@@ -155,14 +170,14 @@ impl<'a> Session<'a> {
             .common
             .losses(self.tool, c.losses, self.causes)
             .with_skipped_runs(skipped.0, skipped.1);
-        ringbuf::run(c.events, self.buffer_bytes, &losses, stop, handler)
+        consumer::run(c.events, self.buffer_bytes, &losses, stop, handler)
     }
 }
 
 /// What a tool that hooks only the kernel needs from the host beyond loading BPF: tracefs
 /// (to attach tracepoints from the start) or not.
-pub const fn kernel_only(tracefs: bool) -> setup::Needs {
-    setup::Needs {
+pub const fn kernel_only(tracefs: bool) -> crate::load::needs::Needs {
+    crate::load::needs::Needs {
         tracefs,
         uprobes: false,
         kernel_symbols: false,
@@ -180,14 +195,14 @@ pub enum Attach {
 }
 
 /// What a tool of the common shape gives [`run`]: all that is its own.
-pub trait Tool {
+pub trait Steps {
     type Skel: Bpf;
     type Handler: Handler;
     /// The tool's name, in messages, `--check` and metrics.
     const NAME: &'static str;
     const HOOK: &'static Hook;
-    /// What it needs from the host (`setup::preflight`, `--check`).
-    const NEEDS: setup::Needs;
+    /// What it needs from the host (`load::needs::preflight`, `--check`).
+    const NEEDS: crate::load::needs::Needs;
     /// How it loses events (its LOSS_* slots).
     const LOSSES: &'static [LossCause];
 
@@ -210,8 +225,8 @@ pub trait Tool {
 
 /// Runs a tool of the common shape with its options every tool shares (`--json`, `-v`,
 /// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped.
-pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result<()> {
-    setup::use_btf(common.btf.as_deref())?;
+pub fn run<T: Steps>(tool: &T, common: &CommonArgs, cgroup_arg: &CgroupArg) -> Result<()> {
+    crate::load::btf::use_btf(common.btf.as_deref())?;
     setup::libbpf_log(common.verbose);
     let session = Session::new(T::NAME, common, T::LOSSES);
     let attach_with = tool.attach_with();
@@ -223,7 +238,7 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
             Attach::Select(choice) => choice,
         };
         let mut attempt = |m| load(tool, &session, &CgroupFilter::default(), m).map(drop);
-        return attach::check(
+        return crate::load::check::check(
             T::NAME,
             T::HOOK,
             choice,
@@ -232,10 +247,11 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
             &mut attempt,
         );
     }
-    setup::preflight(&T::NEEDS)?;
+    crate::load::needs::preflight(&T::NEEDS)?;
     // Before loading: a --metrics-listen port in use is told before anything is attached.
     let sink = common.sink(T::NAME)?;
-    let cgroup = cgroup.open()?;
+    let mut cgroup = cgroup_arg.open()?;
+    cgroup.names = common.json || cgroup_arg.print_container;
     let stop = Stop::install(common.timeout)?;
     let skel = match attach_with {
         Attach::Fixed(what) => {
@@ -251,12 +267,12 @@ pub fn run<T: Tool>(tool: &T, common: &CommonArgs, cgroup: &CgroupArg) -> Result
         }
     };
     let mut handler = tool.handler(sink)?;
-    let skipped = (&ringbuf::PROBE_SKIPPED, tool.skipped_runs(&skel));
+    let skipped = (&consumer::PROBE_SKIPPED, tool.skipped_runs(&skel));
     session.consume(&skel, skipped, &stop, &mut handler)
 }
 
 /// Opens, configures, loads and attaches `tool`'s programs for `method`.
-fn load<T: Tool>(
+fn load<T: Steps>(
     tool: &T,
     session: &Session,
     cgroup: &CgroupFilter,

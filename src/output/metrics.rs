@@ -2,7 +2,7 @@
 //! replaced atomically every interval (node_exporter's textfile collector reads it) and/or
 //! served on `GET /metrics` over HTTP.
 //!
-//! The consumer (src/ringbuf) builds an [`Exposition`] at each interval with what every tool
+//! The consumer (src/consumer) builds an [`Exposition`] at each interval with what every tool
 //! has (events received, losses by cause) and asks the tool's `Handler::metrics` for its own
 //! families (uprobe-lat's histograms, kmemleak-lite's outstanding memory), then hands it to the
 //! [`Exporter`]. Nothing here runs per event.
@@ -11,12 +11,13 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::ringbuf::LossCounts;
+use super::http;
+use crate::output::losses::LossCounts;
 
 /// The content type of the text format, as Prometheus asks for it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -162,7 +163,7 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 /// Where the metrics go, and when.
 pub struct Exporter {
     file: Option<PathBuf>,
-    served: Option<Arc<Mutex<String>>>,
+    served: Option<Arc<http::Shared>>,
     interval: Duration,
     next: Instant,
 }
@@ -224,7 +225,7 @@ impl Exporter {
             write().with_context(|| format!("writing --metrics-file {}", path.display()))?;
         }
         if let Some(served) = &self.served {
-            *served.lock().unwrap_or_else(|e| e.into_inner()) = exp.text;
+            *served.text.lock().unwrap_or_else(|e| e.into_inner()) = Arc::from(exp.text);
         }
         Ok(())
     }
@@ -238,46 +239,15 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Serves the latest exposition on `GET /metrics` from a thread of its own (it only copies a
-/// string under a lock, so it never slows the consumer down).
-fn serve(tool: &str, addr: SocketAddr, verbose: bool) -> Result<Arc<Mutex<String>>> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
-        anyhow::anyhow!(
-            "--metrics-listen {addr}: cannot listen there: {e} (is another program using the port? give another PORT or HOST:PORT)"
-        )
-    })?;
+/// Serves the latest exposition on `GET /metrics` from a thread of its own (see [`http`]: a
+/// bounded number of connections, timeouts, no request body read; it only takes a reference to
+/// the text under a lock, so it never slows the consumer down).
+fn serve(tool: &str, addr: SocketAddr, verbose: bool) -> Result<Arc<http::Shared>> {
+    let (shared, local) = http::serve(tool, addr, http::Limits::default())?;
     if verbose {
-        if let Some(local) = server.server_addr().to_ip() {
-            eprintln!("{tool}: serving metrics on http://{local}/metrics");
-        }
+        eprintln!("{tool}: serving metrics on http://{local}/metrics");
     }
-    let text = Arc::new(Mutex::new(String::new()));
-    let shared = text.clone();
-    let content_type = tiny_http::Header::from_bytes(&b"Content-Type"[..], CONTENT_TYPE.as_bytes())
-        .expect("a valid header");
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let response = if request.url() == "/metrics"
-                    && matches!(
-                        request.method(),
-                        tiny_http::Method::Get | tiny_http::Method::Head
-                    ) {
-                    let body = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    tiny_http::Response::from_string(body)
-                        .with_header(content_type.clone())
-                        .boxed()
-                } else {
-                    tiny_http::Response::from_string("only GET /metrics is served here\n")
-                        .with_status_code(404)
-                        .boxed()
-                };
-                let _ = request.respond(response);
-            }
-        })
-        .context("starting the metrics server thread")?;
-    Ok(text)
+    Ok(shared)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! consumer, never once per event.
 
 pub mod histogram;
+pub mod http;
+pub mod losses;
 pub mod metrics;
 pub mod schema;
 
@@ -12,56 +14,15 @@ use std::io::{self, BufWriter, Write};
 use serde::Serialize;
 
 use crate::host::container::Resolver;
+use crate::output::losses::LossCounts;
 use crate::render::clock::{Clock, TimeMode};
-use crate::ringbuf::LossCounts;
+pub use crate::render::column::{Align, Column};
 
 /// Table or JSON lines (`--json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Align {
-    Left,
-    Right,
-}
-
-/// One table column. The last column of a row is never padded (it holds free text: ARGS, PATH).
-#[derive(Clone, Debug)]
-pub struct Column {
-    pub name: &'static str,
-    pub width: usize,
-    pub align: Align,
-}
-
-impl Column {
-    pub fn left(name: &'static str, width: usize) -> Self {
-        Column {
-            name,
-            width,
-            align: Align::Left,
-        }
-    }
-    pub fn right(name: &'static str, width: usize) -> Self {
-        Column {
-            name,
-            width,
-            align: Align::Right,
-        }
-    }
-
-    /// A process or thread id (PID, PPID, TID), as wide in every tool: 7 digits hold the
-    /// largest pid_max (4194304).
-    pub fn id(name: &'static str) -> Self {
-        Column::right(name, 7)
-    }
-
-    /// A task's name (COMM, PCOMM), as wide in every tool: the kernel keeps 15 bytes.
-    pub fn comm(name: &'static str) -> Self {
-        Column::left(name, 16)
-    }
 }
 
 /// The cells of one row, gathered without allocating (a row has at most 12).
@@ -336,7 +297,7 @@ mod tests {
         let mut sink = Sink::new(Box::new(buf.clone()), Format::Json);
         sink.json(&serde_json::json!({"pid": 1})).unwrap();
         let counts = LossCounts {
-            counts: vec![(&crate::ringbuf::RINGBUF_FULL, 3)],
+            counts: vec![(&crate::output::losses::RINGBUF_FULL, 3)],
         };
         sink.lost("t", &counts).unwrap();
         sink.flush().unwrap();

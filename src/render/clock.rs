@@ -27,8 +27,8 @@ impl TimeMode {
     }
 
     /// The table column for this mode, if it has one.
-    pub fn column(self) -> Option<crate::output::Column> {
-        use crate::output::Column;
+    pub fn column(self) -> Option<crate::render::column::Column> {
+        use crate::render::column::Column;
         match self {
             TimeMode::None => None,
             TimeMode::Wall => Some(Column::left("TIME", 8)),

@@ -46,9 +46,20 @@ pub fn path(path: &std::path::Path) -> String {
     escaped(path.as_os_str().as_bytes())
 }
 
+/// A C `char`: i8 in the BPF skeletons' types (BPF's char is signed) and in libc's on x86-64,
+/// u8 in libc's on arm64 (`libc::c_char`). Sealed: only these two.
+pub trait CChar: Copy + sealed::OneByte {}
+impl CChar for i8 {}
+impl CChar for u8 {}
+mod sealed {
+    pub trait OneByte {}
+    impl OneByte for i8 {}
+    impl OneByte for u8 {}
+}
+
 /// The bytes of a fixed-size, NUL-padded C string (a `comm`), up to the first NUL.
-pub fn c_str_bytes(raw: &[i8]) -> &[u8] {
-    // SAFETY: i8 and u8 have the same size and alignment.
+pub fn c_str_bytes<T: CChar>(raw: &[T]) -> &[u8] {
+    // SAFETY: T is i8 or u8 (CChar is sealed): one byte, alignment 1, any bit pattern valid.
     let bytes: &[u8] = unsafe { std::slice::from_raw_parts(raw.as_ptr().cast(), raw.len()) };
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     &bytes[..end]

@@ -9,27 +9,30 @@ use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_millis, parse_uid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler, LossCause, SkippedRuns};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{Hook, Method};
-use crate::load::driver::{self, Attach, Tool};
+use crate::load::driver::{self, Attach, Steps};
 use crate::load::setup;
-use crate::load::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 use crate::output::schema::{event, Attrs, Exit, Header};
 use crate::output::{Cells, Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler, LossCause, SkippedRuns};
+use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for exec_event {}
 
-use crate::load::skel::execsnoop::defs::{
-    EXEC_ARGS_TRUNCATED, EXEC_EXITED, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL, TOTAL_MAX_ARGS,
+use crate::skel::execsnoop::defs::{
+    EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_ARGV0, EXEC_EXITED, EXEC_PATH_HEAD_CUT,
+    EXEC_PATH_SLOTS, EXE_DEPTH, EXE_NAME, LOSS_ARGS_UNREADABLE, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL,
+    TOTAL_MAX_ARGS,
 };
 
-/// How execsnoop can lose an exec (LOSS_* in execsnoop.h).
-pub static LOSSES: [LossCause; 3] = [
-    ringbuf::RINGBUF_FULL,
+/// How execsnoop can lose an exec, or part of one (LOSS_* in execsnoop.h).
+pub static LOSSES: [LossCause; 4] = [
+    consumer::RINGBUF_FULL,
     LossCause {
         slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",
@@ -41,6 +44,12 @@ pub static LOSSES: [LossCause; 3] = [
         key: "live_table_full",
         what: "processes not followed by -d: the table of live processes was full",
         advice: "raise --max-procs, or narrow the filters",
+    },
+    LossCause {
+        slot: Some(LOSS_ARGS_UNREADABLE),
+        key: "args_unreadable",
+        what: "execs shown without their arguments ([args unreadable]): the memory holding them could not be read",
+        advice: "none needed for a failed exec whose arguments were never valid; otherwise report it with the kernel version",
     },
 ];
 
@@ -61,7 +70,7 @@ pub static HOOK: Hook = Hook {
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "execsnoop",
+    name = TOOL.name,
     version,
     about = "Trace exec() calls: which programs start, by whom, with what arguments, and whether it worked",
     after_help = "Examples:\n  execsnoop              # trace all exec() calls\n  execsnoop -x           # include failed exec()s\n  execsnoop -d 100       # report, at exit, programs that lived at least 100 ms\n  execsnoop -T -U        # with wall-clock time and UID\n  execsnoop -u 1000      # only UID 1000\n  execsnoop -n bash      # only commands whose name contains \"bash\"\n  execsnoop -l testpkg   # only commands with an argument containing \"testpkg\"\n  execsnoop -c /sys/fs/cgroup/system.slice   # only this cgroup"
@@ -120,8 +129,8 @@ pub struct Args {
           allow_negative_numbers = true)]
     pub max_procs: u32,
 
-    /// Execs staged at once between entering and leaving exec() (4 KiB each); more are
-    /// counted as lost
+    /// Execs recorded at once (4 KiB each; with -x, each is held from entering exec() until it
+    /// returns); more are counted as lost
     #[arg(long = "max-inflight", value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=65_536),
           allow_negative_numbers = true)]
@@ -135,13 +144,13 @@ pub fn run(args: Args) -> Result<()> {
     driver::run(&args, &args.common, &args.cgroup)
 }
 
-impl Tool for Args {
+impl Steps for Args {
     type Skel = ExecsnoopSkel<'static>;
     type Handler = ExecPrinter;
-    const NAME: &'static str = "execsnoop";
+    const NAME: &'static str = TOOL.name;
     const HOOK: &'static Hook = &HOOK;
     /// What execsnoop needs from the host: tracepoints only.
-    const NEEDS: setup::Needs = driver::kernel_only(true);
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(true);
     const LOSSES: &'static [LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
@@ -155,6 +164,19 @@ impl Tool for Args {
     fn configure(&self, open: &mut OpenExecsnoopSkel<'static>, _: Method) -> Result<()> {
         let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
         rodata.ignore_failed = !self.fails;
+        if !self.fails {
+            // A successful exec is read whole at sched_process_exec: the entry and exit hooks
+            // only stage failed execs.
+            let p = &mut open.progs;
+            for prog in [
+                &mut p.enter_execve,
+                &mut p.enter_execveat,
+                &mut p.exit_execve,
+                &mut p.exit_execveat,
+            ] {
+                prog.set_autoload(false);
+            }
+        }
         rodata.max_args = self.max_args as i32;
         if let Some(uid) = self.uid {
             rodata.filter_uid = true;
@@ -165,7 +187,7 @@ impl Tool for Args {
             Some(ms) => {
                 rodata.min_duration_ns = ms * 1_000_000;
                 open.maps.live.set_max_entries(self.max_procs)?;
-                if !setup::kernel_at_least(6, 1) {
+                if !crate::host::system::kernel_at_least(6, 1) {
                     // No BPF memory allocator before 6.1: a tracing program must use a
                     // preallocated hash.
                     open.maps.live.set_map_flags(0)?;
@@ -189,15 +211,14 @@ impl Tool for Args {
     /// failed exec). Programs not loaded in this mode are left out by SkippedRuns.
     fn skipped_runs(&self, skel: &ExecsnoopSkel<'static>) -> SkippedRuns {
         let p = &skel.progs;
-        let mut progs = vec![
-            &p.enter_execve,
-            &p.enter_execveat,
-            &p.process_exec,
-            &p.process_exec_live,
-            &p.process_exit,
-        ];
+        let mut progs = vec![&p.process_exec, &p.process_exec_live, &p.process_exit];
         if self.fails {
-            progs.extend([&p.exit_execve, &p.exit_execveat]);
+            progs.extend([
+                &p.enter_execve,
+                &p.enter_execveat,
+                &p.exit_execve,
+                &p.exit_execveat,
+            ]);
         }
         SkippedRuns::new(&progs)
     }
@@ -214,9 +235,11 @@ pub struct ExecPrinter {
     print_uid: bool,
     quote: bool,
     exits: bool,
+    max_args: usize,
     name: Option<Vec<u8>>,
     line: Option<Vec<u8>>,
     // Reused buffers: no allocation per event in table mode.
+    args_bytes: Vec<u8>,
     args_text: String,
     comm_text: String,
     age_text: String,
@@ -249,8 +272,10 @@ impl ExecPrinter {
             print_uid: args.print_uid,
             quote: args.quote,
             exits,
+            max_args: args.max_args as usize,
             name: args.name.clone().map(String::into_bytes),
             line: args.line.clone().map(String::into_bytes),
+            args_bytes: Vec::new(),
             args_text: String::new(),
             comm_text: String::new(),
             age_text: String::new(),
@@ -276,12 +301,28 @@ impl ExecPrinter {
 impl Handler for ExecPrinter {
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, tail) = decode::<exec_event>(data)?;
-        let args = &tail[..(e.args_size as usize).min(tail.len())];
+        let raw = &tail[..(e.args_size as usize).min(tail.len())];
+        let mut args = std::mem::take(&mut self.args_bytes);
+        let cut = shown_args(&mut args, raw, e.flags, self.max_args);
+        let result = self.print(e, &args, cut);
+        self.args_bytes = args;
+        result
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+}
+
+impl ExecPrinter {
+    /// One exec as a row or a JSON object; `args` as [`shown_args`] made them.
+    fn print(&mut self, e: &exec_event, args: &[u8], cut: bool) -> Result<()> {
         let comm = c_str_bytes(&e.comm);
         if !self.wanted(comm, args) {
             return Ok(());
         }
-        let truncated = e.flags & EXEC_ARGS_TRUNCATED != 0;
+        let truncated = cut || e.flags & EXEC_ARGS_TRUNCATED != 0;
+        let unreadable = e.flags & EXEC_ARGS_UNREADABLE != 0;
         let status =
             (e.flags & EXEC_EXITED != 0).then(|| ExitStatus::from_wait_status(e.exit_code));
 
@@ -299,6 +340,7 @@ impl Handler for ExecPrinter {
                 },
                 ret: e.retval,
                 args_truncated: truncated,
+                args_unreadable: unreadable,
                 age_ms: status.map(|_| e.duration_ns as f64 / 1e6),
                 cgroup: self.table.containers.json(e.cgroup_id),
             };
@@ -307,6 +349,12 @@ impl Handler for ExecPrinter {
 
         self.args_text.clear();
         render_args(&mut self.args_text, args, self.quote, truncated);
+        if unreadable {
+            if !self.args_text.is_empty() {
+                self.args_text.push(' ');
+            }
+            self.args_text.push_str(ARGS_UNREADABLE);
+        }
         self.comm_text.clear();
         escape_into(&mut self.comm_text, comm);
         let mut own = Cells::new();
@@ -335,10 +383,6 @@ impl Handler for ExecPrinter {
             .table
             .row(&mut self.sink, e.ts, e.cgroup_id, own.as_slice(), &tail)?)
     }
-
-    fn sink(&mut self) -> &mut Sink {
-        &mut self.sink
-    }
 }
 
 /// One exec (names: src/output/schema.rs).
@@ -350,6 +394,8 @@ struct ExecJson<'a> {
     attrs: Attrs<'a>,
     ret: i32,
     args_truncated: bool,
+    /// The arguments could not be read (counted as `args_unreadable` at exit).
+    args_unreadable: bool,
     /// With -d: how long the process lived (its exit is in `attrs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     age_ms: Option<f64>,
@@ -361,8 +407,90 @@ fn escaped_string(bytes: &[u8]) -> String {
     crate::render::escape::escaped(bytes)
 }
 
+/// What a row shows after the arguments it read, when they could not be read.
+pub const ARGS_UNREADABLE: &str = "[args unreadable]";
+
+/// Writes into `out` the argument bytes a row shows, and says whether some were cut: the path,
+/// then argv[1..], at most `max_args` pieces in all (--max-args). With EXEC_ARGV0 (a successful
+/// exec, read from the new program's argument area) argv[0] follows the path in `raw` and is
+/// left out, as libbpf-tools shows an exec; with EXEC_PATH_SLOTS the path comes as names (see
+/// [`write_slot_path`]). `out` is the printer's reused buffer.
+fn shown_args(out: &mut Vec<u8>, raw: &[u8], flags: u32, max_args: usize) -> bool {
+    out.clear();
+    let mut rest = raw;
+    if flags & EXEC_PATH_SLOTS != 0 {
+        let (slots, after) = raw.split_at(raw.len().min((EXE_DEPTH * EXE_NAME) as usize));
+        write_slot_path(out, slots, flags & EXEC_PATH_HEAD_CUT != 0);
+        out.push(0);
+        rest = after;
+    }
+    let mut pieces = split_args(rest);
+    let mut path: &[u8] = &[];
+    if flags & EXEC_PATH_SLOTS == 0 {
+        if let Some(p) = pieces.next() {
+            path = p;
+            out.extend_from_slice(p);
+            out.push(0);
+        }
+    }
+    if flags & EXEC_ARGV0 != 0 {
+        skip_argv0(&mut pieces, path);
+    }
+    for (i, arg) in pieces.enumerate() {
+        if i + 1 >= max_args {
+            return true;
+        }
+        out.extend_from_slice(arg);
+        out.push(0);
+    }
+    false
+}
+
+/// Moves `pieces` past argv[0] of the new program, and past what the kernel put in front of a
+/// script's own arguments: for `#!INTERP [ARG]` it runs INTERP with argv `INTERP [ARG] PATH
+/// argv[1..]` (binfmt_misc does the same). Taken as a script when argv[0] is an absolute path
+/// other than `path` and `path` follows it within two places, so the row shows `PATH
+/// argv[1..]` as the caller passed them.
+fn skip_argv0<'a>(pieces: &mut (impl Iterator<Item = &'a [u8]> + Clone), path: &[u8]) {
+    let Some(argv0) = pieces.next() else { return };
+    if path.is_empty() || !argv0.starts_with(b"/") || argv0 == path {
+        return;
+    }
+    let mut ahead = pieces.clone();
+    for _ in 0..2 {
+        match ahead.next() {
+            Some(arg) if arg == path => {
+                *pieces = ahead;
+                return;
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+/// The path of a program exec'd by descriptor: EXE_DEPTH slots of EXE_NAME bytes, each a
+/// NUL-terminated name, leaf first, an empty slot after the last. Joined root first, "..." in
+/// front when the kernel side stopped before the root.
+fn write_slot_path(out: &mut Vec<u8>, slots: &[u8], head_cut: bool) {
+    let name = |slot: &[u8]| -> usize { slot.iter().position(|&b| b == 0).unwrap_or(slot.len()) };
+    let chunks = slots.chunks(EXE_NAME as usize);
+    let depth = chunks.clone().take_while(|slot| name(slot) > 0).count();
+    if head_cut {
+        out.extend_from_slice(b"...");
+    }
+    // Root first: the slots are leaf first. No collecting: this runs per event.
+    for slot in chunks.take(depth).rev() {
+        out.push(b'/');
+        out.extend_from_slice(&slot[..name(slot)]);
+    }
+    if depth == 0 {
+        out.push(b'/');
+    }
+}
+
 /// The NUL-separated arguments, without the empty piece after the last NUL.
-fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> {
+fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
     args.strip_suffix(&[0])
         .unwrap_or(args)
         .split(|&b| b == 0)
@@ -397,6 +525,47 @@ pub fn render_args(out: &mut String, args: &[u8], quote: bool, truncated: bool) 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// execsnoop in the registry (src/tools/mod.rs).
+pub const TOOL: crate::tools::Tool = crate::tools::Tool {
+    name: "execsnoop",
+    command: <Args as clap::CommandFactory>::command,
+    main: |invoked, args| {
+        crate::cli::main_with(TOOL.name, || run(crate::cli::parse(TOOL.name, invoked, args)))
+    },
+    page: PAGE,
+    events: &[crate::output::schema::event::EXEC],
+};
+
+/// What its man page says beyond the options (coretrace-gen).
+const PAGE: crate::tools::Page = crate::tools::Page {
+    description: &[
+        "execsnoop traces exec() calls: which programs start, by whom, with what arguments, and whether the exec worked. Every exec that succeeds is one row, whichever thread of a process called it; with -x failed execs are shown too, with the negative errno.",
+        "With -d MS it reports instead, when each process exits, the processes that lived at least MS milliseconds, with their age and exit status: the programs that mattered, without the noise of short-lived ones.",
+        "Filters (-u, -c) run in the kernel. Nothing is lost silently: every event that cannot be shown is counted by cause and reported at exit with the option that fixes it.",
+    ],
+    requirements: &[
+        "Before Linux 6.1, -d keeps its table preallocated.",
+        "Root, or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH (to read tracepoint ids under /sys/kernel/tracing, mode 0700).",
+    ],
+    fields: &[
+        ("TIME", "With -T: wall-clock time of the exec, HH:MM:SS."),
+        ("TIME(s)", "With -t: seconds since execsnoop started."),
+        ("UID", "With -U: the user id of the caller."),
+        ("PCOMM", "The command name of the process (15 bytes at most, as the kernel keeps it)."),
+        ("PID", "The process id."),
+        ("PPID", "The parent's process id."),
+        ("RET", "0, or the negative errno of a failed exec (with -x)."),
+        ("AGE(ms)", "With -d: how long the process lived after the exec, in milliseconds."),
+        ("EXIT", "With -d: code N, or signal N (NAME)."),
+        ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 3584 bytes in all. [args unreadable] marks an exec whose arguments could not be read (counted at exit). Control characters and invalid UTF-8 are printed as \\xNN."),
+    ],
+    overhead: &[
+        "A few tracepoint programs per exec in the kernel, and one record per exec to user space. On an exec storm execsnoop uses much less CPU per traced exec than libbpf-tools' execsnoop (the measured figures are in the README's Performance section and docs/benchmarks.md).",
+    ],
+    exit_status: &[],
+    see_also: &["execsnoop-bpfcc(8)"],
+};
 
 #[cfg(test)]
 mod tests {
@@ -440,6 +609,75 @@ mod tests {
     #[test]
     fn empty_args() {
         assert_eq!(render(b"", false, false), "");
+    }
+
+    fn shown(raw: &[u8], argv0: bool, max_args: usize) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let flags = if argv0 { EXEC_ARGV0 } else { 0 };
+        let cut = shown_args(&mut out, raw, flags, max_args);
+        (out, cut)
+    }
+
+    #[test]
+    fn a_path_from_names_is_joined_root_first() {
+        let mut raw = vec![0u8; (EXE_DEPTH * EXE_NAME) as usize];
+        for (i, name) in ["true", "bin", "usr"].iter().enumerate() {
+            let at = i * EXE_NAME as usize;
+            raw[at..at + name.len()].copy_from_slice(name.as_bytes());
+        }
+        raw.extend_from_slice(b"true\0a\0");
+        let mut out = Vec::new();
+        shown_args(&mut out, &raw, EXEC_PATH_SLOTS | EXEC_ARGV0, 20);
+        assert_eq!(out, b"/usr/bin/true\0a\0");
+        shown_args(
+            &mut out,
+            &raw,
+            EXEC_PATH_SLOTS | EXEC_PATH_HEAD_CUT | EXEC_ARGV0,
+            20,
+        );
+        assert_eq!(out, b".../usr/bin/true\0a\0");
+    }
+
+    #[test]
+    fn argv0_after_the_path_is_left_out() {
+        let raw = b"/bin/true\0true\0a\0\0b\0";
+        assert_eq!(
+            shown(raw, true, 20),
+            (b"/bin/true\0a\0\0b\0".to_vec(), false)
+        );
+        assert_eq!(shown(raw, true, 2), (b"/bin/true\0a\0".to_vec(), true));
+        assert_eq!(shown(raw, true, 1), (b"/bin/true\0".to_vec(), true));
+    }
+
+    #[test]
+    fn a_script_shows_its_own_arguments_not_its_interpreter() {
+        // #!/bin/sh: argv became "/bin/sh PATH a"; #!/usr/bin/env bash: "/usr/bin/env bash PATH".
+        let sh = b"/x/run.sh\0/bin/sh\0/x/run.sh\0a\0";
+        assert_eq!(shown(sh, true, 20), (b"/x/run.sh\0a\0".to_vec(), false));
+        let env = b"/x/run\0/usr/bin/env\0bash\0/x/run\0-\0";
+        assert_eq!(shown(env, true, 20), (b"/x/run\0-\0".to_vec(), false));
+        // A program given its own path as an argument, argv[0] as shells set it: kept.
+        let file = b"/usr/bin/file\0file\0/usr/bin/file\0";
+        assert_eq!(
+            shown(file, true, 20),
+            (b"/usr/bin/file\0/usr/bin/file\0".to_vec(), false)
+        );
+    }
+
+    #[test]
+    fn args_read_at_entry_are_kept_whole() {
+        let raw = b"/bin/true\0a\0b\0";
+        assert_eq!(shown(raw, false, 20), (raw.to_vec(), false));
+    }
+
+    #[test]
+    fn an_argument_cut_without_its_nul_is_kept() {
+        assert_eq!(
+            shown(b"/bin/x\0x\0abc", true, 20),
+            (b"/bin/x\0abc\0".to_vec(), false)
+        );
+        assert_eq!(shown(b"/bin/x\0", true, 20), (b"/bin/x\0".to_vec(), false));
+        assert_eq!(shown(b"", true, 20), (Vec::new(), false));
     }
 
     #[test]

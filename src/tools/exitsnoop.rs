@@ -6,21 +6,22 @@ use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::cli::{parse_millis, parse_pid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{Hook, Method};
-use crate::load::driver::{self, Attach, Tool};
+use crate::load::driver::{self, Attach, Steps};
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{self, decode, Handler};
 
 /// How exitsnoop can lose an exit.
-pub static LOSSES: [ringbuf::LossCause; 1] = [ringbuf::RINGBUF_FULL];
+pub static LOSSES: [consumer::LossCause; 1] = [consumer::RINGBUF_FULL];
 use crate::load::setup;
-use crate::load::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, OpenExitsnoopSkel};
+use crate::skel::exitsnoop::{types::exit_event, ExitsnoopSkel, OpenExitsnoopSkel};
 
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for exit_event {}
 
 /// What exitsnoop hooks: tracepoints only (they exist on every kernel it supports).
@@ -34,7 +35,7 @@ pub static HOOK: Hook = Hook {
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "exitsnoop",
+    name = TOOL.name,
     version,
     about = "Trace process exits: who ended, how old, with what exit code or signal",
     after_help = "Examples:\n  exitsnoop              # trace process exits\n  exitsnoop -t           # with wall-clock time\n  exitsnoop -x           # only failed exits (non-zero code or a signal)\n  exitsnoop -T           # thread exits too\n  exitsnoop -p 181       # only PID 181\n  exitsnoop -d 1000      # only processes that lived at least a second\n  exitsnoop -c /sys/fs/cgroup/system.slice   # only this cgroup"
@@ -73,14 +74,14 @@ pub fn run(args: Args) -> Result<()> {
     driver::run(&args, &args.common, &args.cgroup)
 }
 
-impl Tool for Args {
+impl Steps for Args {
     type Skel = ExitsnoopSkel<'static>;
     type Handler = ExitPrinter;
-    const NAME: &'static str = "exitsnoop";
+    const NAME: &'static str = TOOL.name;
     const HOOK: &'static Hook = &HOOK;
     /// What exitsnoop needs from the host: one tracepoint.
-    const NEEDS: setup::Needs = driver::kernel_only(true);
-    const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(true);
+    const LOSSES: &'static [consumer::LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
         Attach::Fixed("the sched:sched_process_exit tracepoint")
@@ -100,8 +101,8 @@ impl Tool for Args {
             .context("attaching to sched:sched_process_exit")
     }
 
-    fn skipped_runs(&self, skel: &ExitsnoopSkel<'static>) -> ringbuf::SkippedRuns {
-        ringbuf::SkippedRuns::new(&[&skel.progs.process_exit])
+    fn skipped_runs(&self, skel: &ExitsnoopSkel<'static>) -> consumer::SkippedRuns {
+        consumer::SkippedRuns::new(&[&skel.progs.process_exit])
     }
 
     fn handler(&self, sink: Sink) -> Result<ExitPrinter> {
@@ -201,3 +202,39 @@ impl Handler for ExitPrinter {
         &mut self.sink
     }
 }
+
+/// exitsnoop in the registry (src/tools/mod.rs).
+pub const TOOL: crate::tools::Tool = crate::tools::Tool {
+    name: "exitsnoop",
+    command: <Args as clap::CommandFactory>::command,
+    main: |invoked, args| {
+        crate::cli::main_with(TOOL.name, || run(crate::cli::parse(TOOL.name, invoked, args)))
+    },
+    page: PAGE,
+    events: &[crate::output::schema::event::EXIT],
+};
+
+/// What its man page says beyond the options (coretrace-gen).
+const PAGE: crate::tools::Page = crate::tools::Page {
+    description: &[
+        "exitsnoop traces process exits: who ended, how old it was, and with what exit code or signal. With -T thread exits are shown too; -x keeps only failures (a non-zero code or a death by signal).",
+        "Filters (-p, -c, -d) run in the kernel. Events that cannot be shown are counted by cause and reported at exit.",
+    ],
+    requirements: &[
+        "Root, or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH.",
+    ],
+    fields: &[
+        ("TIME", "With -t: wall-clock time of the exit, HH:MM:SS."),
+        ("PCOMM", "The command name of the process."),
+        ("PID", "The process id."),
+        ("PPID", "The parent's process id."),
+        ("TID", "The thread id (the PID for a process)."),
+        ("AGE(s)", "How long the process (or thread) lived, in seconds."),
+        ("EXIT", "code N, or signal N (NAME), with \", core dumped\" when it dumped core."),
+    ],
+    overhead: &[
+        "One tracepoint program per exiting task; the output is one ring-buffer record per exit. Negligible unless processes end at a very high rate.",
+    ],
+    exit_status: &[],
+    see_also: &["exitsnoop-bpfcc(8)"],
+};

@@ -13,26 +13,26 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{parse_comm, parse_pid, parse_uid, CgroupArg, CommonArgs};
+use crate::consumer::{self, decode, Handler};
 use crate::host::container::CgroupFields;
 use crate::load::attach::{self, Choice, Hook, Method};
-use crate::load::driver::{self, Attach, Tool};
+use crate::load::driver::{self, Attach, Steps};
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::TimeMode;
 use crate::render::errno;
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
-use crate::ringbuf::{self, decode, Handler};
 
 /// How unlinksnoop can lose a removal; the slots match LOSS_* in unlinksnoop.h.
-pub static LOSSES: [ringbuf::LossCause; 3] = [
-    ringbuf::RINGBUF_FULL,
-    ringbuf::LossCause {
+pub static LOSSES: [consumer::LossCause; 3] = [
+    consumer::RINGBUF_FULL,
+    consumer::LossCause {
         slot: Some(LOSS_INFLIGHT_FULL),
         key: "inflight_full",
         what: "removals lost: the table of removals in flight was full",
         advice: "raise --max-inflight: more threads were removing files at once",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_NO_RETURN),
         key: "no_return",
         what: "removals lost: their return was never seen (a kretprobe missed it)",
@@ -40,11 +40,12 @@ pub static LOSSES: [ringbuf::LossCause; 3] = [
     },
 ];
 use crate::load::setup;
-use crate::load::skel::unlinksnoop::{types::unlink_event, OpenUnlinksnoopSkel, UnlinksnoopSkel};
+use crate::skel::unlinksnoop::{types::unlink_event, OpenUnlinksnoopSkel, UnlinksnoopSkel};
 
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for unlink_event {}
 
-use crate::load::skel::unlinksnoop::defs::{
+use crate::skel::unlinksnoop::defs::{
     LOSS_INFLIGHT_FULL, LOSS_NO_RETURN, OP_RMDIR, PATH_TRUNCATED_HEAD, PATH_TRUNCATED_TAIL,
     PATH_UNRESOLVED,
 };
@@ -66,7 +67,7 @@ pub static HOOK: Hook = Hook {
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "unlinksnoop",
+    name = TOOL.name,
     version,
     about = "Trace file and directory removals (unlink, unlinkat, rmdir): who, which full path, the result and the latency",
     after_help = "Examples:\n  unlinksnoop              # trace every removal\n  unlinksnoop -x           # only removals that failed\n  unlinksnoop -T           # with wall-clock time\n  unlinksnoop -p 181       # only PID 181\n  unlinksnoop -u 1000      # only UID 1000\n  unlinksnoop -n rm        # only commands whose name contains \"rm\"\n  unlinksnoop --json       # one JSON object per removal\n  unlinksnoop --check      # what this kernel offers, and how unlinksnoop would attach\n  unlinksnoop --attach tracepoint -v   # force the syscall tracepoints"
@@ -117,22 +118,22 @@ pub struct Args {
 
 /// `--attach`: auto, or one of the methods unlinksnoop has programs for.
 fn parse_attach(s: &str) -> Result<Choice, String> {
-    attach::parse_choice("unlinksnoop", &HOOK, s)
+    attach::parse_choice(TOOL.name, &HOOK, s)
 }
 
 pub fn run(args: Args) -> Result<()> {
     driver::run(&args, &args.common, &args.cgroup)
 }
 
-impl Tool for Args {
+impl Steps for Args {
     type Skel = UnlinksnoopSkel<'static>;
     type Handler = UnlinkPrinter;
-    const NAME: &'static str = "unlinksnoop";
+    const NAME: &'static str = TOOL.name;
     const HOOK: &'static Hook = &HOOK;
     /// What unlinksnoop needs from the host beyond loading BPF: tracefs only for the tracepoint
     /// method (checked when that method is tried), so nothing more up front.
-    const NEEDS: setup::Needs = driver::kernel_only(false);
-    const LOSSES: &'static [ringbuf::LossCause] = &LOSSES;
+    const NEEDS: crate::load::needs::Needs = driver::kernel_only(false);
+    const LOSSES: &'static [consumer::LossCause] = &LOSSES;
 
     fn attach_with(&self) -> Attach {
         Attach::Select(self.attach)
@@ -212,9 +213,9 @@ impl Tool for Args {
         attach_returns_first(skel).map_err(|e| anyhow::anyhow!("attaching failed: {e}"))
     }
 
-    fn skipped_runs(&self, skel: &UnlinksnoopSkel<'static>) -> ringbuf::SkippedRuns {
+    fn skipped_runs(&self, skel: &UnlinksnoopSkel<'static>) -> consumer::SkippedRuns {
         let p = &skel.progs;
-        ringbuf::SkippedRuns::new(&[
+        consumer::SkippedRuns::new(&[
             &p.fentry_unlinkat,
             &p.fentry_rmdir,
             &p.kprobe_unlinkat,
@@ -436,6 +437,44 @@ pub fn join_path(out: &mut Vec<u8>, base: &[u8], name: &[u8]) {
         out.push(b'/');
     }
 }
+
+/// unlinksnoop in the registry (src/tools/mod.rs).
+pub const TOOL: crate::tools::Tool = crate::tools::Tool {
+    name: "unlinksnoop",
+    command: <Args as clap::CommandFactory>::command,
+    main: |invoked, args| {
+        crate::cli::main_with(TOOL.name, || run(crate::cli::parse(TOOL.name, invoked, args)))
+    },
+    page: PAGE,
+    events: &[crate::output::schema::event::UNLINK],
+};
+
+/// What its man page says beyond the options (coretrace-gen).
+const PAGE: crate::tools::Page = crate::tools::Page {
+    description: &[
+        "unlinksnoop traces file and directory removals (unlink, unlinkat, rmdir): who removed which file, by its full path, whether it worked, and how long it took.",
+        "The path is resolved in the kernel at the time of the call, against the caller's working directory or the directory file descriptor it passed, so it is right even when the process is gone before the line is printed. \"...\" in front marks a path deeper than the 64 levels walked.",
+        "It attaches with fentry/fexit on do_unlinkat and do_rmdir where the kernel allows it (this also sees io_uring's removals), else with kprobes on the same functions, else with the syscall tracepoints; -v says which, --attach forces one.",
+    ],
+    requirements: &[
+        "The kprobe method needs CONFIG_KPROBES; the fentry method BPF trampolines and the kernel's own BTF.",
+        "Root, or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH (the last only for the tracepoint method).",
+    ],
+    fields: &[
+        ("TIME", "With -T: wall-clock time, HH:MM:SS; with -t, seconds since start."),
+        ("PID", "The process id."),
+        ("COMM", "The command name of the process."),
+        ("UID", "The user id of the caller."),
+        ("RET", "0, or the errno name (ENOENT, EACCES, ...)."),
+        ("LAT(us)", "From entry to return of the removal, in microseconds."),
+        ("PATH", "The full path removed. Control characters and invalid UTF-8 are printed as \\xNN."),
+    ],
+    overhead: &[
+        "Two programs per removal (entry and return), the full path resolved in the kernel. Under an unlink storm unlinksnoop uses less CPU per event than bpftrace does printing only what it is given (the measured figures are in the README's Performance section and docs/benchmarks.md).",
+    ],
+    exit_status: &[],
+    see_also: &["opensnoop-bpfcc(8)", "bpftrace(8)"],
+};
 
 #[cfg(test)]
 mod tests {

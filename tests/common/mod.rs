@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// `--include-ignored`, and then a machine that cannot load BPF is a failure, never a skip.
 /// CORETRACE_REQUIRE_BPF=1 (CI) states that intent; the check is the same either way.
 pub fn require_bpf() {
+    // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
     if root && btf {
@@ -66,6 +67,23 @@ impl Finished {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
             .collect()
     }
+}
+
+/// Every tool's name, from the registry through the hidden `coretrace --list-tools` (as the
+/// scripts read it), for tests that loop over the tools.
+pub fn tools() -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_coretrace"))
+        .arg("--list-tools")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "coretrace --list-tools: {out:?}");
+    let names: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(!names.is_empty(), "coretrace --list-tools printed nothing");
+    names
 }
 
 /// Path of a tool as users run it: a link named after the tool to the multicall `coretrace`
@@ -170,6 +188,7 @@ impl Traced {
 
     /// Sends `signal` and collects everything the tool printed until it exits.
     pub fn stop_with(mut self, signal: i32) -> Finished {
+        // SAFETY: kill only sends a signal; the pid is our own child or the tracer we started.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {

@@ -7,8 +7,11 @@
 # README states, runs libbpf-tools' execsnoop afterwards, checks the man
 # and completion lookups, then removes and purges the package and checks nothing is left.
 #
-# usage: sudo tests/install/run.sh        (root: dpkg -i, and the tools load BPF)
+# usage: sudo tests/install/run.sh [DEB]   (root: dpkg -i, and the tools load BPF)
+#   DEB: the package to test, e.g. the one tools/distro-build.sh built in Debian unstable (it
+#   runs this script there); without it, tools/build-deb.sh builds one from this tree.
 set -euo pipefail
+deb_arg=${1:+$(realpath -m "$1")}
 cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -21,7 +24,12 @@ if dpkg-query -W -f='${Status}' coretrace 2>/dev/null | grep -q "installed"; the
     fail "a coretrace package is already installed: dpkg --purge coretrace first"
 fi
 
-deb=$(tools/build-deb.sh)
+if [ -n "$deb_arg" ]; then
+    deb=$deb_arg
+    [ -f "$deb" ] || fail "no package at $deb"
+else
+    deb=$(tools/build-deb.sh)
+fi
 work=$(mktemp -d /tmp/coretrace-install.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 ours=$work/ours.txt
@@ -46,10 +54,13 @@ if grep -E '^E: ' <<<"$tags"; then fail "lintian errors (above)"; fi
 if grep -iE 'manpage|man-page' <<<"$tags"; then fail "lintian on the man pages (above)"; fi
 ok "lintian: no errors, nothing about the man pages; $(grep -c . <<<"$tags") other tags${tags:+: $tags}"
 
-libbpf_execsnoop=$(md5sum /usr/sbin/execsnoop)
+# libbpf-tools' execsnoop: /usr/sbin/execsnoop in Debian 12, /usr/sbin/execsnoop-libbpf in unstable.
+lx=$(dpkg -L libbpf-tools | grep -m1 -E '^/usr/sbin/execsnoop(-libbpf)?$') ||
+    fail "libbpf-tools has no execsnoop"
+libbpf_execsnoop=$(md5sum "$lx")
 dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
-[ "$(md5sum /usr/sbin/execsnoop)" = "$libbpf_execsnoop" ] || fail "/usr/sbin/execsnoop changed"
-[ "$(dpkg -S /usr/sbin/execsnoop | cut -d: -f1)" = libbpf-tools ] || fail "/usr/sbin/execsnoop is not libbpf-tools' any more"
+[ "$(md5sum "$lx")" = "$libbpf_execsnoop" ] || fail "$lx changed"
+[ "$(dpkg -S "$lx" | cut -d: -f1)" = libbpf-tools ] || fail "$lx is not libbpf-tools' any more"
 ok "installed beside libbpf-tools: $(dpkg-query -W -f='${Installed-Size}' coretrace) KiB"
 
 # The README's size claim (issue 13's goal): the binary and its links, as installed, <= 3 MB.
@@ -133,7 +144,7 @@ set -e
 ok "a panic in the shipped build is one line and status 1"
 
 # libbpf-tools' own execsnoop still runs.
-/usr/sbin/execsnoop >"$work/libbpf.out" 2>&1 & pid=$!
+"$lx" >"$work/libbpf.out" 2>&1 & pid=$!
 marker=ctm-install-libbpf-$$
 for _ in $(seq 100); do
     /bin/echo "$marker" >/dev/null
@@ -144,7 +155,16 @@ kill -INT $pid; wait $pid || true
 grep -qF "$marker" "$work/libbpf.out" || fail "libbpf-tools' execsnoop did not run: $(cat "$work/libbpf.out")"
 ok "libbpf-tools' execsnoop runs beside it"
 
-for page in coretrace execsnoop-coretrace exitsnoop-coretrace unlinksnoop-coretrace kmemleak-lite-coretrace uprobe-lat-coretrace; do
+# The suite's tools, as the installed binary lists them (its registry).
+tools=$(coretrace --list-tools) || fail "coretrace --list-tools"
+[ -n "$tools" ] || fail "coretrace --list-tools lists no tool"
+for tool in $tools; do
+    [ -L "/usr/lib/coretrace/bin/$tool" ] || fail "no link /usr/lib/coretrace/bin/$tool"
+    [ -e "/usr/sbin/$tool-coretrace" ] || fail "no /usr/sbin/$tool-coretrace"
+done
+ok "every tool of coretrace --list-tools installed as TOOL-coretrace and linked in /usr/lib/coretrace/bin"
+
+for page in coretrace $(printf '%s-coretrace ' $tools); do
     [ "$(man -w "$page")" = "/usr/share/man/man8/$page.8.gz" ] || fail "man -w $page: $(man -w "$page" 2>&1)"
     warnings=$(man --warnings -l "$(man -w "$page")" 2>&1 >/dev/null)
     [ -z "$warnings" ] || fail "man $page warns: $warnings"
@@ -166,6 +186,6 @@ left=$(while read -r f; do
     fi
 done <"$ours")
 [ -z "$left" ] || fail "left behind after purge: $left"
-[ "$(md5sum /usr/sbin/execsnoop)" = "$libbpf_execsnoop" ] || fail "/usr/sbin/execsnoop changed by the removal"
+[ "$(md5sum "$lx")" = "$libbpf_execsnoop" ] || fail "$lx changed by the removal"
 ok "removed and purged: nothing left behind"
 echo "install test: all passed" >&2

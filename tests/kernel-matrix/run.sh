@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Kernel matrix: one build of the suite, several kernels.
 #
-# Boots Debian's 5.10, 6.1 and 6.12 cloud kernels under QEMU (TCG; KVM hangs on these machines) with an
-# initramfs holding busybox, the suite's release binaries, the test programs of tests/programs,
+# Boots Debian's 5.10, 6.1 and 6.12 cloud kernels (x86-64) and trixie's 6.12 arm64 cloud kernel
+# under QEMU (TCG; KVM hangs on these machines) with an initramfs, one per architecture, holding busybox, the suite's release binaries, the test programs of tests/programs,
 # the integration test binaries of the tracing tools (cargo test --release --no-run) and their
 # shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
 # reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
@@ -19,12 +19,17 @@
 # binaries that are missing are built (cargo test --release --no-run); if that fails, so does
 # the run.
 #
-# Usage: tests/kernel-matrix/run.sh [--kernels "5.10 6.1 6.12"] [--keep]
+# Usage: tests/kernel-matrix/run.sh [--kernels "5.10 6.1 6.12 arm64"] [--keep]
 #
-# Kernel series: 5.10, 6.1 and 6.12, the default set, which CI boots. 5.10 is Debian 11's cloud
-# kernel, fetched from bullseye and bullseye-security through an apt sources list of the
+# Kernel series: 5.10, 6.1 and 6.12, the default set, which CI boots, and arm64 (run by hand
+# until its build fits CI's time: --kernels arm64). 5.10 is Debian 11's
+# cloud kernel, fetched from bullseye and bullseye-security through an apt sources list of the
 # matrix's own (under the cache directory, used only to download, never to install); 6.1 and
-# 6.12 come from the host's own (Debian 12) sources. `--kernels 6.12` boots one.
+# 6.12 come from the host's own (Debian 12) sources. arm64 is Debian 13's (trixie's) 6.12 cloud
+# kernel for arm64, from a sources list of its own in the same way, booted with
+# qemu-system-aarch64 (-M virt -cpu max); its tools and test binaries are the arm64 build of
+# build-arm64.sh (Debian unstable's rustc in a chroot), which run.sh runs first (a no-op when
+# up to date), and the test lists are read with qemu-aarch64-static. `--kernels 6.12` boots one.
 #
 # Environment:
 #   CORETRACE_MATRIX_CACHE    kernel packages, unpacked  (default /var/cache/coretrace-matrix)
@@ -33,6 +38,8 @@
 #   CORETRACE_MATRIX_RESULTS  markdown table to write    (default docs/kernel-matrix.md)
 #   CORETRACE_BIN_DIR         where the tools are        (default $CARGO_TARGET_DIR/release or target/release)
 #   CORETRACE_MATRIX_OFFLINE  1: never ask apt, boot the newest kernels already in the cache
+#   CORETRACE_ARM64_DIR       the arm64 build          (default target/arm64; see build-arm64.sh)
+#   CORETRACE_ARM64_BUILT     1: build-arm64.sh has just run (tools/test.sh's stage): do not run it again
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +53,8 @@ results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
 bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 case $bindir in /*) ;; *) bindir=$PWD/$bindir ;; esac
 offline=${CORETRACE_MATRIX_OFFLINE:-0}
+arm64_dir=${CORETRACE_ARM64_DIR:-$repo/target/arm64}
+case $arm64_dir in /*) ;; *) arm64_dir=$PWD/$arm64_dir ;; esac
 keep=0
 
 # The host's own programs that the tests run by path, put in the guests at the same paths (in
@@ -53,8 +62,6 @@ keep=0
 # (busybox sh, for one, execs the last command of `sh -c` in place of itself; dash does not).
 host_progs="/bin/sh /bin/echo /bin/sleep /bin/true /bin/cat"
 
-# Every tool the suite may have: all of them in the multicall binary src/bin/coretrace.rs builds.
-all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -69,12 +76,15 @@ done
 log() { printf '[matrix] %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
 
-known_series="5.10 6.1 6.12"
+known_series="5.10 6.1 6.12 arm64"
 # Checked here, in the main shell: a die() inside a $(...) would end only that subshell.
 for series in $kernels; do
     case " $known_series " in *" $series "*) ;; *) die "unknown kernel series '$series' (known: $known_series)" ;; esac
 done
 [ -n "${kernels// /}" ] || die "no kernel series to boot (known: $known_series)"
+
+# The architecture of a kernel series: arm64, or x86 (x86-64) for the others.
+arch_of() { case $1 in arm64) echo arm64 ;; *) echo x86 ;; esac; }
 
 # --- host tools ----------------------------------------------------------------------------------
 
@@ -86,6 +96,7 @@ apt_updated=""   # the apt set-ups ("host", "bullseye") already updated in this 
 apt_opts() {
     case $1 in
         5.10) bullseye_apt; apt_o=("${bullseye_o[@]}") ;;
+        arm64) trixie_apt; apt_o=("${trixie_o[@]}") ;;
         *) apt_o=() ;;
     esac
 }
@@ -94,6 +105,7 @@ apt_opts() {
 apt_update_once() {
     local which=host
     [ "$1" = 5.10 ] && which=bullseye
+    [ "$1" = arm64 ] && which=trixie
     case " $apt_updated " in *" $which "*) return 0 ;; esac
     apt_opts "$1"
     log "apt-get update ($which sources)"
@@ -125,9 +137,35 @@ bullseye_apt() {
         -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
 }
 
+# Debian 13 (trixie) for the arm64 kernel, the same way: a sources list, lists and cache of its
+# own under $cache/apt-trixie-arm64, arm64 packages only. Only ever used to download.
+trixie_o=()
+trixie_apt() {
+    [ ${#trixie_o[@]} -gt 0 ] && return 0
+    local dir=$cache/apt-trixie-arm64 archive security keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    archive=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+        awk '$2 !~ /-/ { print $1; exit }')
+    security=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+        awk '$2 ~ /-security$/ { print $1; exit }')
+    [ -n "$archive" ] || die "arm64: the host's apt sources name no Debian archive to take trixie from"
+    [ -r "$keyring" ] || die "arm64: no $keyring (apt-get install debian-archive-keyring)"
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    {
+        echo "deb [signed-by=$keyring] $archive trixie main"
+        [ -z "$security" ] || echo "deb [signed-by=$keyring] $security trixie-security main"
+    } >"$dir/sources.list"
+    trixie_o=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o APT::Architectures::=arm64
+        -o Acquire::Check-Valid-Until=false)
+}
+
 ensure_host_tools() {
     local missing=()
     command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    case " $archs " in *" arm64 "*)
+        command -v qemu-system-aarch64 >/dev/null || missing+=(qemu-system-arm)
+        command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static) ;;
+    esac
     [ -x /bin/busybox ] || missing+=(busybox-static)
     command -v cpio >/dev/null || missing+=(cpio)
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -150,6 +188,7 @@ series_regex() {
         6.1) echo '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' ;;
         6.12) echo '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64$' ;;
         5.10) echo '^linux-image-5\.10\.0-[0-9]+-cloud-amd64$' ;;
+        arm64) echo '^linux-image-6\.12\.[0-9]+\+deb13-cloud-arm64$' ;;
         *) die "unknown kernel series '$1' (known: $known_series)" ;;
     esac
 }
@@ -203,6 +242,7 @@ fetch_kernel() {
 # ldd names and the dynamic loader, each at the path ldd gives.
 copy_elf() {
     local src=$1 root=$2 dest=${3:-$1} lib
+    if [ "$arch" = arm64 ]; then copy_elf_arm64 "$@"; return; fi
     mkdir -p "$root$(dirname "$dest")"
     cp -L "$src" "$root$dest"
     # ldd lines: "libelf.so.1 => /lib/x86_64-linux-gnu/libelf.so.1 (0x...)" and
@@ -214,33 +254,40 @@ copy_elf() {
     done
 }
 
-# Builds the test programs of tests/programs/*.c into $1 (a directory). The guests have no
-# compiler: guest-checks.sh runs these, and the integration tests, which build them with `cc` as
-# they run, get them from the guest's cc (tests/kernel-matrix/guest-cc.sh). Flags: those of the
-# program's "Build: cc FLAGS -o NAME NAME.c" comment, else the ones that keep stacks walkable;
-# a program without main (its own _start) is linked -static -nostdlib, unless it is a library
-# (-shared in its Build comment).
-build_test_progs() {
-    local out=$1 src name flags
-    mkdir -p "$out"
-    for src in "$repo"/tests/programs/*.c; do
-        [ -e "$src" ] || continue
-        name=$(basename "$src" .c)
-        flags=$(sed -n 's/.*Build: *cc \(.*\)/\1/p' "$src" | head -n1 |
-            sed "s/-o  *[^ ]*//; s/[^ ]*\.c\b//g")
-        [ -n "${flags// /}" ] || flags="-O0 -g -fno-omit-frame-pointer -fno-inline"
-        grep -q '\bmain *(' "$src" || [[ $flags == *-shared* ]] || flags="$flags -static -nostdlib"
-        # A program that does not build fails the checks that need it, in the guest.
-        # shellcheck disable=SC2086 # flags are words
-        cc $flags -o "$out/$name" "$src" || log "WARNING: could not build $src"
+# The same for an arm64 program, which ldd cannot read here: the libraries its ELF header names
+# (NEEDED, recursively) and its loader, from the arm64 build's sysroot (build-arm64.sh's chroot,
+# with the arm64 libraries installed), all put in /usr/lib/aarch64-linux-gnu of the guest.
+copy_elf_arm64() {
+    local src=$1 root=$2 dest=${3:-$1} lib dir found interp
+    mkdir -p "$root$(dirname "$dest")"
+    cp -L "$src" "$root$dest"
+    interp=$(readelf -lW "$src" 2>/dev/null | sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')
+    if [ -n "$interp" ] && [ ! -e "$root$interp" ]; then
+        mkdir -p "$root$(dirname "$interp")"
+        cp -L "$arm64_sysroot$interp" "$root$interp"
+    fi
+    for lib in $(readelf -dW "$src" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        [ -e "$root/usr/lib/aarch64-linux-gnu/$lib" ] && continue
+        found=""
+        for dir in /usr/lib/aarch64-linux-gnu /lib/aarch64-linux-gnu; do
+            [ -e "$arm64_sysroot$dir/$lib" ] && { found=$arm64_sysroot$dir/$lib; break; }
+        done
+        if [ -z "$found" ]; then log "WARNING: $lib, which $src needs, is not in $arm64_sysroot"; continue; fi
+        copy_elf_arm64 "$found" "$root" "/usr/lib/aarch64-linux-gnu/$lib"
     done
+}
+
+# Builds the test programs of tests/programs/*.c into $1 (a directory), for the x86 guests
+# (build-progs.sh says how; build-arm64.sh builds the arm64 guest's).
+build_test_progs() {
+    sh "$here/build-progs.sh" cc "$1" "$repo/tests/programs"
 }
 
 # The integration tests (tests/<name>.rs) as cargo built them into $bindir/deps: prints
 # "name path" for each, the newest build of each that was made against the tools in $bindir
 # (the tests find the tools by the absolute path cargo gave them at build time).
 find_test_bins() {
-    local src name bin
+    local bindir=$1 src name bin
     for src in "$repo"/tests/*.rs; do
         [ -e "$src" ] || continue
         name=$(basename "$src" .rs)
@@ -256,18 +303,22 @@ find_test_bins() {
     done
 }
 
-# Builds the initramfs for the tools in $present into $1.
+# Builds the initramfs of architecture $arch, for the tools in $present (built in $bindir, their
+# test binaries $test_bins), into $1. arm64: busybox, the host's programs (arm64 builds of them)
+# and the test programs come from build-arm64.sh's guest directory.
 build_initramfs() {
-    local img=$1 stage=$work/initramfs tool prog applet dest
+    local img=$1 stage=$work/initramfs-$arch tool prog applet dest busybox=/bin/busybox progs
     rm -rf "$stage"
     mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,root,etc,coretrace/bin,coretrace/progs}
-    cp /bin/busybox "$stage/bin/busybox"
-    for applet in $(/bin/busybox --list); do
+    [ "$arch" = arm64 ] && busybox=$arm64_dir/guest/bin/busybox
+    cp "$busybox" "$stage/bin/busybox"
+    for applet in $(run_arch "$busybox" --list); do
         [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
     done
     for prog in $host_progs; do
         rm -f "$stage$prog"
-        copy_elf "$prog" "$stage"
+        if [ "$arch" = arm64 ]; then copy_elf "$arm64_dir/guest/bin/$(basename "$prog")" "$stage" "$prog"
+        else copy_elf "$prog" "$stage"; fi
     done
     # The kernel opens /dev/console for init before anything is mounted.
     mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
@@ -291,8 +342,9 @@ build_initramfs() {
         [ -n "$name" ] || continue
         copy_elf "$bin" "$stage" "/coretrace/tests/$name"
     done <<<"$test_bins"
-    build_test_progs "$work/progs"
-    for prog in "$work"/progs/*; do
+    progs=$arm64_dir/guest/progs
+    [ "$arch" = arm64 ] || { progs=$work/progs; build_test_progs "$progs"; }
+    for prog in "$progs"/*; do
         [ -e "$prog" ] || continue
         copy_elf "$prog" "$stage" "/coretrace/progs/$(basename "$prog")"
     done
@@ -328,45 +380,57 @@ EOF
 
 # --- boot and read ------------------------------------------------------------------------------
 
-# Boots kernel $1 with initramfs $2, console to $3.
+# Boots kernel $1 of architecture $4 with initramfs $2, console to $3.
 boot() {
-    local kernel=$1 initrd=$2 console=$3
+    local kernel=$1 initrd=$2 console=$3 qemu=(qemu-system-x86_64 -accel tcg -cpu max) tty=ttyS0
+    # arm64: QEMU's virt board, its PL011 UART the console; pointer authentication with QEMU's
+    # own cheap algorithm (the architected one costs TCG dearly; the guest cannot tell).
+    [ "$4" = arm64 ] && qemu=(qemu-system-aarch64 -M virt -accel tcg -cpu max,pauth-impdef=on) tty=ttyAMA0
     # -no-reboot: a panic (panic=-1 reboots at once) ends QEMU instead of looping.
-    timeout -k 10 "$per_kernel_timeout" qemu-system-x86_64 \
-        -accel tcg -cpu max -smp 1 -m 1G \
+    timeout -k 10 "$per_kernel_timeout" "${qemu[@]}" -smp 1 -m 1G \
         -nodefaults -display none -no-reboot \
         -serial "file:$console" \
         -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 oops=panic" \
+        -append "console=$tty panic=-1 oops=panic" \
         </dev/null >"$console.qemu" 2>&1
+}
+
+# run_arch PROGRAM ARGS...: runs a program of architecture $arch on this host (arm64 ones with
+# qemu-aarch64-static, their libraries from the arm64 sysroot).
+run_arch() {
+    if [ "$arch" = arm64 ]; then qemu-aarch64-static -L "$arm64_sysroot" "$@"; else "$@"; fi
 }
 
 # --- main ----------------------------------------------------------------------------------------
 
+# The architectures of the kernels to boot: each gets its build, test list and initramfs.
+archs=""
+for series in $kernels; do
+    case " $archs " in *" $(arch_of "$series") "*) ;; *) archs="$archs $(arch_of "$series")" ;; esac
+done
 ensure_host_tools
 mkdir -p "$cache"
 work=$(mktemp -d "${TMPDIR:-/tmp}/coretrace-matrix.XXXXXX")
 if [ "$keep" = 1 ]; then log "work directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
 
-# Which tools the repository has, and which of those were built.
+# Every tool of the suite: the registry's (src/tools/mod.rs), as the built multicall binary lists
+# them. Without a build there is no one to ask: the names below only let the run say, for each,
+# that its binary is missing.
+all_tools=$("$bindir/coretrace" --list-tools 2>/dev/null | paste -sd' ')
+[ -n "$all_tools" ] || all_tools="execsnoop exitsnoop unlinksnoop uprobe-lat kmemleak-lite"
+
+# Which tools the repository has.
 repo_tools=""
 for tool in $all_tools; do
     [ -e "$repo/src/bin/coretrace.rs" ] && repo_tools="$repo_tools $tool"
 done
-present=""
-for tool in $all_tools; do
-    [ -x "$bindir/coretrace" ] && present="$present $tool"
-done
 failures=()
-for tool in $repo_tools; do
-    case " $present " in *" $tool "*) ;; *) failures+=("all kernels: $tool: no binary at $bindir/coretrace (cargo build --release)") ;; esac
-done
-log "tools in the repository:${repo_tools:- none}; built:${present:- none}"
 
 # Cached kernels first, so that a failed download fails fast.
 declare -A image
-# 5.10's apt set-up here, in the main shell: fetch_kernel runs in a subshell.
+# 5.10's and arm64's apt set-ups here, in the main shell: fetch_kernel runs in a subshell.
 case " $kernels " in *" 5.10 "*) [ "$offline" = 1 ] || bullseye_apt ;; esac
+case " $kernels " in *" arm64 "*) [ "$offline" = 1 ] || trixie_apt ;; esac
 for series in $kernels; do
     image[$series]=$(fetch_kernel "$series")
 done
@@ -382,52 +446,91 @@ missing_test_bins() {
     done
 }
 
-test_bins=$(find_test_bins)
-missing=$(missing_test_bins)
-if [ -n "$missing" ]; then
-    # Built here rather than left out: a run without them would pass having done less.
-    cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
-    log "building the integration tests (no test binary for: $(echo $missing))"
-    case $bindir in
-        */release) (cd "$repo" && CARGO_TARGET_DIR=$(dirname "$bindir") "$cargo" test --release --no-run >&2) ||
-            failures+=("all kernels: building the integration tests failed (cargo test --release --no-run)") ;;
-        *) failures+=("all kernels: cannot build the integration tests into $bindir (not a cargo release directory)") ;;
-    esac
-    test_bins=$(find_test_bins)
-    for name in $(missing_test_bins); do
-        failures+=("all kernels: no test binary for tests/$name.rs in $bindir/deps (cargo test --release --no-run)")
-    done
+# The arm64 build (Debian unstable's rustc in a chroot; a no-op when it is up to date).
+arm64_sysroot=$arm64_dir/guest/sysroot
+if [ "${archs/arm64/}" != "$archs" ] && [ "${CORETRACE_ARM64_BUILT:-0}" != 1 ]; then
+    log "building for arm64 (tests/kernel-matrix/build-arm64.sh)"
+    t0=$SECONDS
+    if CORETRACE_ARM64_DIR=$arm64_dir "$here/build-arm64.sh" >&2; then
+        log "arm64 build ready in $((SECONDS - t0))s"
+    else
+        failures+=("arm64: the arm64 build failed (tests/kernel-matrix/build-arm64.sh)")
+    fi
 fi
-[ -n "$test_bins" ] && log "integration tests to run in the guests: $(echo "$test_bins" | awk '{printf "%s%s", sep, $1; sep=" "}')"
 
-# Every check the suite defines, "tool check" a line: guest-checks.sh's own (for the kernel and
-# the tools of the repository) and each test of the test binaries, as they will report them.
-expected=$work/expected
-{
-    /bin/busybox sh "$here/guest-checks.sh" --list | while read -r tool check; do
-        case " kernel $repo_tools " in *" $tool "*) echo "$tool $check" ;; esac
+# prepare_arch: for architecture $arch, the tools built ($present), their test binaries
+# ($test_bins), every check the suite defines ($work/expected-$arch) and the initramfs
+# ($work/initramfs-$arch.cpio.gz). x86's test binaries are built here if missing.
+declare -A bindir_of present_of test_bins_of
+bindir_of[x86]=$bindir
+bindir_of[arm64]=$arm64_dir/aarch64-unknown-linux-gnu/release
+prepare_arch() {
+    local tool name bin build
+    bindir=${bindir_of[$arch]}
+    build="cargo build --release"
+    [ "$arch" = arm64 ] && build=tests/kernel-matrix/build-arm64.sh
+    present=""
+    for tool in $all_tools; do
+        [ -x "$bindir/coretrace" ] && present="$present $tool"
     done
-    while read -r name bin; do
-        [ -n "$name" ] || continue
-        "$bin" --list 2>/dev/null | sed -n "s/^\(.*\): test\$/${name//_/-} test:\1/p"
-    done <<<"$test_bins"
-} | sort -u >"$expected"
-log "checks defined by the suite: $(wc -l <"$expected") per kernel ($(grep -c '@perf$' "$expected") of them with the perf transport forced)"
+    for tool in $repo_tools; do
+        case " $present " in *" $tool "*) ;; *) failures+=("$arch kernels: $tool: no binary at $bindir/coretrace ($build)") ;; esac
+    done
+    log "$arch: tools in the repository:${repo_tools:- none}; built:${present:- none}"
 
-initrd=$work/initramfs.cpio.gz
-build_initramfs "$initrd"
-log "initramfs: $(du -h "$initrd" | cut -f1)"
+    test_bins=$(find_test_bins "$bindir")
+    missing=$(missing_test_bins)
+    if [ -n "$missing" ] && [ "$arch" = x86 ]; then
+        # Built here rather than left out: a run without them would pass having done less.
+        cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+        log "building the integration tests (no test binary for: $(echo $missing))"
+        case $bindir in
+            */release) (cd "$repo" && CARGO_TARGET_DIR=$(dirname "$bindir") "$cargo" test --release --no-run >&2) ||
+                failures+=("x86 kernels: building the integration tests failed (cargo test --release --no-run)") ;;
+            *) failures+=("x86 kernels: cannot build the integration tests into $bindir (not a cargo release directory)") ;;
+        esac
+        test_bins=$(find_test_bins "$bindir")
+    fi
+    for name in $(missing_test_bins); do
+        failures+=("$arch kernels: no test binary for tests/$name.rs in $bindir/deps (cargo test --release --no-run; arm64: build-arm64.sh)")
+    done
+    [ -n "$test_bins" ] && log "$arch: integration tests to run in the guests: $(echo "$test_bins" | awk '{printf "%s%s", sep, $1; sep=" "}')"
+
+    # Every check the suite defines, "tool check" a line: guest-checks.sh's own (for the kernel
+    # and the tools of the repository) and each test of the test binaries, as they will report
+    # them (an arm64 test binary lists its tests under qemu-aarch64-static).
+    {
+        CTM_BIN=$bindir /bin/busybox sh "$here/guest-checks.sh" --list | while read -r tool check; do
+            case " kernel $repo_tools " in *" $tool "*) echo "$tool $check" ;; esac
+        done
+        while read -r name bin; do
+            [ -n "$name" ] || continue
+            run_arch "$bin" --list 2>/dev/null | sed -n "s/^\(.*\): test\$/${name//_/-} test:\1/p"
+        done <<<"$test_bins"
+    } | sort -u >"$work/expected-$arch"
+    log "$arch: checks defined by the suite: $(wc -l <"$work/expected-$arch") per kernel ($(grep -c '@perf$' "$work/expected-$arch") of them with the perf transport forced)"
+
+    build_initramfs "$work/initramfs-$arch.cpio.gz"
+    log "$arch: initramfs: $(du -h "$work/initramfs-$arch.cpio.gz" | cut -f1)"
+    present_of[$arch]=$present
+    test_bins_of[$arch]=$test_bins
+}
+for arch in $archs; do prepare_arch; done
 
 rows=()   # "kernel|tool|pass|check|method|transport|result|detail"
 declare -A counts   # series -> "N of M checks ran (...)"
 start_all=$SECONDS
 for series in $kernels; do
+    arch=$(arch_of "$series")
+    present=${present_of[$arch]}
+    expected=$work/expected-$arch
+    initrd=$work/initramfs-$arch.cpio.gz
     kernel=${image[$series]}
     pkg=$(basename "$(dirname "$(dirname "$kernel")")")
     console=$work/console-$series.log
     log "booting $pkg"
     t0=$SECONDS
-    boot "$kernel" "$initrd" "$console" && qrc=0 || qrc=$?
+    boot "$kernel" "$initrd" "$console" "$arch" && qrc=0 || qrc=$?
     secs=$((SECONDS - t0))
     tr -d '\r' <"$console" >"$console.txt"
     uname=$(sed -n 's/^CTM UNAME //p' "$console.txt" | head -n1)
@@ -550,7 +653,10 @@ table=$work/table.md
     echo "# Kernel matrix"
     echo
     cat <<'TEXT'
-The same release build of the suite, run on Debian's cloud kernels under QEMU.
+The same release build of the suite, run on Debian's cloud kernels under QEMU: x86-64 (5.10,
+6.1, 6.12) and arm64 (trixie's 6.12, `qemu-system-aarch64 -M virt -cpu max`). The arm64 guest
+runs the arm64 build of the same commit (`tests/kernel-matrix/build-arm64.sh`: Debian unstable's
+rustc, cross-compiling in a chroot), with the same checks and its own integration test binaries.
 
 Each kernel runs two passes. The default pass: every tool's `--check`, its checks on processes
 and files the guest makes, the same tools with the kernel's own BTF hidden (a copy given with

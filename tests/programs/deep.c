@@ -4,10 +4,15 @@
  * malloc, and one more through qsort's comparison callback inside libc (a libc frame, without
  * frame pointers, between two of ours); handle_request's scratch block is freed (not a leak).
  * noinline and work after each call keep every frame.
- * Run: deep_c [requests]
+ * Run: deep_c [requests [marker]]: with a marker, it says "deep: leaked" on stdout once it has
+ * leaked, then stays until the file MARKER exists (at most 60 s), so that a test can let the
+ * tool read its maps while it is there.
+ * Build: cc -O2 -g -o deep deep.c
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *volatile kept[100000];
 static volatile unsigned long work;
@@ -59,9 +64,20 @@ __attribute__((noinline)) void serve(int requests)
 	work = work + 3;
 }
 
+/* Says it has leaked, then waits for the file `marker` to exist. */
+static void wait_for(const char *marker)
+{
+	printf("deep: leaked\n");
+	fflush(stdout);
+	for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++)
+		usleep(10000);
+}
+
 int main(int argc, char **argv)
 {
 	serve(argc > 1 ? atoi(argv[1]) : 100);
 	work = work + 4;
+	if (argc > 2)
+		wait_for(argv[2]);
 	return 0;
 }

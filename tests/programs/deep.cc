@@ -3,10 +3,14 @@
 // string's buffer is allocated inside libstdc++ (_M_construct), which Debian builds without
 // frame pointers too. REQUESTS requests; the functions are kept out of line (noinline) and end
 // with work after their call, so that each keeps a frame of its own (no inlining, no tail call).
-// Run: deep_cxx [requests]
+// Run: deep_cxx [requests [marker]]: with a marker, it says "deep: leaked" on stdout once it has
+// leaked, then stays until the file MARKER exists (at most 60 s), so that a test can let the
+// tool read its maps while it is there.
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
+#include <unistd.h>
 
 static std::vector<std::string *> kept;
 static volatile unsigned long work;
@@ -35,5 +39,11 @@ int main(int argc, char **argv)
 {
 	serve(argc > 1 ? std::atoi(argv[1]) : 100);
 	work = work + 4;
+	if (argc > 2) {
+		std::printf("deep: leaked\n");
+		std::fflush(stdout);
+		for (int i = 0; i < 6000 && access(argv[2], F_OK) != 0; i++)
+			usleep(10000);
+	}
 	return 0;
 }

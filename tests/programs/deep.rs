@@ -1,8 +1,12 @@
 // The Rust variant of issue 24's program, built as cargo's release profile builds it (opt-level 3,
 // no frame pointers): each request leaks a String through main -> serve -> handle_request ->
 // store -> the global allocator (malloc). #[inline(never)] and work after each call keep every
-// frame. Run: deep_rs [requests]
+// frame. Run: deep_rs [requests [marker]]: with a marker, it says "deep: leaked" on stdout once
+// it has leaked, then stays until the file MARKER exists (at most 60 s), so that a test can let
+// the tool read its maps while it is there.
 use std::hint::black_box;
+use std::io::Write;
+use std::time::Duration;
 
 #[inline(never)]
 fn store(kept: &mut Vec<String>, i: usize) {
@@ -29,4 +33,14 @@ fn main() {
     let mut kept = Vec::with_capacity(requests);
     serve(&mut kept, requests);
     std::mem::forget(black_box(kept));
+    if let Some(marker) = std::env::args().nth(2) {
+        println!("deep: leaked");
+        std::io::stdout().flush().unwrap();
+        for _ in 0..6000 {
+            if std::path::Path::new(&marker).exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }

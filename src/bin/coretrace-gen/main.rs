@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap_complete::Shell;
-use coretrace::cli::multicall::TOOLS;
+use coretrace::tools::{Tool, TOOLS};
 
 const USAGE: &str = "usage: coretrace-gen man DIR [--suffix SUFFIX] | coretrace-gen completions SHELL DIR [--suffix SUFFIX]";
 
@@ -61,11 +61,11 @@ fn write(path: PathBuf, text: &[u8]) -> Result<()> {
 
 fn man(dir: &Path, suffix: &str) -> Result<()> {
     create(dir)?;
-    for page in pages::PAGES {
-        let name = format!("{}{suffix}", page.tool);
+    for tool in TOOLS {
+        let name = format!("{}{suffix}", tool.name);
         write(
             dir.join(format!("{name}.8")),
-            tool_page(page, &name, suffix)?.as_bytes(),
+            tool_page(tool, &name, suffix)?.as_bytes(),
         )?;
     }
     write(dir.join("coretrace.8"), coretrace_page(suffix).as_bytes())
@@ -118,11 +118,8 @@ fn tagged(out: &mut String, items: &[(&str, &str)], bold: bool) {
     }
 }
 
-fn tool_page(page: &pages::Page, name: &str, suffix: &str) -> Result<String> {
-    let tool = TOOLS
-        .iter()
-        .find(|t| t.name == page.tool)
-        .with_context(|| format!("no tool {}", page.tool))?;
+fn tool_page(tool: &Tool, name: &str, suffix: &str) -> Result<String> {
+    let page = &tool.page;
     let mut cmd = (tool.command)();
     cmd.build();
     let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
@@ -140,14 +137,18 @@ fn tool_page(page: &pages::Page, name: &str, suffix: &str) -> Result<String> {
         out,
         "\\fB{}\\fR {synopsis}\n.br\n\\fBcoretrace {}\\fR {synopsis}",
         esc(name),
-        esc(page.tool)
+        esc(tool.name)
     );
 
     section(&mut out, "DESCRIPTION");
     paragraphs(&mut out, page.description);
 
     section(&mut out, "REQUIREMENTS");
-    paragraphs(&mut out, &[&[pages::BTF][..], page.requirements].concat());
+    let kernel = pages::kernel();
+    paragraphs(
+        &mut out,
+        &[&[kernel.as_str()][..], page.requirements].concat(),
+    );
 
     section(&mut out, "OPTIONS");
     for p in &positionals {
@@ -208,10 +209,10 @@ fn tool_page(page: &pages::Page, name: &str, suffix: &str) -> Result<String> {
         .unwrap_or_default();
     let examples = examples(&after);
     if examples.is_empty() {
-        bail!("{}: no \"Examples:\" in its --help", page.tool);
+        bail!("{}: no \"Examples:\" in its --help", tool.name);
     }
     for (command, what) in examples {
-        let command = command.replacen(page.tool, name, 1);
+        let command = command.replacen(tool.name, name, 1);
         let mut what = what.to_string();
         if let Some(first) = what.get(..1) {
             what = format!("{}{}:", first.to_uppercase(), &what[1..]);
@@ -240,10 +241,10 @@ fn tool_page(page: &pages::Page, name: &str, suffix: &str) -> Result<String> {
     paragraphs(&mut out, page.overhead);
 
     section(&mut out, "SEE ALSO");
-    let mut refs: Vec<String> = pages::PAGES
+    let mut refs: Vec<String> = TOOLS
         .iter()
-        .filter(|p| p.tool != page.tool)
-        .map(|p| format!("{}{suffix}(8)", p.tool))
+        .filter(|t| t.name != tool.name)
+        .map(|t| format!("{}{suffix}(8)", t.name))
         .collect();
     refs.push("coretrace(8)".into());
     refs.extend(page.see_also.iter().map(|s| s.to_string()));
@@ -288,7 +289,7 @@ fn coretrace_page(suffix: &str) -> String {
     section(&mut out, "DESCRIPTION");
     paragraphs(
         &mut out,
-        &["coretrace is one binary holding every tool of the suite; each is a BPF program compiled once and relocated at load time against the running kernel's types (CO-RE), so one build runs on any kernel with BTF from 5.8 on. It runs the tool named by its first argument, or by the name it was started as: a link named after a tool, also with a distribution's prefix or suffix (ct-execsnoop, execsnoop-coretrace)."],
+        &["coretrace is one binary holding every tool of the suite; each is a BPF program compiled once and relocated at load time against the running kernel's types (CO-RE), so one build runs on any kernel with BTF (see REQUIREMENTS in each tool's page). It runs the tool named by its first argument, or by the name it was started as: a link named after a tool, also with a distribution's prefix or suffix (ct-execsnoop, execsnoop-coretrace)."],
     );
     let _ = writeln!(out, ".PP\nThe tools:");
     let tools: Vec<(String, String)> = TOOLS

@@ -4,12 +4,12 @@
 //! crosses the ring buffer per allocation (the only records are user mode's rare wake-ups when
 //! the dynamic loader maps a library).
 
+mod page;
 mod report;
 mod symbols;
 mod target;
 mod unwind;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -17,11 +17,11 @@ use clap::Parser;
 use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
-use crate::cli::{parse_pid, parse_seconds, CommonArgs};
+use crate::cli::{self, parse_pid, parse_seconds, CommonArgs};
+use crate::consumer::{self, LossCause, Stop};
 use crate::host::container::CgroupFilter;
 use crate::load::driver::Session;
 use crate::load::{attach, setup};
-use crate::ringbuf::{self, LossCause, Stop};
 
 /// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
 /// buffer (slot 0) is not among them: no allocation travels it, the reports read the maps. (A
@@ -79,10 +79,11 @@ pub const REFUSED: &[(&str, &str)] = &[(
     "ringbuf_size",
     "--ringbuf-size does not apply to kmemleak-lite: no event travels a ring buffer (the reports read the kernel's tables); size those with --max-allocs, --max-stacks, --max-threads",
 )];
-use crate::load::skel::kmemleak_lite::defs::{
-    LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_SAMPLE_LOST, LOSS_STACK_LOST,
+use crate::skel::kmemleak_lite::defs::{
+    DEFAULT_MAX_STACKS, LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_SAMPLE_LOST, LOSS_STACK_LOST,
+    MAX_CALL_SITES, STACK_ERROR_SLOTS,
 };
-use crate::load::skel::kmemleak_lite::{
+use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info, kstack_info},
     KmemleakLiteSkel, OpenKmemleakLiteSkel,
 };
@@ -90,8 +91,11 @@ use crate::load::skel::kmemleak_lite::{
 use report::{Mode, Reporter};
 use target::{Allocator, Child, Probe};
 
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for alloc_info {}
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for combined_info {}
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for kstack_info {}
 
 const BPF_F_USER_STACK: u64 = 1 << 8;
@@ -102,13 +106,10 @@ const BPF_F_USER_STACK: u64 = 1 << 8;
 /// or more.
 const DEFAULT_STACKS_PER_SECOND: u32 = 1000;
 
-/// Entries of `ksites`: distinct kernel call sites recorded without their stacks.
-const MAX_CALL_SITES: u32 = 16_384;
-
 #[derive(Parser, Debug)]
 #[command(
     mut_arg("ringbuf_size", |a| a.hide(true)),
-    name = "kmemleak-lite",
+    name = TOOL.name,
     version,
     about = "Outstanding (never freed) allocations by call stack, in the kernel or in one process",
     after_help = "Examples:\n  kmemleak-lite                      # kernel allocations (kmalloc, kmem_cache), report every 5 s\n  kmemleak-lite --pages -i 10        # also whole pages, report every 10 s\n  kmemleak-lite -p 181               # allocations of process 181 (malloc, calloc, realloc, mmap ...)\n  kmemleak-lite -c './server --port 8080'   # start a command, report when it exits\n  kmemleak-lite -p 181 -o 5000 -T 5  # only allocations older than 5 s, top 5 stacks\n  kmemleak-lite -p 181 -a            # also list each allocation (address, size, age)\n  kmemleak-lite -z 4096 -s 10        # only allocations of 4 KiB or more, one in 10\n  kmemleak-lite --combined           # per-stack totals kept in the kernel: cheapest to report"
@@ -177,7 +178,7 @@ pub struct Args {
 
     /// Distinct call stacks recorded (about 1 KiB each); allocations past it are shown
     /// without their stack, and counted
-    #[arg(long = "max-stacks", value_name = "N", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..=(1 << 18)))]
+    #[arg(long = "max-stacks", value_name = "N", default_value_t = DEFAULT_MAX_STACKS, value_parser = clap::value_parser!(u32).range(1..=(1 << 18)))]
     pub max_stacks: u32,
 
     /// User mode: threads followed inside the allocator at once; calls past it are counted
@@ -275,7 +276,7 @@ enum Target {
 /// Runs the tool; returns the exit status to end with: with -c, the command's, as a shell gives
 /// it (exit code N: N, killed by signal S: 128+S); else 0.
 pub fn run(args: Args) -> Result<u8> {
-    setup::use_btf(args.common.btf.as_deref())?;
+    crate::load::btf::use_btf(args.common.btf.as_deref())?;
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
             bail!(
@@ -289,35 +290,7 @@ pub fn run(args: Args) -> Result<u8> {
     }
     let mut args = args;
     if user {
-        // auto becomes fp or dwarf here, from the program (the report and .rodata read it).
-        let exe = match (args.pid, &args.command) {
-            (Some(pid), _) => PathBuf::from(format!("/proc/{pid}/exe")),
-            (None, Some(line)) => target::resolve_program(&target::split_command(line)?[0])?,
-            (None, None) => PathBuf::new(),
-        };
-        let (chosen, why) = match (args.unwind, args.combined) {
-            // --combined's totals are kept by kernel stack id.
-            (unwind::UnwindMode::Auto, true) => (
-                unwind::UnwindMode::Fp,
-                "--combined keeps totals by kernel stack id".to_string(),
-            ),
-            (m, _) => unwind::choose(m, &exe),
-        };
-        unwind::check_combined(chosen, args.combined)?;
-        if args.common.verbose {
-            let how = match chosen {
-                unwind::UnwindMode::Dwarf => format!(
-                    "with the binaries' unwind tables (.eh_frame), from {} bytes of stack",
-                    args.stack_bytes
-                ),
-                _ => "with frame pointers".to_string(),
-            };
-            eprintln!("kmemleak-lite: user stacks are walked {how}: {why}");
-        }
-        args.unwind = chosen;
-    }
-    if args.stacks_per_second.is_some() && user && args.unwind != unwind::UnwindMode::Dwarf {
-        bail!("--stacks-per-second is for kernel mode and --unwind dwarf (with frame pointers user mode takes every stack): leave it out, or add --unwind dwarf");
+        unwind::settle(&mut args)?;
     }
     setup::libbpf_log(args.common.verbose);
     let needs = needs(&args);
@@ -326,8 +299,8 @@ pub fn run(args: Args) -> Result<u8> {
         // attach what this command line would, then detach.
         let hook = if user { &USER_HOOK } else { &KERNEL_HOOK };
         let mut attempt = |m| check_attempt(&args, m == attach::Method::Fentry);
-        attach::check(
-            "kmemleak-lite",
+        crate::load::check::check(
+            TOOL.name,
             hook,
             attach::Choice::Auto,
             args.common.json,
@@ -336,10 +309,10 @@ pub fn run(args: Args) -> Result<u8> {
         )?;
         return Ok(0);
     }
-    setup::preflight(&needs)?;
+    crate::load::needs::preflight(&needs)?;
     // Before -c's command starts and anything loads: a --metrics-listen port in use is told
     // first.
-    let sink = args.common.sink("kmemleak-lite")?;
+    let sink = args.common.sink(TOOL.name)?;
 
     // Everything that can fail about the target is checked before a command is started.
     let mut target = if let Some(pid) = args.pid {
@@ -370,7 +343,7 @@ pub fn run(args: Args) -> Result<u8> {
                 Ok((skel, links, names))
             };
             let ((skel, kernel_links, names), _) = attach::select(
-                "kmemleak-lite",
+                TOOL.name,
                 &KERNEL_HOOK,
                 attach::Choice::Auto,
                 args.common.verbose,
@@ -429,7 +402,7 @@ pub fn run(args: Args) -> Result<u8> {
     // are not skipped that way: the list is empty in user mode, and the cause reads 0.)
     let p = &skel.progs;
     let skipped = match target {
-        Target::Kernel => ringbuf::SkippedRuns::new(&[
+        Target::Kernel => consumer::SkippedRuns::new(&[
             &p.kmalloc,
             &p.kfree,
             &p.kmem_cache_alloc,
@@ -441,7 +414,7 @@ pub fn run(args: Args) -> Result<u8> {
             &p.mm_page_free_batched,
             &p.kmem_cache_free_bulk,
         ]),
-        _ => ringbuf::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
+        _ => consumer::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
     };
     session.consume(&skel, (&PROBE_SKIPPED, skipped), &stop, &mut reporter)?;
     let ended = reporter.ended();
@@ -455,9 +428,9 @@ pub fn run(args: Args) -> Result<u8> {
 
 /// What kmemleak-lite needs from the host: in kernel mode the kmem tracepoints and kernel
 /// symbol addresses (to name stack frames); with -p/-c uprobes (and, with -p, the process).
-fn needs(args: &Args) -> setup::Needs {
+fn needs(args: &Args) -> crate::load::needs::Needs {
     let user = args.user_mode();
-    setup::Needs {
+    crate::load::needs::Needs {
         tracefs: !user,
         uprobes: user,
         kernel_symbols: !user,
@@ -491,6 +464,7 @@ fn check_attempt(args: &Args, bulk: bool) -> Result<()> {
 }
 
 fn page_size() -> u64 {
+    // SAFETY: sysconf takes a constant and reads no memory of ours.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if size > 0 {
         size as u64
@@ -507,7 +481,7 @@ fn session(args: &Args) -> Session<'_> {
             true => SAMPLES_BYTES,
             false => EVENTS_BYTES,
         },
-        ..Session::new("kmemleak-lite", &args.common, &LOSSES)
+        ..Session::new(TOOL.name, &args.common, &LOSSES)
     }
 }
 
@@ -531,12 +505,12 @@ fn open_sized(
     // Kernel mode only (user mode leaves them empty: one entry each).
     let (kernel_stacks, call_sites) = match user {
         true => (1, 1),
-        false => (args.max_stacks + 16, MAX_CALL_SITES),
+        false => (args.max_stacks + STACK_ERROR_SLOTS, MAX_CALL_SITES),
     };
     // One entry per stack id, plus the negative errors, plus the call sites recorded without
     // stacks: they can never fill (see the BPF side). Only --combined uses them.
     let combined_entries = match args.combined {
-        true => args.max_stacks + 16 + call_sites,
+        true => args.max_stacks + STACK_ERROR_SLOTS + call_sites,
         false => 1,
     };
     maps.combined_allocs
@@ -669,7 +643,7 @@ fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool, bul
 /// Entry probe and return probe of each allocator function found. Two names at one address
 /// (glibc's aligned_alloc is memalign) are probed once.
 fn attach_allocator(
-    skel: &crate::load::skel::kmemleak_lite::KmemleakLiteSkel,
+    skel: &crate::skel::kmemleak_lite::KmemleakLiteSkel,
     pid: u32,
     alloc: &Allocator,
     links: &mut Vec<Link>,
@@ -751,6 +725,32 @@ fn attach_allocator(
     Ok(())
 }
 
+/// kmemleak-lite's `main`: it refuses some options with an explanation (`REFUSED`), and with
+/// -c its exit status is the command's.
+fn main(invoked: &'static str, args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    let args = cli::parse_refusing::<Args>(TOOL.name, invoked, REFUSED, args);
+    // With -c, the command's status, as a shell would give it; an error of the tool's own wins.
+    let mut status = 0u8;
+    let code = cli::main_with(TOOL.name, || {
+        status = run(args)?;
+        Ok(())
+    });
+    if status != 0 {
+        std::process::ExitCode::from(status)
+    } else {
+        code
+    }
+}
+
+/// kmemleak-lite in the registry (src/tools/mod.rs).
+pub const TOOL: crate::tools::Tool = crate::tools::Tool {
+    name: "kmemleak-lite",
+    command: <Args as clap::CommandFactory>::command,
+    main,
+    page: page::PAGE,
+    events: &[crate::output::schema::event::LEAK_REPORT],
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,7 +766,7 @@ mod tests {
     #[test]
     fn options_as_memleak_users_type_them() {
         let args = Args::try_parse_from([
-            "kmemleak-lite",
+            TOOL.name,
             "-i",
             "2",
             "-T",
@@ -787,8 +787,8 @@ mod tests {
         assert_eq!((args.top, args.older, args.sample_rate), (3, Some(100), 4));
         assert!(args.show_allocs && args.combined);
         assert_eq!((args.min_size, args.max_size), (Some(16), Some(4096)));
-        assert!(Args::try_parse_from(["kmemleak-lite", "-s", "0"]).is_err());
-        assert!(Args::try_parse_from(["kmemleak-lite", "-p", "1", "-c", "ls"]).is_err());
+        assert!(Args::try_parse_from([TOOL.name, "-s", "0"]).is_err());
+        assert!(Args::try_parse_from([TOOL.name, "-p", "1", "-c", "ls"]).is_err());
     }
 
     #[test]

@@ -14,18 +14,21 @@ use serde::Serialize;
 use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
 use super::unwind::{self, UserId};
+use user::Incomplete;
+
+mod user;
 use super::Args;
+use crate::consumer::{Handler, Stop};
 use crate::host::container::{CgroupFields, Resolver};
 use crate::host::proc_maps;
-use crate::load::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
-use crate::load::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
-use crate::load::skel::kmemleak_lite::KmemleakLiteSkel;
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Header};
 use crate::output::Sink;
 use crate::render::clock::Clock;
 use crate::render::exit_status::ExitStatus;
-use crate::ringbuf::{Handler, Stop};
+use crate::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
+use crate::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
+use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
 #[derive(Clone, Copy)]
 pub enum Mode<'a> {
@@ -159,6 +162,9 @@ struct ReportJson<'f> {
     /// task's allocations and has none).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     cgroup: Option<CgroupFields<'f>>,
+    /// --unwind dwarf: allocations whose stacks are not whole, by cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete_stacks: Option<Incomplete>,
 }
 
 pub struct Reporter<'a> {
@@ -430,43 +436,6 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// User mode: how stacks are walked (JSON `unwind`); None in kernel mode.
-    fn unwound_how(&self) -> Option<&'static str> {
-        match (self.mode, &self.user_stacks) {
-            (Mode::Kernel, _) => None,
-            (_, Some(_)) => Some(unwind::DWARF),
-            (_, None) => Some(unwind::FP),
-        }
-    }
-
-    /// Whether a stack unwound from a copy was cut at --stack-bytes.
-    fn is_cut(&self, stack_id: i64) -> bool {
-        let stacks = self.user_stacks.as_ref();
-        stacks
-            .and_then(|s| s.stack(stack_id))
-            .is_some_and(|s| s.cut)
-    }
-
-    /// --unwind dwarf: a call site standing for its allocations' stacks: the report's words for
-    /// it and JSON's `call_site_only`.
-    fn user_site(&self, stack_id: i64) -> Option<(String, &'static str)> {
-        self.user_stacks.as_ref()?;
-        match UserId::of(stack_id)? {
-            UserId::Site { lost: false, .. } => Some((
-                format!(
-                    "call site, stacks not taken (over {} a second from it; --stacks-per-second)",
-                    self.stacks_per_second
-                ),
-                "over_budget",
-            )),
-            UserId::Site { lost: true, .. } => Some((
-                "call site, stack copies lost (the ring buffer was full)".to_string(),
-                "stack_lost",
-            )),
-            UserId::Sample(_) => None,
-        }
-    }
-
     fn report(&mut self, last: bool) -> Result<()> {
         self.refresh_maps();
         let now_ns = Clock::monotonic_now_ns();
@@ -523,6 +492,7 @@ impl<'a> Reporter<'a> {
             })
             .collect();
         if self.sink.is_json() {
+            let incomplete_stacks = self.incomplete();
             let symbols = &self.symbols;
             let record = ReportJson {
                 head: Header::new(event::LEAK_REPORT, self.clock.rfc3339(now_ns)),
@@ -564,6 +534,7 @@ impl<'a> Reporter<'a> {
                         .collect()
                 }),
                 cgroup: self.cgroup_id.map(|id| self.containers.json(id)),
+                incomplete_stacks,
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -634,24 +605,19 @@ impl<'a> Reporter<'a> {
                 }
             }
         }
+        self.write_incomplete(&mut text);
         Ok(self.sink.writer().write_all(text.as_bytes())?)
     }
 }
 
 impl Handler for Reporter<'_> {
     /// The dynamic loader has mapped or unmapped libraries; or, with --unwind dwarf, a copy of
-    /// a stack to unwind (with the maps read again first if its address is not in them).
+    /// a stack to unwind (user.rs).
     fn event(&mut self, data: &[u8]) -> Result<()> {
-        if self.user_stacks.is_none() || !unwind::Stacks::is_sample(data) {
-            self.maps_changed = true;
-            return Ok(());
-        }
-        let ip = u64::from_ne_bytes(data[16..24].try_into().expect("8 bytes"));
-        if self.maps_changed || !self.symbols.maps().iter().any(|m| m.contains(ip)) {
+        if !self.stack_copy(data) {
+            // The loader's: read the maps now, while the process is there (a short one may
+            // end before the next poll round, and its frames in libraries would go unnamed).
             self.refresh_maps();
-        }
-        if let Some(stacks) = &mut self.user_stacks {
-            stacks.add(data, self.symbols.maps());
         }
         Ok(())
     }
@@ -791,6 +757,7 @@ fn for_each_entry(
     };
     loop {
         let mut count = BATCH as u32;
+        // SAFETY: the key and value buffers hold BATCH entries each, `count` says so, and the tokens are the map's key size.
         let ret = unsafe {
             libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
                 map.as_fd().as_raw_fd(),

@@ -340,6 +340,7 @@ impl Child {
         argv_p.push(std::ptr::null());
         let mut go = [0i32; 2];
         let mut err = [0i32; 2];
+        // SAFETY: pipe2 writes two fds into each 2-element array.
         unsafe {
             if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
                 || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0
@@ -347,7 +348,9 @@ impl Child {
                 bail!("pipe: {}", std::io::Error::last_os_error());
             }
         }
+        // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
+        // SAFETY: the child runs only async-signal-safe calls until it execs or exits (below).
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             bail!(
@@ -357,6 +360,7 @@ impl Child {
         }
         if pid == 0 {
             // Child: only async-signal-safe calls from here on.
+            // SAFETY: in the forked child: only async-signal-safe calls on fds and memory prepared before the fork, ending in exec or _exit.
             unsafe {
                 libc::close(go[1]);
                 libc::close(err[0]);
@@ -398,6 +402,7 @@ impl Child {
                 libc::_exit(127);
             }
         }
+        // SAFETY: the parent closes its copies of the child's pipe ends, once.
         unsafe {
             libc::close(go[0]);
             libc::close(err[1]);
@@ -414,6 +419,7 @@ impl Child {
     /// Lets the child exec; fails with the reason if exec failed.
     pub fn release(&mut self) -> Result<()> {
         if let Some(fd) = self.go.take() {
+            // SAFETY: `fd` is the go pipe's write end, taken out of `self.go` so it is closed once.
             unsafe {
                 libc::write(fd, b"g".as_ptr().cast(), 1);
                 libc::close(fd);
@@ -422,6 +428,7 @@ impl Child {
         let mut traced = true;
         let errno = loop {
             let mut word = 0i32;
+            // SAFETY: reads at most 4 bytes into a 4-byte i32.
             let n = unsafe { libc::read(self.exec_error, (&mut word as *mut i32).cast(), 4) };
             match (n, word) {
                 (4, NOT_TRACED) => traced = false,
@@ -433,6 +440,7 @@ impl Child {
                 _ => break None, // closed by the exec
             }
         };
+        // SAFETY: the fd is ours and marked closed (-1) right after.
         unsafe { libc::close(self.exec_error) };
         self.exec_error = -1;
         if let Some(errno) = errno {
@@ -454,6 +462,7 @@ impl Child {
     fn read_maps_at_exec(&mut self) {
         let mut status = 0;
         let r = loop {
+            // SAFETY: waitpid writes the status into a live i32.
             let r = unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
             if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 break r;
@@ -472,6 +481,7 @@ impl Child {
             libc::SIGTRAP => 0,
             other => other,
         };
+        // SAFETY: detaches our own traced, stopped child.
         unsafe { libc::ptrace(libc::PTRACE_DETACH, self.pid as libc::pid_t, 0, sig) };
     }
 
@@ -483,6 +493,7 @@ impl Child {
         let mut status = 0;
         let flags = if block { 0 } else { libc::WNOHANG };
         loop {
+            // SAFETY: waitpid writes the status into a live i32.
             let r = unsafe { libc::waitpid(self.pid as i32, &mut status, flags) };
             if r == self.pid as i32 {
                 self.status.set(Some(status));
@@ -501,6 +512,7 @@ impl Child {
         if let Some(status) = self.wait(false) {
             return status;
         }
+        // SAFETY: signals our own child, not yet reaped (so its pid is not reused).
         unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -509,6 +521,7 @@ impl Child {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        // SAFETY: signals our own child, not yet reaped (so its pid is not reused).
         unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
         self.wait(true).unwrap_or(libc::SIGKILL)
     }
@@ -527,14 +540,17 @@ impl Drop for Child {
     fn drop(&mut self) {
         // Never released (set-up failed): the child exits on the closed pipe.
         if let Some(fd) = self.go.take() {
+            // SAFETY: `fd` was taken out of `self.go`: closed once.
             unsafe { libc::close(fd) };
             self.wait(true);
         } else if self.exec_error < 0 && self.wait(false).is_none() {
             // Released and still running: the tool is failing; the command goes with it.
+            // SAFETY: signals our own child, not yet reaped (so its pid is not reused).
             unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
             self.wait(true);
         }
         if self.exec_error >= 0 {
+            // SAFETY: the fd is still ours (>= 0), and the Child is being dropped.
             unsafe { libc::close(self.exec_error) };
         }
     }

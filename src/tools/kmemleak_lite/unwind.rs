@@ -1,29 +1,25 @@
 //! User mode's stacks through code built without frame pointers (--unwind dwarf): the BPF
 //! program copies the registers and the top of the user stack at the allocator's return
-//! (kmemleak_lite.h, stack_sample); here they are unwound with the unwind tables every binary
-//! carries (.eh_frame, kept even in stripped files because C++ exceptions need it, and
-//! .debug_frame), by framehop, which falls back to the frame pointer where a function has no
-//! table. Each allocation keeps its sample's id; the report asks for its stack here.
+//! (kmemleak_lite.h, stack_sample); here they are unwound (host::unwind) and numbered. Each
+//! allocation keeps its sample's id; the report asks for its stack here. And which walk
+//! --unwind auto picks for a program.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use framehop::{
-    ExplicitModuleSectionInfo, FrameAddress, MayAllocateDuringUnwind, Module, Unwinder,
-};
-use object::{Object, ObjectSection, ObjectSegment};
 
+use super::{target, Args};
 use crate::host::proc_maps::Mapping;
-use crate::load::skel::kmemleak_lite::defs;
+use crate::host::unwind::{has_frame_pointers, needs_libstdcxx, Unwinder, Unwound};
+use crate::skel::kmemleak_lite::defs;
 
 /// The user-mode stack ids (kmemleak_lite.h), as the report's i64 stack ids.
 const STACK_ID_SAMPLE: i64 = defs::STACK_ID_SAMPLE as i64;
 const STACK_ID_USER_SITE: i64 = defs::STACK_ID_USER_SITE as i64;
 const USER_SITE_LOST: i64 = defs::USER_SITE_LOST as i64;
 const SAMPLE_SEQ_MASK: i64 = USER_SITE_LOST - 1;
-const SAMPLE_STACK_END: u32 = defs::SAMPLE_STACK_END as u32;
+const SAMPLE_STACK_END: u32 = defs::SAMPLE_STACK_END;
 
 /// How user stacks are walked (--unwind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -40,24 +36,12 @@ pub enum UnwindMode {
 pub const FP: &str = "fp";
 pub const DWARF: &str = "dwarf";
 
-/// The most frames kept of one stack (as the kernel's stack table: PERF_MAX_STACK_DEPTH).
-const MAX_FRAMES: usize = 127;
-
 /// --stack-bytes' default: a copy of the stack's top 16 KiB covers the allocation stacks of
 /// deep servers (a C++ request path of 40 frames uses 2-5 KiB); what is deeper is marked cut.
 pub const DEFAULT_STACK_BYTES: u32 = 16384;
 
 /// The bytes of a record before its copy of the stack (struct stack_sample).
 const HEADER: usize = 56;
-
-/// A user stack unwound in user space.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Unwound {
-    /// The allocator's caller first (the return address the uretprobe saw), then its callers.
-    pub frames: Vec<u64>,
-    /// The walk needed stack beyond the bytes copied (--stack-bytes): callers are missing.
-    pub cut: bool,
-}
 
 /// What a user-mode stack id stands for, beside a kernel stack table id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,16 +64,13 @@ impl UserId {
             return Some(UserId::Site { addr, lost });
         }
         (stack_id & STACK_ID_SAMPLE != 0)
-            .then(|| UserId::Sample((stack_id & SAMPLE_SEQ_MASK) as u64))
+            .then_some(UserId::Sample((stack_id & SAMPLE_SEQ_MASK) as u64))
     }
 }
 
 /// The samples received and the stacks they unwound to.
 pub struct Stacks {
-    unwinder: framehop::UnwinderNative<Vec<u8>, MayAllocateDuringUnwind>,
-    cache: framehop::CacheNative<MayAllocateDuringUnwind>,
-    /// Executable mappings given to the unwinder: start -> file.
-    modules: HashMap<u64, PathBuf>,
+    unwinder: Unwinder,
     /// Sample number -> its stack's number in `stacks`, and the report round it came in.
     samples: HashMap<u64, (u64, u64)>,
     round: u64,
@@ -103,9 +84,7 @@ pub struct Stacks {
 impl Stacks {
     pub fn new(stack_bytes: u32) -> Self {
         Stacks {
-            unwinder: framehop::UnwinderNative::new(),
-            cache: framehop::CacheNative::new(),
-            modules: HashMap::new(),
+            unwinder: Unwinder::default(),
             samples: HashMap::new(),
             round: 0,
             stacks: HashMap::new(),
@@ -131,9 +110,9 @@ impl Stacks {
         let len = u32::from_ne_bytes(record[48..52].try_into().unwrap()) as usize;
         let flags = u32::from_ne_bytes(record[52..56].try_into().unwrap());
         let data = &record[HEADER..(HEADER + len).min(record.len())];
-        self.sync_modules(maps);
+        self.unwinder.sync_modules(maps);
         let ended = flags & SAMPLE_STACK_END != 0;
-        let stack = self.unwind(regs, data, ended);
+        let stack = self.unwinder.unwind(regs, data, ended);
         let number = match self.numbers.get(&stack) {
             Some(&n) => n,
             None => {
@@ -145,71 +124,6 @@ impl Stacks {
             }
         };
         self.samples.insert(seq, (number, self.round));
-    }
-
-    fn unwind(&mut self, regs: [u64; 4], data: &[u8], ended: bool) -> Unwound {
-        let sp = regs[1];
-        let mut beyond = false;
-        let mut read = |addr: u64| -> Result<u64, ()> {
-            let off = addr.checked_sub(sp).ok_or(())? as usize;
-            match data.get(off..off + 8) {
-                Some(b) => Ok(u64::from_ne_bytes(b.try_into().unwrap())),
-                None => {
-                    beyond |= off >= data.len();
-                    Err(())
-                }
-            }
-        };
-        let mut frames = Vec::new();
-        let mut iter =
-            self.unwinder
-                .iter_frames(regs[0], native_regs(regs), &mut self.cache, &mut read);
-        let mut complete = false;
-        while frames.len() < MAX_FRAMES {
-            match iter.next() {
-                Ok(Some(FrameAddress::InstructionPointer(a))) => frames.push(a),
-                Ok(Some(FrameAddress::ReturnAddress(a))) => frames.push(a.get()),
-                Ok(None) => {
-                    complete = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        // Cut: the walk wanted what was not copied, and the copy had stopped at --stack-bytes,
-        // not at the end of the stack; or the stack is deeper than the frames kept.
-        let cut = (!complete && beyond && !ended) || frames.len() >= MAX_FRAMES;
-        Unwound { frames, cut }
-    }
-
-    /// Gives the unwinder every executable file mapping it does not have yet (and takes back
-    /// those gone).
-    fn sync_modules(&mut self, maps: &[Mapping]) {
-        let live: HashSet<u64> = maps
-            .iter()
-            .filter(|m| m.executable())
-            .map(|m| m.start)
-            .collect();
-        let gone: Vec<u64> = self
-            .modules
-            .keys()
-            .filter(|s| !live.contains(s))
-            .copied()
-            .collect();
-        for start in gone {
-            self.unwinder.remove_module(start);
-            self.modules.remove(&start);
-        }
-        for m in maps.iter().filter(|m| m.executable()) {
-            if self.modules.get(&m.start) == Some(&m.path) {
-                continue;
-            }
-            if let Some(module) = module_of(m) {
-                self.unwinder.add_module(module);
-            }
-            // Remembered even without tables: framehop walks its frame pointers.
-            self.modules.insert(m.start, m.path.clone());
-        }
     }
 
     /// The stack id the report totals an allocation under: a sample's stack (samples that
@@ -254,137 +168,13 @@ impl Stacks {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn native_regs(regs: [u64; 4]) -> framehop::UnwindRegsNative {
-    framehop::x86_64::UnwindRegsX86_64::new(regs[0], regs[1], regs[2])
-}
-
-#[cfg(target_arch = "aarch64")]
-fn native_regs(regs: [u64; 4]) -> framehop::UnwindRegsNative {
-    framehop::aarch64::UnwindRegsAarch64::new(regs[3], regs[1], regs[2])
-}
-
-/// framehop's view of one executable mapping: where its file is loaded and its unwind
-/// sections (copied: .eh_frame is small beside the code it describes).
-fn module_of(m: &Mapping) -> Option<Module<Vec<u8>>> {
-    let file = File::open(&m.path).ok()?;
-    // SAFETY: a read-only private map; a file changed under it gives wrong tables at worst,
-    // which the unwinder survives (it checks every read against the copied stack).
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let elf = object::File::parse(&*map).ok()?;
-    let bias = load_bias(&elf, m)?;
-    let section = |name: &str| elf.section_by_name(name);
-    let range = |name: &str| section(name).map(|s| s.address()..s.address() + s.size());
-    let data = |name: &str| {
-        section(name)
-            .and_then(|s| s.data().ok())
-            .map(<[u8]>::to_vec)
-    };
-    let info = ExplicitModuleSectionInfo {
-        base_svma: 0,
-        text_svma: range(".text"),
-        got_svma: range(".got"),
-        eh_frame_svma: range(".eh_frame"),
-        eh_frame: data(".eh_frame"),
-        eh_frame_hdr_svma: range(".eh_frame_hdr"),
-        eh_frame_hdr: data(".eh_frame_hdr"),
-        debug_frame: data(".debug_frame"),
-        ..Default::default()
-    };
-    let name = m.path.to_string_lossy().into_owned();
-    Some(Module::new(name, m.start..m.end, bias, info))
-}
-
-/// Where the file's addresses are in the process: the mapping's start less the address the
-/// file gives the byte mapped there (0 for a non-PIE executable). A segment need not start on a
-/// page (lld's do not): its mapping starts at the page that holds its first byte, which the
-/// segment before may share; the executable segment is the one an executable mapping maps.
-fn load_bias(elf: &object::File, m: &Mapping) -> Option<u64> {
-    const PAGE: u64 = 4096;
-    let executable = |seg: &object::Segment| matches!(seg.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);
-    let mut segments: Vec<_> = elf.segments().collect();
-    segments.sort_by_key(|seg| !executable(seg));
-    segments.iter().find_map(|seg| {
-        let (off, size) = seg.file_range();
-        let page_off = off & !(PAGE - 1);
-        let page_addr = seg.address() - (off - page_off);
-        (page_off <= m.offset && m.offset < off + size.max(1))
-            .then(|| m.start.wrapping_sub(page_addr + (m.offset - page_off)))
-    })
-}
-
-/// Whether the functions of the ELF file at `path` set up frame pointers: at least 90% of up to
-/// 256 of them, spread over its symbol table (a program built with -fno-omit-frame-pointer
-/// has them all, but for a few of the C runtime's; a Rust program built without them shows
-/// the frame pointers of its precompiled standard library only). None when that cannot be
-/// told.
-pub fn has_frame_pointers(path: &Path) -> Option<bool> {
-    const CRT: &[&str] = &["deregister_tm_clones", "register_tm_clones", "frame_dummy"];
-    let elf = crate::host::elf_symbols::read(path).ok()?;
-    let file = File::open(path).ok()?;
-    let functions: Vec<_> = elf
-        .functions
-        .iter()
-        .filter(|f| f.size >= 16 && !f.name.starts_with('_') && !CRT.contains(&f.name.as_str()))
-        .collect();
-    let step = functions.len().div_ceil(256).max(1);
-    let (mut checked, mut with) = (0u32, 0u32);
-    for f in functions.iter().step_by(step) {
-        let mut head = [0u8; 16];
-        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, f.offset).is_err() {
-            continue;
-        }
-        checked += 1;
-        with += sets_frame_pointer(&head) as u32;
-    }
-    (checked > 0).then_some(with * 10 >= checked * 9)
-}
-
-/// Whether a function starting with `head` saves the caller's frame pointer and sets its own:
-/// x86-64 `push %rbp; mov %rsp,%rbp` (after an endbr64), arm64 `stp x29, x30, [sp, #-N]!`
-/// (after BTI/PAC hints).
-fn sets_frame_pointer(head: &[u8; 16]) -> bool {
-    if cfg!(target_arch = "aarch64") {
-        let insns = head
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-        for insn in insns {
-            if insn & 0xffff_f01f == 0xd503_201f {
-                continue; // a hint (bti, paciasp)
-            }
-            return insn & 0xffc0_7fff == 0xa980_7bfd;
-        }
-        return false;
-    }
-    let code = head.strip_prefix(&[0xf3, 0x0f, 0x1e, 0xfa]).unwrap_or(head);
-    code.starts_with(&[0x55, 0x48, 0x89, 0xe5])
-}
-
 /// --stack-bytes: a whole number of bytes from 1024 to the most a record carries.
 pub fn parse_stack_bytes(s: &str) -> Result<u32, String> {
-    let max = defs::MAX_STACK_BYTES as u32;
+    let max = defs::MAX_STACK_BYTES;
     match s.parse::<u32>() {
         Ok(n) if (1024..=max).contains(&n) => Ok(n),
         _ => Err(format!("'{s}' is not a number of bytes from 1024 to {max}")),
     }
-}
-
-/// Whether the ELF file needs libstdc++ (a C++ program: its std::string and containers
-/// allocate through libstdc++, which Debian builds without frame pointers).
-fn needs_libstdcxx(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else {
-        return false;
-    };
-    // SAFETY: read-only map of a file only read here.
-    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
-        return false;
-    };
-    let Ok(elf) = object::File::parse(&*map) else {
-        return false;
-    };
-    elf.section_by_name(".dynstr")
-        .and_then(|s| s.data().ok())
-        .is_some_and(|d| d.windows(12).any(|w| w == b"libstdc++.so"))
 }
 
 /// What --unwind auto picks for a program: dwarf when it lacks frame pointers or is C++ (its
@@ -420,6 +210,40 @@ pub fn check_combined(mode: UnwindMode, combined: bool) -> Result<()> {
     Ok(())
 }
 
+/// User mode: turns --unwind auto into fp or dwarf, from the program (the report and .rodata
+/// read `args.unwind`), says which with -v, and refuses what the walk cannot do.
+pub fn settle(args: &mut Args) -> Result<()> {
+    let exe = match (args.pid, &args.command) {
+        (Some(pid), _) => PathBuf::from(format!("/proc/{pid}/exe")),
+        (None, Some(line)) => target::resolve_program(&target::split_command(line)?[0])?,
+        (None, None) => PathBuf::new(),
+    };
+    let (chosen, why) = match (args.unwind, args.combined) {
+        // --combined's totals are kept by kernel stack id.
+        (UnwindMode::Auto, true) => (
+            UnwindMode::Fp,
+            "--combined keeps totals by kernel stack id".to_string(),
+        ),
+        (m, _) => choose(m, &exe),
+    };
+    check_combined(chosen, args.combined)?;
+    if args.stacks_per_second.is_some() && chosen != UnwindMode::Dwarf {
+        bail!("--stacks-per-second is for kernel mode and --unwind dwarf (with frame pointers user mode takes every stack): leave it out, or add --unwind dwarf");
+    }
+    if args.common.verbose {
+        let how = match chosen {
+            UnwindMode::Dwarf => format!(
+                "with the binaries' unwind tables (.eh_frame), from {} bytes of stack",
+                args.stack_bytes
+            ),
+            _ => "with frame pointers".to_string(),
+        };
+        eprintln!("kmemleak-lite: user stacks are walked {how}: {why}");
+    }
+    args.unwind = chosen;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,17 +269,6 @@ mod tests {
         // Kernel stack table ids and errors are neither.
         assert_eq!(UserId::of(5), None);
         assert_eq!(UserId::of(-17), None);
-    }
-
-    #[test]
-    fn frame_pointer_prologues_are_recognised() {
-        let mut head = [0u8; 16];
-        if cfg!(target_arch = "x86_64") {
-            head[..8].copy_from_slice(&[0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5]);
-            assert!(sets_frame_pointer(&head));
-            head[..4].copy_from_slice(&[0x41, 0x57, 0x41, 0x56]); // push r15; push r14
-            assert!(!sets_frame_pointer(&head));
-        }
     }
 
     #[test]

@@ -13,12 +13,12 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::UprobeOpts;
 
 use super::links::Kind;
+use crate::consumer::{self, decode, Handler, Stop};
 use crate::host::proc_maps::{self, Mapping};
 use crate::load::setup;
-use crate::load::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 use crate::output::histogram::Latencies;
 use crate::output::{Format, Sink};
-use crate::ringbuf::{self, decode, Handler, Stop};
+use crate::skel::uprobe_lat::{types::call_event, UprobeLatSkelBuilder};
 
 /// The function the probes are measured on. Found by its own address (see [`target_offset`]),
 /// so it works in a stripped release build; the name shows in `-v` and --check.
@@ -55,8 +55,12 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
 
     // Not driver::Session: a measurement, not a run (it wakes on every record, reports no losses).
     let mut storage = MaybeUninit::uninit();
-    let mut open = setup::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
-    let events = setup::size_ringbuf(&mut open.maps.events, &mut open.maps.scratch, RING_BYTES)?;
+    let mut open = crate::load::btf::open_skel(UprobeLatSkelBuilder::default(), &mut storage)?;
+    let events = crate::consumer::transport::size_ringbuf(
+        &mut open.maps.events,
+        &mut open.maps.scratch,
+        RING_BYTES,
+    )?;
     kind.set_autoload(open.open_object_mut(), 1);
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
     let pid = std::process::id();
@@ -64,7 +68,7 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
     rodata.perf_buffer = events.perf_buffer; // wakeup_bytes stays 0: wake on every record
     rodata.unit_div = 1;
     let skel = open.load().map_err(setup::load_error)?;
-    ringbuf::prepare(&skel.maps.events, RING_BYTES)?; // before attaching: see its doc
+    consumer::prepare(&skel.maps.events, RING_BYTES)?; // before attaching: see its doc
 
     let unprobed = per_call_ns(CALLS * 10);
     let (entries, exits) = kind.programs(skel.object(), 1)?;
@@ -90,14 +94,14 @@ pub fn measure(kind: Kind) -> Result<Overhead> {
         sink: Sink::new(Box::new(std::io::sink()), Format::Table),
     };
     let drain = Stop::install(Some(Duration::from_nanos(1)))?;
-    let losses = ringbuf::Losses {
+    let losses = consumer::Losses {
         tool: "uprobe-lat",
         map: &skel.maps.losses,
         causes: &[],
         skipped: None,
         fail_on_loss: false,
     };
-    ringbuf::run(
+    consumer::run(
         &skel.maps.events,
         RING_BYTES,
         &losses,

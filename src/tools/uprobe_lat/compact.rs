@@ -87,7 +87,7 @@ impl CompactLatencies {
             self.first_bin = b;
         } else if b < self.first_bin {
             let grow = self.first_bin - b;
-            self.fine.splice(0..0, std::iter::repeat(0).take(grow));
+            self.fine.splice(0..0, std::iter::repeat_n(0, grow));
             self.first_bin = b;
         }
         let i = b - self.first_bin;

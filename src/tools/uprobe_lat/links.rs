@@ -27,12 +27,12 @@ use anyhow::{Context, Result};
 use libbpf_rs::{Link, Object, OpenObject, ProgramMut, UprobeMultiOpts, UprobeOpts};
 
 use super::target::Probe;
+use crate::consumer::Stop;
 use crate::render::escape::escaped;
-use crate::ringbuf::Stop;
 
 /// Program pairs for kernels without attach cookies (NO_COOKIE_PROGS in uprobe_lat.h): at most
 /// this many functions there.
-pub const NO_COOKIE_PROGS: usize = crate::load::skel::uprobe_lat::defs::NO_COOKIE_PROGS as usize;
+pub const NO_COOKIE_PROGS: usize = crate::skel::uprobe_lat::defs::NO_COOKIE_PROGS as usize;
 
 /// How the probes are attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +74,7 @@ impl Kind {
             let why = if forced {
                 "--no-cookies".to_string()
             } else {
-                format!("Linux {} has none", crate::load::setup::kernel_release())
+                format!("Linux {} has none", crate::host::system::kernel_release())
             };
             anyhow::bail!(
                 "{functions} functions to time, but without BPF attach cookies ({why}) uprobe-lat times at most {NO_COOKIE_PROGS} at once: give fewer functions (or narrower globs), or run it on Linux 5.15 or later"
@@ -131,7 +131,7 @@ impl Kind {
 
 /// Whether uprobe programs may call bpf_get_attach_cookie() here (5.15+).
 pub fn cookies_supported() -> bool {
-    crate::load::setup::attach_cookie_probe().is_ok()
+    crate::load::needs::attach_cookie_probe().is_ok()
 }
 
 /// The entry and return links of every probe; dropped entry links first.

@@ -4,6 +4,7 @@
 //! or, with `--kernel-hist`, as log2 histograms summed in the kernel.
 
 pub mod calibrate;
+mod page;
 mod compact;
 mod links;
 mod report;
@@ -16,24 +17,26 @@ use clap::Parser;
 use libbpf_rs::skel::{OpenSkel, Skel};
 
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
+use crate::consumer::{self, Stop};
 use crate::load::attach;
 use crate::load::driver::{Bpf, Session};
 use crate::output::histogram::Unit;
 use crate::render::escape::escaped;
-use crate::ringbuf::{self, Stop};
 
 use crate::load::setup;
-use crate::load::skel::uprobe_lat::{types, UprobeLatSkel};
+use crate::skel::uprobe_lat::{types, UprobeLatSkel};
 
 pub use report::Report;
 
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for types::call_event {}
+// SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for types::hist_key {}
 
 /// Slots of the in-kernel histogram (MAX_SLOTS in uprobe_lat.h).
 const MAX_SLOTS: usize = defs::MAX_SLOTS as usize;
 
-use crate::load::skel::uprobe_lat::defs::{
+use crate::skel::uprobe_lat::defs::{
     self, LOSS_HIST_FULL, LOSS_THREADS_FULL, LOSS_TOO_DEEP, LOSS_UNWOUND,
 };
 /// At most this many (function, process, epoch) histograms in the kernel with
@@ -41,27 +44,27 @@ use crate::load::skel::uprobe_lat::defs::{
 const PER_PID_HISTS: u32 = 16384;
 
 /// How uprobe-lat can lose a call (LOSS_* in uprobe_lat.h).
-pub static LOSSES: [ringbuf::LossCause; 5] = [
-    ringbuf::RINGBUF_FULL,
-    ringbuf::LossCause {
+pub static LOSSES: [consumer::LossCause; 5] = [
+    consumer::RINGBUF_FULL,
+    consumer::LossCause {
         slot: Some(LOSS_TOO_DEEP),
         key: "too_deep",
         what: "calls nested deeper than 32 levels were not timed",
         advice: "each thread times 32 nested calls: trace the outer functions, not a deep recursion",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_UNWOUND),
         key: "never_returned",
         what: "calls never returned and were not timed",
         advice: "a longjmp or an exception skipped their return, or their thread exited inside them",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_HIST_FULL),
         key: "pid_hists_full",
         what: "calls not counted: the in-kernel per-process histogram table was full",
         advice: "raise --max-pids, or drop --kernel-hist: then processes beyond --max-pids are summed in an 'other pids' row",
     },
-    ringbuf::LossCause {
+    consumer::LossCause {
         slot: Some(LOSS_THREADS_FULL),
         key: "threads_full",
         what: "calls not timed: the per-thread table was full",
@@ -71,7 +74,7 @@ pub static LOSSES: [ringbuf::LossCause; 5] = [
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "uprobe-lat",
+    name = TOOL.name,
     version,
     about = "Time user-space functions: log2 histograms and percentiles of their latency",
     after_help = "Targets:\n  PATH:FUNC      a function in a program or library given by path\n  LIB:FUNC       a library by name, found as the dynamic loader would (libc:malloc)\n  :FUNC          a function in the program of -p PID\n  FUNC may be a glob (parse_*): every match gets its own histogram.\n\nExamples:\n  uprobe-lat libc:malloc                   # every process's malloc(), in ns\n  uprobe-lat -u -p 181 libc:read           # read() in process 181, in us\n  uprobe-lat -p 181 :handle_request        # a function of process 181's program\n  uprobe-lat -m './server:parse_*'         # each parse_ function, in ms\n  uprobe-lat -i 5 -d 60 libc:malloc        # print and reset every 5 s, for a minute\n  uprobe-lat --slower-than 10ms /usr/bin/myapp:flush   # and each call over 10 ms\n  uprobe-lat --kernel-hist libc:malloc     # sum in the kernel: cheapest for hot functions\n  uprobe-lat -l 'libc:str*'                # list the functions a target matches"
@@ -181,8 +184,8 @@ static HOOK: attach::Hook = attach::Hook {
 
 /// What uprobe-lat needs from the host: uprobes (and, with -p, the process). Attach cookies
 /// (5.15) are used where the kernel has them, not needed.
-fn needs(args: &Args) -> setup::Needs {
-    setup::Needs {
+fn needs(args: &Args) -> crate::load::needs::Needs {
+    crate::load::needs::Needs {
         tracefs: false,
         uprobes: true,
         kernel_symbols: false,
@@ -191,95 +194,33 @@ fn needs(args: &Args) -> setup::Needs {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    setup::use_btf(args.common.btf.as_deref())?;
+    crate::load::btf::use_btf(args.common.btf.as_deref())?;
     if args.common.check {
-        setup::libbpf_log(args.common.verbose);
-        // Which programs the run would load (probing needs the privileges; without them,
-        // --check fails before it attempts anything).
-        let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
-        let path = match kind {
-            links::Kind::NoCookies => format!(
-                "no attach cookies: one program pair per function, at most {}",
-                links::NO_COOKIE_PROGS
-            ),
-            _ => "attach cookies: one program pair for every function".to_string(),
-        };
-        let mut attempt = |_| check_attempt(kind);
-        return attach::check_path(
-            "uprobe-lat",
-            &HOOK,
-            attach::Choice::Auto,
-            args.common.json,
-            &needs(&args),
-            Some(path),
-            &mut attempt,
-        );
+        return check(&args);
     }
     if args.list {
         return list(&args);
     }
     if let Some(pid) = args.pid {
         // Reading another user's process needs a capability: say which, not "no such process".
-        setup::check_process_access(pid)?;
+        crate::load::needs::check_process_access(pid)?;
     }
     let probes = target::resolve_all(&args.targets, args.pid)?;
-    setup::preflight(&needs(&args))?;
+    crate::load::needs::preflight(&needs(&args))?;
     // Before calibrating and loading: a --metrics-listen port in use is told before anything
     // is attached.
-    let sink = args.common.sink("uprobe-lat")?;
+    let sink = args.common.sink(TOOL.name)?;
     // Per-probe links take two descriptors per function.
     links::raise_open_file_limit();
     let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
     kind.check_count(probes.len(), args.no_cookies)?;
     setup::libbpf_log(args.common.verbose);
     let cgroup = args.cgroup.open()?;
-    let verbose = args.common.verbose;
-
-    let overhead = if args.no_calibrate {
-        None
-    } else {
-        match calibrate::measure(kind) {
-            Ok(o) => {
-                if verbose {
-                    eprintln!(
-                        "uprobe-lat: probe overhead {:.0} ns per call, {:.0} ns of it inside measured latencies",
-                        o.per_call_ns, o.in_latency_ns
-                    );
-                }
-                Some(o)
-            }
-            Err(e) => {
-                eprintln!("uprobe-lat: probe cost not measured: {e:#}");
-                None
-            }
-        }
-    };
+    let overhead = probe_overhead(&args, kind);
 
     // The driver's steps, not driver::run: targets resolve before load, links live outside the skeleton.
-    let session = Session::new("uprobe-lat", &args.common, &LOSSES);
-    let mut open = session.open::<UprobeLatSkel>(&cgroup)?;
-    // Load only the programs the chosen kind of link attaches.
-    kind.set_autoload(open.open_object_mut(), probes.len());
-    open.maps.stacks.set_max_entries(args.max_threads)?;
-    if args.kernel_hist {
-        if args.per_pid {
-            open.maps
-                .hists
-                .set_max_entries(kernel_pid_hists(args.max_pids, probes.len()))?;
-        } else {
-            open.maps
-                .func_hists
-                .set_max_entries(probes.len() as u32 * 2)?;
-        }
-    }
-    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-    rodata.targ_tgid = args.pid.unwrap_or(0);
-    rodata.kernel_hist = args.kernel_hist;
-    rodata.per_pid = args.per_pid;
-    rodata.unit_div = args.unit().divisor();
-    rodata.slower_than_ns = args.slower_than.unwrap_or(0);
-
-    let skel: UprobeLatSkel = session.load(open, &cgroup)?;
+    let session = Session::new(TOOL.name, &args.common, &LOSSES);
+    let skel = load(&args, &session, &cgroup, kind, probes.len())?;
     let stop = Stop::install(args.duration.or(args.common.timeout))?;
 
     // Before any probe: a thread's frames must go when it exits.
@@ -294,7 +235,107 @@ pub fn run(args: Args) -> Result<()> {
     if stop.requested() {
         return Ok(());
     }
-    if verbose {
+    announce(&args, kind, &probes);
+    let mut report = Report::new(&args, &probes, source(&args, &skel), overhead, &stop, sink)?;
+    // A skipped entry or return program loses a call's timing: the kernel does not nest
+    // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
+    let skipped = consumer::SkippedRuns::all_loaded(skel.object());
+    let result = session.consume(
+        &skel,
+        (&consumer::PROBE_SKIPPED, skipped),
+        &stop,
+        &mut report,
+    );
+    // Entry probes go before return probes (see links.rs), all of them side by side.
+    drop(attached);
+    report.note_other_pids();
+    result
+}
+
+/// `--check`: a real load and attach of the programs the run would load.
+fn check(args: &Args) -> Result<()> {
+    setup::libbpf_log(args.common.verbose);
+    // Which programs the run would load (probing needs the privileges; without them,
+    // --check fails before it attempts anything).
+    let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
+    let path = match kind {
+        links::Kind::NoCookies => format!(
+            "no attach cookies: one program pair per function, at most {}",
+            links::NO_COOKIE_PROGS
+        ),
+        _ => "attach cookies: one program pair for every function".to_string(),
+    };
+    let mut attempt = |_| check_attempt(kind);
+    crate::load::check::check_path(
+        TOOL.name,
+        &HOOK,
+        attach::Choice::Auto,
+        args.common.json,
+        &needs(args),
+        Some(path),
+        &mut attempt,
+    )
+}
+
+/// The probes' own cost, measured on a function of ours (unless --no-calibrate); a failed
+/// measurement is said and the run goes on without it.
+fn probe_overhead(args: &Args, kind: links::Kind) -> Option<calibrate::Overhead> {
+    if args.no_calibrate {
+        return None;
+    }
+    match calibrate::measure(kind) {
+        Ok(o) => {
+            if args.common.verbose {
+                eprintln!(
+                    "uprobe-lat: probe overhead {:.0} ns per call, {:.0} ns of it inside measured latencies",
+                    o.per_call_ns, o.in_latency_ns
+                );
+            }
+            Some(o)
+        }
+        Err(e) => {
+            eprintln!("uprobe-lat: probe cost not measured: {e:#}");
+            None
+        }
+    }
+}
+
+/// Opens, sizes and loads the skeleton for `functions` functions, linked by `kind`.
+fn load(
+    args: &Args,
+    session: &Session,
+    cgroup: &crate::host::container::CgroupFilter,
+    kind: links::Kind,
+    functions: usize,
+) -> Result<UprobeLatSkel<'static>> {
+    let mut open = session.open::<UprobeLatSkel>(cgroup)?;
+    // Load only the programs the chosen kind of link attaches.
+    kind.set_autoload(open.open_object_mut(), functions);
+    open.maps.stacks.set_max_entries(args.max_threads)?;
+    if args.kernel_hist {
+        if args.per_pid {
+            open.maps
+                .hists
+                .set_max_entries(kernel_pid_hists(args.max_pids, functions))?;
+        } else {
+            open.maps
+                .func_hists
+                .set_max_entries(functions as u32 * 2)?;
+        }
+    }
+    let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+    rodata.targ_tgid = args.pid.unwrap_or(0);
+    rodata.kernel_hist = args.kernel_hist;
+    rodata.per_pid = args.per_pid;
+    rodata.unit_div = args.unit().divisor();
+    rodata.slower_than_ns = args.slower_than.unwrap_or(0);
+    session.load(open, cgroup)
+}
+
+/// With -v, the mode, the links and the functions; then, for the table, how to stop.
+fn announce(args: &Args, kind: links::Kind, probes: &[target::Probe]) {
+    let s = if probes.len() == 1 { "" } else { "s" };
+    if args.common.verbose {
         eprintln!(
             "uprobe-lat: mode: {}",
             if args.kernel_hist {
@@ -309,21 +350,19 @@ pub fn run(args: Args) -> Result<()> {
             .map(|p| format!("{}:{}", p.binary, escaped(p.function.as_bytes())))
             .collect();
         eprintln!(
-            "uprobe-lat: attached to {} function{}: {}",
+            "uprobe-lat: attached to {} function{s}: {}",
             probes.len(),
-            if probes.len() == 1 { "" } else { "s" },
             names.join(", ")
         );
     }
     if !args.common.json {
-        eprintln!(
-            "Tracing {} function{}. Hit Ctrl-C to end.",
-            probes.len(),
-            if probes.len() == 1 { "" } else { "s" }
-        );
+        eprintln!("Tracing {} function{s}. Hit Ctrl-C to end.", probes.len());
     }
+}
 
-    let source = if args.kernel_hist {
+/// Where the latencies come from: the kernel's histograms (--kernel-hist) or the ring buffer.
+fn source<'a>(args: &Args, skel: &'a UprobeLatSkel<'static>) -> report::Source<'a> {
+    if args.kernel_hist {
         report::Source::Kernel {
             hists: &skel.maps.hists,
             func_hists: &skel.maps.func_hists,
@@ -331,21 +370,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     } else {
         report::Source::Ring
-    };
-    let mut report = Report::new(&args, &probes, source, overhead, &stop, sink)?;
-    // A skipped entry or return program loses a call's timing: the kernel does not nest
-    // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
-    let skipped = ringbuf::SkippedRuns::all_loaded(skel.object());
-    let result = session.consume(
-        &skel,
-        (&ringbuf::PROBE_SKIPPED, skipped),
-        &stop,
-        &mut report,
-    );
-    // Entry probes go before return probes (see links.rs), all of them side by side.
-    drop(attached);
-    report.note_other_pids();
-    result
+    }
 }
 
 /// Size of the `--kernel-hist --per-pid` table: room for `max_pids` processes calling every
@@ -361,7 +386,7 @@ fn check_attempt(kind: links::Kind) -> Result<()> {
     let exe = std::path::Path::new("/proc/self/exe");
     let probe = target::Probe {
         path: exe.to_path_buf(),
-        binary: "uprobe-lat".into(),
+        binary: TOOL.name.into(),
         function: calibrate::SYMBOL.into(),
         offset: calibrate::target_offset()?,
     };
@@ -392,3 +417,14 @@ fn list(args: &Args) -> Result<()> {
     out.flush()?;
     Ok(())
 }
+/// uprobe-lat in the registry (src/tools/mod.rs).
+pub const TOOL: crate::tools::Tool = crate::tools::Tool {
+    name: "uprobe-lat",
+    command: <Args as clap::CommandFactory>::command,
+    main: |invoked, args| {
+        crate::cli::main_with(TOOL.name, || run(crate::cli::parse(TOOL.name, invoked, args)))
+    },
+    page: page::PAGE,
+    events: &[crate::output::schema::event::LATENCY_HISTOGRAM, crate::output::schema::event::SLOW_CALL],
+};
+

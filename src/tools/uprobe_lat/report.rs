@@ -14,17 +14,17 @@ use super::calibrate::Overhead;
 use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::{Args, MAX_SLOTS};
+use crate::consumer::{decode, Handler, Stop};
 use crate::host::container::CgroupFields;
-use crate::load::skel::uprobe_lat::types::call_event;
 use crate::output::histogram::{human_ns, print_log2, Latencies, Summary, Unit};
 use crate::output::metrics::Exposition;
 use crate::output::schema::{event, Attrs, Header};
 use crate::output::{Column, EventTable, Sink};
 use crate::render::clock::{Clock, TimeMode};
 use crate::render::escape::{c_str_bytes, escape_into, escaped};
-use crate::ringbuf::{decode, Handler, Stop};
+use crate::skel::uprobe_lat::types::call_event;
 
-use crate::load::skel::uprobe_lat::defs::CALL_SLOW;
+use crate::skel::uprobe_lat::defs::CALL_SLOW;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
 /// writing to it (they run for well under a microsecond).
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
@@ -262,6 +262,9 @@ pub struct Report<'a> {
     cumulative: Option<Cumulative>,
 }
 
+/// How long a --per-pid series stays in the exposition after its process ended.
+pub const SERIES_FORGET: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// For Prometheus, whose histograms only grow: log2 histograms never reset, per (function id,
 /// pid: 0 without --per-pid, OTHER_PIDS past --max-pids).
 struct Cumulative {
@@ -270,6 +273,9 @@ struct Cumulative {
     /// series stays bounded however many processes come and go.
     pids: HashSet<u32>,
     max_pids: usize,
+    /// Pids whose process has ended, and when that was first seen: their series leave the
+    /// exposition SERIES_FORGET after, and free their place under --max-pids.
+    ended: HashMap<u32, Instant>,
     /// ns per unit of the slots: 1 when fed call by call, the kernel histogram's unit else.
     unit_ns: u64,
 }
@@ -284,6 +290,29 @@ impl Cumulative {
             return (func_id, pid);
         }
         (func_id, OTHER_PIDS)
+    }
+
+    /// At each export: notes the pids whose process has ended, and forgets those that ended
+    /// SERIES_FORGET ago (their last values were exported meanwhile).
+    fn forget_ended(&mut self, now: Instant) {
+        for &pid in &self.pids {
+            if !self.ended.contains_key(&pid) && !crate::host::system::process_exists(pid) {
+                self.ended.insert(pid, now);
+            }
+        }
+        let gone: Vec<u32> = self
+            .ended
+            .iter()
+            .filter(|(_, &t)| now.duration_since(t) >= SERIES_FORGET)
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in &gone {
+            self.ended.remove(pid);
+            self.pids.remove(pid);
+        }
+        if !gone.is_empty() {
+            self.hists.retain(|(_, pid), _| !gone.contains(pid));
+        }
     }
 
     fn record(&mut self, key: (u32, u32), ns: u64) {
@@ -317,6 +346,7 @@ impl<'a> Report<'a> {
             hists: HashMap::new(),
             pids: HashSet::new(),
             max_pids: args.max_pids as usize,
+            ended: HashMap::new(),
             unit_ns: match source {
                 Source::Kernel { .. } => args.unit().divisor(),
                 Source::Ring => 1,
@@ -692,6 +722,9 @@ impl Handler for Report<'_> {
     /// With --kernel-hist they grow at each report (-i), when the kernel's are read.
     fn metrics(&mut self, out: &mut Exposition) {
         const NAME: &str = "coretrace_uprobe_lat_duration_seconds";
+        if let Some(c) = self.cumulative.as_mut().filter(|_| self.per_pid) {
+            c.forget_ended(Instant::now());
+        }
         let Some(c) = &self.cumulative else {
             return;
         };
