@@ -42,7 +42,7 @@ fn build(compiler: &str, src: &str, out: &str, flags: &[&str]) -> PathBuf {
 
 /// The C++ program as g++ builds it by default at -O2: no frame pointers.
 fn deep_cxx() -> PathBuf {
-    build("g++", "deep.cc", "deep_cxx", &["-O2", "-g"])
+    build("g++", "deep_cxx.cc", "deep_cxx", &["-O2", "-g"])
 }
 
 /// `kmemleak-lite -c 'PROGRAM REQUESTS MARKER' --json -i 1` (and -v, which Traced adds) and
@@ -261,9 +261,11 @@ fn a_rust_release_program_shows_each_leak_down_to_main() {
     // cargo's release profile: opt-level 3, no debug info (symbols kept), no frame pointers.
     let program = build(
         "rustc",
-        "deep.rs",
+        "deep_rs.rs",
         "deep_rs",
         &[
+            "--crate-name",
+            "deep",
             "--edition",
             "2021",
             "-C",

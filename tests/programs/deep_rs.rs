@@ -1,7 +1,9 @@
 // The Rust variant of issue 24's program, built as cargo's release profile builds it (opt-level 3,
 // no frame pointers): each request leaks a String through main -> serve -> handle_request ->
 // store -> the global allocator (malloc). #[inline(never)] and work after each call keep every
-// frame. Run: deep_rs [requests [marker]]: with a marker, it says "deep: leaked" on stdout once
+// frame.
+// Build: rustc --crate-name deep --edition 2021 -C opt-level=3 -C strip=debuginfo -o deep_rs deep_rs.rs
+// Run: deep_rs [requests [marker]]: with a marker, it says "deep: leaked" on stdout once
 // it has leaked, then stays until the file MARKER exists (at most 60 s), so that a test can let
 // the tool read its maps while it is there.
 use std::hint::black_box;

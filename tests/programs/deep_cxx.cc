@@ -3,6 +3,7 @@
 // string's buffer is allocated inside libstdc++ (_M_construct), which Debian builds without
 // frame pointers too. REQUESTS requests; the functions are kept out of line (noinline) and end
 // with work after their call, so that each keeps a frame of its own (no inlining, no tail call).
+// Build: c++ -O2 -g -o deep_cxx deep_cxx.cc
 // Run: deep_cxx [requests [marker]]: with a marker, it says "deep: leaked" on stdout once it has
 // leaked, then stays until the file MARKER exists (at most 60 s), so that a test can let the
 // tool read its maps while it is there.
