@@ -29,10 +29,15 @@ fn main() {
     let arch = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("x86_64") => "x86",
         Ok("aarch64") => "arm64",
+        Ok("powerpc64") => "powerpc",
         Ok("riscv64") => "riscv",
         Ok("s390x") => "s390",
         Ok(other) => fail(&format!("no BPF target arch for {other}")),
         Err(_) => "x86",
+    };
+    let endian_flag = match env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
+        Ok("big") => "-mbig-endian",
+        _ => "-mlittle-endian",
     };
     // One vmlinux.h per architecture (src/bpf/<arch>/vmlinux.h, as libbpf-tools keeps them):
     // the BPF programs read pt_regs and the syscall wrappers' layouts, which differ by arch.
@@ -83,6 +88,9 @@ fn main() {
                 format!("-I{BPF_DIR}"),
                 format!("-I{arch_dir}"),
                 format!("-D__TARGET_ARCH_{arch}"),
+                // `-target bpf` is the build machine's byte order; the objects take the target's
+                // (s390x is big-endian: bpfeb).
+                endian_flag.into(),
                 "-Wall".into(),
                 "-Wno-unused-function".into(),
                 format!("-ffile-prefix-map={manifest_dir}=."),

@@ -184,7 +184,10 @@ fn check_scenario(json: &[Value], exact: bool) {
     let p50 = ns(sleep, "p50_ns");
     if exact {
         assert_between("work_sleep p50", p50, 5.0 * MS, 16.0 * MS);
-        assert_between("work_sleep p99", ns(sleep, "p99_ns"), 5.0 * MS, 30.0 * MS);
+        // The tail is the scheduler's (a software-emulated guest beside another one can stall
+        // a 5 ms sleep past 30 ms): only a gross error (a call timed from the wrong entry) is
+        // caught here; p50 and the mean above and below catch a mispaired return.
+        assert_between("work_sleep p99", ns(sleep, "p99_ns"), 5.0 * MS, 100.0 * MS);
     } else {
         // Estimated inside the log2 bucket [4.19, 8.39) ms; mean and max stay exact.
         // (or the next one up, [8.39, 16.8) ms, when CI's other tests crowd the two cores).

@@ -13,7 +13,8 @@
 # downloaded .debs are kept too, so a second run downloads nothing new); each run works in an
 # overlay on it, thrown away after. The source: `git archive HEAD` (uncommitted changes are
 # not built).
-# Results: target/distro/<arch>/ (.deb, .dsc, .tar.xz, .buildinfo, .changes, build.log).
+# Results: target/distro/<arch>/ (.deb, .dsc, .tar.xz, .buildinfo, .changes, build.log), and
+# for arm64 target/distro/arm64/matrix/, the kernel matrix's arm64 guest (the package's binary).
 # Each stage prints `stage NAME: Ns`.
 #
 # usage: sudo tools/distro-build.sh [--arch amd64,arm64] [--no-lintian] [--no-install-test]
@@ -137,6 +138,13 @@ remove_root() {
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive "$@"; }
 
+# add_arch ARCH: ARCH's packages installable in the chroot (dpkg's foreign architectures).
+add_arch() {
+    in_root dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+    in_root dpkg --add-architecture "$1"
+    in_root apt-get update
+}
+
 # build ARCH [DIR]: installs the Build-Depends for ARCH, then dpkg-buildpackage with no network.
 build() {
     local arch=$1 dir=${2:-/build/coretrace-$version} opts=(-us -uc)
@@ -144,10 +152,7 @@ build() {
         in_root apt-get build-dep "$dir" >/dev/null
         [ "$dir" = "/build/coretrace-$version" ] || opts+=(-b)
     else
-        if ! in_root dpkg --print-foreign-architectures | grep -qx "$arch"; then
-            in_root dpkg --add-architecture "$arch"
-            in_root apt-get update
-        fi
+        add_arch "$arch"
         in_root apt-get install "crossbuild-essential-$arch" >/dev/null
         in_root apt-get build-dep -a "$arch" "$dir" >/dev/null
         opts+=(-B -a "$arch")
@@ -165,6 +170,27 @@ build() {
     [ "$arch" != "$native" ] || cp "$parent/coretrace_$version".{dsc,tar.xz} "$out/$arch/" 2>/dev/null || true
     rm -f "$parent"/coretrace*_"$arch".deb
     log "$arch: $(ls "$out/$arch"/*.deb)"
+}
+
+# The arm64 guest of the kernel matrix, from this build (tools/test.sh's kernel-matrix stage:
+# run.sh --kernels arm64 with CORETRACE_ARM64_DIR=target/distro/arm64/matrix): the package's
+# own binary, and the guest's programs and libraries made in this chroot (arm64-guest-files.sh).
+arm64_guest() {
+    local m=$out/arm64/matrix dir=/build/coretrace-$version deb=coretrace_${version}_arm64.deb
+    rm -rf "$m" "$work/deb-arm64"
+    mkdir -p "$m/aarch64-unknown-linux-gnu/release"
+    dpkg-deb -x "$out/arm64/$deb" "$work/deb-arm64"
+    add_arch arm64
+    cp "$work/deb-arm64/usr/sbin/coretrace" "$m/aarch64-unknown-linux-gnu/release/coretrace"
+    # What the package depends on, for arm64 (libbpf1, libelf, zlib, libc), as apt would bring it.
+    local depends
+    depends=$(dpkg-deb -f "$out/arm64/$deb" Depends | tr ',' '\n' |
+        sed 's/|.*//; s/(.*)//; s/[[:space:]]//g; /^$/d; s/$/:arm64/')
+    in_root bash "$dir/tests/kernel-matrix/arm64-guest-files.sh" "$dir" /build/arm64-guest $depends ||
+        die "arm64: the guest's files could not be made"
+    cp -a "$root/build/arm64-guest" "$m/guest"
+    echo "$deb" >"$m/guest/package-build"
+    log "arm64: the kernel matrix's arm64 guest is ready in $m"
 }
 
 repro_check() {
@@ -217,8 +243,7 @@ check_arch() {
         *) die "$arch: no Rust target known for it here" ;;
     esac
     [ -e "$root$dir/debian/cargo_home/config.toml" ] || die "$arch: --check-only needs a native build first"
-    in_root dpkg --add-architecture "$arch"
-    in_root apt-get update
+    add_arch "$arch"
     in_root apt-get install "libstd-rust-dev:$arch" >/dev/null
     log "$arch: cargo check --target $triple (network cut)"
     unshare --net -- chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent \
@@ -237,6 +262,7 @@ for arch in "${arch_list[@]}"; do
     rm -rf "${out:?}/$arch"
     stage "distro-build-$arch" build "$arch"
 done
+[[ ,$archs, != *,arm64,* ]] || stage distro-arm64-guest arm64_guest
 [ $repro = 0 ] || stage distro-repro repro_check
 [ $lintian = 0 ] || stage distro-lintian run_lintian
 if [ $install_test = 1 ] && [[ ,$archs, == *,$native,* ]]; then

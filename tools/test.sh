@@ -3,8 +3,10 @@
 # real BPF programs and watch real processes: run as root), the Debian package installed and
 # run beside libbpf-tools (tests/install/run.sh), the reproducible-build check
 # (tools/repro.sh, which reuses the package's build), the minimum Rust version check
-# (tools/check-msrv.sh), src/'s import graph, then the kernel matrix (the same release binaries
-# on Debian's 5.10, 6.1 and 6.12 kernels under QEMU). Stages print `stage NAME: Ns`.
+# (tools/check-msrv.sh), src/'s import graph, the Debian source package built in an unstable
+# chroot for amd64 and arm64 (tools/distro-build.sh), then the kernel matrix (the same release
+# binaries on Debian's 5.10, 6.1 and 6.12 kernels, the arm64 package's on 6.12 arm64, under
+# QEMU). Stages print `stage NAME: Ns`.
 #
 # usage: sudo CORETRACE_REQUIRE_BPF=1 tools/test.sh
 set -euo pipefail
@@ -29,8 +31,11 @@ stage clippy cargo clippy --release --all-targets --features gen --quiet -- -D w
 stage tests cargo test --release --features gen -- --include-ignored
 stage install tests/install/run.sh
 stage repro tools/repro.sh
-# Not yet stages of CI (run by hand, docs/packaging.md and docs/kernel-matrix.md): the Debian
-# source package built in an unstable chroot (tools/distro-build.sh, 25-35 minutes on its own),
-# the arm64 build and its guest (tests/kernel-matrix/run.sh --kernels arm64). They join CI once
-# measured on a quiet machine within the 75 minutes.
+# The Debian source package as Debian builds it (docs/packaging.md): amd64 and arm64 (cross) in
+# an unstable chroot with the network cut and Debian's crates, lintian, the install test on the
+# amd64 .deb; it leaves the arm64 package's binary and guest files for the kernel matrix.
+stage distro tools/distro-build.sh --arch amd64,arm64
+# 5.10, 6.1, 6.12 (x86-64, the release binaries above) and arm64 (the package's binary), two
+# guests at a time.
 stage kernel-matrix tests/kernel-matrix/run.sh
+echo "total: ${SECONDS}s"

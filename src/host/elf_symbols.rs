@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use object::elf::{FileHeader64, SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, STT_FUNC};
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
-use object::LittleEndian;
+use object::Endianness;
 
 /// A function defined in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +53,13 @@ impl Elf {
     }
 }
 
-/// Reads the functions and the interpreter of the 64-bit little-endian ELF file at `path`.
+/// ELF's EI_DATA of this machine's byte order (1 little-endian, 2 big-endian, as on s390x): a
+/// program of the other order does not run here, so it has nothing to probe.
+const NATIVE_EI_DATA: u8 = if cfg!(target_endian = "little") { 1 } else { 2 };
+const NATIVE_ORDER: &str = if cfg!(target_endian = "little") { "little-endian" } else { "big-endian" };
+
+/// Reads the functions and the interpreter of the 64-bit ELF file at `path`, of this machine's
+/// byte order.
 pub fn read(path: &Path) -> Result<Elf> {
     let shown = crate::render::escape::path(path);
     let file = File::open(path).with_context(|| format!("cannot open {shown}"))?;
@@ -62,8 +68,8 @@ pub fn read(path: &Path) -> Result<Elf> {
     if file.read_exact_at(&mut ident, 0).is_err() || &ident[..4] != b"\x7fELF" {
         bail!("{shown} is not an ELF binary or library");
     }
-    if ident[4] != 2 || ident[5] != 1 {
-        bail!("{shown} is not a 64-bit little-endian ELF file: only those can be probed here");
+    if ident[4] != 2 || ident[5] != NATIVE_EI_DATA {
+        bail!("{shown} is not a 64-bit {NATIVE_ORDER} ELF file: only those run, and can be probed, here");
     }
     // SAFETY: the map is only read, and dropped before this function returns. A file truncated
     // meanwhile could fault (as it would for the dynamic loader or for blazesym, which maps
@@ -75,7 +81,7 @@ pub fn read(path: &Path) -> Result<Elf> {
 }
 
 fn parse(data: &[u8]) -> object::read::Result<Elf> {
-    let header = FileHeader64::<LittleEndian>::parse(data)?;
+    let header = FileHeader64::<Endianness>::parse(data)?;
     let endian = header.endian()?;
     let sections = header.sections(endian, data)?;
     let mut by_name: HashMap<&[u8], Function> = HashMap::new();

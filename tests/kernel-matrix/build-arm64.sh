@@ -10,10 +10,9 @@
 #   aarch64-unknown-linux-gnu/release/coretrace        the multicall binary
 #   aarch64-unknown-linux-gnu/release/deps/<test>-*    the integration test binaries (--no-run)
 #   guest/progs/                                       tests/programs/*.c for arm64 (musl too)
-#   guest/bin/                                         busybox (static), sh (dash), echo, sleep,
-#                                                      true, cat (coreutils): arm64 builds
-#   guest/sysroot                                      the chroot, whose arm64 libraries
-#                                                      run.sh copies into the guest
+#   guest/bin/, guest/sysroot/                         busybox, sh, echo, sleep, true, cat for
+#                                                      arm64 and the arm64 libraries
+#                                                      (arm64-guest-files.sh)
 # The chroot is cached (CORETRACE_MATRIX_CACHE, default /var/cache/coretrace-matrix, under
 # arm64/unstable); delete that directory to start afresh. It is made once with debootstrap from
 # the Debian archive the host's apt sources name, and gets the packages below when the list
@@ -38,8 +37,6 @@ packages=(rustc cargo libstd-rust-dev:arm64 gcc-aarch64-linux-gnu g++-aarch64-li
     libc6-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libelf-dev zlib1g-dev musl-dev:arm64 clang llvm pkg-config make
     ca-certificates libstdc++6:arm64 libacl1:arm64 libattr1:arm64 libselinux1:arm64
     libgmp10:arm64 libcap2:arm64 libssl3t64:arm64)
-# Debian packages whose arm64 programs the guest runs (unpacked, not installed).
-guest_debs=(busybox-static:arm64 dash:arm64 coreutils:arm64)
 
 log() { printf '[arm64] %s\n' "$*" >&2; }
 die() { printf 'build-arm64.sh: %s\n' "$*" >&2; exit 2; }
@@ -110,21 +107,8 @@ build() {
 }
 
 guest_files() {
-    local g=$out/guest deb
-    rm -rf "$g/bin" "$g/progs" "$g/debs"
-    mkdir -p "$g/bin" "$g/progs" "$g/debs" "$root/tmp/coretrace-debs"
-    in_root bash -c "cd /tmp/coretrace-debs && rm -f ./*.deb && apt-get download -qq ${guest_debs[*]}" >&2 ||
-        die "could not download ${guest_debs[*]}"
-    for deb in "$root"/tmp/coretrace-debs/*.deb; do dpkg -x "$deb" "$g/debs"; done
-    cp "$g/debs/bin/busybox" "$g/bin/busybox" 2>/dev/null || cp "$g/debs/usr/bin/busybox" "$g/bin/busybox"
-    cp -L "$g/debs/usr/bin/dash" "$g/bin/sh" 2>/dev/null || cp -L "$g/debs/bin/dash" "$g/bin/sh"
-    for p in echo sleep true cat; do
-        cp -L "$g/debs/usr/bin/$p" "$g/bin/$p" 2>/dev/null || cp -L "$g/debs/bin/$p" "$g/bin/$p"
-    done
-    chmod 755 "$g"/bin/*
-    in_root sh "$repo/tests/kernel-matrix/build-progs.sh" aarch64-linux-gnu-gcc "$g/progs" "$repo/tests/programs" aarch64
-    ln -sfn "$root" "$g/sysroot"
-    for f in "$g"/bin/* "$out/$triple/release/coretrace"; do
+    in_root bash "$repo/tests/kernel-matrix/arm64-guest-files.sh" "$repo" "$out/guest"
+    for f in "$out"/guest/bin/* "$out/$triple/release/coretrace"; do
         readelf -h "$f" 2>/dev/null | grep -q 'AArch64' || die "$f is not an arm64 program"
     done
 }

@@ -2,7 +2,8 @@
 # Kernel matrix: one build of the suite, several kernels.
 #
 # Boots Debian's 5.10, 6.1 and 6.12 cloud kernels (x86-64) and trixie's 6.12 arm64 cloud kernel
-# under QEMU (TCG; KVM hangs on these machines) with an initramfs, one per architecture, holding busybox, the suite's release binaries, the test programs of tests/programs,
+# under QEMU (TCG; KVM hangs on these machines) with an initramfs, one per architecture,
+# holding busybox, the suite's release binaries, the test programs of tests/programs,
 # the integration test binaries of the tracing tools (cargo test --release --no-run) and their
 # shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
 # reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
@@ -21,24 +22,28 @@
 #
 # Usage: tests/kernel-matrix/run.sh [--kernels "5.10 6.1 6.12 arm64"] [--keep]
 #
-# Kernel series: 5.10, 6.1 and 6.12, the default set, which CI boots, and arm64 (run by hand
-# until its build fits CI's time: --kernels arm64). 5.10 is Debian 11's
+# Kernel series: 5.10, 6.1, 6.12 and arm64, the default set, which CI boots, two guests at a
+# time. 5.10 is Debian 11's
 # cloud kernel, fetched from bullseye and bullseye-security through an apt sources list of the
 # matrix's own (under the cache directory, used only to download, never to install); 6.1 and
 # 6.12 come from the host's own (Debian 12) sources. arm64 is Debian 13's (trixie's) 6.12 cloud
 # kernel for arm64, from a sources list of its own in the same way, booted with
-# qemu-system-aarch64 (-M virt -cpu max); its tools and test binaries are the arm64 build of
-# build-arm64.sh (Debian unstable's rustc in a chroot), which run.sh runs first (a no-op when
-# up to date), and the test lists are read with qemu-aarch64-static. `--kernels 6.12` boots one.
+# qemu-system-aarch64 (-M virt -cpu max). Its tools are either the arm64 Debian package's
+# binary, which tools/distro-build.sh cross-builds (CI's way: the guest runs guest-checks.sh's
+# checks, there are no test binaries in a package build), or build-arm64.sh's build (Debian
+# unstable's rustc in a chroot, with the integration test binaries, whose lists are read with
+# qemu-aarch64-static), which run.sh runs first when there is neither. `--kernels 6.12` boots one.
 #
 # Environment:
 #   CORETRACE_MATRIX_CACHE    kernel packages, unpacked  (default /var/cache/coretrace-matrix)
-#   CORETRACE_MATRIX_KERNELS  kernel series to boot      (default "5.10 6.1 6.12")
+#   CORETRACE_MATRIX_KERNELS  kernel series to boot      (default "5.10 6.1 6.12 arm64")
 #   CORETRACE_MATRIX_TIMEOUT  seconds per kernel, boot to power-off (default 1200: a safety net; a busy host slows TCG a lot)
+#   CORETRACE_MATRIX_JOBS     guests booted at once      (default: the host's CPUs; each guest has one)
 #   CORETRACE_MATRIX_RESULTS  markdown table to write    (default docs/kernel-matrix.md)
 #   CORETRACE_BIN_DIR         where the tools are        (default $CARGO_TARGET_DIR/release or target/release)
 #   CORETRACE_MATRIX_OFFLINE  1: never ask apt, boot the newest kernels already in the cache
-#   CORETRACE_ARM64_DIR       the arm64 build          (default target/arm64; see build-arm64.sh)
+#   CORETRACE_ARM64_DIR       the arm64 build          (default target/distro/arm64/matrix when
+#                             tools/distro-build.sh made it, else target/arm64: build-arm64.sh)
 #   CORETRACE_ARM64_BUILT     1: build-arm64.sh has just run (tools/test.sh's stage): do not run it again
 set -euo pipefail
 
@@ -46,14 +51,22 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${CORETRACE_MATRIX_CACHE:-/var/cache/coretrace-matrix}
 # The default set: every series the README's table shows.
-default_kernels="5.10 6.1 6.12"
+default_kernels="5.10 6.1 6.12 arm64"
 kernels=${CORETRACE_MATRIX_KERNELS:-$default_kernels}
 per_kernel_timeout=${CORETRACE_MATRIX_TIMEOUT:-1200}
+jobs=${CORETRACE_MATRIX_JOBS:-$(nproc)}
 results=${CORETRACE_MATRIX_RESULTS:-$repo/docs/kernel-matrix.md}
 bindir=${CORETRACE_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 case $bindir in /*) ;; *) bindir=$PWD/$bindir ;; esac
 offline=${CORETRACE_MATRIX_OFFLINE:-0}
-arm64_dir=${CORETRACE_ARM64_DIR:-$repo/target/arm64}
+# The arm64 build: the Debian package's (tools/distro-build.sh leaves it in
+# target/distro/arm64/matrix: guest-checks.sh's checks), else build-arm64.sh's (target/arm64:
+# with the integration test binaries), which run.sh makes when it is missing.
+arm64_dir=${CORETRACE_ARM64_DIR:-}
+if [ -z "$arm64_dir" ]; then
+    arm64_dir=$repo/target/arm64
+    [ ! -e "$repo/target/distro/arm64/matrix/guest/package-build" ] || arm64_dir=$repo/target/distro/arm64/matrix
+fi
 case $arm64_dir in /*) ;; *) arm64_dir=$PWD/$arm64_dir ;; esac
 keep=0
 
@@ -448,7 +461,8 @@ missing_test_bins() {
 
 # The arm64 build (Debian unstable's rustc in a chroot; a no-op when it is up to date).
 arm64_sysroot=$arm64_dir/guest/sysroot
-if [ "${archs/arm64/}" != "$archs" ] && [ "${CORETRACE_ARM64_BUILT:-0}" != 1 ]; then
+if [ "${archs/arm64/}" != "$archs" ] && [ "${CORETRACE_ARM64_BUILT:-0}" != 1 ] &&
+    [ ! -e "$arm64_dir/guest/package-build" ]; then
     log "building for arm64 (tests/kernel-matrix/build-arm64.sh)"
     t0=$SECONDS
     if CORETRACE_ARM64_DIR=$arm64_dir "$here/build-arm64.sh" >&2; then
@@ -491,9 +505,16 @@ prepare_arch() {
         esac
         test_bins=$(find_test_bins "$bindir")
     fi
-    for name in $(missing_test_bins); do
-        failures+=("$arch kernels: no test binary for tests/$name.rs in $bindir/deps (cargo test --release --no-run; arm64: build-arm64.sh)")
-    done
+    if [ "$arch" = arm64 ] && [ -e "$arm64_dir/guest/package-build" ]; then
+        # The package's binary (tools/distro-build.sh): a package build makes no test binaries,
+        # so this guest runs guest-checks.sh's own checks, every one of them.
+        log "arm64: the package's binary ($(cat "$arm64_dir/guest/package-build")): guest-checks.sh's checks only"
+        test_bins=""
+    else
+        for name in $(missing_test_bins); do
+            failures+=("$arch kernels: no test binary for tests/$name.rs in $bindir/deps (cargo test --release --no-run; arm64: build-arm64.sh)")
+        done
+    fi
     [ -n "$test_bins" ] && log "$arch: integration tests to run in the guests: $(echo "$test_bins" | awk '{printf "%s%s", sep, $1; sep=" "}')"
 
     # Every check the suite defines, "tool check" a line: guest-checks.sh's own (for the kernel
@@ -519,19 +540,34 @@ for arch in $archs; do prepare_arch; done
 
 rows=()   # "kernel|tool|pass|check|method|transport|result|detail"
 declare -A counts   # series -> "N of M checks ran (...)"
+# Every guest, $jobs at a time (each has one virtual CPU, and TCG keeps a host core busy), the
+# slowest first (arm64's TCG); each leaves "QEMU-EXIT SECONDS" in $work/boot-SERIES.
+boot_all() {
+    local series running=0 order
+    order=$(printf '%s\n' $kernels | awk '{ print ($1 == "arm64" ? 0 : 1), $1 }' | sort -s -k1,1n | cut -d' ' -f2)
+    for series in $order; do
+        if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
+        log "booting $(basename "$(dirname "$(dirname "${image[$series]}")")")"
+        (
+            t0=$SECONDS
+            boot "${image[$series]}" "$work/initramfs-$(arch_of "$series").cpio.gz" \
+                "$work/console-$series.log" "$(arch_of "$series")" && qrc=0 || qrc=$?
+            echo "$qrc $((SECONDS - t0))" >"$work/boot-$series"
+        ) &
+        running=$((running + 1))
+    done
+    wait
+}
 start_all=$SECONDS
+boot_all
 for series in $kernels; do
     arch=$(arch_of "$series")
     present=${present_of[$arch]}
     expected=$work/expected-$arch
-    initrd=$work/initramfs-$arch.cpio.gz
     kernel=${image[$series]}
     pkg=$(basename "$(dirname "$(dirname "$kernel")")")
     console=$work/console-$series.log
-    log "booting $pkg"
-    t0=$SECONDS
-    boot "$kernel" "$initrd" "$console" "$arch" && qrc=0 || qrc=$?
-    secs=$((SECONDS - t0))
+    read -r qrc secs <"$work/boot-$series" || { qrc=unknown secs=0; }
     tr -d '\r' <"$console" >"$console.txt"
     uname=$(sed -n 's/^CTM UNAME //p' "$console.txt" | head -n1)
     name=${uname:-$pkg}

@@ -170,7 +170,7 @@ pub fn allocator_of_command(exe: &Path) -> Result<Allocator> {
         None
     } else {
         Some(elf_symbols::read(exe).with_context(|| {
-            format!("cannot start {shown}: it is neither a script (#!) nor a 64-bit little-endian ELF executable")
+            format!("cannot start {shown}: it is neither a script (#!) nor a 64-bit ELF executable of this machine")
         })?)
     };
     let interp = elf.as_ref().and_then(|e| e.interpreter.clone());
