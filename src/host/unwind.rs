@@ -9,10 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use framehop::{
     ExplicitModuleSectionInfo, FrameAddress, MayAllocateDuringUnwind, Module, Unwinder as _,
 };
-use object::{Object, ObjectSection, ObjectSegment};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use object::ObjectSegment;
+use object::{Object, ObjectSection};
 
 use crate::host::proc_maps::Mapping;
 
@@ -32,9 +35,15 @@ pub struct Unwound {
 /// The most frames kept of one stack (as the kernel's stack table: PERF_MAX_STACK_DEPTH).
 const MAX_FRAMES: usize = 127;
 
+/// Whether this architecture has an unwinder: framehop's, for x86-64 and arm64. Elsewhere a copy
+/// unwinds to its first frame alone (kmemleak-lite refuses --unwind dwarf there).
+pub const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
 /// framehop's unwinder for one process: its executable mappings and their unwind tables.
 pub struct Unwinder {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     unwinder: framehop::UnwinderNative<Vec<u8>, MayAllocateDuringUnwind>,
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     cache: framehop::CacheNative<MayAllocateDuringUnwind>,
     /// Executable mappings given to the unwinder: start -> (file, end).
     modules: BTreeMap<u64, (PathBuf, u64)>,
@@ -43,7 +52,9 @@ pub struct Unwinder {
 impl Default for Unwinder {
     fn default() -> Self {
         Unwinder {
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             unwinder: framehop::UnwinderNative::new(),
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             cache: framehop::CacheNative::new(),
             modules: BTreeMap::new(),
         }
@@ -56,6 +67,29 @@ impl Unwinder {
     /// (a walk that wants more is then complete, not cut). Call [`Unwinder::sync_modules`]
     /// first.
     pub fn unwind(&mut self, regs: [u64; 4], data: &[u8], ended: bool) -> Unwound {
+        let (mut frames, complete, beyond) = self.walk(regs, data);
+        // Past code in no known mapping the walk guessed (framehop falls back to the frame
+        // pointer, which such code need not keep): keep that frame, drop the guesses.
+        let unknown = frames.iter().position(|&a| !self.in_module(a));
+        if let Some(i) = unknown {
+            frames.truncate(i + 1);
+        }
+        // Cut: the walk wanted what was not copied, and the copy had stopped at --stack-bytes,
+        // not at the end of the stack; or the stack is deeper than the frames kept.
+        let cut =
+            unknown.is_none() && ((!complete && beyond && !ended) || frames.len() >= MAX_FRAMES);
+        let unmapped = unknown.is_some();
+        Unwound {
+            frames,
+            cut,
+            unmapped,
+        }
+    }
+
+    /// framehop's walk: the frames, whether it ended where the stack does, and whether it
+    /// wanted bytes beyond the copy.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn walk(&mut self, regs: [u64; 4], data: &[u8]) -> (Vec<u64>, bool, bool) {
         let sp = regs[1];
         let mut beyond = false;
         let mut read = |addr: u64| -> Result<u64, ()> {
@@ -84,22 +118,13 @@ impl Unwinder {
                 Err(_) => break,
             }
         }
-        // Past code in no known mapping the walk guessed (framehop falls back to the frame
-        // pointer, which such code need not keep): keep that frame, drop the guesses.
-        let unknown = frames.iter().position(|&a| !self.in_module(a));
-        if let Some(i) = unknown {
-            frames.truncate(i + 1);
-        }
-        // Cut: the walk wanted what was not copied, and the copy had stopped at --stack-bytes,
-        // not at the end of the stack; or the stack is deeper than the frames kept.
-        let cut =
-            unknown.is_none() && ((!complete && beyond && !ended) || frames.len() >= MAX_FRAMES);
-        let unmapped = unknown.is_some();
-        Unwound {
-            frames,
-            cut,
-            unmapped,
-        }
+        (frames, complete, beyond)
+    }
+
+    /// No unwinder here: the first frame alone.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn walk(&mut self, regs: [u64; 4], _data: &[u8]) -> (Vec<u64>, bool, bool) {
+        (vec![regs[0]], true, false)
     }
 
     /// Gives the unwinder every executable file mapping it does not have yet (and takes back
@@ -117,6 +142,7 @@ impl Unwinder {
             .copied()
             .collect();
         for start in gone {
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             self.unwinder.remove_module(start);
             self.modules.remove(&start);
         }
@@ -128,6 +154,7 @@ impl Unwinder {
             {
                 continue;
             }
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             if let Some(module) = module_of(m) {
                 self.unwinder.add_module(module);
             }
@@ -157,6 +184,7 @@ fn native_regs(regs: [u64; 4]) -> framehop::UnwindRegsNative {
 
 /// framehop's view of one executable mapping: where its file is loaded and its unwind
 /// sections (copied: .eh_frame is small beside the code it describes).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn module_of(m: &Mapping) -> Option<Module<Vec<u8>>> {
     let file = File::open(&m.path).ok()?;
     // SAFETY: a read-only private map; a file changed under it gives wrong tables at worst,
@@ -190,6 +218,7 @@ fn module_of(m: &Mapping) -> Option<Module<Vec<u8>>> {
 /// file gives the byte mapped there (0 for a non-PIE executable). A segment need not start on a
 /// page (lld's do not): its mapping starts at the page that holds its first byte, which the
 /// segment before may share; the executable segment is the one an executable mapping maps.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn load_bias(elf: &object::File, m: &Mapping) -> Option<u64> {
     const PAGE: u64 = 4096;
     let executable = |seg: &object::Segment| matches!(seg.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);

@@ -182,6 +182,9 @@ pub fn parse_stack_bytes(s: &str) -> Result<u32, String> {
 pub fn choose(mode: UnwindMode, exe: &Path) -> (UnwindMode, String) {
     let shown = crate::render::escape::path(exe);
     match mode {
+        UnwindMode::Auto if !crate::host::unwind::SUPPORTED => {
+            return (UnwindMode::Fp, "no unwinder for this architecture".into())
+        }
         UnwindMode::Auto => {}
         m => return (m, "as asked (--unwind)".into()),
     }
@@ -227,6 +230,9 @@ pub fn settle(args: &mut Args) -> Result<()> {
         (m, _) => choose(m, &exe),
     };
     check_combined(chosen, args.combined)?;
+    if chosen == UnwindMode::Dwarf && !crate::host::unwind::SUPPORTED {
+        bail!("--unwind dwarf has no unwinder on this architecture (x86-64 and arm64 only): use --unwind fp");
+    }
     if args.stacks_per_second.is_some() && chosen != UnwindMode::Dwarf {
         bail!("--stacks-per-second is for kernel mode and --unwind dwarf (with frame pointers user mode takes every stack): leave it out, or add --unwind dwarf");
     }
