@@ -56,7 +56,11 @@ impl Elf {
 /// ELF's EI_DATA of this machine's byte order (1 little-endian, 2 big-endian, as on s390x): a
 /// program of the other order does not run here, so it has nothing to probe.
 const NATIVE_EI_DATA: u8 = if cfg!(target_endian = "little") { 1 } else { 2 };
-const NATIVE_ORDER: &str = if cfg!(target_endian = "little") { "little-endian" } else { "big-endian" };
+const NATIVE_ORDER: &str = if cfg!(target_endian = "little") {
+    "little-endian"
+} else {
+    "big-endian"
+};
 
 /// Reads the functions and the interpreter of the 64-bit ELF file at `path`, of this machine's
 /// byte order.
