@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_one_line_error, bin, marker, require_bpf, run_tool, Traced};
+use common::{assert_one_line_error, bin, marker, run_tool, Traced};
 
 /// Each tool, with the arguments it needs to start at all (uprobe-lat: a function to time,
 /// its own main).
@@ -97,29 +97,28 @@ fn a_missing_or_unparsable_btf_file_is_one_line_for_every_tool() {
     }
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn without_kernel_btf_the_error_names_both_fixes() {
-    require_bpf();
-    for (tool, extra) in tools() {
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let (code, _, err) = output(&mut without_kernel_btf(tool, &extra));
-        assert_one_line_error(
-            code,
-            &err,
-            &[
-                "/sys/kernel/btf/vmlinux is missing",
-                "--btf FILE or CORETRACE_BTF=FILE",
-                "CONFIG_DEBUG_INFO_BTF=y",
-            ],
-        );
+bpf_test!(
+    fn without_kernel_btf_the_error_names_both_fixes() {
+        for (tool, extra) in tools() {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let (code, _, err) = output(&mut without_kernel_btf(tool, &extra));
+            assert_one_line_error(
+                code,
+                &err,
+                &[
+                    "/sys/kernel/btf/vmlinux is missing",
+                    "--btf FILE or CORETRACE_BTF=FILE",
+                    "CONFIG_DEBUG_INFO_BTF=y",
+                ],
+            );
+        }
+        // --check says the same, and exits 1.
+        let (code, out, err) = output(&mut without_kernel_btf("exitsnoop", &["--check"]));
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(out.contains("BTF            no"), "{out}");
+        assert!(err.contains("--btf FILE or CORETRACE_BTF=FILE"), "{err}");
     }
-    // --check says the same, and exits 1.
-    let (code, out, err) = output(&mut without_kernel_btf("exitsnoop", &["--check"]));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("BTF            no"), "{out}");
-    assert!(err.contains("--btf FILE or CORETRACE_BTF=FILE"), "{err}");
-}
+);
 
 /// `sh -c 'exit CODE' MARK` as a traced process; its pid.
 fn exit_with(code: u32, mark: &str) -> u32 {
@@ -131,76 +130,74 @@ fn exit_with(code: u32, mark: &str) -> u32 {
     )
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_btf_file_stands_in_for_the_kernels_own() {
-    require_bpf();
-    let btf = btf_copy();
-    let btf = btf.to_str().unwrap();
-    // --btf: exitsnoop sees a process end.
-    let t = Traced::start_cmd({
-        let mut cmd = without_kernel_btf("exitsnoop", &["--btf", btf, "-v"]);
-        cmd.env_remove("CORETRACE_BTF");
-        cmd
-    });
-    let pid = exit_with(7, &marker("btf-exit"));
-    let row = format!(" {pid} ");
-    t.wait_for(Duration::from_secs(10), |out| out.contains(&row));
-    let out = t.stop();
-    let line = out.lines_with(&row);
-    assert!(
-        line.len() == 1 && line[0].ends_with("code 7"),
-        "no row for pid {pid}: {out:?}"
-    );
-    // CORETRACE_BTF: execsnoop sees an exec, with its arguments.
-    let mark = marker("btf-exec");
-    let t = Traced::start_cmd({
-        let mut cmd = without_kernel_btf("execsnoop", &["-v"]);
-        cmd.env("CORETRACE_BTF", btf);
-        cmd
-    });
-    exit_with(0, &mark);
-    t.wait_for(Duration::from_secs(10), |out| out.contains(&mark));
-    let out = t.stop();
-    assert_eq!(out.lines_with(&mark).len(), 1, "{out:?}");
-    // --check takes the file, and says fentry still needs the kernel's own BTF.
-    let (code, out, err) = output(&mut without_kernel_btf(
-        "unlinksnoop",
-        &["--btf", btf, "--check"],
-    ));
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains(&format!("BTF            yes  {btf} (given with --btf)")),
-        "{out}"
-    );
-    assert!(out.contains("fentry needs the kernel's own BTF"), "{out}");
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn the_btf_file_is_what_co_re_relocates_against() {
-    require_bpf();
-    // A valid BTF file with no types at all (header, and an empty string table): exitsnoop's
-    // reads of task_struct cannot be relocated against it, so loading fails, even though the
-    // kernel has its own BTF.
-    let empty = temp_dir("empty-btf").join("empty.btf");
-    let mut bytes = 0xeb9f_u16.to_le_bytes().to_vec(); // magic
-    bytes.extend([1u8, 0]); // version, flags
-    for word in [24u32, 0, 0, 0, 1] {
-        // hdr_len, type_off, type_len, str_off, str_len
-        bytes.extend(word.to_le_bytes());
+bpf_test!(
+    fn a_btf_file_stands_in_for_the_kernels_own() {
+        let btf = btf_copy();
+        let btf = btf.to_str().unwrap();
+        // --btf: exitsnoop sees a process end.
+        let t = Traced::start_cmd({
+            let mut cmd = without_kernel_btf("exitsnoop", &["--btf", btf, "-v"]);
+            cmd.env_remove("CORETRACE_BTF");
+            cmd
+        });
+        let pid = exit_with(7, &marker("btf-exit"));
+        let row = format!(" {pid} ");
+        t.wait_for(Duration::from_secs(10), |out| out.contains(&row));
+        let out = t.stop();
+        let line = out.lines_with(&row);
+        assert!(
+            line.len() == 1 && line[0].ends_with("code 7"),
+            "no row for pid {pid}: {out:?}"
+        );
+        // CORETRACE_BTF: execsnoop sees an exec, with its arguments.
+        let mark = marker("btf-exec");
+        let t = Traced::start_cmd({
+            let mut cmd = without_kernel_btf("execsnoop", &["-v"]);
+            cmd.env("CORETRACE_BTF", btf);
+            cmd
+        });
+        exit_with(0, &mark);
+        t.wait_for(Duration::from_secs(10), |out| out.contains(&mark));
+        let out = t.stop();
+        assert_eq!(out.lines_with(&mark).len(), 1, "{out:?}");
+        // --check takes the file, and says fentry still needs the kernel's own BTF.
+        let (code, out, err) = output(&mut without_kernel_btf(
+            "unlinksnoop",
+            &["--btf", btf, "--check"],
+        ));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains(&format!("BTF            yes  {btf} (given with --btf)")),
+            "{out}"
+        );
+        assert!(out.contains("fentry needs the kernel's own BTF"), "{out}");
     }
-    bytes.push(0);
-    std::fs::write(&empty, &bytes).unwrap();
-    let empty = empty.to_str().unwrap();
-    let (code, _, err) = run_tool("exitsnoop", &["--btf", empty, "--timeout", "1"]);
-    assert_one_line_error(
-        code,
-        &err,
-        &[
-            "loading the BPF programs failed",
-            &format!("is {empty} the running kernel's BTF?"),
-        ],
-    );
-    assert!(Path::new("/sys/kernel/btf/vmlinux").exists());
-}
+);
+
+bpf_test!(
+    fn the_btf_file_is_what_co_re_relocates_against() {
+        // A valid BTF file with no types at all (header, and an empty string table): exitsnoop's
+        // reads of task_struct cannot be relocated against it, so loading fails, even though the
+        // kernel has its own BTF.
+        let empty = temp_dir("empty-btf").join("empty.btf");
+        let mut bytes = 0xeb9f_u16.to_le_bytes().to_vec(); // magic
+        bytes.extend([1u8, 0]); // version, flags
+        for word in [24u32, 0, 0, 0, 1] {
+            // hdr_len, type_off, type_len, str_off, str_len
+            bytes.extend(word.to_le_bytes());
+        }
+        bytes.push(0);
+        std::fs::write(&empty, &bytes).unwrap();
+        let empty = empty.to_str().unwrap();
+        let (code, _, err) = run_tool("exitsnoop", &["--btf", empty, "--timeout", "1"]);
+        assert_one_line_error(
+            code,
+            &err,
+            &[
+                "loading the BPF programs failed",
+                &format!("is {empty} the running kernel's BTF?"),
+            ],
+        );
+        assert!(Path::new("/sys/kernel/btf/vmlinux").exists());
+    }
+);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{marker, require_bpf, unused_uid, Traced};
+use common::{marker, unused_uid, Traced};
 
 /// Where a cgroup v1 hierarchy with `controller` is mounted, if one is.
 fn v1_mount(controller: &str) -> Option<PathBuf> {
@@ -82,105 +82,97 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 const CGROUPS: usize = 3000;
 
-/// 3000 containers as Docker's cgroupfs driver makes them (`memory/<id>`), one exec in each,
-/// removed right after: every row carries its container id, what the tool tracks follows the
-/// cgroups alive, and its RSS stays flat once it has seen the first thousand.
-#[test]
-#[ignore = "loads BPF and makes cgroups: needs root; run with --include-ignored (tools/test.sh does)"]
-fn short_lived_containers_are_all_attributed_and_forgotten() {
-    require_bpf();
-    let memory = v1_mount("memory")
+bpf_test!(
+    #[ignore = "loads BPF and makes cgroups: needs root; run with --include-ignored (tools/test.sh does)"]
+    /// 3000 containers as Docker's cgroupfs driver makes them (`memory/<id>`), one exec in each,
+    /// removed right after: every row carries its container id, what the tool tracks follows the
+    /// cgroups alive, and its RSS stays flat once it has seen the first thousand.
+    fn short_lived_containers_are_all_attributed_and_forgotten() {
+        let memory = v1_mount("memory")
         .expect("this test needs the cgroup v1 memory hierarchy (a hybrid host, as Docker's cgroupfs driver uses)");
-    let uid = unused_uid();
-    let prom = std::env::temp_dir().join(format!("{}.prom", marker("churn")));
-    let t = Traced::start(
-        "execsnoop",
-        &[
-            "--json",
-            "-u",
-            &uid.to_string(),
-            "--metrics-file",
-            prom.to_str().unwrap(),
-            "--metrics-interval",
-            "0.5",
-        ],
-    );
-    let tag = marker("churn");
-    let tracked = || {
-        let text = std::fs::read_to_string(&prom).unwrap_or_default();
-        sample(&text, "coretrace_cgroups_tracked{tool=\"execsnoop\"}").unwrap_or(-1.0)
-    };
-    let start = Instant::now();
-    let (mut rss_settled, mut most_tracked) = (0, 0.0f64);
-    let mut ids = Vec::with_capacity(CGROUPS);
-    for i in 0..CGROUPS {
-        let id = container_id(i as u64);
-        let dir = memory.join(&id);
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        exec_in(&dir, uid, &format!("{tag}-{i}"));
-        std::fs::remove_dir(&dir).unwrap_or_else(|e| panic!("rmdir {}: {e}", dir.display()));
-        ids.push(id);
-        if i == 1000 {
-            rss_settled = rss_kb(t.pid());
+        let uid = unused_uid();
+        let prom = std::env::temp_dir().join(format!("{}.prom", marker("churn")));
+        let t = Traced::start(
+            "execsnoop",
+            &[
+                "--json",
+                "-u",
+                &uid.to_string(),
+                "--metrics-file",
+                prom.to_str().unwrap(),
+                "--metrics-interval",
+                "0.5",
+            ],
+        );
+        let tag = marker("churn");
+        let tracked = || {
+            let text = std::fs::read_to_string(&prom).unwrap_or_default();
+            sample(&text, "coretrace_cgroups_tracked{tool=\"execsnoop\"}").unwrap_or(-1.0)
+        };
+        let start = Instant::now();
+        let (mut rss_settled, mut most_tracked) = (0, 0.0f64);
+        let mut ids = Vec::with_capacity(CGROUPS);
+        for i in 0..CGROUPS {
+            let id = container_id(i as u64);
+            let dir = memory.join(&id);
+            std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+            exec_in(&dir, uid, &format!("{tag}-{i}"));
+            std::fs::remove_dir(&dir).unwrap_or_else(|e| panic!("rmdir {}: {e}", dir.display()));
+            ids.push(id);
+            if i == 1000 {
+                rss_settled = rss_kb(t.pid());
+            }
+            if i > 1000 {
+                most_tracked = most_tracked.max(tracked());
+            }
         }
-        if i > 1000 {
-            most_tracked = most_tracked.max(tracked());
-        }
-    }
-    let made_in = start.elapsed();
-    let rss_end = rss_kb(t.pid());
-    let last = format!("{tag}-{}\"", CGROUPS - 1);
-    assert!(t.wait_for(Duration::from_secs(20), |out| out.contains(&last)));
-    // Forgotten within two forget intervals (10 s) of their removal.
-    std::thread::sleep(Duration::from_secs(11));
-    // New events make the resolver sweep (it sweeps when events come, at most every 5 s):
-    // two, one sweep apart.
-    for n in 0..2 {
-        let after = memory.join(container_id(CGROUPS as u64 + n));
-        std::fs::create_dir(&after).unwrap();
-        exec_in(&after, uid, &format!("{tag}-after{n}"));
-        std::fs::remove_dir(&after).unwrap();
-        std::thread::sleep(Duration::from_millis(if n == 0 { 6000 } else { 1500 }));
-    }
-    let tracked_end = tracked();
-    let out = t.stop();
-    let _ = std::fs::remove_file(&prom);
-    eprintln!(
+        let made_in = start.elapsed();
+        let rss_end = rss_kb(t.pid());
+        let last = format!("{tag}-{}\"", CGROUPS - 1);
+        assert!(t.wait_for(Duration::from_secs(20), |out| out.contains(&last)));
+        // Forgotten within two forget intervals (10 s) of their removal, with no event since
+        // (the consumer sweeps once a second, events or not), and exported at the next interval.
+        std::thread::sleep(Duration::from_secs(12));
+        let tracked_end = tracked();
+        let out = t.stop();
+        let _ = std::fs::remove_file(&prom);
+        eprintln!(
         "{CGROUPS} cgroups in {made_in:?}: RSS {rss_settled} kB after 1000, {rss_end} kB at the end; cgroups tracked at most {most_tracked} after 1000, {tracked_end} at the end"
     );
-    let records = out.json();
-    let mut attributed = 0;
-    for (i, id) in ids.iter().enumerate() {
-        let needle = format!("{tag}-{i}");
-        let r = records
-            .iter()
-            .find(|r| {
-                r["process.command_args"]
-                    .as_array()
-                    .is_some_and(|a| a.last().and_then(|v| v.as_str()) == Some(needle.as_str()))
-            })
-            .unwrap_or_else(|| panic!("no exec of {needle}"));
-        assert_eq!(r["container.id"], id.as_str(), "{r}");
-        let cgroup = r["process.linux.cgroup"].as_str().unwrap();
-        assert!(cgroup.ends_with(&format!(":memory:/{id}")), "{r}");
-        attributed += 1;
+        let records = out.json();
+        let mut attributed = 0;
+        for (i, id) in ids.iter().enumerate() {
+            let needle = format!("{tag}-{i}");
+            let r = records
+                .iter()
+                .find(|r| {
+                    r["process.command_args"]
+                        .as_array()
+                        .is_some_and(|a| a.last().and_then(|v| v.as_str()) == Some(needle.as_str()))
+                })
+                .unwrap_or_else(|| panic!("no exec of {needle}"));
+            assert_eq!(r["container.id"], id.as_str(), "{r}");
+            let cgroup = r["process.linux.cgroup"].as_str().unwrap();
+            assert!(cgroup.ends_with(&format!(":memory:/{id}")), "{r}");
+            attributed += 1;
+        }
+        assert_eq!(attributed, CGROUPS);
+        let (lost, _) = common::final_losses(&out);
+        assert_eq!(lost, 0, "{}", out.stderr);
+        // Flat: what was tracked after the first thousand is bounded by the cgroups made within
+        // two forget intervals, not by all 3000; at the end, idle (no event for 12 s), none.
+        let per_sec = CGROUPS as f64 / made_in.as_secs_f64();
+        assert!(
+            most_tracked <= per_sec * 12.0 + 20.0,
+            "tracked {most_tracked} at {per_sec:.0} cgroups/s"
+        );
+        assert!(
+            tracked_end <= 3.0,
+            "still tracked at the end: {tracked_end}"
+        );
+        assert!(
+            rss_end <= rss_settled + 1024,
+            "RSS grew from {rss_settled} to {rss_end} kB"
+        );
     }
-    assert_eq!(attributed, CGROUPS);
-    let (lost, _) = common::final_losses(&out);
-    assert_eq!(lost, 0, "{}", out.stderr);
-    // Flat: what was tracked after the first thousand is bounded by the cgroups made within
-    // two forget intervals, not by all 3000; at the end only the live ones (and the last).
-    let per_sec = CGROUPS as f64 / made_in.as_secs_f64();
-    assert!(
-        most_tracked <= per_sec * 12.0 + 20.0,
-        "tracked {most_tracked} at {per_sec:.0} cgroups/s"
-    );
-    assert!(
-        tracked_end <= 3.0,
-        "still tracked at the end: {tracked_end}"
-    );
-    assert!(
-        rss_end <= rss_settled + 1024,
-        "RSS grew from {rss_settled} to {rss_end} kB"
-    );
-}
+);

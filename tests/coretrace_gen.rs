@@ -31,6 +31,7 @@ fn man_pages_have_every_section_and_render_without_a_warning() {
             "EXAMPLES",
             "FIELDS",
             "EXIT STATUS",
+            "ENVIRONMENT",
             "OVERHEAD",
             "SEE ALSO",
         ] {
@@ -45,6 +46,10 @@ fn man_pages_have_every_section_and_render_without_a_warning() {
             "{tool}: options listed"
         );
         assert!(page.contains(".BR bpftool (8)"), "{tool}");
+        assert!(
+            page.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && page.contains("otlp\\-endpoint"),
+            "{tool}: OTLP export documented"
+        );
         // Each example is an unfilled line of its own, named as installed.
         assert!(
             page.contains(&format!(".nf\n\\fB# {}", name.replace('-', "\\-"))),

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{build_c_program, marker, require_bpf, run_traced, spawn_ready, Finished, Traced};
+use common::{build_c_program, marker, run_traced, spawn_ready, Finished, Traced};
 use serde_json::Value;
 
 fn validator() -> jsonschema::Validator {
@@ -50,159 +50,153 @@ fn the_schema_is_a_valid_2020_12_schema() {
     validator();
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn execsnoop_records_follow_the_schema() {
-    require_bpf();
-    let m = marker("schema-exec");
-    for extra in [&[][..], &["-d", "1"][..]] {
-        let mut args = vec!["--json"];
-        args.extend_from_slice(extra);
-        let t = Traced::start("execsnoop", &args);
-        // A successful exec, a failed one (ENOENT), one killed by a signal (with -d).
-        run_traced(Command::new("/bin/echo").arg(&m));
-        let _ = Command::new(format!("/nonexistent/{m}")).status();
-        let last = format!("{m}-sh");
-        run_traced(Command::new("/bin/sh").args(["-c", "sleep 0.01; kill -9 $$", &last]));
-        assert!(t.wait_for(Duration::from_secs(10), |o| o.contains(&last)));
-        let out = t.stop();
-        assert_eq!(
-            validate("execsnoop", &out),
-            kinds(&["exec", "losses"]),
-            "{extra:?}"
-        );
-    }
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn exitsnoop_records_follow_the_schema() {
-    require_bpf();
-    let t = Traced::start("exitsnoop", &["--json", "-T"]);
-    let exited = run_traced(Command::new("/bin/sh").args(["-c", "exit 3"]));
-    let killed = run_traced(Command::new("/bin/sh").args(["-c", "kill -SEGV $$"]));
-    assert!(t.wait_for(Duration::from_secs(10), |o| {
-        o.contains(&format!("\"process.pid\":{exited},"))
-            && o.contains(&format!("\"process.pid\":{killed},"))
-    }));
-    let out = t.stop();
-    assert_eq!(validate("exitsnoop", &out), kinds(&["exit", "losses"]));
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn unlinksnoop_records_follow_the_schema() {
-    require_bpf();
-    let dir = std::env::temp_dir().join(marker("schema-unlink"));
-    std::fs::create_dir_all(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("f"), b"x").unwrap();
-    let t = Traced::start("unlinksnoop", &["--json"]);
-    run_traced(Command::new("rm").arg(dir.join("f")));
-    run_traced(Command::new("rmdir").arg(dir.join("sub")));
-    run_traced(Command::new("rmdir").arg(dir.join("missing")));
-    let missing = dir.join("missing").to_string_lossy().into_owned();
-    assert!(t.wait_for(Duration::from_secs(10), |o| o.contains(&missing)));
-    let out = t.stop();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(validate("unlinksnoop", &out), kinds(&["unlink", "losses"]));
-    assert!(out.stdout.contains("\"error.type\":\"ENOENT\""), "{out:?}");
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn uprobe_lat_records_follow_the_schema() {
-    require_bpf();
-    let exe = build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
-    let target_fn = format!("{}:work_sleep", exe.display());
-    for extra in [
-        &["--slower-than", "1ms"][..],
-        &["--per-pid", "--kernel-hist"][..],
-    ] {
-        let mut target = spawn_ready(Command::new(&exe).arg("run").stdin(Stdio::piped()));
-        let mut args = vec!["--json", &target_fn];
-        args.extend_from_slice(extra);
-        let t = Traced::start("uprobe-lat", &args);
-        writeln!(target.stdin.as_mut().unwrap(), "go").unwrap();
-        target.wait().unwrap();
-        let out = t.stop();
-        let want: &[&str] = if extra[0] == "--slower-than" {
-            &["latency_histogram", "slow_call", "losses"]
-        } else {
-            &["latency_histogram", "losses"]
-        };
-        assert_eq!(validate("uprobe-lat", &out), kinds(want), "{out:?}");
-        if extra[0] == "--per-pid" {
-            assert!(out.stdout.contains("\"process.pid\":"), "{out:?}");
+bpf_test!(
+    fn execsnoop_records_follow_the_schema() {
+        let m = marker("schema-exec");
+        for extra in [&[][..], &["-d", "1"][..]] {
+            let mut args = vec!["--json"];
+            args.extend_from_slice(extra);
+            let t = Traced::start("execsnoop", &args);
+            // A successful exec, a failed one (ENOENT), one killed by a signal (with -d).
+            run_traced(Command::new("/bin/echo").arg(&m));
+            let _ = Command::new(format!("/nonexistent/{m}")).status();
+            let last = format!("{m}-sh");
+            run_traced(Command::new("/bin/sh").args(["-c", "sleep 0.01; kill -9 $$", &last]));
+            assert!(t.wait_for(Duration::from_secs(10), |o| o.contains(&last)));
+            let out = t.stop();
+            assert_eq!(
+                validate("execsnoop", &out),
+                kinds(&["exec", "losses"]),
+                "{extra:?}"
+            );
         }
     }
-}
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn kmemleak_lite_records_follow_the_schema() {
-    require_bpf();
-    let leaky = build_c_program(
-        "leaky",
-        &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
-    );
-    let command = format!("{} run 1.2", leaky.display());
-    let t = Traced::start(
-        "kmemleak-lite",
-        &["-c", &command, "--json", "-a", "-i", "1"],
-    );
-    let out = t.wait(Duration::from_secs(60));
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        validate("kmemleak-lite", &out),
-        kinds(&["leak_report", "losses"])
-    );
-    // The frames carry OpenTelemetry's code.* names.
-    assert!(
-        out.stdout.contains("\"code.function.name\":\"leak_big\""),
-        "{}",
-        out.stdout
-    );
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn kmemleak_lite_kernel_reports_follow_the_schema() {
-    require_bpf();
-    // Kernel mode, with a stack budget so small that allocations are also counted at their
-    // call site alone (`call_site_only`): 50 timerfds held make the burst.
-    let t = Traced::start(
-        "kmemleak-lite",
-        &[
-            "--json",
-            "-i",
-            "0.5",
-            "-o",
-            "0",
-            "-T",
-            "100000",
-            "--stacks-per-second",
-            "1",
-        ],
-    );
-    let fds: Vec<i32> = (0..50)
-        // SAFETY: timerfd_create takes constants and returns an fd or -1.
-        .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
-        .collect();
-    let seen = t.wait_for(Duration::from_secs(20), |out| {
-        out.contains("\"call_site_only\":\"over_budget\"")
-    });
-    let out = t.stop();
-    for fd in fds {
-        // SAFETY: closes an fd this test opened, once.
-        unsafe { libc::close(fd) };
+bpf_test!(
+    fn exitsnoop_records_follow_the_schema() {
+        let t = Traced::start("exitsnoop", &["--json", "-T"]);
+        let exited = run_traced(Command::new("/bin/sh").args(["-c", "exit 3"]));
+        let killed = run_traced(Command::new("/bin/sh").args(["-c", "kill -SEGV $$"]));
+        assert!(t.wait_for(Duration::from_secs(10), |o| {
+            o.contains(&format!("\"process.pid\":{exited},"))
+                && o.contains(&format!("\"process.pid\":{killed},"))
+        }));
+        let out = t.stop();
+        assert_eq!(validate("exitsnoop", &out), kinds(&["exit", "losses"]));
     }
-    assert!(out.status.success(), "{out:?}");
-    assert!(seen, "no call-site-only entry: {}", out.stdout);
-    assert_eq!(
-        validate("kmemleak-lite", &out),
-        kinds(&["leak_report", "losses"])
-    );
-}
+);
+
+bpf_test!(
+    fn unlinksnoop_records_follow_the_schema() {
+        let dir = std::env::temp_dir().join(marker("schema-unlink"));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("f"), b"x").unwrap();
+        let t = Traced::start("unlinksnoop", &["--json"]);
+        run_traced(Command::new("rm").arg(dir.join("f")));
+        run_traced(Command::new("rmdir").arg(dir.join("sub")));
+        run_traced(Command::new("rmdir").arg(dir.join("missing")));
+        let missing = dir.join("missing").to_string_lossy().into_owned();
+        assert!(t.wait_for(Duration::from_secs(10), |o| o.contains(&missing)));
+        let out = t.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(validate("unlinksnoop", &out), kinds(&["unlink", "losses"]));
+        assert!(out.stdout.contains("\"error.type\":\"ENOENT\""), "{out:?}");
+    }
+);
+
+bpf_test!(
+    fn uprobe_lat_records_follow_the_schema() {
+        let exe = build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
+        let target_fn = format!("{}:work_sleep", exe.display());
+        for extra in [
+            &["--slower-than", "1ms"][..],
+            &["--per-pid", "--kernel-hist"][..],
+        ] {
+            let mut target = spawn_ready(Command::new(&exe).arg("run").stdin(Stdio::piped()));
+            let mut args = vec!["--json", &target_fn];
+            args.extend_from_slice(extra);
+            let t = Traced::start("uprobe-lat", &args);
+            writeln!(target.stdin.as_mut().unwrap(), "go").unwrap();
+            target.wait().unwrap();
+            let out = t.stop();
+            let want: &[&str] = if extra[0] == "--slower-than" {
+                &["latency_histogram", "slow_call", "losses"]
+            } else {
+                &["latency_histogram", "losses"]
+            };
+            assert_eq!(validate("uprobe-lat", &out), kinds(want), "{out:?}");
+            if extra[0] == "--per-pid" {
+                assert!(out.stdout.contains("\"process.pid\":"), "{out:?}");
+            }
+        }
+    }
+);
+
+bpf_test!(
+    fn kmemleak_lite_records_follow_the_schema() {
+        let leaky = build_c_program(
+            "leaky",
+            &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
+        );
+        let command = format!("{} run 1.2", leaky.display());
+        let t = Traced::start(
+            "kmemleak-lite",
+            &["-c", &command, "--json", "-a", "-i", "1"],
+        );
+        let out = t.wait(Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            validate("kmemleak-lite", &out),
+            kinds(&["leak_report", "losses"])
+        );
+        // The frames carry OpenTelemetry's code.* names.
+        assert!(
+            out.stdout.contains("\"code.function.name\":\"leak_big\""),
+            "{}",
+            out.stdout
+        );
+    }
+);
+
+bpf_test!(
+    fn kmemleak_lite_kernel_reports_follow_the_schema() {
+        // Kernel mode, with a stack budget so small that allocations are also counted at their
+        // call site alone (`call_site_only`): 50 timerfds held make the burst.
+        let t = Traced::start(
+            "kmemleak-lite",
+            &[
+                "--json",
+                "-i",
+                "0.5",
+                "-o",
+                "0",
+                "-T",
+                "100000",
+                "--stacks-per-second",
+                "1",
+            ],
+        );
+        let fds: Vec<i32> = (0..50)
+            // SAFETY: timerfd_create takes constants and returns an fd or -1.
+            .map(|_| unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) })
+            .collect();
+        let seen = t.wait_for(Duration::from_secs(20), |out| {
+            out.contains("\"call_site_only\":\"over_budget\"")
+        });
+        let out = t.stop();
+        for fd in fds {
+            // SAFETY: closes an fd this test opened, once.
+            unsafe { libc::close(fd) };
+        }
+        assert!(out.status.success(), "{out:?}");
+        assert!(seen, "no call-site-only entry: {}", out.stdout);
+        assert_eq!(
+            validate("kmemleak-lite", &out),
+            kinds(&["leak_report", "losses"])
+        );
+    }
+);
 
 #[test]
 fn the_schema_rejects_the_names_it_replaced() {

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_one_line_error, build_c_program, marker, require_bpf, run_tool, unused_uid, Traced,
-};
+use common::{assert_one_line_error, build_c_program, marker, run_tool, unused_uid, Traced};
 
 /// `promtool check metrics` must accept `text` (lint problems included).
 fn promtool_accepts(text: &str) {
@@ -91,110 +89,108 @@ const LATENCY: &str = "coretrace_uprobe_lat_duration_seconds";
 /// process, which shares one open-file limit.
 static MANY_FDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn uprobe_lat_textfile_has_cumulative_histograms_that_promtool_accepts() {
-    require_bpf();
-    let (text, labels, _) = uprobe_lat_metrics(&[]);
-    let name = LATENCY;
-    // uprobe_target calls work_sleep 20 times; each sleeps at least 5 ms.
-    assert_eq!(
-        sample(&text, &format!("{name}_count{labels}}}")),
-        Some(20.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, &format!("{name}_bucket{labels},le=\"+Inf\"}}")),
-        Some(20.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(
-            &text,
-            &format!("{name}_bucket{labels},le=\"0.004194304\"}}")
-        ),
-        Some(0.0),
-        "no call can be under 4.19 ms: {text}"
-    );
-    assert!(
-        sample(&text, &format!("{name}_sum{labels}}}")).unwrap() >= 0.1,
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, "coretrace_events_total{tool=\"uprobe-lat\"}"),
-        Some(20.0),
-        "{text}"
-    );
-    // The buffer's cause is named after the transport the environment forces.
-    let (cause, _) = common::buffer_full();
-    let series = format!("coretrace_lost_events_total{{tool=\"uprobe-lat\",cause=\"{cause}\"}} 0");
-    assert!(text.contains(&series), "{series} missing: {text}");
-}
+bpf_test!(
+    fn uprobe_lat_textfile_has_cumulative_histograms_that_promtool_accepts() {
+        let (text, labels, _) = uprobe_lat_metrics(&[]);
+        let name = LATENCY;
+        // uprobe_target calls work_sleep 20 times; each sleeps at least 5 ms.
+        assert_eq!(
+            sample(&text, &format!("{name}_count{labels}}}")),
+            Some(20.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &format!("{name}_bucket{labels},le=\"+Inf\"}}")),
+            Some(20.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("{name}_bucket{labels},le=\"0.004194304\"}}")
+            ),
+            Some(0.0),
+            "no call can be under 4.19 ms: {text}"
+        );
+        assert!(
+            sample(&text, &format!("{name}_sum{labels}}}")).unwrap() >= 0.1,
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "coretrace_events_total{tool=\"uprobe-lat\"}"),
+            Some(20.0),
+            "{text}"
+        );
+        // The buffer's cause is named after the transport the environment forces.
+        let (cause, _) = common::buffer_full();
+        let series =
+            format!("coretrace_lost_events_total{{tool=\"uprobe-lat\",cause=\"{cause}\"}} 0");
+        assert!(text.contains(&series), "{series} missing: {text}");
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn uprobe_lat_kernel_histograms_per_pid_are_labelled_with_the_pid() {
-    require_bpf();
-    let (text, labels, pid) = uprobe_lat_metrics(&["--per-pid", "--kernel-hist"]);
-    let labels = format!("{labels},pid=\"{pid}\"");
-    assert_eq!(
-        sample(&text, &format!("{LATENCY}_count{labels}}}")),
-        Some(20.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(
-            &text,
-            &format!("{LATENCY}_bucket{labels},le=\"0.004194304\"}}")
-        ),
-        Some(0.0),
-        "{text}"
-    );
-}
+bpf_test!(
+    fn uprobe_lat_kernel_histograms_per_pid_are_labelled_with_the_pid() {
+        let (text, labels, pid) = uprobe_lat_metrics(&["--per-pid", "--kernel-hist"]);
+        let labels = format!("{labels},pid=\"{pid}\"");
+        assert_eq!(
+            sample(&text, &format!("{LATENCY}_count{labels}}}")),
+            Some(20.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("{LATENCY}_bucket{labels},le=\"0.004194304\"}}")
+            ),
+            Some(0.0),
+            "{text}"
+        );
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn kmemleak_lite_textfile_has_outstanding_memory_per_stack() {
-    require_bpf();
-    let leaky = build_c_program(
-        "leaky",
-        &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
-    );
-    let dir = temp_dir("metrics-kml");
-    let file = dir.join("coretrace.prom");
-    let command = format!("{} run 1.2", leaky.display());
-    let t = Traced::start(
-        "kmemleak-lite",
-        &["-c", &command, "--metrics-file", file.to_str().unwrap()],
-    );
-    let out = t.wait(Duration::from_secs(60));
-    assert!(out.status.success(), "{out:?}");
-    let text = only_file(&dir);
-    promtool_accepts(&text);
-    // leaky leaks 8 x 64 KiB through leak_big and 3 x 100 bytes through leak_small.
-    let bytes: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with("coretrace_kmemleak_outstanding_bytes{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    assert!(bytes.contains(&524288.0), "{text}");
-    // Labelled with the function that called the allocator.
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("coretrace_kmemleak_outstanding_bytes{")
-                && l.contains(",top_frame=\"leak_big\"")
-                && l.ends_with("} 524288")),
-        "{text}"
-    );
-    assert!(bytes.contains(&300.0), "{text}");
-    let allocations: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with("coretrace_kmemleak_outstanding_allocations{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    assert!(allocations.contains(&8.0), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
+bpf_test!(
+    fn kmemleak_lite_textfile_has_outstanding_memory_per_stack() {
+        let leaky = build_c_program(
+            "leaky",
+            &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
+        );
+        let dir = temp_dir("metrics-kml");
+        let file = dir.join("coretrace.prom");
+        let command = format!("{} run 1.2", leaky.display());
+        let t = Traced::start(
+            "kmemleak-lite",
+            &["-c", &command, "--metrics-file", file.to_str().unwrap()],
+        );
+        let out = t.wait(Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
+        let text = only_file(&dir);
+        promtool_accepts(&text);
+        // leaky leaks 8 x 64 KiB through leak_big and 3 x 100 bytes through leak_small.
+        let bytes: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("coretrace_kmemleak_outstanding_bytes{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert!(bytes.contains(&524288.0), "{text}");
+        // Labelled with the function that called the allocator.
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("coretrace_kmemleak_outstanding_bytes{")
+                    && l.contains(",top_frame=\"leak_big\"")
+                    && l.ends_with("} 524288")),
+            "{text}"
+        );
+        assert!(bytes.contains(&300.0), "{text}");
+        let allocations: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("coretrace_kmemleak_outstanding_allocations{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert!(allocations.contains(&8.0), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+);
 
 /// GET `path` from `addr`: (status line, body).
 fn http_get(addr: &str, path: &str) -> (String, String) {
@@ -206,51 +202,50 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
     (head.lines().next().unwrap().to_string(), body.to_string())
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn execsnoop_serves_its_counters_over_http() {
-    require_bpf();
-    let uid = unused_uid();
-    let t = Traced::start(
-        "execsnoop",
-        &[
-            "-u",
-            &uid.to_string(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--metrics-interval",
-            "0.2",
-        ],
-    );
-    // The endpoint is announced just after the attach line.
-    t.wait_for_stderr(Duration::from_secs(10), |e| e.contains("/metrics"));
-    let err = t.stderr_text();
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("http://").nth(1)?.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no address in: {err}"))
-        .to_string();
-    // Three execs by a user nobody else is: the kernel filter lets only these through.
-    for _ in 0..3 {
-        let status = Command::new("/bin/true").uid(uid).status().unwrap();
-        assert!(status.success());
-    }
-    let series = "coretrace_events_total{tool=\"execsnoop\"}";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        let (status, body) = http_get(&addr, "/metrics");
-        assert!(status.contains(" 200"), "{status}");
-        if sample(&body, series) == Some(3.0) || Instant::now() > deadline {
-            break body;
+bpf_test!(
+    fn execsnoop_serves_its_counters_over_http() {
+        let uid = unused_uid();
+        let t = Traced::start(
+            "execsnoop",
+            &[
+                "-u",
+                &uid.to_string(),
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--metrics-interval",
+                "0.2",
+            ],
+        );
+        // The endpoint is announced just after the attach line.
+        t.wait_for_stderr(Duration::from_secs(10), |e| e.contains("/metrics"));
+        let err = t.stderr_text();
+        let addr = err
+            .lines()
+            .find_map(|l| l.split("http://").nth(1)?.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("no address in: {err}"))
+            .to_string();
+        // Three execs by a user nobody else is: the kernel filter lets only these through.
+        for _ in 0..3 {
+            let status = Command::new("/bin/true").uid(uid).status().unwrap();
+            assert!(status.success());
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(sample(&body, series), Some(3.0), "{body}");
-    promtool_accepts(&body);
-    assert!(http_get(&addr, "/other").0.contains(" 404"));
-    let out = t.stop();
-    assert!(out.status.success(), "{out:?}");
-}
+        let series = "coretrace_events_total{tool=\"execsnoop\"}";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let (status, body) = http_get(&addr, "/metrics");
+            assert!(status.contains(" 200"), "{status}");
+            if sample(&body, series) == Some(3.0) || Instant::now() > deadline {
+                break body;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(sample(&body, series), Some(3.0), "{body}");
+        promtool_accepts(&body);
+        assert!(http_get(&addr, "/other").0.contains(" 404"));
+        let out = t.stop();
+        assert!(out.status.success(), "{out:?}");
+    }
+);
 
 #[test]
 fn a_bad_listen_address_is_a_usage_error() {
@@ -258,121 +253,119 @@ fn a_bad_listen_address_is_a_usage_error() {
     assert_one_line_error(code, &err, &["--metrics-listen", "HOST:PORT"]);
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_port_in_use_and_an_unwritable_directory_are_one_line_errors() {
-    require_bpf();
-    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = held.local_addr().unwrap().to_string();
-    let (code, _, err) = run_tool("exitsnoop", &["--metrics-listen", &addr, "--timeout", "5"]);
-    assert_one_line_error(code, &err, &["--metrics-listen", &addr, "another"]);
-    // Refused before anything is loaded (with -v, libbpf's log would show a load).
-    let refused_before_load = |tool: &str, args: &[&str]| {
-        let (code, _, err) = run_tool(tool, args);
-        assert_ne!(code, 0, "{tool}: {err}");
-        let last = err.lines().last().unwrap_or_default();
-        assert!(
-            last.contains("--metrics-listen") && last.contains(&addr),
-            "{tool}: {err}"
+bpf_test!(
+    fn a_port_in_use_and_an_unwritable_directory_are_one_line_errors() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap().to_string();
+        let (code, _, err) = run_tool("exitsnoop", &["--metrics-listen", &addr, "--timeout", "5"]);
+        assert_one_line_error(code, &err, &["--metrics-listen", &addr, "another"]);
+        // Refused before anything is loaded (with -v, libbpf's log would show a load).
+        let refused_before_load = |tool: &str, args: &[&str]| {
+            let (code, _, err) = run_tool(tool, args);
+            assert_ne!(code, 0, "{tool}: {err}");
+            let last = err.lines().last().unwrap_or_default();
+            assert!(
+                last.contains("--metrics-listen") && last.contains(&addr),
+                "{tool}: {err}"
+            );
+            assert!(
+                !err.contains("loading object"),
+                "{tool} loaded first: {err}"
+            );
+        };
+        refused_before_load(
+            "exitsnoop",
+            &["--metrics-listen", &addr, "-v", "--timeout", "5"],
         );
-        assert!(
-            !err.contains("loading object"),
-            "{tool} loaded first: {err}"
+        // Told before anything starts: kmemleak-lite's -c command never runs.
+        let touched = std::env::temp_dir().join(marker("port-in-use"));
+        let command = format!("touch {}", touched.display());
+        let (code, _, err) = run_tool(
+            "kmemleak-lite",
+            &["--metrics-listen", &addr, "-c", &command],
         );
-    };
-    refused_before_load(
-        "exitsnoop",
-        &["--metrics-listen", &addr, "-v", "--timeout", "5"],
-    );
-    // Told before anything starts: kmemleak-lite's -c command never runs.
-    let touched = std::env::temp_dir().join(marker("port-in-use"));
-    let command = format!("touch {}", touched.display());
-    let (code, _, err) = run_tool(
-        "kmemleak-lite",
-        &["--metrics-listen", &addr, "-c", &command],
-    );
-    assert_one_line_error(code, &err, &["--metrics-listen", &addr, "another"]);
-    assert!(
-        !touched.exists(),
-        "the command ran before the port was refused"
-    );
-    refused_before_load(
-        "uprobe-lat",
-        &["--metrics-listen", &addr, "-v", "-d", "1", "libc:malloc"],
-    );
-    refused_before_load(
-        "kmemleak-lite",
-        &["--metrics-listen", &addr, "-v", "-T", "1"],
-    );
+        assert_one_line_error(code, &err, &["--metrics-listen", &addr, "another"]);
+        assert!(
+            !touched.exists(),
+            "the command ran before the port was refused"
+        );
+        refused_before_load(
+            "uprobe-lat",
+            &["--metrics-listen", &addr, "-v", "-d", "1", "libc:malloc"],
+        );
+        refused_before_load(
+            "kmemleak-lite",
+            &["--metrics-listen", &addr, "-v", "-T", "1"],
+        );
 
-    let file = format!("/nonexistent-{}/coretrace.prom", marker("dir"));
-    let (code, _, err) = run_tool("exitsnoop", &["--metrics-file", &file, "--timeout", "5"]);
-    assert_one_line_error(code, &err, &["--metrics-file", &file, "writable"]);
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
-    require_bpf();
-    let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
-    const PIPES: u64 = 300;
-    let dir = temp_dir("metrics-kml-kernel");
-    let file = dir.join("coretrace.prom");
-    let t = Traced::start(
-        "kmemleak-lite",
-        &[
-            "-i",
-            "0.5",
-            "-o",
-            "100",
-            "-T",
-            "500",
-            "--metrics-interval",
-            "0.5",
-            "--metrics-file",
-            file.to_str().unwrap(),
-        ],
-    );
-    let mut fds = Vec::new();
-    for _ in 0..PIPES {
-        let mut p = [0i32; 2];
-        // SAFETY: pipe writes two fds into a 2-element array.
-        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-        fds.extend(p);
+        let file = format!("/nonexistent-{}/coretrace.prom", marker("dir"));
+        let (code, _, err) = run_tool("exitsnoop", &["--metrics-file", &file, "--timeout", "5"]);
+        assert_one_line_error(code, &err, &["--metrics-file", &file, "writable"]);
     }
-    // The pipe buffers, allocated in alloc_pipe_info through kmalloc and friends.
-    let held = |text: &str| -> f64 {
-        text.lines()
-            .filter(|l| {
-                l.starts_with("coretrace_kmemleak_outstanding_allocations{")
-                    && l.contains(",top_frame=\"alloc_pipe_info\"}")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = String::new();
-    while Instant::now() < deadline {
-        text = std::fs::read_to_string(&file).unwrap_or_default();
-        if held(&text) >= PIPES as f64 {
-            break;
+);
+
+bpf_test!(
+    fn kmemleak_lite_kernel_stacks_are_named_by_their_caller_not_the_allocator() {
+        let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
+        const PIPES: u64 = 300;
+        let dir = temp_dir("metrics-kml-kernel");
+        let file = dir.join("coretrace.prom");
+        let t = Traced::start(
+            "kmemleak-lite",
+            &[
+                "-i",
+                "0.5",
+                "-o",
+                "100",
+                "-T",
+                "500",
+                "--metrics-interval",
+                "0.5",
+                "--metrics-file",
+                file.to_str().unwrap(),
+            ],
+        );
+        let mut fds = Vec::new();
+        for _ in 0..PIPES {
+            let mut p = [0i32; 2];
+            // SAFETY: pipe writes two fds into a 2-element array.
+            assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+            fds.extend(p);
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // The pipe buffers, allocated in alloc_pipe_info through kmalloc and friends.
+        let held = |text: &str| -> f64 {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("coretrace_kmemleak_outstanding_allocations{")
+                        && l.contains(",top_frame=\"alloc_pipe_info\"}")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut text = String::new();
+        while Instant::now() < deadline {
+            text = std::fs::read_to_string(&file).unwrap_or_default();
+            if held(&text) >= PIPES as f64 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        for fd in fds {
+            // SAFETY: closes an fd this test opened, once.
+            unsafe { libc::close(fd) };
+        }
+        let out = t.stop();
+        assert!(out.status.success(), "{out:?}");
+        assert!(held(&text) >= PIPES as f64, "{text}");
+        promtool_accepts(&text);
+        assert!(
+            !text.contains("top_frame=\"kmem_cache_alloc"),
+            "an allocator named as the caller: {text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    for fd in fds {
-        // SAFETY: closes an fd this test opened, once.
-        unsafe { libc::close(fd) };
-    }
-    let out = t.stop();
-    assert!(out.status.success(), "{out:?}");
-    assert!(held(&text) >= PIPES as f64, "{text}");
-    promtool_accepts(&text);
-    assert!(
-        !text.contains("top_frame=\"kmem_cache_alloc"),
-        "an allocator named as the caller: {text}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-}
+);
 
 /// A tool's thread count and resident memory (kB), from /proc/PID/status.
 fn threads_and_rss(pid: u32) -> (u64, u64) {
@@ -445,145 +438,145 @@ fn room_for_connections(want: u64) -> u64 {
     (lim.rlim_cur.saturating_sub(256)).min(want)
 }
 
-/// Issue 25: one `POST` with a large Content-Length and no body, requests that are malformed or
-/// too large, and thousands of idle and half-sent connections neither block a scrape nor grow
-/// the tool, and tracing goes on losing nothing.
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn hostile_clients_never_delay_a_scrape_nor_grow_the_tool() {
-    let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
-    require_bpf();
-    const HOSTILE: u64 = 3000;
-    const EXECS: usize = 60;
-    let hostile = room_for_connections(HOSTILE);
-    assert!(
-        hostile >= 1000,
-        "the open-file limit allows only {hostile} connections"
-    );
-    let uid = unused_uid();
-    let t = Traced::start(
-        "execsnoop",
-        &[
-            "--json",
-            "-u",
-            &uid.to_string(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--metrics-interval",
-            "0.2",
-        ],
-    );
-    t.wait_for_stderr(Duration::from_secs(10), |e| e.contains("/metrics"));
-    let err = t.stderr_text();
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("http://").nth(1)?.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no address in: {err}"))
-        .to_string();
-    timed_scrape(&addr);
-    let (threads0, rss0) = threads_and_rss(t.pid());
+bpf_test!(
+    /// Issue 25: one `POST` with a large Content-Length and no body, requests that are malformed or
+    /// too large, and thousands of idle and half-sent connections neither block a scrape nor grow
+    /// the tool, and tracing goes on losing nothing.
+    fn hostile_clients_never_delay_a_scrape_nor_grow_the_tool() {
+        let _fds = MANY_FDS.lock().unwrap_or_else(|e| e.into_inner());
+        const HOSTILE: u64 = 3000;
+        const EXECS: usize = 60;
+        let hostile = room_for_connections(HOSTILE);
+        assert!(
+            hostile >= 1000,
+            "the open-file limit allows only {hostile} connections"
+        );
+        let uid = unused_uid();
+        let t = Traced::start(
+            "execsnoop",
+            &[
+                "--json",
+                "-u",
+                &uid.to_string(),
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--metrics-interval",
+                "0.2",
+            ],
+        );
+        t.wait_for_stderr(Duration::from_secs(10), |e| e.contains("/metrics"));
+        let err = t.stderr_text();
+        let addr = err
+            .lines()
+            .find_map(|l| l.split("http://").nth(1)?.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("no address in: {err}"))
+            .to_string();
+        timed_scrape(&addr);
+        let (threads0, rss0) = threads_and_rss(t.pid());
 
-    // The request of the issue, left open: answered at once, and it blinds nobody.
-    let mut post = TcpStream::connect(&addr).unwrap();
-    post.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
-        .unwrap();
-    post.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let mut answer = String::new();
-    post.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
-    assert!(answer.contains("\r\nAllow: GET, HEAD\r\n"), "{answer}");
-    timed_scrape(&addr);
+        // The request of the issue, left open: answered at once, and it blinds nobody.
+        let mut post = TcpStream::connect(&addr).unwrap();
+        post.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+            .unwrap();
+        post.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut answer = String::new();
+        post.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+        assert!(answer.contains("\r\nAllow: GET, HEAD\r\n"), "{answer}");
+        timed_scrape(&addr);
 
-    // Oversized and malformed requests: each answered with its 4xx within a second.
-    let second = Duration::from_secs(1);
-    let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(4000));
-    let long_head = format!(
-        "GET /metrics HTTP/1.1\r\n{}\r\n",
-        "X-Pad: aaaaaaaaaaaaaaaa\r\n".repeat(600)
-    );
-    for (request, status) in [
-        (long_line.as_bytes(), "HTTP/1.1 414 "),
-        (long_head.as_bytes(), "HTTP/1.1 431 "),
-        (b"HELLO\r\n\r\n".as_slice(), "HTTP/1.1 400 "),
-        (
-            b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n",
-            "HTTP/1.1 400 ",
-        ),
-        (b"GET /metrics HTTP/9.9\r\n\r\n", "HTTP/1.1 505 "),
-        (b"DELETE /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 405 "),
-        (b"GET /other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "),
-        (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 "),
-    ] {
-        let got = exchange(&addr, request, second);
-        assert!(got.starts_with(status), "{status}expected, got {got}");
-    }
+        // Oversized and malformed requests: each answered with its 4xx within a second.
+        let second = Duration::from_secs(1);
+        let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(4000));
+        let long_head = format!(
+            "GET /metrics HTTP/1.1\r\n{}\r\n",
+            "X-Pad: aaaaaaaaaaaaaaaa\r\n".repeat(600)
+        );
+        for (request, status) in [
+            (long_line.as_bytes(), "HTTP/1.1 414 "),
+            (long_head.as_bytes(), "HTTP/1.1 431 "),
+            (b"HELLO\r\n\r\n".as_slice(), "HTTP/1.1 400 "),
+            (
+                b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n",
+                "HTTP/1.1 400 ",
+            ),
+            (b"GET /metrics HTTP/9.9\r\n\r\n", "HTTP/1.1 505 "),
+            (b"DELETE /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 405 "),
+            (b"GET /other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "),
+            (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 "),
+        ] {
+            let got = exchange(&addr, request, second);
+            assert!(got.starts_with(status), "{status}expected, got {got}");
+        }
 
-    // Thousands of connections that send nothing or half a request, held open, while a
-    // marker process execs now and then and a scrape is timed every 250 connections.
-    let markers: Vec<String> = (0..EXECS).map(|i| marker(&format!("hostile{i}"))).collect();
-    let mut held = Vec::new();
-    let mut refused = 0;
-    let mut worst = (threads0, rss0);
-    for i in 0..hostile {
-        match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
-            Ok(mut s) => {
-                if i % 2 == 1 {
-                    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: slow\r\n");
+        // Thousands of connections that send nothing or half a request, held open, while a
+        // marker process execs now and then and a scrape is timed every 250 connections.
+        let markers: Vec<String> = (0..EXECS).map(|i| marker(&format!("hostile{i}"))).collect();
+        let mut held = Vec::new();
+        let mut refused = 0;
+        let mut worst = (threads0, rss0);
+        for i in 0..hostile {
+            match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
+                Ok(mut s) => {
+                    if i % 2 == 1 {
+                        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: slow\r\n");
+                    }
+                    held.push(s);
                 }
-                held.push(s);
+                Err(_) => refused += 1,
             }
-            Err(_) => refused += 1,
+            if i % (hostile / EXECS as u64) == 0 {
+                let m = &markers[(i / (hostile / EXECS as u64)) as usize % EXECS];
+                let status = Command::new("/bin/true").arg(m).uid(uid).status().unwrap();
+                assert!(status.success());
+            }
+            if i % 250 == 0 {
+                timed_scrape(&addr);
+                let (threads, rss) = threads_and_rss(t.pid());
+                worst = (worst.0.max(threads), worst.1.max(rss));
+            }
         }
-        if i % (hostile / EXECS as u64) == 0 {
-            let m = &markers[(i / (hostile / EXECS as u64)) as usize % EXECS];
-            let status = Command::new("/bin/true").arg(m).uid(uid).status().unwrap();
-            assert!(status.success());
-        }
-        if i % 250 == 0 {
-            timed_scrape(&addr);
-            let (threads, rss) = threads_and_rss(t.pid());
-            worst = (worst.0.max(threads), worst.1.max(rss));
-        }
-    }
-    let body = timed_scrape(&addr);
-    promtool_accepts(&body);
-    let (threads, rss) = threads_and_rss(t.pid());
-    worst = (worst.0.max(threads), worst.1.max(rss));
-    eprintln!(
+        let body = timed_scrape(&addr);
+        promtool_accepts(&body);
+        let (threads, rss) = threads_and_rss(t.pid());
+        worst = (worst.0.max(threads), worst.1.max(rss));
+        eprintln!(
         "{hostile} connections ({refused} refused): threads {threads0} -> at most {}, RSS {rss0} kB -> at most {} kB",
         worst.0, worst.1
     );
-    assert_eq!(worst.0, threads0, "the tool started threads for clients");
-    assert!(
-        worst.1 < rss0 + 4096,
-        "RSS grew from {rss0} to {} kB",
-        worst.1
-    );
-    let series = |name: &str| sample(&body, name).unwrap_or_else(|| panic!("no {name}: {body}"));
-    let open = series("coretrace_http_connections_open{tool=\"execsnoop\"}");
-    assert!(open <= 64.0, "{body}");
-    let evicted =
-        "coretrace_http_connections_dropped_total{tool=\"execsnoop\",reason=\"over_limit\"}";
-    assert!(series(evicted) >= (hostile - 64 - refused) as f64, "{body}");
-    assert_eq!(
-        series("coretrace_http_responses_total{tool=\"execsnoop\",code=\"405\"}"),
-        2.0
-    );
-    assert_eq!(
-        series("coretrace_http_responses_total{tool=\"execsnoop\",code=\"431\"}"),
-        1.0
-    );
-    drop(held);
-    drop(post);
+        assert_eq!(worst.0, threads0, "the tool started threads for clients");
+        assert!(
+            worst.1 < rss0 + 4096,
+            "RSS grew from {rss0} to {} kB",
+            worst.1
+        );
+        let series =
+            |name: &str| sample(&body, name).unwrap_or_else(|| panic!("no {name}: {body}"));
+        let open = series("coretrace_http_connections_open{tool=\"execsnoop\"}");
+        assert!(open <= 64.0, "{body}");
+        let evicted =
+            "coretrace_http_connections_dropped_total{tool=\"execsnoop\",reason=\"over_limit\"}";
+        assert!(series(evicted) >= (hostile - 64 - refused) as f64, "{body}");
+        assert_eq!(
+            series("coretrace_http_responses_total{tool=\"execsnoop\",code=\"405\"}"),
+            2.0
+        );
+        assert_eq!(
+            series("coretrace_http_responses_total{tool=\"execsnoop\",code=\"431\"}"),
+            1.0
+        );
+        drop(held);
+        drop(post);
 
-    // Tracing lost nothing meanwhile: every marker's exec arrived, and no loss was counted.
-    let last = markers.last().unwrap().clone();
-    assert!(t.wait_for(Duration::from_secs(10), |out| out.contains(&last)));
-    let out = t.stop();
-    assert!(out.status.success(), "{out:?}");
-    for m in &markers {
-        assert_eq!(out.lines_with(m).len(), 1, "{m}: {}", out.stdout);
+        // Tracing lost nothing meanwhile: every marker's exec arrived, and no loss was counted.
+        let last = markers.last().unwrap().clone();
+        assert!(t.wait_for(Duration::from_secs(10), |out| out.contains(&last)));
+        let out = t.stop();
+        assert!(out.status.success(), "{out:?}");
+        for m in &markers {
+            assert_eq!(out.lines_with(m).len(), 1, "{m}: {}", out.stdout);
+        }
+        let (lost, _) = common::final_losses(&out);
+        assert_eq!(lost, 0, "{}", out.stdout);
     }
-    let (lost, _) = common::final_losses(&out);
-    assert_eq!(lost, 0, "{}", out.stdout);
-}
+);

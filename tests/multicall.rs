@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_one_line_error, marker, require_bpf, Traced};
+use common::{assert_one_line_error, marker, Traced};
 
 fn coretrace(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_coretrace"))
@@ -130,30 +130,32 @@ fn every_name_runs_the_same_tool() {
     );
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_prefixed_name_and_the_subcommand_trace_for_real() {
-    require_bpf();
-    for cmd in [Command::new(link("ct-exitsnoop")), {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_coretrace"));
-        c.arg("exitsnoop");
-        c
-    }] {
-        let mut cmd = cmd;
-        let code = 40 + (std::process::id() % 50) as i32;
-        cmd.args(["-x", "-v"]);
-        let t = Traced::start_cmd(cmd);
-        let m = marker("mc");
-        let pid =
-            common::run_traced(Command::new("/bin/sh").args(["-c", &format!("exit {code}"), &m]));
-        let needle = format!(" {pid} ");
-        t.wait_for(Duration::from_secs(10), |out| out.contains(&needle));
-        let out = t.stop();
-        let row = out.lines_with(&needle);
-        assert_eq!(row.len(), 1, "{out:?}");
-        assert!(row[0].ends_with(&format!("code {code}")), "{out:?}");
+bpf_test!(
+    fn a_prefixed_name_and_the_subcommand_trace_for_real() {
+        for cmd in [Command::new(link("ct-exitsnoop")), {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_coretrace"));
+            c.arg("exitsnoop");
+            c
+        }] {
+            let mut cmd = cmd;
+            let code = 40 + (std::process::id() % 50) as i32;
+            cmd.args(["-x", "-v"]);
+            let t = Traced::start_cmd(cmd);
+            let m = marker("mc");
+            let pid = common::run_traced(Command::new("/bin/sh").args([
+                "-c",
+                &format!("exit {code}"),
+                &m,
+            ]));
+            let needle = format!(" {pid} ");
+            t.wait_for(Duration::from_secs(10), |out| out.contains(&needle));
+            let out = t.stop();
+            let row = out.lines_with(&needle);
+            assert_eq!(row.len(), 1, "{out:?}");
+            assert!(row[0].ends_with(&format!("code {code}")), "{out:?}");
+        }
     }
-}
+);
 
 #[test]
 fn a_panic_is_one_line_and_status_1() {

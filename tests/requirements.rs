@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_one_line_error, bin, marker, require_bpf, Traced};
+use common::{assert_one_line_error, bin, marker, Traced};
 use serde_json::Value;
 
 const TRACEPOINTS: &[&str] = &["cap_bpf", "cap_perfmon", "cap_dac_read_search"];
@@ -134,71 +134,67 @@ fn json_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn capsh_gives_exactly_the_set_asked_for() {
-    require_bpf();
-    for set in [TRACEPOINTS, KERNEL_STACKS, UPROBES, UPROBES_OTHER_USER, &[]] {
-        assert_exactly(set);
+bpf_test!(
+    fn capsh_gives_exactly_the_set_asked_for() {
+        for set in [TRACEPOINTS, KERNEL_STACKS, UPROBES, UPROBES_OTHER_USER, &[]] {
+            assert_exactly(set);
+        }
     }
-}
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn execsnoop_sees_an_exec_with_bpf_perfmon_dac_read_search() {
-    require_bpf();
-    let m = marker("capexec");
-    let t = start_with(TRACEPOINTS, "execsnoop", &["--json"]);
-    common::run_traced(Command::new("/bin/echo").arg(&m));
-    let seen = t.wait_for(Duration::from_secs(20), |out| out.contains(&m));
-    let out = t.stop();
-    assert!(seen, "{out:?}");
-    let rows: Vec<Value> = json_lines(&out.stdout)
-        .into_iter()
-        .filter(|r| r["process.command_args"][1] == m.as_str())
-        .collect();
-    assert_eq!(rows.len(), 1, "{out:?}");
-    assert_eq!(rows[0]["ret"], 0);
-}
+bpf_test!(
+    fn execsnoop_sees_an_exec_with_bpf_perfmon_dac_read_search() {
+        let m = marker("capexec");
+        let t = start_with(TRACEPOINTS, "execsnoop", &["--json"]);
+        common::run_traced(Command::new("/bin/echo").arg(&m));
+        let seen = t.wait_for(Duration::from_secs(20), |out| out.contains(&m));
+        let out = t.stop();
+        assert!(seen, "{out:?}");
+        let rows: Vec<Value> = json_lines(&out.stdout)
+            .into_iter()
+            .filter(|r| r["process.command_args"][1] == m.as_str())
+            .collect();
+        assert_eq!(rows.len(), 1, "{out:?}");
+        assert_eq!(rows[0]["ret"], 0);
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn exitsnoop_sees_an_exit_with_bpf_perfmon_dac_read_search() {
-    require_bpf();
-    let t = start_with(TRACEPOINTS, "exitsnoop", &["--json"]);
-    let pid = common::run_traced(Command::new("/bin/sh").args(["-c", "exit 7"]));
-    let seen = t.wait_for(Duration::from_secs(20), |out| {
-        json_lines(out).iter().any(|r| r["process.pid"] == pid)
-    });
-    let out = t.stop();
-    assert!(seen, "{out:?}");
-    let row = json_lines(&out.stdout)
-        .into_iter()
-        .find(|r| r["process.pid"] == pid)
-        .unwrap();
-    assert_eq!(row["process.exit.code"], 7, "{row}");
-}
+bpf_test!(
+    fn exitsnoop_sees_an_exit_with_bpf_perfmon_dac_read_search() {
+        let t = start_with(TRACEPOINTS, "exitsnoop", &["--json"]);
+        let pid = common::run_traced(Command::new("/bin/sh").args(["-c", "exit 7"]));
+        let seen = t.wait_for(Duration::from_secs(20), |out| {
+            json_lines(out).iter().any(|r| r["process.pid"] == pid)
+        });
+        let out = t.stop();
+        assert!(seen, "{out:?}");
+        let row = json_lines(&out.stdout)
+            .into_iter()
+            .find(|r| r["process.pid"] == pid)
+            .unwrap();
+        assert_eq!(row["process.exit.code"], 7, "{row}");
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn unlinksnoop_sees_a_removal_with_bpf_perfmon_dac_read_search() {
-    require_bpf();
-    let path = std::env::temp_dir().join(marker("capunlink"));
-    let t = start_with(TRACEPOINTS, "unlinksnoop", &["--json"]);
-    std::fs::write(&path, b"x").unwrap();
-    std::fs::remove_file(&path).unwrap();
-    let shown = path.to_str().unwrap().to_string();
-    let seen = t.wait_for(Duration::from_secs(20), |out| out.contains(&shown));
-    let out = t.stop();
-    assert!(seen, "{out:?}");
-    assert!(out.stderr.contains("attached with tracepoint"), "{out:?}");
-    let row = json_lines(&out.stdout)
-        .into_iter()
-        .find(|r| r["file.path"] == shown.as_str())
-        .unwrap();
-    assert_eq!(row["ret"], 0, "{row}");
-    assert_eq!(row["process.pid"], std::process::id(), "{row}");
-}
+bpf_test!(
+    fn unlinksnoop_sees_a_removal_with_bpf_perfmon_dac_read_search() {
+        let path = std::env::temp_dir().join(marker("capunlink"));
+        let t = start_with(TRACEPOINTS, "unlinksnoop", &["--json"]);
+        std::fs::write(&path, b"x").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let shown = path.to_str().unwrap().to_string();
+        let seen = t.wait_for(Duration::from_secs(20), |out| out.contains(&shown));
+        let out = t.stop();
+        assert!(seen, "{out:?}");
+        assert!(out.stderr.contains("attached with tracepoint"), "{out:?}");
+        let row = json_lines(&out.stdout)
+            .into_iter()
+            .find(|r| r["file.path"] == shown.as_str())
+            .unwrap();
+        assert_eq!(row["ret"], 0, "{row}");
+        assert_eq!(row["process.pid"], std::process::id(), "{row}");
+    }
+);
 
 /// Allocations through alloc_pipe_info in the last JSON report: a named kernel frame.
 fn pipe_allocations(stdout: &str) -> u64 {
@@ -220,63 +216,61 @@ fn pipe_allocations(stdout: &str) -> u64 {
         .sum()
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn kmemleak_lite_kernel_mode_names_kernel_frames_with_its_set() {
-    require_bpf();
-    const PIPES: u64 = 100;
-    let t = start_with(
-        KERNEL_STACKS,
-        "kmemleak-lite",
-        &["--json", "-i", "0.5", "-T", "500"],
-    );
-    let mut fds = Vec::new();
-    for _ in 0..PIPES {
-        let mut p = [0i32; 2];
-        // SAFETY: pipe writes two fds into a 2-element array.
-        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-        fds.extend(p);
+bpf_test!(
+    fn kmemleak_lite_kernel_mode_names_kernel_frames_with_its_set() {
+        const PIPES: u64 = 100;
+        let t = start_with(
+            KERNEL_STACKS,
+            "kmemleak-lite",
+            &["--json", "-i", "0.5", "-T", "500"],
+        );
+        let mut fds = Vec::new();
+        for _ in 0..PIPES {
+            let mut p = [0i32; 2];
+            // SAFETY: pipe writes two fds into a 2-element array.
+            assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+            fds.extend(p);
+        }
+        // Pipes this test holds, on a stack named down to alloc_pipe_info: kallsyms was readable.
+        let seen = t.wait_for(Duration::from_secs(20), |out| {
+            pipe_allocations(out) >= PIPES
+        });
+        for fd in fds {
+            // SAFETY: closes an fd this test opened, once.
+            unsafe { libc::close(fd) };
+        }
+        let out = t.stop();
+        assert!(
+            seen,
+            "no {PIPES} pipe allocations named alloc_pipe_info: {}",
+            &out.stdout[out.stdout.len().saturating_sub(3000)..]
+        );
     }
-    // Pipes this test holds, on a stack named down to alloc_pipe_info: kallsyms was readable.
-    let seen = t.wait_for(Duration::from_secs(20), |out| {
-        pipe_allocations(out) >= PIPES
-    });
-    for fd in fds {
-        // SAFETY: closes an fd this test opened, once.
-        unsafe { libc::close(fd) };
-    }
-    let out = t.stop();
-    assert!(
-        seen,
-        "no {PIPES} pipe allocations named alloc_pipe_info: {}",
-        &out.stdout[out.stdout.len().saturating_sub(3000)..]
-    );
-}
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn kmemleak_lite_command_mode_finds_the_leak_with_cap_sys_admin() {
-    require_bpf();
-    let leaky = common::build_c_program(
-        "leaky",
-        &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
-    );
-    let command = format!("{} run 1.2", leaky.display());
-    let t = start_with(UPROBES, "kmemleak-lite", &["-c", &command, "--json"]);
-    let out = t.wait(Duration::from_secs(60));
-    assert!(out.status.success(), "{out:?}");
-    let named = json_lines(&out.stdout).iter().any(|r| {
-        r["stacks"].as_array().into_iter().flatten().any(|s| {
-            s["bytes"] == 8 * 65536
-                && s["frames"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|f| f["code.function.name"] == "leak_big")
-        })
-    });
-    assert!(named, "{out:?}");
-}
+bpf_test!(
+    fn kmemleak_lite_command_mode_finds_the_leak_with_cap_sys_admin() {
+        let leaky = common::build_c_program(
+            "leaky",
+            &["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline"],
+        );
+        let command = format!("{} run 1.2", leaky.display());
+        let t = start_with(UPROBES, "kmemleak-lite", &["-c", &command, "--json"]);
+        let out = t.wait(Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
+        let named = json_lines(&out.stdout).iter().any(|r| {
+            r["stacks"].as_array().into_iter().flatten().any(|s| {
+                s["bytes"] == 8 * 65536
+                    && s["frames"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|f| f["code.function.name"] == "leak_big")
+            })
+        });
+        assert!(named, "{out:?}");
+    }
+);
 
 /// uprobe_target (tests/programs) waiting for the word to go: (child, its stdin).
 fn uprobe_target(args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
@@ -320,33 +314,31 @@ fn uprobe_lat_counts(caps: &[&str], by_pid: bool) -> u64 {
         .unwrap()
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn uprobe_lat_times_calls_with_cap_sys_admin() {
-    require_bpf();
-    assert_eq!(uprobe_lat_counts(UPROBES, false), 50);
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn another_users_process_needs_cap_sys_ptrace() {
-    require_bpf();
-    // With it, uprobe-lat -p follows a process of root's.
-    assert_eq!(uprobe_lat_counts(UPROBES_OTHER_USER, true), 50);
-    // Without it, both -p tools say so in one line.
-    let (mut child, _stdin) = uprobe_target(&["loop", "1"]);
-    let pid = child.id().to_string();
-    let target = format!("{}:noop_fn", exe_of(child.id()));
-    for (tool, args) in [
-        ("uprobe-lat", vec!["-p", &pid, &target]),
-        ("kmemleak-lite", vec!["-p", &pid]),
-    ] {
-        let (code, _, err) = run_with(UPROBES, tool, &args);
-        assert_one_line_error(code, &err, &["needs CAP_SYS_PTRACE", &pid]);
+bpf_test!(
+    fn uprobe_lat_times_calls_with_cap_sys_admin() {
+        assert_eq!(uprobe_lat_counts(UPROBES, false), 50);
     }
-    let _ = child.kill();
-    let _ = child.wait();
-}
+);
+
+bpf_test!(
+    fn another_users_process_needs_cap_sys_ptrace() {
+        // With it, uprobe-lat -p follows a process of root's.
+        assert_eq!(uprobe_lat_counts(UPROBES_OTHER_USER, true), 50);
+        // Without it, both -p tools say so in one line.
+        let (mut child, _stdin) = uprobe_target(&["loop", "1"]);
+        let pid = child.id().to_string();
+        let target = format!("{}:noop_fn", exe_of(child.id()));
+        for (tool, args) in [
+            ("uprobe-lat", vec!["-p", &pid, &target]),
+            ("kmemleak-lite", vec!["-p", &pid]),
+        ] {
+            let (code, _, err) = run_with(UPROBES, tool, &args);
+            assert_one_line_error(code, &err, &["needs CAP_SYS_PTRACE", &pid]);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+);
 
 /// Whether /proc/kallsyms shows addresses to a process without CAP_SYSLOG here.
 fn kallsyms_open_to_all() -> bool {
@@ -359,44 +351,43 @@ fn kallsyms_open_to_all() -> bool {
         && read("/proc/sys/kernel/perf_event_paranoid").is_some_and(|p| p <= 1)
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn each_capability_of_a_set_is_needed_and_named() {
-    require_bpf();
-    for &(mode, args, set) in MODES {
-        let tool = mode.split(' ').next().unwrap();
-        for &cap in set {
-            if cap == "cap_syslog" && kallsyms_open_to_all() {
-                // README: CAP_SYSLOG only where kallsyms hides addresses (not on this host).
-                continue;
+bpf_test!(
+    fn each_capability_of_a_set_is_needed_and_named() {
+        for &(mode, args, set) in MODES {
+            let tool = mode.split(' ').next().unwrap();
+            for &cap in set {
+                if cap == "cap_syslog" && kallsyms_open_to_all() {
+                    // README: CAP_SYSLOG only where kallsyms hides addresses (not on this host).
+                    continue;
+                }
+                let fewer: Vec<&str> = set.iter().copied().filter(|&c| c != cap).collect();
+                let mut all = args.to_vec();
+                all.extend(["--timeout", "5"]);
+                let (code, _, err) = run_with(&fewer, tool, &all);
+                assert_one_line_error(code, &err, &[&format!("needs {}", cap_name(cap))]);
+                // --check agrees: it fails, the reason naming the capability on its last line.
+                let mut check = args.to_vec();
+                check.push("--check");
+                let (code, out, err) = run_with(&fewer, tool, &check);
+                assert_eq!(code, 1, "{mode} --check without {cap}: {out}{err}");
+                let last = err.lines().last().unwrap_or("");
+                assert!(
+                    last.contains(&format!("needs {}", cap_name(cap))),
+                    "{mode} --check without {cap}: {err}"
+                );
+                assert!(
+                    out.lines().any(|l| l.trim() == "would use:    nothing"),
+                    "{out}"
+                );
             }
-            let fewer: Vec<&str> = set.iter().copied().filter(|&c| c != cap).collect();
-            let mut all = args.to_vec();
-            all.extend(["--timeout", "5"]);
-            let (code, _, err) = run_with(&fewer, tool, &all);
-            assert_one_line_error(code, &err, &[&format!("needs {}", cap_name(cap))]);
-            // --check agrees: it fails, the reason naming the capability on its last line.
+            // And the whole set is enough for --check's real load and attach.
             let mut check = args.to_vec();
             check.push("--check");
-            let (code, out, err) = run_with(&fewer, tool, &check);
-            assert_eq!(code, 1, "{mode} --check without {cap}: {out}{err}");
-            let last = err.lines().last().unwrap_or("");
-            assert!(
-                last.contains(&format!("needs {}", cap_name(cap))),
-                "{mode} --check without {cap}: {err}"
-            );
-            assert!(
-                out.lines().any(|l| l.trim() == "would use:    nothing"),
-                "{out}"
-            );
+            let (code, out, err) = run_with(set, tool, &check);
+            assert_eq!(code, 0, "{mode} --check with {set:?}: {out}{err}");
         }
-        // And the whole set is enough for --check's real load and attach.
-        let mut check = args.to_vec();
-        check.push("--check");
-        let (code, out, err) = run_with(set, tool, &check);
-        assert_eq!(code, 0, "{mode} --check with {set:?}: {out}{err}");
     }
-}
+);
 
 /// The other cells of the README table row whose first cell is `first` (in backquotes) and
 /// whose second cell satisfies `which` (the capability and the kernel tables share first cells).
@@ -447,85 +438,84 @@ fn readme_lists_the_capability_sets_these_tests_use() {
     }
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn check_passes_here_names_its_method_and_the_probes_behind_the_minimum_kernel() {
-    require_bpf();
-    for (tool, method, kernel) in [
-        ("execsnoop", "tracepoint", "5.5"),
-        ("exitsnoop", "tracepoint", "5.5"),
-        ("unlinksnoop", "tracepoint", "5.5"),
-        ("kmemleak-lite", "tracepoint", "5.5"),
-        ("uprobe-lat", "uprobe", "5.5"),
-    ] {
-        let (code, out, err) = common::run_tool(tool, &["--check"]);
-        assert_eq!(code, 0, "{tool}: {out}{err}");
-        // uprobe-lat also says which of its paths (attach cookies or not) it would take.
-        assert!(
-            out.lines().any(|l| {
-                let l = l.trim();
-                l == format!("would use:    {method}")
-                    || (tool == "uprobe-lat" && l.starts_with(&format!("would use:    {method} (")))
-            }),
-            "{tool}: {out}"
-        );
-        let (code, out, err) = common::run_tool(tool, &["--check", "--json"]);
-        assert_eq!(code, 0, "{tool}: {err}");
+bpf_test!(
+    fn check_passes_here_names_its_method_and_the_probes_behind_the_minimum_kernel() {
+        for (tool, method, kernel) in [
+            ("execsnoop", "tracepoint", "5.5"),
+            ("exitsnoop", "tracepoint", "5.5"),
+            ("unlinksnoop", "tracepoint", "5.5"),
+            ("kmemleak-lite", "tracepoint", "5.5"),
+            ("uprobe-lat", "uprobe", "5.5"),
+        ] {
+            let (code, out, err) = common::run_tool(tool, &["--check"]);
+            assert_eq!(code, 0, "{tool}: {out}{err}");
+            // uprobe-lat also says which of its paths (attach cookies or not) it would take.
+            assert!(
+                out.lines().any(|l| {
+                    let l = l.trim();
+                    l == format!("would use:    {method}")
+                        || (tool == "uprobe-lat"
+                            && l.starts_with(&format!("would use:    {method} (")))
+                }),
+                "{tool}: {out}"
+            );
+            let (code, out, err) = common::run_tool(tool, &["--check", "--json"]);
+            assert_eq!(code, 0, "{tool}: {err}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["ok"], true, "{v}");
+            assert_eq!(v["would_use"], method, "{v}");
+            assert_eq!(v["ring_buffer"], true, "{v}");
+            // Probed for every tool (uprobe-lat uses them where they exist); true here.
+            assert_eq!(v["attach_cookies"], true, "{v}");
+            assert_eq!(v["min_kernel"]["version"], kernel, "{tool}: {v}");
+            let needs: Vec<&str> = v["min_kernel"]["needs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            assert_eq!(needs, ["transport"], "{tool}: {v}");
+            // What the kernel must offer is a field of the report: here the ring buffer.
+            assert_eq!(v["transport"], "ring buffer", "{tool}: {v}");
+            // README's kernel table says the same.
+            assert_eq!(
+                kernel_row(tool)[0],
+                kernel,
+                "README's minimum kernel for {tool}"
+            );
+        }
+    }
+);
+
+bpf_test!(
+    fn check_of_an_impossible_method_fails_with_the_reason() {
+        let (_, out, _) = common::run_tool("unlinksnoop", &["--check", "--json"]);
         let v: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["ok"], true, "{v}");
-        assert_eq!(v["would_use"], method, "{v}");
-        assert_eq!(v["ring_buffer"], true, "{v}");
-        // Probed for every tool (uprobe-lat uses them where they exist); true here.
-        assert_eq!(v["attach_cookies"], true, "{v}");
-        assert_eq!(v["min_kernel"]["version"], kernel, "{tool}: {v}");
-        let needs: Vec<&str> = v["min_kernel"]["needs"]
+        let refused: Vec<String> = v["methods"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|n| n.as_str().unwrap())
+            .filter(|m| m["ok"] == false)
+            .map(|m| m["name"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(needs, ["transport"], "{tool}: {v}");
-        // What the kernel must offer is a field of the report: here the ring buffer.
-        assert_eq!(v["transport"], "ring buffer", "{tool}: {v}");
-        // README's kernel table says the same.
-        assert_eq!(
-            kernel_row(tool)[0],
-            kernel,
-            "README's minimum kernel for {tool}"
+        // This host refuses fentry (KERNEL-FACTS.md); any refused method makes the point.
+        let method = refused.first().unwrap_or_else(|| {
+            panic!("every method works here: nothing impossible to force ({v})")
+        });
+        let (code, out, err) = common::run_tool("unlinksnoop", &["--check", "--attach", method]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            out.lines().any(|l| l.trim() == "would use:    nothing"),
+            "{out}"
+        );
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with(&format!("unlinksnoop: cannot attach with {method}: "))
+                && last.contains("this kernel can do: --attach"),
+            "{err}"
         );
     }
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn check_of_an_impossible_method_fails_with_the_reason() {
-    require_bpf();
-    let (_, out, _) = common::run_tool("unlinksnoop", &["--check", "--json"]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let refused: Vec<String> = v["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["ok"] == false)
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect();
-    // This host refuses fentry (KERNEL-FACTS.md); any refused method makes the point.
-    let method = refused
-        .first()
-        .unwrap_or_else(|| panic!("every method works here: nothing impossible to force ({v})"));
-    let (code, out, err) = common::run_tool("unlinksnoop", &["--check", "--attach", method]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(
-        out.lines().any(|l| l.trim() == "would use:    nothing"),
-        "{out}"
-    );
-    let last = err.lines().last().unwrap_or("");
-    assert!(
-        last.starts_with(&format!("unlinksnoop: cannot attach with {method}: "))
-            && last.contains("this kernel can do: --attach"),
-        "{err}"
-    );
-}
+);
 
 /// README: "No LRU maps: an eviction could not be counted." Every BPF map that can drop an
 /// entry must fail the update instead, where the tool counts it.

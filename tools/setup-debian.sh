@@ -15,6 +15,7 @@ packages=(
     dpkg-dev lintian groff man-db git                    # tools/build-deb.sh, tests/install, man page checks
     debootstrap jq                                       # tools/distro-build.sh, tools/check-msrv.sh
     musl-tools musl-dev g++                              # tests/kmemleak_lite.rs: a static musl program, a C++ one
+    python3 python3-venv                                 # tests/otlp.rs: the receiver (PyPI's opentelemetry-proto, below)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,6 +25,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# tests/otlp.rs decodes OTLP with the official protobuf definitions: PyPI's opentelemetry-proto
+# (Debian 12 does not package it), in a venv of its own (Debian's Python refuses pip installs).
+venv=/opt/coretrace-test-venv
+if ! "$venv/bin/python3" -c 'import opentelemetry.proto.collector.logs.v1' 2>/dev/null; then
+    echo "setup: installing opentelemetry-proto into $venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2'
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

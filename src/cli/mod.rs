@@ -52,6 +52,13 @@ pub struct CommonArgs {
     #[arg(long, value_name = "ADDR", value_parser = crate::output::metrics::parse_listen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
 
+    /// Export over OTLP/HTTP (protobuf) to an OpenTelemetry Collector at URL (http:// only;
+    /// e.g. http://127.0.0.1:4318): the metrics every --metrics-interval and, with --json, every
+    /// record as a log record; env OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables,
+    /// see the README)
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     /// How often the metrics are updated, in seconds
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds,
           allow_negative_numbers = true)]
@@ -77,16 +84,25 @@ impl CommonArgs {
     }
 
     /// Standard output in the chosen format, with the Prometheus exporter when
-    /// --metrics-file or --metrics-listen asks for it (the port is bound here).
+    /// --metrics-file or --metrics-listen asks for it (the port is bound here), and OTLP
+    /// export when --otlp-endpoint or the environment asks for it.
     pub fn sink(&self, tool: &str) -> anyhow::Result<crate::output::Sink> {
+        use crate::output::otlp;
+        let otlp = match otlp::Config::from_env(self.otlp_endpoint.as_deref(), tool)? {
+            Some(config) => Some(otlp::Client::start(config, tool)?),
+            None => None,
+        };
         let exporter = crate::output::metrics::Exporter::new(
             tool,
             self.metrics_file.as_deref(),
             self.metrics_listen,
+            otlp.clone(),
             self.metrics_interval,
             self.verbose,
         )?;
-        Ok(crate::output::Sink::stdout(self.format()).with_metrics(exporter))
+        Ok(crate::output::Sink::stdout(self.format())
+            .with_metrics(exporter)
+            .with_otlp(otlp))
     }
 
     pub fn ringbuf_bytes(&self) -> u32 {

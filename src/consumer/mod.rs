@@ -51,6 +51,11 @@ pub trait Handler {
     /// consumer adds the events received and the losses. Called at each metrics interval and
     /// at the end, only when metrics are exported.
     fn metrics(&mut self, _out: &mut Exposition) {}
+    /// The tool's cgroup attributions, if it keeps any: the consumer has those of cgroups that
+    /// are gone forgotten once a second, also while no event comes.
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        None
+    }
 }
 
 /// Decodes a record into `T` (a type the skeleton generated from the shared C header).
@@ -131,6 +136,9 @@ pub fn run<M: MapCore>(
             next_loss_check = now + LOSS_CHECK_INTERVAL;
             // Cgroup names nobody asked for yet leave the BPF map (src/host/container.rs).
             crate::host::container::drain_names();
+            if let Some(resolver) = h.containers() {
+                resolver.sweep();
+            }
             let counts = loss_counts(losses, reader.lost_samples())?;
             if counts.total() > reported {
                 reported = counts.total();
@@ -148,17 +156,23 @@ pub fn run<M: MapCore>(
     }
     let perf_lost = reader.lost_samples();
     drop(reader);
-    let h = handler.into_inner();
+    conclude(handler.into_inner(), losses, perf_lost, received.get())
+}
+
+/// After the last poll: the handler's last words, the last metrics, and what was lost (the
+/// JSON loss record, one line per cause on stderr, [`EventsLost`] under `--fail-on-loss`).
+fn conclude(
+    h: &mut dyn Handler,
+    losses: &Losses,
+    perf_lost: Option<u64>,
+    received: u64,
+) -> Result<()> {
     h.finish()?;
     let counts = loss_counts(losses, perf_lost)?;
-    export_metrics(
-        h,
-        losses.tool,
-        received.get(),
-        &counts,
-        Instant::now(),
-        true,
-    )?;
+    export_metrics(h, losses.tool, received, &counts, Instant::now(), true)?;
+    // OTLP sends what it holds (a bounded wait); the report then counts what it could not.
+    h.sink().close_export();
+    let counts = loss_counts(losses, perf_lost)?;
     h.sink().final_losses(&counts)?;
     h.sink().flush()?;
     for line in counts.lines(losses.tool) {

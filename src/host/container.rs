@@ -271,8 +271,8 @@ static MAILBOX: std::sync::LazyLock<std::sync::Mutex<Mailbox>> = std::sync::Lazy
 
 /// How often the names and attributions of cgroups that are gone are forgotten: a sweep
 /// forgets a cgroup not there that was last known alive at least this long ago (so its late
-/// events are read first), i.e. between one and two intervals after its removal while events
-/// come (sweeps run when events do, and user space holds nothing new meanwhile).
+/// events are read first), i.e. between one and two intervals after its removal (the consumer
+/// runs the sweeps once a second, whether events come or not).
 pub const FORGET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Names the mailbox holds at most (a guard: the sweep keeps it to cgroups that exist).
@@ -529,7 +529,7 @@ impl Resolver {
     fn get(&mut self, id: u64) -> &Attribution {
         self.lookups = self.lookups.wrapping_add(1);
         if self.lookups.is_multiple_of(1024) || !self.known.contains_key(&id) {
-            self.maybe_sweep();
+            self.sweep();
         }
         if !self.known.contains_key(&id) {
             drain_names();
@@ -551,8 +551,9 @@ impl Resolver {
     }
 
     /// Every [`FORGET_INTERVAL`]: forgets the cgroups found gone at this sweep and the one
-    /// before (one never found, shown by number, goes too), and the last walk.
-    fn maybe_sweep(&mut self) {
+    /// before (one never found, shown by number, goes too), and the last walk. Run on lookups
+    /// and, by the consumer, once a second (so that an idle tool forgets too).
+    pub fn sweep(&mut self) {
         if self.last_sweep.elapsed() < FORGET_INTERVAL {
             return;
         }

@@ -5,9 +5,10 @@
 //! reporting what was lost. This module does the shared steps; a tool gives only what is its
 //! own: its skeleton, its `.rodata`, its attach strategy and its handler.
 //!
+//! Every tool runs through one [`sequence`], so set-up and signal handling happen in one order.
 //! A tool of the common shape (execsnoop, exitsnoop, unlinksnoop) implements [`Steps`] and calls
-//! [`run`]. The others (uprobe-lat, kmemleak-lite: targets resolved before load, links held
-//! outside the skeleton, a report at the end) take the steps one by one through a [`Session`].
+//! [`run`]; the others (uprobe-lat, kmemleak-lite: targets resolved before load, links held
+//! outside the skeleton, a report at the end, an exit status) implement [`Sequence`].
 
 use anyhow::Result;
 use libbpf_rs::skel::{OpenSkel, Skel};
@@ -97,7 +98,7 @@ macro_rules! bpf {
 // One `bpf!` line for each src/bpf/<tool>.bpf.c (build.rs, `skeleton_lines`).
 include!(concat!(env!("OUT_DIR"), "/bpf_impls.rs"));
 
-/// One run of a tool, as the shared steps need it.
+/// One run of a tool, as the shared steps need it: a tool's `load` opens and loads through it.
 pub struct Session<'a> {
     pub tool: &'static str,
     pub common: &'a CommonArgs,
@@ -158,7 +159,7 @@ impl<'a> Session<'a> {
 
     /// Hands every event to `handler` until `stop`, then reports the losses: the tool's
     /// causes, and `skipped`'s cause for the runs the kernel skipped of its programs.
-    pub fn consume<S: Bpf>(
+    fn consume<S: Bpf>(
         &self,
         skel: &S,
         skipped: (&'static LossCause, SkippedRuns),
@@ -172,6 +173,131 @@ impl<'a> Session<'a> {
             .with_skipped_runs(skipped.0, skipped.1);
         consumer::run(c.events, self.buffer_bytes, &losses, stop, handler)
     }
+}
+
+/// Whether the run goes on once the tool has attached.
+pub enum Flow {
+    Go,
+    /// A stop (Ctrl-C, SIGTERM, `--timeout`) came while it attached: the run ends there, with
+    /// status 0, no header and no report.
+    End,
+}
+
+/// The one sequence every tool runs through ([`sequence`]), with a phase for each thing a tool
+/// does its own way. Tools of the common shape give [`Steps`] instead (see [`run`]); uprobe-lat
+/// and kmemleak-lite give this: targets resolved before load, links held outside the skeleton,
+/// a report at the end, an exit status.
+pub trait Sequence {
+    type Skel: Bpf;
+    /// What the run is about, found before anything loads (functions, a process, a command
+    /// started and held before its exec).
+    type Target;
+    /// Links held outside the skeleton, until the consumer has stopped.
+    type Links;
+    /// The handler, which may borrow the tool, the skeleton's maps, the target and the stop.
+    type Handler<'a>: Handler
+    where
+        Self: 'a;
+    /// The tool's name, in messages, `--check` and metrics.
+    const NAME: &'static str;
+    /// How it loses events (its LOSS_* slots).
+    const LOSSES: &'static [LossCause];
+
+    fn common(&self) -> &CommonArgs;
+    /// What it needs from the host (`load::needs::preflight`, `--check`).
+    fn needs(&self) -> crate::load::needs::Needs;
+    /// Before `--check`: refuses options that do not go together, or does the whole job
+    /// without BPF (uprobe-lat's `-l`); `Some(status)` ends the run there.
+    fn early(&self) -> Result<Option<u8>> {
+        Ok(None)
+    }
+    /// `--check`: a real load and attach of what this command line would load.
+    fn check(&self, session: &Session) -> Result<()>;
+    /// The size of the events buffer: `--ringbuf-size`, unless the tool sets its own.
+    fn buffer_bytes(&self) -> u32 {
+        self.common().ringbuf_bytes()
+    }
+    /// When the run stops by itself: `--timeout`, unless the tool has its own option.
+    fn timeout(&self) -> Option<std::time::Duration> {
+        self.common().timeout
+    }
+    /// The cgroup and container filters (`-c`, `--container`); none by default.
+    fn cgroup(&self) -> Result<CgroupFilter> {
+        Ok(CgroupFilter::default())
+    }
+    /// After the host's check and the sink, before the stop handler and the load: everything
+    /// that can fail about the targets is found out here.
+    fn resolve(&self) -> Result<Self::Target>;
+    /// Opens (through `session`), configures and loads the skeleton. A tool whose attach
+    /// method is chosen by trying (`attach::select`) attaches here, and returns those links.
+    fn load(
+        &self,
+        session: &Session,
+        cgroup: &CgroupFilter,
+        target: &Self::Target,
+    ) -> Result<(Self::Skel, Self::Links)>;
+    /// Attaches what `load` did not, adding to `links`.
+    fn attach(
+        &self,
+        skel: &mut Self::Skel,
+        target: &mut Self::Target,
+        links: &mut Self::Links,
+        stop: &Stop,
+    ) -> Result<Flow>;
+    /// The cause for the runs the kernel skipped of its programs, and those programs.
+    fn skipped_runs(
+        &self,
+        skel: &Self::Skel,
+        target: &Self::Target,
+    ) -> (&'static LossCause, SkippedRuns);
+    /// Says what it traces, and makes its handler, which prints the table's header.
+    fn handler<'a>(
+        &'a self,
+        skel: &'a Self::Skel,
+        target: &'a mut Self::Target,
+        links: &Self::Links,
+        stop: &'a Stop,
+        sink: Sink,
+    ) -> Result<Self::Handler<'a>>;
+    /// After the consumer stopped and the links are gone: the last words, and the exit status.
+    fn finish(&self, handler: Self::Handler<'_>, consumed: Result<()>) -> Result<u8> {
+        drop(handler);
+        consumed.map(|()| 0)
+    }
+}
+
+/// Runs `tool`: `--check`, or the host's check, the sink, the targets, the stop handler, load,
+/// attach, header, consume until stopped (reporting what was lost), detach, and the tool's last
+/// words. Returns the exit status the tool ends with.
+pub fn sequence<T: Sequence>(tool: &T) -> Result<u8> {
+    let common = tool.common();
+    crate::load::btf::use_btf(common.btf.as_deref())?;
+    if let Some(status) = tool.early()? {
+        return Ok(status);
+    }
+    setup::libbpf_log(common.verbose);
+    let session = Session {
+        buffer_bytes: tool.buffer_bytes(),
+        ..Session::new(T::NAME, common, T::LOSSES)
+    };
+    if common.check {
+        return tool.check(&session).map(|()| 0);
+    }
+    crate::load::needs::preflight(&tool.needs())?;
+    // Before anything is started or loaded: a --metrics-listen port in use is told first.
+    let sink = common.sink(T::NAME)?;
+    let cgroup = tool.cgroup()?;
+    let mut target = tool.resolve()?;
+    let stop = Stop::install(tool.timeout())?;
+    let (mut skel, mut links) = tool.load(&session, &cgroup, &target)?;
+    if let Flow::End = tool.attach(&mut skel, &mut target, &mut links, &stop)? {
+        return Ok(0);
+    }
+    let skipped = tool.skipped_runs(&skel, &target);
+    let mut handler = tool.handler(&skel, &mut target, &links, &stop, sink)?;
+    let consumed = session.consume(&skel, skipped, &stop, &mut handler);
+    drop(links);
+    tool.finish(handler, consumed)
 }
 
 /// What a tool that hooks only the kernel needs from the host beyond loading BPF: tracefs
@@ -224,51 +350,102 @@ pub trait Steps {
 }
 
 /// Runs a tool of the common shape with its options every tool shares (`--json`, `-v`,
-/// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped.
+/// `--timeout` ...; `-c`, `--container`): `--check`, or load, attach and consume until stopped,
+/// through the one [`sequence`].
 pub fn run<T: Steps>(tool: &T, common: &CommonArgs, cgroup_arg: &CgroupArg) -> Result<()> {
-    crate::load::btf::use_btf(common.btf.as_deref())?;
-    setup::libbpf_log(common.verbose);
-    let session = Session::new(T::NAME, common, T::LOSSES);
-    let attach_with = tool.attach_with();
-    if common.check {
+    let shaped = Shaped {
+        tool,
+        common,
+        cgroup_arg,
+    };
+    sequence(&shaped).map(drop)
+}
+
+/// A tool of the common shape, seen as a [`Sequence`]: nothing to resolve, and its attach
+/// method chosen by trying (so it attaches while it loads, and holds no links of its own).
+struct Shaped<'a, T> {
+    tool: &'a T,
+    common: &'a CommonArgs,
+    cgroup_arg: &'a CgroupArg,
+}
+
+impl<T: Steps> Sequence for Shaped<'_, T> {
+    type Skel = T::Skel;
+    type Target = ();
+    type Links = ();
+    type Handler<'a>
+        = T::Handler
+    where
+        Self: 'a;
+    const NAME: &'static str = T::NAME;
+    const LOSSES: &'static [LossCause] = T::LOSSES;
+
+    fn common(&self) -> &CommonArgs {
+        self.common
+    }
+
+    fn needs(&self) -> crate::load::needs::Needs {
+        T::NEEDS
+    }
+
+    fn check(&self, session: &Session) -> Result<()> {
         // A real load and attach (then detach) of what this command line would load, so the
         // answer is the kernel's.
-        let choice = match attach_with {
+        let choice = match self.tool.attach_with() {
             Attach::Fixed(_) => Choice::Auto,
             Attach::Select(choice) => choice,
         };
-        let mut attempt = |m| load(tool, &session, &CgroupFilter::default(), m).map(drop);
-        return crate::load::check::check(
-            T::NAME,
-            T::HOOK,
-            choice,
-            common.json,
-            &T::NEEDS,
-            &mut attempt,
-        );
+        let mut attempt = |m| load(self.tool, session, &CgroupFilter::default(), m).map(drop);
+        let json = self.common.json;
+        crate::load::check::check(T::NAME, T::HOOK, choice, json, &T::NEEDS, &mut attempt)
     }
-    crate::load::needs::preflight(&T::NEEDS)?;
-    // Before loading: a --metrics-listen port in use is told before anything is attached.
-    let sink = common.sink(T::NAME)?;
-    let mut cgroup = cgroup_arg.open()?;
-    cgroup.names = common.json || cgroup_arg.print_container;
-    let stop = Stop::install(common.timeout)?;
-    let skel = match attach_with {
-        Attach::Fixed(what) => {
-            let skel = load(tool, &session, &cgroup, T::HOOK.methods[0])?;
-            if common.verbose {
-                eprintln!("{}: attached to {what}", T::NAME);
+
+    fn cgroup(&self) -> Result<CgroupFilter> {
+        let mut cgroup = self.cgroup_arg.open()?;
+        cgroup.names = self.common.json || self.cgroup_arg.print_container;
+        Ok(cgroup)
+    }
+
+    fn resolve(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn load(&self, session: &Session, cgroup: &CgroupFilter, _: &()) -> Result<(T::Skel, ())> {
+        let skel = match self.tool.attach_with() {
+            Attach::Fixed(what) => {
+                let skel = load(self.tool, session, cgroup, T::HOOK.methods[0])?;
+                if self.common.verbose {
+                    eprintln!("{}: attached to {what}", T::NAME);
+                }
+                skel
             }
-            skel
-        }
-        Attach::Select(choice) => {
-            let mut attempt = |m| load(tool, &session, &cgroup, m);
-            attach::select(T::NAME, T::HOOK, choice, common.verbose, &mut attempt)?.0
-        }
-    };
-    let mut handler = tool.handler(sink)?;
-    let skipped = (&consumer::PROBE_SKIPPED, tool.skipped_runs(&skel));
-    session.consume(&skel, skipped, &stop, &mut handler)
+            Attach::Select(choice) => {
+                let mut attempt = |m| load(self.tool, session, cgroup, m);
+                let verbose = self.common.verbose;
+                attach::select(T::NAME, T::HOOK, choice, verbose, &mut attempt)?.0
+            }
+        };
+        Ok((skel, ()))
+    }
+
+    fn attach(&self, _: &mut T::Skel, _: &mut (), _: &mut (), _: &Stop) -> Result<Flow> {
+        Ok(Flow::Go) // attached while loading
+    }
+
+    fn skipped_runs(&self, skel: &T::Skel, _: &()) -> (&'static LossCause, SkippedRuns) {
+        (&consumer::PROBE_SKIPPED, self.tool.skipped_runs(skel))
+    }
+
+    fn handler<'a>(
+        &'a self,
+        _: &'a T::Skel,
+        _: &'a mut (),
+        _: &(),
+        _: &'a Stop,
+        sink: Sink,
+    ) -> Result<T::Handler> {
+        self.tool.handler(sink)
+    }
 }
 
 /// Opens, configures, loads and attaches `tool`'s programs for `method`.

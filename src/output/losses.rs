@@ -169,6 +169,7 @@ impl LossCounts {
         if let Some((cause, runs)) = &losses.skipped {
             counts.push((*cause, runs.count()));
         }
+        counts.extend(crate::output::otlp::causes());
         Ok(LossCounts { counts })
     }
 

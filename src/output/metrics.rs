@@ -27,6 +27,39 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Default)]
 pub struct Exposition {
     text: String,
+    families: Vec<Family>,
+}
+
+/// One family, as OTLP sends it (src/output/otlp): the same names, labels and values as the
+/// text.
+pub struct Family {
+    pub name: String,
+    pub kind: Kind,
+    pub help: String,
+    pub points: Vec<Point>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+pub struct Point {
+    pub labels: Vec<(String, String)>,
+    pub value: PointValue,
+}
+
+pub enum PointValue {
+    Number(f64),
+    /// `counts` holds each bucket's own count, one more than `bounds`: the last is above the
+    /// highest bound.
+    Histogram {
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+        sum: f64,
+    },
 }
 
 /// Label pairs of one sample; values are escaped as the format asks.
@@ -41,6 +74,31 @@ impl Exposition {
     pub fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        self.families.push(Family {
+            name: name.to_string(),
+            kind: match kind {
+                "counter" => Kind::Counter,
+                "histogram" => Kind::Histogram,
+                _ => Kind::Gauge,
+            },
+            help: help.to_string(),
+            points: Vec::new(),
+        });
+    }
+
+    /// The families written so far, for OTLP.
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    fn point(&mut self, labels: Labels, value: PointValue) {
+        if let Some(f) = self.families.last_mut() {
+            let labels = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            f.points.push(Point { labels, value });
+        }
     }
 
     /// One sample of the family started last (for a counter, `name` ends in `_total`).
@@ -48,6 +106,7 @@ impl Exposition {
         self.text.push_str(name);
         self.labels(labels, None);
         let _ = writeln!(self.text, " {}", number(value));
+        self.point(labels, PointValue::Number(value));
     }
 
     /// One histogram of the family started last: `upper` holds each bucket's upper bound (in
@@ -77,6 +136,12 @@ impl Exposition {
         self.text.push_str("_count");
         self.labels(labels, None);
         let _ = writeln!(self.text, " {cumulative}");
+        let hist = PointValue::Histogram {
+            bounds: buckets.iter().map(|b| b.0).collect(),
+            counts: buckets.iter().map(|b| b.1).chain([0]).collect(),
+            sum,
+        };
+        self.point(labels, hist);
     }
 
     /// What every tool exports: the records its BPF side sent, and what was lost, by cause.
@@ -164,21 +229,23 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 pub struct Exporter {
     file: Option<PathBuf>,
     served: Option<Arc<http::Shared>>,
+    otlp: Option<Arc<super::otlp::Client>>,
     interval: Duration,
     next: Instant,
 }
 
 impl Exporter {
     /// Checks that `file`'s directory is writable and starts the HTTP server on `listen`; the
-    /// first export happens at once, then every `interval`.
+    /// first export happens at once, then every `interval`, to each of them and to `otlp`.
     pub fn new(
         tool: &str,
         file: Option<&Path>,
         listen: Option<SocketAddr>,
+        otlp: Option<Arc<super::otlp::Client>>,
         interval: Duration,
         verbose: bool,
     ) -> Result<Option<Exporter>> {
-        if file.is_none() && listen.is_none() {
+        if file.is_none() && listen.is_none() && otlp.is_none() {
             return Ok(None);
         }
         if let Some(path) = file {
@@ -200,6 +267,7 @@ impl Exporter {
         Ok(Some(Exporter {
             file: file.map(Path::to_path_buf),
             served,
+            otlp,
             interval,
             next: Instant::now(),
         }))
@@ -223,6 +291,9 @@ impl Exporter {
                 std::fs::rename(&tmp, path)
             };
             write().with_context(|| format!("writing --metrics-file {}", path.display()))?;
+        }
+        if let Some(otlp) = &self.otlp {
+            otlp.metrics(&exp);
         }
         if let Some(served) = &self.served {
             *served.text.lock().unwrap_or_else(|e| e.into_inner()) = Arc::from(exp.text);

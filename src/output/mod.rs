@@ -6,6 +6,7 @@ pub mod histogram;
 pub mod http;
 pub mod losses;
 pub mod metrics;
+pub mod otlp;
 pub mod schema;
 
 use std::fmt::Display;
@@ -129,6 +130,7 @@ pub struct Sink {
     format: Format,
     columns: Vec<Column>,
     metrics: Option<metrics::Exporter>,
+    otlp: Option<std::sync::Arc<otlp::Client>>,
 }
 
 impl Sink {
@@ -143,6 +145,21 @@ impl Sink {
             format,
             columns: Vec::new(),
             metrics: None,
+            otlp: None,
+        }
+    }
+
+    /// Also sends the JSON records as OTLP log records (see [`otlp`]).
+    pub fn with_otlp(mut self, client: Option<std::sync::Arc<otlp::Client>>) -> Self {
+        self.otlp = client;
+        self
+    }
+
+    /// At the end of a run, after the last metrics: sends what OTLP export has queued (a
+    /// bounded wait), so that the loss report that follows counts what could not be sent.
+    pub fn close_export(&mut self) {
+        if let Some(c) = self.otlp.take() {
+            c.close();
         }
     }
 
@@ -206,6 +223,9 @@ impl Sink {
     /// One JSON object on a line.
     pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, value).map_err(io::Error::from)?;
+        if let Some(otlp) = &self.otlp {
+            otlp.log(&serde_json::to_value(value).map_err(io::Error::from)?);
+        }
         self.out.write_all(b"\n")
     }
 

@@ -162,6 +162,10 @@ struct ExitJson<'a> {
 }
 
 impl Handler for ExitPrinter {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.table.containers)
+    }
+
     fn event(&mut self, data: &[u8]) -> Result<()> {
         use std::fmt::Write;
         let (e, _) = decode::<exit_event>(data)?;

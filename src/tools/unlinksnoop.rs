@@ -316,6 +316,10 @@ impl UnlinkPrinter {
 }
 
 impl Handler for UnlinkPrinter {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.table.containers)
+    }
+
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, tail) = decode::<unlink_event>(data)?;
         let raw = &tail[..(e.path_len as usize).min(tail.len())];

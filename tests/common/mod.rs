@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// as ignored instead of passing them untested; `tools/test.sh` runs them with
 /// `--include-ignored`, and then a machine that cannot load BPF is a failure, never a skip.
 /// CORETRACE_REQUIRE_BPF=1 (CI) states that intent; the check is the same either way.
+/// [`bpf_test!`] writes both for a test.
 pub fn require_bpf() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -27,6 +28,38 @@ pub fn require_bpf() {
         "this test loads BPF and cannot here ({why}){}: run it as root on a kernel with BTF, or leave out --include-ignored",
         if ci { " and CORETRACE_REQUIRE_BPF=1" } else { "" }
     );
+}
+
+/// A test that loads BPF (or needs root as loading does): `#[test]`, `#[ignore]`d with the
+/// reason, and [`require_bpf`] first, so it is listed as ignored by a plain `cargo test`, runs
+/// with `--include-ignored`, and there fails, never skips, where BPF cannot load. Written with
+/// parentheses, so that rustfmt formats the test:
+///
+/// ```ignore
+/// bpf_test!(
+///     /// What it shows.
+///     fn name() { ... }
+/// );
+/// ```
+///
+/// A test with a reason of its own gives it first: `bpf_test!(#[ignore = "..."] fn ...);`.
+#[macro_export]
+macro_rules! bpf_test {
+    (#[ignore = $why:literal] $(#[$attr:meta])* fn $name:ident() $body:block) => {
+        $(#[$attr])*
+        #[test]
+        #[ignore = $why]
+        fn $name() {
+            $crate::common::require_bpf();
+            $body
+        }
+    };
+    ($(#[$attr:meta])* fn $name:ident() $body:block) => {
+        $crate::bpf_test!(
+            #[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
+            $(#[$attr])* fn $name() $body
+        );
+    };
 }
 
 /// A unique marker for this test run, for argv and file names.

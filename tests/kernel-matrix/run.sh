@@ -268,8 +268,8 @@ copy_elf() {
 }
 
 # The same for an arm64 program, which ldd cannot read here: the libraries its ELF header names
-# (NEEDED, recursively) and its loader, from the arm64 build's sysroot (build-arm64.sh's chroot,
-# with the arm64 libraries installed), all put in /usr/lib/aarch64-linux-gnu of the guest.
+# (NEEDED, recursively) and its loader, from the arm64 build's sysroot (arm64-guest-files.sh's
+# copy of the chroot's arm64 libraries), all put in /usr/lib/aarch64-linux-gnu of the guest.
 copy_elf_arm64() {
     local src=$1 root=$2 dest=${3:-$1} lib dir found interp
     mkdir -p "$root$(dirname "$dest")"
@@ -318,7 +318,7 @@ find_test_bins() {
 
 # Builds the initramfs of architecture $arch, for the tools in $present (built in $bindir, their
 # test binaries $test_bins), into $1. arm64: busybox, the host's programs (arm64 builds of them)
-# and the test programs come from build-arm64.sh's guest directory.
+# and the test programs come from the arm64 build's guest directory (arm64-guest-files.sh).
 build_initramfs() {
     local img=$1 stage=$work/initramfs-$arch tool prog applet dest busybox=/bin/busybox progs
     rm -rf "$stage"
@@ -689,10 +689,13 @@ table=$work/table.md
     echo "# Kernel matrix"
     echo
     cat <<'TEXT'
-The same release build of the suite, run on Debian's cloud kernels under QEMU: x86-64 (5.10,
-6.1, 6.12) and arm64 (trixie's 6.12, `qemu-system-aarch64 -M virt -cpu max`). The arm64 guest
-runs the arm64 build of the same commit (`tests/kernel-matrix/build-arm64.sh`: Debian unstable's
-rustc, cross-compiling in a chroot), with the same checks and its own integration test binaries.
+The same commit of the suite, run on Debian's cloud kernels under QEMU: x86-64 (5.10, 6.1,
+6.12: the release build and its integration test binaries) and arm64 (trixie's 6.12,
+`qemu-system-aarch64 -M virt -cpu max`). In CI the arm64 guest runs the arm64 Debian package's
+own binary (`tools/distro-build.sh`: Debian unstable's rustc, crates and libbpf, cross-compiling
+in a chroot) with guest-checks.sh's checks: a package build has no test binaries. By hand,
+`tests/kernel-matrix/build-arm64.sh` makes an arm64 build with its integration test binaries,
+which the guest then runs too.
 
 Each kernel runs two passes. The default pass: every tool's `--check`, its checks on processes
 and files the guest makes, the same tools with the kernel's own BTF hidden (a copy given with

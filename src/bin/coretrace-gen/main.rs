@@ -150,8 +150,43 @@ fn tool_page(tool: &Tool, name: &str, suffix: &str) -> Result<String> {
         &[&[kernel.as_str()][..], page.requirements].concat(),
     );
 
-    section(&mut out, "OPTIONS");
-    for p in &positionals {
+    options(&mut out, &cmd, &positionals);
+    examples_section(&mut out, &cmd, tool, name)?;
+
+    section(&mut out, "FIELDS");
+    tagged(&mut out, page.fields, true);
+
+    section(&mut out, "EXIT STATUS");
+    let shared: Vec<(&str, String)> = pages::SHARED_EXIT
+        .iter()
+        .map(|(code, what)| (*code, what.replace("TOOL", name)))
+        .collect();
+    let shared: Vec<(&str, &str)> = shared.iter().map(|(c, w)| (*c, w.as_str())).collect();
+    tagged(&mut out, &[&shared[..], page.exit_status].concat(), true);
+
+    section(&mut out, "ENVIRONMENT");
+    tagged(&mut out, pages::ENVIRONMENT, true);
+
+    section(&mut out, "OVERHEAD");
+    paragraphs(&mut out, page.overhead);
+
+    section(&mut out, "SEE ALSO");
+    let mut refs: Vec<String> = TOOLS
+        .iter()
+        .filter(|t| t.name != tool.name)
+        .map(|t| format!("{}{suffix}(8)", t.name))
+        .collect();
+    refs.push("coretrace(8)".into());
+    refs.extend(page.see_also.iter().map(|s| s.to_string()));
+    refs.push("bpftool(8)".into());
+    let _ = writeln!(out, "{}", see_also(&refs));
+    Ok(out)
+}
+
+/// OPTIONS: the positionals, then every option not hidden, with its values and default.
+fn options(out: &mut String, cmd: &clap::Command, positionals: &[&clap::Arg]) {
+    section(out, "OPTIONS");
+    for p in positionals {
         let value = p.get_value_names().map(|v| v.join(" ")).unwrap_or_default();
         let help = p.get_long_help().or(p.get_help()).map(|h| h.to_string());
         let _ = writeln!(
@@ -201,8 +236,11 @@ fn tool_page(tool: &Tool, name: &str, suffix: &str) -> Result<String> {
         }
         let _ = writeln!(out, ".TP\n{tag}\n{}", esc(&help));
     }
+}
 
-    section(&mut out, "EXAMPLES");
+/// EXAMPLES: those of its --help, one per entry, each command as typed.
+fn examples_section(out: &mut String, cmd: &clap::Command, tool: &Tool, name: &str) -> Result<()> {
+    section(out, "EXAMPLES");
     let after = cmd
         .get_after_help()
         .map(|h| h.to_string())
@@ -226,31 +264,7 @@ fn tool_page(tool: &Tool, name: &str, suffix: &str) -> Result<String> {
         );
     }
 
-    section(&mut out, "FIELDS");
-    tagged(&mut out, page.fields, true);
-
-    section(&mut out, "EXIT STATUS");
-    let shared: Vec<(&str, String)> = pages::SHARED_EXIT
-        .iter()
-        .map(|(code, what)| (*code, what.replace("TOOL", name)))
-        .collect();
-    let shared: Vec<(&str, &str)> = shared.iter().map(|(c, w)| (*c, w.as_str())).collect();
-    tagged(&mut out, &[&shared[..], page.exit_status].concat(), true);
-
-    section(&mut out, "OVERHEAD");
-    paragraphs(&mut out, page.overhead);
-
-    section(&mut out, "SEE ALSO");
-    let mut refs: Vec<String> = TOOLS
-        .iter()
-        .filter(|t| t.name != tool.name)
-        .map(|t| format!("{}{suffix}(8)", t.name))
-        .collect();
-    refs.push("coretrace(8)".into());
-    refs.extend(page.see_also.iter().map(|s| s.to_string()));
-    refs.push("bpftool(8)".into());
-    let _ = writeln!(out, "{}", see_also(&refs));
-    Ok(out)
+    Ok(())
 }
 
 fn see_also(refs: &[String]) -> String {

@@ -6,6 +6,7 @@
 
 mod page;
 mod report;
+mod sequence;
 mod symbols;
 mod target;
 mod unwind;
@@ -18,7 +19,7 @@ use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::Link;
 
 use crate::cli::{self, parse_pid, parse_seconds, CommonArgs};
-use crate::consumer::{self, LossCause, Stop};
+use crate::consumer::LossCause;
 use crate::host::container::CgroupFilter;
 use crate::load::driver::Session;
 use crate::load::{attach, setup};
@@ -88,8 +89,7 @@ use crate::skel::kmemleak_lite::{
     KmemleakLiteSkel, OpenKmemleakLiteSkel,
 };
 
-use report::{Mode, Reporter};
-use target::{Allocator, Child, Probe};
+use target::{Allocator, Probe};
 
 // SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for alloc_info {}
@@ -267,16 +267,9 @@ static USER_HOOK: attach::Hook = attach::Hook {
 };
 
 /// What is being traced.
-enum Target {
-    Kernel,
-    Pid(u32, Allocator),
-    Command(Child, Allocator, String),
-}
-
 /// Runs the tool; returns the exit status to end with: with -c, the command's, as a shell gives
 /// it (exit code N: N, killed by signal S: 128+S); else 0.
 pub fn run(args: Args) -> Result<u8> {
-    crate::load::btf::use_btf(args.common.btf.as_deref())?;
     if let (Some(min), Some(max)) = (args.min_size, args.max_size) {
         if min > max {
             bail!(
@@ -292,138 +285,8 @@ pub fn run(args: Args) -> Result<u8> {
     if user {
         unwind::settle(&mut args)?;
     }
-    setup::libbpf_log(args.common.verbose);
-    let needs = needs(&args);
-    if args.common.check {
-        // Kernel mode uses the kmem tracepoints, -p/-c uprobes on the allocator: load and
-        // attach what this command line would, then detach.
-        let hook = if user { &USER_HOOK } else { &KERNEL_HOOK };
-        let mut attempt = |m| check_attempt(&args, m == attach::Method::Fentry);
-        crate::load::check::check(
-            TOOL.name,
-            hook,
-            attach::Choice::Auto,
-            args.common.json,
-            &needs,
-            &mut attempt,
-        )?;
-        return Ok(0);
-    }
-    crate::load::needs::preflight(&needs)?;
-    // Before -c's command starts and anything loads: a --metrics-listen port in use is told
-    // first.
-    let sink = args.common.sink(TOOL.name)?;
-
-    // Everything that can fail about the target is checked before a command is started.
-    let mut target = if let Some(pid) = args.pid {
-        Target::Pid(pid, target::allocator_of_pid(pid)?)
-    } else if let Some(line) = &args.command {
-        let argv = target::split_command(line)?;
-        let exe = target::resolve_program(&argv[0])?;
-        let alloc = target::allocator_of_command(&exe)?;
-        let child = Child::spawn(&exe, &argv)?;
-        Target::Command(child, alloc, line.clone())
-    } else {
-        Target::Kernel
-    };
-
-    // The driver's steps, not driver::run: links outside the skeleton, a method chosen per
-    // mode, an exit status.
-    let session = session(&args);
-    // No cgroup filter: kmemleak-lite has no -c/--container (-c is its command).
-    let no_filter = CgroupFilter::default();
-    let mut links: Vec<Link> = Vec::new();
-    let (skel, what) = match &target {
-        Target::Kernel => {
-            let mut attempt = |method| {
-                let bulk = method == attach::Method::Fentry;
-                let (open, node_tps) = open_sized(&session, &args, false, bulk)?;
-                let skel = session.load(open, &no_filter)?;
-                let (links, names) = attach_kernel(&skel, node_tps, args.pages, bulk)?;
-                Ok((skel, links, names))
-            };
-            let ((skel, kernel_links, names), _) = attach::select(
-                TOOL.name,
-                &KERNEL_HOOK,
-                attach::Choice::Auto,
-                args.common.verbose,
-                &mut attempt,
-            )?;
-            links = kernel_links;
-            (skel, format!("the kmem tracepoints {names}"))
-        }
-        Target::Pid(pid, alloc) | Target::Command(Child { pid, .. }, alloc, _) => {
-            let (open, _) = open_sized(&session, &args, true, false)?;
-            let skel = session.load(open, &no_filter)?;
-            attach_allocator(&skel, *pid, alloc, &mut links, args.common.verbose)?;
-            let what = format!(
-                "{} in process {pid}",
-                crate::render::escape::path(&alloc.path)
-            );
-            (skel, what)
-        }
-    };
-    let stop = Stop::install(args.common.timeout)?;
-    if let Target::Command(child, _, _) = &mut target {
-        child.release()?;
-    }
-    if args.common.verbose && user {
-        eprintln!("kmemleak-lite: attached to {what}");
-    } else if args.common.verbose {
-        eprintln!("kmemleak-lite: allocations and frees from {what}");
-    }
-    if !args.common.json {
-        match &target {
-            Target::Kernel => eprintln!("Tracing kernel allocations... Hit Ctrl-C to end."),
-            Target::Pid(pid, _) => {
-                eprintln!("Attaching to pid {pid}, Ctrl+C to quit.")
-            }
-            Target::Command(child, _, line) => {
-                let line = crate::render::escape::escaped(line.as_bytes());
-                eprintln!("Started '{line}' as pid {}, Ctrl+C to quit.", child.pid)
-            }
-        }
-    }
-    if args.combined && args.older.is_some() {
-        eprintln!("kmemleak-lite: note: -o does not apply with --combined (the kernel keeps totals per stack, not ages)");
-    }
-
-    let mode = match &target {
-        Target::Kernel => Mode::Kernel,
-        Target::Pid(pid, _) => Mode::Pid(*pid),
-        Target::Command(child, _, _) => Mode::Command(child),
-    };
-    let loader_probed = match &target {
-        Target::Kernel => false,
-        Target::Pid(_, alloc) | Target::Command(_, alloc, _) => alloc.loader.is_some(),
-    };
-    let mut reporter = Reporter::new(&args, sink, mode, loader_probed, &skel, &stop)?;
-    // Kernel mode: a skipped kmem program misses an allocation or a free. (Uprobe programs
-    // are not skipped that way: the list is empty in user mode, and the cause reads 0.)
-    let p = &skel.progs;
-    let skipped = match target {
-        Target::Kernel => consumer::SkippedRuns::new(&[
-            &p.kmalloc,
-            &p.kfree,
-            &p.kmem_cache_alloc,
-            &p.kmem_cache_free,
-            &p.kmalloc_node,
-            &p.kmem_cache_alloc_node,
-            &p.mm_page_alloc,
-            &p.mm_page_free,
-            &p.mm_page_free_batched,
-            &p.kmem_cache_free_bulk,
-        ]),
-        _ => consumer::SkippedRuns::new::<libbpf_rs::ProgramMut>(&[]),
-    };
-    session.consume(&skel, (&PROBE_SKIPPED, skipped), &stop, &mut reporter)?;
-    let ended = reporter.ended();
-    drop(reporter);
-    drop(links);
-    if let Some((msg, _)) = &ended {
-        eprintln!("{msg}");
-    }
-    Ok(ended.and_then(|(_, status)| status).unwrap_or(0))
+    // The driver's one sequence: see sequence.rs.
+    crate::load::driver::sequence(&args)
 }
 
 /// What kmemleak-lite needs from the host: in kernel mode the kmem tracepoints and kernel

@@ -611,6 +611,10 @@ impl<'a> Reporter<'a> {
 }
 
 impl Handler for Reporter<'_> {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.containers)
+    }
+
     /// The dynamic loader has mapped or unmapped libraries; or, with --unwind dwarf, a copy of
     /// a stack to unwind (user.rs).
     fn event(&mut self, data: &[u8]) -> Result<()> {

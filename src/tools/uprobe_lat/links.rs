@@ -164,79 +164,103 @@ pub fn attach(
         returns: Vec::new(),
     };
     match kind {
-        Kind::Multi => {
-            // One pair of links per binary file.
-            let mut by_path: BTreeMap<&PathBuf, (Vec<usize>, Vec<u64>)> = BTreeMap::new();
-            for (id, p) in probes.iter().enumerate() {
-                let e = by_path.entry(&p.path).or_default();
-                e.0.push(p.offset as usize);
-                e.1.push(id as u64);
-            }
-            for (path, (offsets, cookies)) in by_path {
-                for (prog, retprobe) in [(&exits[0], true), (&entries[0], false)] {
-                    let opts = UprobeMultiOpts {
-                        offsets: offsets.clone(),
-                        cookies: cookies.clone(),
-                        retprobe,
-                        ..Default::default()
-                    };
-                    let link = prog
-                        .attach_uprobe_multi_with_opts(pid, path, "", opts)
-                        .with_context(|| {
-                            format!(
-                                "attaching to {} function{} in {}",
-                                offsets.len(),
-                                if offsets.len() == 1 { "" } else { "s" },
-                                escaped(path.as_os_str().as_encoded_bytes())
-                            )
-                        })?;
-                    if retprobe {
-                        attached.returns.push(link);
-                    } else {
-                        attached.entries.push(link);
-                    }
-                }
-            }
-        }
+        Kind::Multi => attach_multi(&mut attached, &entries[0], &exits[0], probes, pid)?,
         Kind::PerProbe | Kind::NoCookies => {
             let own = kind == Kind::NoCookies;
-            attached.entries.reserve(probes.len());
-            attached.returns.reserve(probes.len());
-            for (id, p) in probes.iter().enumerate() {
-                if stop.requested() {
-                    break;
-                }
-                let (entry, exit) = match own {
-                    true => (&entries[id], &exits[id]),
-                    false => (&entries[0], &exits[0]),
-                };
-                for (prog, retprobe) in [(exit, true), (entry, false)] {
-                    let opts = UprobeOpts {
-                        // None without cookies: before 5.15 libbpf refuses a non-zero one.
-                        cookie: if own { 0 } else { id as u64 },
-                        retprobe,
-                        ..Default::default()
-                    };
-                    let link = prog
-                        .attach_uprobe_with_opts(pid, &p.path, p.offset as usize, opts)
-                        .with_context(|| {
-                            format!(
-                                "attaching to {}:{} (offset {:#x})",
-                                p.binary,
-                                escaped(p.function.as_bytes()),
-                                p.offset
-                            )
-                        })?;
-                    if retprobe {
-                        attached.returns.push(link);
-                    } else {
-                        attached.entries.push(link);
-                    }
-                }
-            }
+            attach_each(&mut attached, own, entries, exits, probes, pid, stop)?
         }
     }
     Ok(attached)
+}
+
+/// Multi-uprobe links: one pair per binary file, cookie = index in `probes`.
+fn attach_multi(
+    attached: &mut Attached,
+    entry: &ProgramMut<'_>,
+    exit: &ProgramMut<'_>,
+    probes: &[Probe],
+    pid: i32,
+) -> Result<()> {
+    // One pair of links per binary file.
+    let mut by_path: BTreeMap<&PathBuf, (Vec<usize>, Vec<u64>)> = BTreeMap::new();
+    for (id, p) in probes.iter().enumerate() {
+        let e = by_path.entry(&p.path).or_default();
+        e.0.push(p.offset as usize);
+        e.1.push(id as u64);
+    }
+    for (path, (offsets, cookies)) in by_path {
+        for (prog, retprobe) in [(exit, true), (entry, false)] {
+            let opts = UprobeMultiOpts {
+                offsets: offsets.clone(),
+                cookies: cookies.clone(),
+                retprobe,
+                ..Default::default()
+            };
+            let link = prog
+                .attach_uprobe_multi_with_opts(pid, path, "", opts)
+                .with_context(|| {
+                    format!(
+                        "attaching to {} function{} in {}",
+                        offsets.len(),
+                        if offsets.len() == 1 { "" } else { "s" },
+                        escaped(path.as_os_str().as_encoded_bytes())
+                    )
+                })?;
+            if retprobe {
+                attached.returns.push(link);
+            } else {
+                attached.entries.push(link);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per-probe links, two per probe; `own`: program pair i is probe i's (no cookies).
+fn attach_each(
+    attached: &mut Attached,
+    own: bool,
+    entries: &[ProgramMut<'_>],
+    exits: &[ProgramMut<'_>],
+    probes: &[Probe],
+    pid: i32,
+    stop: &Stop,
+) -> Result<()> {
+    attached.entries.reserve(probes.len());
+    attached.returns.reserve(probes.len());
+    for (id, p) in probes.iter().enumerate() {
+        if stop.requested() {
+            break;
+        }
+        let (entry, exit) = match own {
+            true => (&entries[id], &exits[id]),
+            false => (&entries[0], &exits[0]),
+        };
+        for (prog, retprobe) in [(exit, true), (entry, false)] {
+            let opts = UprobeOpts {
+                // None without cookies: before 5.15 libbpf refuses a non-zero one.
+                cookie: if own { 0 } else { id as u64 },
+                retprobe,
+                ..Default::default()
+            };
+            let link = prog
+                .attach_uprobe_with_opts(pid, &p.path, p.offset as usize, opts)
+                .with_context(|| {
+                    format!(
+                        "attaching to {}:{} (offset {:#x})",
+                        p.binary,
+                        escaped(p.function.as_bytes()),
+                        p.offset
+                    )
+                })?;
+            if retprobe {
+                attached.returns.push(link);
+            } else {
+                attached.entries.push(link);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Per-probe links hold two file descriptors per function; a shell's usual soft limit (1024)

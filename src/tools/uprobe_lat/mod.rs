@@ -4,9 +4,11 @@
 //! or, with `--kernel-hist`, as log2 histograms summed in the kernel.
 
 pub mod calibrate;
-mod page;
 mod compact;
+mod cumulative;
+mod hist;
 mod links;
+mod page;
 mod report;
 pub mod target;
 
@@ -19,7 +21,7 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use crate::cli::{parse_duration_ns, parse_pid, parse_seconds, CgroupArg, CommonArgs};
 use crate::consumer::{self, Stop};
 use crate::load::attach;
-use crate::load::driver::{Bpf, Session};
+use crate::load::driver::{self, Bpf, Flow, Sequence, Session};
 use crate::output::histogram::Unit;
 use crate::render::escape::escaped;
 
@@ -194,62 +196,136 @@ fn needs(args: &Args) -> crate::load::needs::Needs {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    crate::load::btf::use_btf(args.common.btf.as_deref())?;
-    if args.common.check {
-        return check(&args);
-    }
-    if args.list {
-        return list(&args);
-    }
-    if let Some(pid) = args.pid {
-        // Reading another user's process needs a capability: say which, not "no such process".
-        crate::load::needs::check_process_access(pid)?;
-    }
-    let probes = target::resolve_all(&args.targets, args.pid)?;
-    crate::load::needs::preflight(&needs(&args))?;
-    // Before calibrating and loading: a --metrics-listen port in use is told before anything
-    // is attached.
-    let sink = args.common.sink(TOOL.name)?;
-    // Per-probe links take two descriptors per function.
-    links::raise_open_file_limit();
-    let kind = links::Kind::choose(args.no_cookies, args.attach_per_probe);
-    kind.check_count(probes.len(), args.no_cookies)?;
-    setup::libbpf_log(args.common.verbose);
-    let cgroup = args.cgroup.open()?;
-    let overhead = probe_overhead(&args, kind);
+    driver::sequence(&args).map(drop)
+}
 
-    // The driver's steps, not driver::run: targets resolve before load, links live outside the skeleton.
-    let session = Session::new(TOOL.name, &args.common, &LOSSES);
-    let skel = load(&args, &session, &cgroup, kind, probes.len())?;
-    let stop = Stop::install(args.duration.or(args.common.timeout))?;
+/// What uprobe-lat finds before it loads: the functions, how it links them, and what the
+/// probes cost.
+pub struct Resolved {
+    probes: Vec<target::Probe>,
+    kind: links::Kind,
+    overhead: Option<calibrate::Overhead>,
+}
 
-    // Before any probe: a thread's frames must go when it exits.
-    let _thread_exit = skel
-        .progs
-        .thread_exit
-        .attach_raw_tracepoint("sched_process_exit")
-        .context("attaching to the raw tracepoint sched_process_exit")?;
-    let pid = args.pid.map_or(-1, |p| p as i32);
-    let (entries, exits) = kind.programs(skel.object(), probes.len())?;
-    let attached = links::attach(kind, &entries, &exits, &probes, pid, &stop)?;
-    if stop.requested() {
-        return Ok(());
+/// The thread-exit link and the probes' links, held until the consumer has stopped.
+#[derive(Default)]
+pub struct Links {
+    _thread_exit: Option<libbpf_rs::Link>,
+    probes: Option<links::Attached>,
+}
+
+impl Sequence for Args {
+    type Skel = UprobeLatSkel<'static>;
+    type Target = Resolved;
+    type Links = Links;
+    type Handler<'a> = Report<'a>;
+    const NAME: &'static str = TOOL.name;
+    const LOSSES: &'static [consumer::LossCause] = &LOSSES;
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
-    announce(&args, kind, &probes);
-    let mut report = Report::new(&args, &probes, source(&args, &skel), overhead, &stop, sink)?;
-    // A skipped entry or return program loses a call's timing: the kernel does not nest
-    // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
-    let skipped = consumer::SkippedRuns::all_loaded(skel.object());
-    let result = session.consume(
-        &skel,
-        (&consumer::PROBE_SKIPPED, skipped),
-        &stop,
-        &mut report,
-    );
-    // Entry probes go before return probes (see links.rs), all of them side by side.
-    drop(attached);
-    report.note_other_pids();
-    result
+
+    fn needs(&self) -> crate::load::needs::Needs {
+        needs(self)
+    }
+
+    fn early(&self) -> Result<Option<u8>> {
+        if self.list && !self.common.check {
+            return list(self).map(|()| Some(0));
+        }
+        Ok(None)
+    }
+
+    fn check(&self, _: &Session) -> Result<()> {
+        check(self)
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.duration.or(self.common.timeout)
+    }
+
+    fn cgroup(&self) -> Result<crate::host::container::CgroupFilter> {
+        self.cgroup.open()
+    }
+
+    fn resolve(&self) -> Result<Resolved> {
+        if let Some(pid) = self.pid {
+            // Reading another user's process needs a capability: say which, not "no such process".
+            crate::load::needs::check_process_access(pid)?;
+        }
+        let probes = target::resolve_all(&self.targets, self.pid)?;
+        // Per-probe links take two descriptors per function.
+        links::raise_open_file_limit();
+        let kind = links::Kind::choose(self.no_cookies, self.attach_per_probe);
+        kind.check_count(probes.len(), self.no_cookies)?;
+        let overhead = probe_overhead(self, kind);
+        Ok(Resolved {
+            probes,
+            kind,
+            overhead,
+        })
+    }
+
+    fn load(
+        &self,
+        session: &Session,
+        cgroup: &crate::host::container::CgroupFilter,
+        r: &Resolved,
+    ) -> Result<(UprobeLatSkel<'static>, Links)> {
+        let skel = load(self, session, cgroup, r.kind, r.probes.len())?;
+        Ok((skel, Links::default()))
+    }
+
+    fn attach(
+        &self,
+        skel: &mut UprobeLatSkel<'static>,
+        r: &mut Resolved,
+        links: &mut Links,
+        stop: &Stop,
+    ) -> Result<Flow> {
+        // Before any probe: a thread's frames must go when it exits.
+        links._thread_exit = Some(
+            skel.progs
+                .thread_exit
+                .attach_raw_tracepoint("sched_process_exit")
+                .context("attaching to the raw tracepoint sched_process_exit")?,
+        );
+        let pid = self.pid.map_or(-1, |p| p as i32);
+        let (entries, exits) = r.kind.programs(skel.object(), r.probes.len())?;
+        let attached = links::attach(r.kind, &entries, &exits, &r.probes, pid, stop)?;
+        links.probes = Some(attached);
+        Ok(if stop.requested() { Flow::End } else { Flow::Go })
+    }
+
+    fn skipped_runs(
+        &self,
+        skel: &UprobeLatSkel<'static>,
+        _: &Resolved,
+    ) -> (&'static consumer::LossCause, consumer::SkippedRuns) {
+        // A skipped entry or return program loses a call's timing: the kernel does not nest
+        // uprobe programs with other kprobe/tracepoint/uprobe programs on one CPU.
+        let skipped = consumer::SkippedRuns::all_loaded(skel.object());
+        (&consumer::PROBE_SKIPPED, skipped)
+    }
+
+    fn handler<'a>(
+        &'a self,
+        skel: &'a UprobeLatSkel<'static>,
+        r: &'a mut Resolved,
+        _: &Links,
+        stop: &'a Stop,
+        sink: crate::output::Sink,
+    ) -> Result<Report<'a>> {
+        announce(self, r.kind, &r.probes);
+        Report::new(self, &r.probes, source(self, skel), r.overhead, stop, sink)
+    }
+
+    fn finish(&self, report: Report<'_>, consumed: Result<()>) -> Result<u8> {
+        // The links are gone: entry probes before return probes (see links.rs).
+        report.note_other_pids();
+        consumed.map(|()| 0)
+    }
 }
 
 /// `--check`: a real load and attach of the programs the run would load.

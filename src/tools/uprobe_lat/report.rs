@@ -13,6 +13,8 @@ use serde::Serialize;
 use super::calibrate::Overhead;
 use super::compact::CompactLatencies;
 use super::target::Probe;
+use super::cumulative::Cumulative;
+use super::hist::{fold_other_pids, json_buckets, parse_key, read_hist, Bucket, HistSum, OTHER_PIDS};
 use super::{Args, MAX_SLOTS};
 use crate::consumer::{decode, Handler, Stop};
 use crate::host::container::CgroupFields;
@@ -30,8 +32,6 @@ use crate::skel::uprobe_lat::defs::CALL_SLOW;
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
 /// How often -p checks that its process is still there.
 const PID_CHECK: Duration = Duration::from_millis(500);
-/// The "pid" of the row that sums the processes beyond --max-pids.
-const OTHER_PIDS: u32 = u32::MAX;
 
 /// Where the latencies come from.
 pub enum Source<'a> {
@@ -44,109 +44,6 @@ pub enum Source<'a> {
         func_hists: &'a dyn MapCore,
         epoch: &'a dyn MapCore,
     },
-}
-
-/// One histogram read from the kernel, summed over CPUs.
-#[derive(Clone, Debug)]
-pub struct HistSum {
-    pub slots: [u64; MAX_SLOTS],
-    pub count: u64,
-    pub sum_ns: u64,
-    pub max_ns: u64,
-}
-
-impl Default for HistSum {
-    fn default() -> Self {
-        HistSum {
-            slots: [0; MAX_SLOTS],
-            count: 0,
-            sum_ns: 0,
-            max_ns: 0,
-        }
-    }
-}
-
-impl HistSum {
-    pub fn add(&mut self, other: &HistSum) {
-        for (a, b) in self.slots.iter_mut().zip(other.slots.iter()) {
-            *a += b;
-        }
-        self.count += other.count;
-        self.sum_ns += other.sum_ns;
-        self.max_ns = self.max_ns.max(other.max_ns);
-    }
-
-    /// Count, mean and max are exact; percentiles are interpolated inside the log2 bucket
-    /// they fall in.
-    pub fn summary(&self, unit: Unit) -> Summary {
-        let q = |p: f64| estimate_quantile(&self.slots, self.count, unit, p).min(self.max_ns);
-        Summary::from_parts(self.count, self.sum_ns, self.max_ns, q)
-    }
-}
-
-/// The value at quantile `p` of log2 buckets (bucket i holds [2^i, 2^(i+1)) units, bucket 0
-/// also 0), in ns, by linear interpolation inside the bucket.
-pub fn estimate_quantile(slots: &[u64], count: u64, unit: Unit, p: f64) -> u64 {
-    if count == 0 {
-        return 0;
-    }
-    let rank = (p * count as f64).ceil().max(1.0);
-    let mut seen = 0u64;
-    for (i, &c) in slots.iter().enumerate() {
-        if c == 0 {
-            continue;
-        }
-        if (seen + c) as f64 >= rank {
-            let low = if i == 0 { 0.0 } else { (1u64 << i) as f64 };
-            let high = (1u64 << (i + 1)) as f64;
-            let frac = (rank - seen as f64) / c as f64;
-            return ((low + (high - low) * frac) * unit.divisor() as f64) as u64;
-        }
-        seen += c;
-    }
-    0
-}
-
-/// Reads and sums one per-CPU `hist_value`; None if the key is gone.
-pub fn read_hist(map: &dyn MapCore, key: &[u8]) -> Result<Option<HistSum>> {
-    let Some(per_cpu) = map
-        .lookup_percpu(key, MapFlags::ANY)
-        .context("reading a kernel histogram")?
-    else {
-        return Ok(None);
-    };
-    let mut sum = HistSum::default();
-    for cpu in &per_cpu {
-        let words: Vec<u64> = cpu
-            .chunks_exact(8)
-            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        if words.len() < MAX_SLOTS + 3 {
-            anyhow::bail!(
-                "kernel histogram of {} bytes, expected {}",
-                cpu.len(),
-                (MAX_SLOTS + 3) * 8
-            );
-        }
-        let one = HistSum {
-            slots: words[..MAX_SLOTS].try_into().expect("MAX_SLOTS words"),
-            count: words[MAX_SLOTS],
-            sum_ns: words[MAX_SLOTS + 1],
-            max_ns: words[MAX_SLOTS + 2],
-        };
-        sum.add(&one);
-    }
-    Ok(Some(sum))
-}
-
-/// (function id, pid) of a `hist_key`.
-fn parse_key(key: &[u8]) -> Option<(u32, u32, u32)> {
-    let word = |i: usize| {
-        Some(u32::from_ne_bytes(
-            key.get(i * 4..i * 4 + 4)?.try_into().ok()?,
-        ))
-    };
-    Some((word(0)?, word(1)?, word(2)?))
 }
 
 /// Ring mode: the latencies of one function (and process). One function's exact HDR histogram
@@ -177,11 +74,30 @@ enum Data<'a> {
     Kernel(&'a HistSum),
 }
 
-#[derive(Serialize)]
-struct Bucket {
-    low: u64,
-    high: u64,
-    count: u64,
+/// What a report shows of one histogram: its log2 buckets, its summary, and how its
+/// percentiles were found.
+struct Shown {
+    buckets: Vec<u64>,
+    summary: Summary,
+    percentiles: &'static str,
+}
+
+impl Shown {
+    fn of(data: Data, unit: Unit) -> Shown {
+        let (buckets, summary, percentiles) = match data {
+            Data::Exact(Lat::Exact(l)) => (l.log2_buckets(unit), l.summary(), "exact"),
+            Data::Exact(Lat::Compact(c)) => (c.log2_buckets(), c.summary(), "log-linear-estimate"),
+            Data::Kernel(h) => {
+                let last = h.slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+                (h.slots[..last].to_vec(), h.summary(unit), "log2-estimate")
+            }
+        };
+        Shown {
+            buckets,
+            summary,
+            percentiles,
+        }
+    }
 }
 
 /// One function's histogram (per process with --per-pid) at a report (names:
@@ -260,69 +176,6 @@ pub struct Report<'a> {
     lat_text: String,
     /// With --metrics-*: the histograms since the start.
     cumulative: Option<Cumulative>,
-}
-
-/// How long a --per-pid series stays in the exposition after its process ended.
-pub const SERIES_FORGET: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// For Prometheus, whose histograms only grow: log2 histograms never reset, per (function id,
-/// pid: 0 without --per-pid, OTHER_PIDS past --max-pids).
-struct Cumulative {
-    hists: HashMap<(u32, u32), HistSum>,
-    /// The pids with series of their own: at most --max-pids over the run, so the number of
-    /// series stays bounded however many processes come and go.
-    pids: HashSet<u32>,
-    max_pids: usize,
-    /// Pids whose process has ended, and when that was first seen: their series leave the
-    /// exposition SERIES_FORGET after, and free their place under --max-pids.
-    ended: HashMap<u32, Instant>,
-    /// ns per unit of the slots: 1 when fed call by call, the kernel histogram's unit else.
-    unit_ns: u64,
-}
-
-impl Cumulative {
-    fn key(&mut self, func_id: u32, pid: u32, per_pid: bool) -> (u32, u32) {
-        if !per_pid {
-            return (func_id, 0);
-        }
-        if pid != OTHER_PIDS && (self.pids.contains(&pid) || self.pids.len() < self.max_pids) {
-            self.pids.insert(pid);
-            return (func_id, pid);
-        }
-        (func_id, OTHER_PIDS)
-    }
-
-    /// At each export: notes the pids whose process has ended, and forgets those that ended
-    /// SERIES_FORGET ago (their last values were exported meanwhile).
-    fn forget_ended(&mut self, now: Instant) {
-        for &pid in &self.pids {
-            if !self.ended.contains_key(&pid) && !crate::host::system::process_exists(pid) {
-                self.ended.insert(pid, now);
-            }
-        }
-        let gone: Vec<u32> = self
-            .ended
-            .iter()
-            .filter(|(_, &t)| now.duration_since(t) >= SERIES_FORGET)
-            .map(|(&pid, _)| pid)
-            .collect();
-        for pid in &gone {
-            self.ended.remove(pid);
-            self.pids.remove(pid);
-        }
-        if !gone.is_empty() {
-            self.hists.retain(|(_, pid), _| !gone.contains(pid));
-        }
-    }
-
-    fn record(&mut self, key: (u32, u32), ns: u64) {
-        let h = self.hists.entry(key).or_default();
-        let slot = (63 - ns.max(1).leading_zeros() as usize).min(MAX_SLOTS - 1);
-        h.slots[slot] += 1;
-        h.count += 1;
-        h.sum_ns += ns;
-        h.max_ns = h.max_ns.max(ns);
-    }
 }
 
 impl<'a> Report<'a> {
@@ -425,19 +278,7 @@ impl<'a> Report<'a> {
                 hists,
                 func_hists,
                 epoch,
-            } => {
-                let mut k = self.drain_kernel(hists, func_hists, epoch)?;
-                if self.per_pid {
-                    fold_other_pids(&mut k, self.max_pids);
-                }
-                if let Some(c) = &mut self.cumulative {
-                    for (&(id, pid), h) in &k {
-                        let key = c.key(id, pid, self.per_pid);
-                        c.hists.entry(key).or_default().add(h);
-                    }
-                }
-                Some(k)
-            }
+            } => Some(self.kernel_round(hists, func_hists, epoch)?),
         };
         let mut keys: Vec<(u32, u32)> = match &kernel {
             None => self
@@ -455,8 +296,59 @@ impl<'a> Report<'a> {
         }
         self.reports += 1;
         let now_ns = Clock::monotonic_now_ns();
-        let json = self.sink.is_json();
-        if !json && self.timestamps {
+        self.report_head(now_ns, keys.is_empty())?;
+        for (id, pid) in keys {
+            let data = match &kernel {
+                None => Data::Exact(&self.exact[&(id, pid)]),
+                Some(k) => Data::Kernel(&k[&(id, pid)]),
+            };
+            let shown = Shown::of(data, self.unit);
+            self.report_row(id, pid, kernel.is_some(), shown, now_ns)?;
+        }
+        if let (false, Some(o)) = (self.sink.is_json(), self.overhead) {
+            writeln!(
+                self.sink.writer(),
+                "\nprobe overhead \u{2248} {} per call to the traced program, up to {} of it inside the latencies above (measured on an empty function; less where the kernel emulates the first instruction instead of single-stepping it)",
+                human_ns(o.per_call_ns),
+                human_ns(o.in_latency_ns)
+            )?;
+        }
+        // Start afresh: memory stays bounded by what one report holds.
+        self.exact.clear();
+        self.tracked.clear();
+        self.procs.clear();
+        self.comms.clear();
+        Ok(())
+    }
+
+    /// Kernel mode: this round's histograms, read and removed from the kernel (the processes
+    /// past --max-pids folded), and added to the cumulative ones.
+    fn kernel_round(
+        &mut self,
+        hists: &dyn MapCore,
+        func_hists: &dyn MapCore,
+        epoch: &dyn MapCore,
+    ) -> Result<HashMap<(u32, u32), HistSum>> {
+        let mut k = self.drain_kernel(hists, func_hists, epoch)?;
+        if self.per_pid {
+            fold_other_pids(&mut k, self.max_pids);
+        }
+        if let Some(c) = &mut self.cumulative {
+            for (&(id, pid), h) in &k {
+                let key = c.key(id, pid, self.per_pid);
+                c.hists.entry(key).or_default().add(h);
+            }
+        }
+        Ok(k)
+    }
+
+    /// The table's lines above a report: the time (-T), and with no calls at all, each
+    /// function's "no calls", so that an attached but idle function is visible.
+    fn report_head(&mut self, now_ns: u64, no_calls: bool) -> Result<()> {
+        if self.sink.is_json() {
+            return Ok(());
+        }
+        if self.timestamps {
             let mut buf = String::new();
             let hms = self
                 .table
@@ -465,102 +357,71 @@ impl<'a> Report<'a> {
                 .to_string();
             writeln!(self.sink.writer(), "\n{hms}")?;
         }
-        if !json && keys.is_empty() {
-            // Say so for each function, so an attached but idle function is visible.
+        if no_calls {
             for (p, name) in self.probes.iter().zip(&self.names) {
                 writeln!(self.sink.writer(), "\n{}:{}: no calls", p.binary, name)?;
             }
         }
-        for (id, pid) in keys {
-            let data = match &kernel {
-                None => Data::Exact(&self.exact[&(id, pid)]),
-                Some(k) => Data::Kernel(&k[&(id, pid)]),
-            };
-            let (buckets, summary, percentiles) = match data {
-                Data::Exact(Lat::Exact(l)) => (l.log2_buckets(self.unit), l.summary(), "exact"),
-                Data::Exact(Lat::Compact(c)) => {
-                    (c.log2_buckets(), c.summary(), "log-linear-estimate")
-                }
-                Data::Kernel(h) => {
-                    let last = h.slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
-                    (
-                        h.slots[..last].to_vec(),
-                        h.summary(self.unit),
-                        "log2-estimate",
-                    )
-                }
-            };
-            let Some(probe) = self.probes.get(id as usize) else {
-                continue;
-            };
-            let name = self.names[id as usize].clone();
-            let other = self.per_pid && pid == OTHER_PIDS;
-            self.had_other |= other;
-            let (pid, comm, cgroup_id) = match (&kernel, self.per_pid && !other) {
-                (_, false) => (pid, None, None),
-                // Ring mode: `pid` is an index into `procs`.
-                (None, true) => {
-                    let (p, c, cg) = &self.procs[pid as usize];
-                    (*p, Some(c.clone()), Some(*cg))
-                }
-                // (The kernel's histograms are kept per pid, without the cgroup.)
-                (Some(_), true) => (pid, Some(self.comm_of(pid)), None),
-            };
-            if json {
-                let rec = HistJson {
-                    head: Header::new(event::LATENCY_HISTOGRAM, self.table.clock.rfc3339(now_ns)),
-                    attrs: Attrs {
-                        pid: (self.per_pid && !other).then_some(pid),
-                        comm,
-                        function: Some(&name),
-                        ..Default::default()
-                    },
-                    binary: &probe.binary,
-                    cgroup: cgroup_id.map(|id| self.table.containers.json(id)),
-                    other_pids: other,
-                    unit: self.unit.label(),
-                    buckets: json_buckets(&buckets),
-                    summary,
-                    percentiles,
-                    probe_overhead_ns: self.overhead.map(|o| o.per_call_ns),
-                    probe_overhead_in_latency_ns: self.overhead.map(|o| o.in_latency_ns),
-                };
-                self.sink.json(&rec)?;
-                continue;
+        Ok(())
+    }
+
+    /// One function's (and process's) histogram and percentiles: a JSON record, or a title,
+    /// the log2 histogram and the summary line.
+    fn report_row(&mut self, id: u32, pid: u32, kernel: bool, shown: Shown, now_ns: u64) -> Result<()> {
+        let Some(probe) = self.probes.get(id as usize) else {
+            return Ok(());
+        };
+        let name = self.names[id as usize].clone();
+        let other = self.per_pid && pid == OTHER_PIDS;
+        self.had_other |= other;
+        let (pid, comm, cgroup_id) = match (kernel, self.per_pid && !other) {
+            (_, false) => (pid, None, None),
+            // Ring mode: `pid` is an index into `procs`.
+            (false, true) => {
+                let (p, c, cg) = &self.procs[pid as usize];
+                (*p, Some(c.clone()), Some(*cg))
             }
-            let out = self.sink.writer();
-            match comm {
-                Some(comm) => writeln!(out, "\n{}:{}  pid {pid} ({comm})", probe.binary, name)?,
-                None if other => writeln!(
-                    out,
-                    "\n{}:{}  other pids (beyond --max-pids {})",
-                    probe.binary, name, self.max_pids
-                )?,
-                None => writeln!(out, "\n{}:{}", probe.binary, name)?,
-            }
-            print_log2(out, &buckets, self.unit)?;
-            let note = match percentiles {
-                "exact" => "",
-                "log2-estimate" => "  (percentiles estimated from the log2 buckets)",
-                _ => "  (percentiles within 1/16: per-process histograms are compact)",
+            // (The kernel's histograms are kept per pid, without the cgroup.)
+            (true, true) => (pid, Some(self.comm_of(pid)), None),
+        };
+        if self.sink.is_json() {
+            let rec = HistJson {
+                head: Header::new(event::LATENCY_HISTOGRAM, self.table.clock.rfc3339(now_ns)),
+                attrs: Attrs {
+                    pid: (self.per_pid && !other).then_some(pid),
+                    comm,
+                    function: Some(&name),
+                    ..Default::default()
+                },
+                binary: &probe.binary,
+                cgroup: cgroup_id.map(|id| self.table.containers.json(id)),
+                other_pids: other,
+                unit: self.unit.label(),
+                buckets: json_buckets(&shown.buckets),
+                summary: shown.summary,
+                percentiles: shown.percentiles,
+                probe_overhead_ns: self.overhead.map(|o| o.per_call_ns),
+                probe_overhead_in_latency_ns: self.overhead.map(|o| o.in_latency_ns),
             };
-            writeln!(out, "{}{note}", summary.line())?;
+            return Ok(self.sink.json(&rec)?);
         }
-        if !json {
-            if let Some(o) = self.overhead {
-                writeln!(
-                    self.sink.writer(),
-                    "\nprobe overhead \u{2248} {} per call to the traced program, up to {} of it inside the latencies above (measured on an empty function; less where the kernel emulates the first instruction instead of single-stepping it)",
-                    human_ns(o.per_call_ns),
-                    human_ns(o.in_latency_ns)
-                )?;
-            }
+        let out = self.sink.writer();
+        match comm {
+            Some(comm) => writeln!(out, "\n{}:{}  pid {pid} ({comm})", probe.binary, name)?,
+            None if other => writeln!(
+                out,
+                "\n{}:{}  other pids (beyond --max-pids {})",
+                probe.binary, name, self.max_pids
+            )?,
+            None => writeln!(out, "\n{}:{}", probe.binary, name)?,
         }
-        // Start afresh: memory stays bounded by what one report holds.
-        self.exact.clear();
-        self.tracked.clear();
-        self.procs.clear();
-        self.comms.clear();
+        print_log2(out, &shown.buckets, self.unit)?;
+        let note = match shown.percentiles {
+            "exact" => "",
+            "log2-estimate" => "  (percentiles estimated from the log2 buckets)",
+            _ => "  (percentiles within 1/16: per-process histograms are compact)",
+        };
+        writeln!(out, "{}{note}", shown.summary.line())?;
         Ok(())
     }
 
@@ -640,44 +501,11 @@ fn read_comm(pid: u32) -> String {
         .unwrap_or_else(|_| "?".to_string())
 }
 
-/// Kernel mode, --per-pid: keeps the `max_pids` processes with the most calls apart and sums
-/// the others per function under OTHER_PIDS (the kernel table may hold more than that).
-fn fold_other_pids(hists: &mut HashMap<(u32, u32), HistSum>, max_pids: usize) {
-    let mut calls: HashMap<u32, u64> = HashMap::new();
-    for (&(_, pid), h) in hists.iter() {
-        *calls.entry(pid).or_default() += h.count;
-    }
-    if calls.len() <= max_pids {
-        return;
-    }
-    let mut by_calls: Vec<(u32, u64)> = calls.into_iter().collect();
-    by_calls.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let keep: HashSet<u32> = by_calls.iter().take(max_pids).map(|p| p.0).collect();
-    let folded: Vec<(u32, u32)> = hists
-        .keys()
-        .filter(|(_, pid)| !keep.contains(pid))
-        .copied()
-        .collect();
-    for key in folded {
-        if let Some(h) = hists.remove(&key) {
-            hists.entry((key.0, OTHER_PIDS)).or_default().add(&h);
-        }
-    }
-}
-
-fn json_buckets(buckets: &[u64]) -> Vec<Bucket> {
-    buckets
-        .iter()
-        .enumerate()
-        .map(|(i, &count)| Bucket {
-            low: if i == 0 { 0 } else { 1 << i },
-            high: (1u64 << (i + 1)) - 1,
-            count,
-        })
-        .collect()
-}
-
 impl Handler for Report<'_> {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.table.containers)
+    }
+
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, _) = decode::<call_event>(data)?;
         if e.flags & CALL_SLOW != 0 {
@@ -721,53 +549,8 @@ impl Handler for Report<'_> {
     /// One histogram per function (per process with --per-pid), in seconds, since the start.
     /// With --kernel-hist they grow at each report (-i), when the kernel's are read.
     fn metrics(&mut self, out: &mut Exposition) {
-        const NAME: &str = "coretrace_uprobe_lat_duration_seconds";
-        if let Some(c) = self.cumulative.as_mut().filter(|_| self.per_pid) {
-            c.forget_ended(Instant::now());
-        }
-        let Some(c) = &self.cumulative else {
-            return;
-        };
-        out.family(
-            NAME,
-            "histogram",
-            "How long calls of the traced function took (log2 buckets).",
-        );
-        // The same buckets in every series: up to the highest one used.
-        let top = c
-            .hists
-            .values()
-            .filter_map(|h| h.slots.iter().rposition(|&n| n > 0))
-            .max()
-            .unwrap_or(0);
-        let mut keys: Vec<&(u32, u32)> = c.hists.keys().collect();
-        keys.sort_unstable();
-        let mut pid_text = String::new();
-        for key in keys {
-            let (id, pid) = *key;
-            let (Some(probe), Some(name)) =
-                (self.probes.get(id as usize), self.names.get(id as usize))
-            else {
-                continue;
-            };
-            let h = &c.hists[key];
-            let buckets: Vec<(f64, u64)> = (0..=top)
-                .map(|i| ((c.unit_ns << (i + 1)) as f64 / 1e9, h.slots[i]))
-                .collect();
-            pid_text.clear();
-            if pid == OTHER_PIDS {
-                pid_text.push_str("other");
-            } else {
-                let _ = write!(pid_text, "{pid}");
-            }
-            let mut labels = vec![
-                ("binary", probe.binary.as_str()),
-                ("function", name.as_str()),
-            ];
-            if self.per_pid {
-                labels.push(("pid", pid_text.as_str()));
-            }
-            out.histogram(NAME, &labels, &buckets, h.sum_ns as f64 / 1e9);
+        if let Some(c) = &mut self.cumulative {
+            c.export(out, self.probes, &self.names, self.per_pid);
         }
     }
 
@@ -806,46 +589,3 @@ impl Handler for Report<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_from_log2_buckets() {
-        // 100 calls in [4, 8) us.
-        let mut slots = [0u64; MAX_SLOTS];
-        slots[2] = 100;
-        let p50 = estimate_quantile(&slots, 100, Unit::Micros, 0.5);
-        assert_eq!(p50, 6_000);
-        let p100 = estimate_quantile(&slots, 100, Unit::Micros, 1.0);
-        assert_eq!(p100, 8_000);
-        // 90 fast, 10 slow: p90 stays in the fast bucket, p99 in the slow one.
-        let mut slots = [0u64; MAX_SLOTS];
-        slots[0] = 90;
-        slots[10] = 10;
-        assert!(estimate_quantile(&slots, 100, Unit::Nanos, 0.9) <= 2);
-        let p99 = estimate_quantile(&slots, 100, Unit::Nanos, 0.99);
-        assert!((1024..2048).contains(&p99), "{p99}");
-    }
-
-    #[test]
-    fn kernel_summary_is_capped_by_max() {
-        let mut h = HistSum::default();
-        h.slots[3] = 4;
-        h.count = 4;
-        h.sum_ns = 36;
-        h.max_ns = 9;
-        let s = h.summary(Unit::Nanos);
-        assert_eq!(s.count, 4);
-        assert_eq!(s.mean_ns, 9.0);
-        assert_eq!(s.max_ns, 9);
-        assert!(s.p99_ns <= 9);
-    }
-
-    #[test]
-    fn bucket_bounds() {
-        let b = json_buckets(&[1, 0, 2]);
-        assert_eq!((b[0].low, b[0].high), (0, 1));
-        assert_eq!((b[2].low, b[2].high, b[2].count), (4, 7, 2));
-    }
-}

@@ -21,13 +21,17 @@ use crate::render::escape::{c_str_bytes, escape_into};
 use crate::render::exit_status::ExitStatus;
 use crate::skel::execsnoop::{types::exec_event, ExecsnoopSkel, OpenExecsnoopSkel};
 
+mod argv;
+mod page;
+
+use argv::{contains, render_args, shown_args, split_args};
+
 // SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for exec_event {}
 
 use crate::skel::execsnoop::defs::{
-    EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_ARGV0, EXEC_EXITED, EXEC_PATH_HEAD_CUT,
-    EXEC_PATH_SLOTS, EXE_DEPTH, EXE_NAME, LOSS_ARGS_UNREADABLE, LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL,
-    TOTAL_MAX_ARGS,
+    EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_EXITED, LOSS_ARGS_UNREADABLE,
+    LOSS_INFLIGHT_FULL, LOSS_LIVE_FULL, TOTAL_MAX_ARGS,
 };
 
 /// How execsnoop can lose an exec, or part of one (LOSS_* in execsnoop.h).
@@ -299,6 +303,10 @@ impl ExecPrinter {
 }
 
 impl Handler for ExecPrinter {
+    fn containers(&mut self) -> Option<&mut crate::host::container::Resolver> {
+        Some(&mut self.table.containers)
+    }
+
     fn event(&mut self, data: &[u8]) -> Result<()> {
         let (e, tail) = decode::<exec_event>(data)?;
         let raw = &tail[..(e.args_size as usize).min(tail.len())];
@@ -410,122 +418,6 @@ fn escaped_string(bytes: &[u8]) -> String {
 /// What a row shows after the arguments it read, when they could not be read.
 pub const ARGS_UNREADABLE: &str = "[args unreadable]";
 
-/// Writes into `out` the argument bytes a row shows, and says whether some were cut: the path,
-/// then argv[1..], at most `max_args` pieces in all (--max-args). With EXEC_ARGV0 (a successful
-/// exec, read from the new program's argument area) argv[0] follows the path in `raw` and is
-/// left out, as libbpf-tools shows an exec; with EXEC_PATH_SLOTS the path comes as names (see
-/// [`write_slot_path`]). `out` is the printer's reused buffer.
-fn shown_args(out: &mut Vec<u8>, raw: &[u8], flags: u32, max_args: usize) -> bool {
-    out.clear();
-    let mut rest = raw;
-    if flags & EXEC_PATH_SLOTS != 0 {
-        let (slots, after) = raw.split_at(raw.len().min((EXE_DEPTH * EXE_NAME) as usize));
-        write_slot_path(out, slots, flags & EXEC_PATH_HEAD_CUT != 0);
-        out.push(0);
-        rest = after;
-    }
-    let mut pieces = split_args(rest);
-    let mut path: &[u8] = &[];
-    if flags & EXEC_PATH_SLOTS == 0 {
-        if let Some(p) = pieces.next() {
-            path = p;
-            out.extend_from_slice(p);
-            out.push(0);
-        }
-    }
-    if flags & EXEC_ARGV0 != 0 {
-        skip_argv0(&mut pieces, path);
-    }
-    for (i, arg) in pieces.enumerate() {
-        if i + 1 >= max_args {
-            return true;
-        }
-        out.extend_from_slice(arg);
-        out.push(0);
-    }
-    false
-}
-
-/// Moves `pieces` past argv[0] of the new program, and past what the kernel put in front of a
-/// script's own arguments: for `#!INTERP [ARG]` it runs INTERP with argv `INTERP [ARG] PATH
-/// argv[1..]` (binfmt_misc does the same). Taken as a script when argv[0] is an absolute path
-/// other than `path` and `path` follows it within two places, so the row shows `PATH
-/// argv[1..]` as the caller passed them.
-fn skip_argv0<'a>(pieces: &mut (impl Iterator<Item = &'a [u8]> + Clone), path: &[u8]) {
-    let Some(argv0) = pieces.next() else { return };
-    if path.is_empty() || !argv0.starts_with(b"/") || argv0 == path {
-        return;
-    }
-    let mut ahead = pieces.clone();
-    for _ in 0..2 {
-        match ahead.next() {
-            Some(arg) if arg == path => {
-                *pieces = ahead;
-                return;
-            }
-            Some(_) => {}
-            None => return,
-        }
-    }
-}
-
-/// The path of a program exec'd by descriptor: EXE_DEPTH slots of EXE_NAME bytes, each a
-/// NUL-terminated name, leaf first, an empty slot after the last. Joined root first, "..." in
-/// front when the kernel side stopped before the root.
-fn write_slot_path(out: &mut Vec<u8>, slots: &[u8], head_cut: bool) {
-    let name = |slot: &[u8]| -> usize { slot.iter().position(|&b| b == 0).unwrap_or(slot.len()) };
-    let chunks = slots.chunks(EXE_NAME as usize);
-    let depth = chunks.clone().take_while(|slot| name(slot) > 0).count();
-    if head_cut {
-        out.extend_from_slice(b"...");
-    }
-    // Root first: the slots are leaf first. No collecting: this runs per event.
-    for slot in chunks.take(depth).rev() {
-        out.push(b'/');
-        out.extend_from_slice(&slot[..name(slot)]);
-    }
-    if depth == 0 {
-        out.push(b'/');
-    }
-}
-
-/// The NUL-separated arguments, without the empty piece after the last NUL.
-fn split_args(args: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
-    args.strip_suffix(&[0])
-        .unwrap_or(args)
-        .split(|&b| b == 0)
-        .filter(move |_| !args.is_empty())
-}
-
-/// Arguments as one line: space-separated, escaped, optionally quoted, "..." when cut.
-pub fn render_args(out: &mut String, args: &[u8], quote: bool, truncated: bool) {
-    for (i, arg) in split_args(args).enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if quote {
-            out.push('"');
-            let start = out.len();
-            escape_into(out, arg);
-            if out[start..].contains('"') {
-                let quoted = out[start..].replace('"', "\\\"");
-                out.truncate(start);
-                out.push_str(&quoted);
-            }
-            out.push('"');
-        } else {
-            escape_into(out, arg);
-        }
-    }
-    if truncated {
-        out.push_str(" ...");
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// execsnoop in the registry (src/tools/mod.rs).
 pub const TOOL: crate::tools::Tool = crate::tools::Tool {
     name: "execsnoop",
@@ -533,156 +425,7 @@ pub const TOOL: crate::tools::Tool = crate::tools::Tool {
     main: |invoked, args| {
         crate::cli::main_with(TOOL.name, || run(crate::cli::parse(TOOL.name, invoked, args)))
     },
-    page: PAGE,
+    page: page::PAGE,
     events: &[crate::output::schema::event::EXEC],
 };
 
-/// What its man page says beyond the options (coretrace-gen).
-const PAGE: crate::tools::Page = crate::tools::Page {
-    description: &[
-        "execsnoop traces exec() calls: which programs start, by whom, with what arguments, and whether the exec worked. Every exec that succeeds is one row, whichever thread of a process called it; with -x failed execs are shown too, with the negative errno.",
-        "With -d MS it reports instead, when each process exits, the processes that lived at least MS milliseconds, with their age and exit status: the programs that mattered, without the noise of short-lived ones.",
-        "Filters (-u, -c) run in the kernel. Nothing is lost silently: every event that cannot be shown is counted by cause and reported at exit with the option that fixes it.",
-    ],
-    requirements: &[
-        "Before Linux 6.1, -d keeps its table preallocated.",
-        "Root, or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH (to read tracepoint ids under /sys/kernel/tracing, mode 0700).",
-    ],
-    fields: &[
-        ("TIME", "With -T: wall-clock time of the exec, HH:MM:SS."),
-        ("TIME(s)", "With -t: seconds since execsnoop started."),
-        ("UID", "With -U: the user id of the caller."),
-        ("PCOMM", "The command name of the process (15 bytes at most, as the kernel keeps it)."),
-        ("PID", "The process id."),
-        ("PPID", "The parent's process id."),
-        ("RET", "0, or the negative errno of a failed exec (with -x)."),
-        ("AGE(ms)", "With -d: how long the process lived after the exec, in milliseconds."),
-        ("EXIT", "With -d: code N, or signal N (NAME)."),
-        ("ARGS", "The path passed to exec, then argv[1..]; \" ...\" marks arguments cut at --max-args or at 3584 bytes in all. [args unreadable] marks an exec whose arguments could not be read (counted at exit). Control characters and invalid UTF-8 are printed as \\xNN."),
-    ],
-    overhead: &[
-        "A few tracepoint programs per exec in the kernel, and one record per exec to user space. On an exec storm execsnoop uses much less CPU per traced exec than libbpf-tools' execsnoop (the measured figures are in the README's Performance section and docs/benchmarks.md).",
-    ],
-    exit_status: &[],
-    see_also: &["execsnoop-bpfcc(8)"],
-};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn render(args: &[u8], quote: bool, truncated: bool) -> String {
-        let mut s = String::new();
-        render_args(&mut s, args, quote, truncated);
-        s
-    }
-
-    #[test]
-    fn args_are_joined_with_spaces() {
-        assert_eq!(
-            render(b"/bin/echo\0hello world\0x\0", false, false),
-            "/bin/echo hello world x"
-        );
-    }
-
-    #[test]
-    fn quoting_escapes_inner_quotes() {
-        assert_eq!(
-            render(b"/bin/echo\0say \"hi\"\0", true, false),
-            "\"/bin/echo\" \"say \\\"hi\\\"\""
-        );
-    }
-
-    #[test]
-    fn truncation_is_visible() {
-        assert_eq!(render(b"/bin/true\0a\0", false, true), "/bin/true a ...");
-    }
-
-    #[test]
-    fn control_bytes_in_args_are_escaped() {
-        assert_eq!(
-            render(b"/bin/echo\0\x1b[2J\0", false, false),
-            "/bin/echo \\x1b[2J"
-        );
-    }
-
-    #[test]
-    fn empty_args() {
-        assert_eq!(render(b"", false, false), "");
-    }
-
-    fn shown(raw: &[u8], argv0: bool, max_args: usize) -> (Vec<u8>, bool) {
-        let mut out = Vec::new();
-        let flags = if argv0 { EXEC_ARGV0 } else { 0 };
-        let cut = shown_args(&mut out, raw, flags, max_args);
-        (out, cut)
-    }
-
-    #[test]
-    fn a_path_from_names_is_joined_root_first() {
-        let mut raw = vec![0u8; (EXE_DEPTH * EXE_NAME) as usize];
-        for (i, name) in ["true", "bin", "usr"].iter().enumerate() {
-            let at = i * EXE_NAME as usize;
-            raw[at..at + name.len()].copy_from_slice(name.as_bytes());
-        }
-        raw.extend_from_slice(b"true\0a\0");
-        let mut out = Vec::new();
-        shown_args(&mut out, &raw, EXEC_PATH_SLOTS | EXEC_ARGV0, 20);
-        assert_eq!(out, b"/usr/bin/true\0a\0");
-        shown_args(
-            &mut out,
-            &raw,
-            EXEC_PATH_SLOTS | EXEC_PATH_HEAD_CUT | EXEC_ARGV0,
-            20,
-        );
-        assert_eq!(out, b".../usr/bin/true\0a\0");
-    }
-
-    #[test]
-    fn argv0_after_the_path_is_left_out() {
-        let raw = b"/bin/true\0true\0a\0\0b\0";
-        assert_eq!(
-            shown(raw, true, 20),
-            (b"/bin/true\0a\0\0b\0".to_vec(), false)
-        );
-        assert_eq!(shown(raw, true, 2), (b"/bin/true\0a\0".to_vec(), true));
-        assert_eq!(shown(raw, true, 1), (b"/bin/true\0".to_vec(), true));
-    }
-
-    #[test]
-    fn a_script_shows_its_own_arguments_not_its_interpreter() {
-        // #!/bin/sh: argv became "/bin/sh PATH a"; #!/usr/bin/env bash: "/usr/bin/env bash PATH".
-        let sh = b"/x/run.sh\0/bin/sh\0/x/run.sh\0a\0";
-        assert_eq!(shown(sh, true, 20), (b"/x/run.sh\0a\0".to_vec(), false));
-        let env = b"/x/run\0/usr/bin/env\0bash\0/x/run\0-\0";
-        assert_eq!(shown(env, true, 20), (b"/x/run\0-\0".to_vec(), false));
-        // A program given its own path as an argument, argv[0] as shells set it: kept.
-        let file = b"/usr/bin/file\0file\0/usr/bin/file\0";
-        assert_eq!(
-            shown(file, true, 20),
-            (b"/usr/bin/file\0/usr/bin/file\0".to_vec(), false)
-        );
-    }
-
-    #[test]
-    fn args_read_at_entry_are_kept_whole() {
-        let raw = b"/bin/true\0a\0b\0";
-        assert_eq!(shown(raw, false, 20), (raw.to_vec(), false));
-    }
-
-    #[test]
-    fn an_argument_cut_without_its_nul_is_kept() {
-        assert_eq!(
-            shown(b"/bin/x\0x\0abc", true, 20),
-            (b"/bin/x\0abc\0".to_vec(), false)
-        );
-        assert_eq!(shown(b"/bin/x\0", true, 20), (b"/bin/x\0".to_vec(), false));
-        assert_eq!(shown(b"", true, 20), (Vec::new(), false));
-    }
-
-    #[test]
-    fn substring_filter() {
-        assert!(contains(b"bash", b"as"));
-        assert!(!contains(b"sh", b"bash"));
-    }
-}
