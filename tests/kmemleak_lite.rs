@@ -598,9 +598,15 @@ fn out_of_range_flags_get_one_line_and_a_failure() {
             &["--stacks-per-second"],
         ),
         (
-            &["-c", "true", "--stacks-per-second", "10"],
+            &["-c", "true", "--unwind", "fp", "--stacks-per-second", "10"],
             &["--stacks-per-second", "kernel mode"],
         ),
+        (
+            &["-c", "true", "--unwind", "dwarf", "--combined"],
+            &["--combined", "--unwind fp"],
+        ),
+        (&["--stack-bytes", "100"], &["--stack-bytes"]),
+        (&["--stack-bytes", "32769"], &["--stack-bytes"]),
         (&["-p", "0"], &["process id"]),
         (&["-c", ""], &["empty"]),
     ] {

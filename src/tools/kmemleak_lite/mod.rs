@@ -9,6 +9,7 @@ mod report;
 mod sequence;
 mod symbols;
 mod target;
+mod unwind;
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use crate::load::{attach, setup};
 /// How an allocation can go unreported (LOSS_* in kmemleak_lite.h). The ring
 /// buffer (slot 0) is not among them: no allocation travels it, the reports read the maps. (A
 /// lost loader wake-up only delays naming a new library's frames: each report re-reads the maps.)
-pub static LOSSES: [LossCause; 3] = [
+pub static LOSSES: [LossCause; 4] = [
     LossCause {
         slot: Some(LOSS_ALLOCS_FULL),
         key: "allocs_full",
@@ -46,6 +47,12 @@ pub static LOSSES: [LossCause; 3] = [
         what: "allocator calls not followed: too many threads were inside the allocator at once",
         advice: "raise --max-threads",
     },
+    LossCause {
+        slot: Some(LOSS_SAMPLE_LOST),
+        key: "stack_copy_lost",
+        what: "allocations shown at their call site only: their copy of the stack (--unwind dwarf) did not fit the ring buffer",
+        advice: "lower --stacks-per-second or --stack-bytes",
+    },
 ];
 
 /// Kernel mode, counted in user space from the kernel's count of skipped runs of the kmem
@@ -63,14 +70,19 @@ pub static PROBE_SKIPPED: LossCause = LossCause {
 /// (8 bytes each, rare) travel it.
 const EVENTS_BYTES: u32 = 4096;
 
+/// The ring (or perf) buffer with --unwind dwarf, where each stack taken travels as a copy of
+/// up to --stack-bytes: 512 of 16 KiB, a second's worth at the default budget for a program
+/// with a few busy call sites, read as they come.
+const SAMPLES_BYTES: u32 = 8 << 20;
+
 /// The shared options kmemleak-lite refuses, with why (see `cli::parse_refusing`).
 pub const REFUSED: &[(&str, &str)] = &[(
     "ringbuf_size",
     "--ringbuf-size does not apply to kmemleak-lite: no event travels a ring buffer (the reports read the kernel's tables); size those with --max-allocs, --max-stacks, --max-threads",
 )];
 use crate::skel::kmemleak_lite::defs::{
-    DEFAULT_MAX_STACKS, LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_STACK_LOST, MAX_CALL_SITES,
-    STACK_ERROR_SLOTS,
+    DEFAULT_MAX_STACKS, LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_SAMPLE_LOST, LOSS_STACK_LOST,
+    MAX_CALL_SITES, STACK_ERROR_SLOTS,
 };
 use crate::skel::kmemleak_lite::{
     types::{alloc_info, combined_info, kstack_info},
@@ -142,10 +154,10 @@ pub struct Args {
     #[arg(short = 's', long = "sample-rate", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub sample_rate: u32,
 
-    /// Kernel mode: take the full stack of at most N slab allocations a second per call site
-    /// and process; the rest are still tracked and counted, under their call site alone (taking
-    /// a stack is most of an allocation's cost). 0: take every stack. Page allocations (--pages)
-    /// always have theirs [default: 1000]
+    /// Kernel mode, and user mode with --unwind dwarf: take the full stack of at most N
+    /// allocations a second per call site and process; the rest are still tracked and counted,
+    /// under their call site alone (taking a stack is most of an allocation's cost). 0: take
+    /// every stack. Page allocations (--pages) always have theirs [default: 1000]
     #[arg(long = "stacks-per-second", value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub stacks_per_second: Option<u32>,
@@ -174,6 +186,24 @@ pub struct Args {
     #[arg(long = "max-threads", value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=(1 << 22)))]
     pub max_threads: u32,
 
+    /// User mode: how stacks are walked. fp: frame pointers, in the kernel (stops at the first
+    /// function built without them); dwarf: the binaries' unwind tables (.eh_frame,
+    /// .debug_frame) over a copy of the stack's top (--stack-bytes); auto: dwarf when the
+    /// program lacks frame pointers or is C++ (libstdc++ has none), else fp
+    #[arg(
+        long = "unwind",
+        value_name = "HOW",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub unwind: unwind::UnwindMode,
+
+    /// User mode with --unwind dwarf: bytes of stack copied from the stack pointer up at each
+    /// allocation (1024-32768); a stack deeper than that is shown as far as it goes, marked cut
+    #[arg(long = "stack-bytes", value_name = "BYTES", default_value_t = unwind::DEFAULT_STACK_BYTES,
+          value_parser = unwind::parse_stack_bytes)]
+    pub stack_bytes: u32,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -185,9 +215,9 @@ impl Args {
     }
 
     /// The stacks taken a second per call site and process (0: every one; user mode takes
-    /// every stack).
+    /// every stack with frame pointers).
     fn stack_budget(&self) -> u32 {
-        match self.user_mode() {
+        match self.user_mode() && self.unwind != unwind::UnwindMode::Dwarf {
             true => 0,
             false => self.stacks_per_second.unwrap_or(DEFAULT_STACKS_PER_SECOND),
         }
@@ -251,8 +281,9 @@ pub fn run(args: Args) -> Result<u8> {
     if args.pages && user {
         bail!("--pages is for kernel mode: leave out -p/-c to trace kernel pages");
     }
-    if args.stacks_per_second.is_some() && user {
-        bail!("--stacks-per-second is for kernel mode (user mode takes every stack): leave it out with -p/-c");
+    let mut args = args;
+    if user {
+        unwind::settle(&mut args)?;
     }
     // The driver's one sequence: see sequence.rs.
     crate::load::driver::sequence(&args)
@@ -309,7 +340,10 @@ fn page_size() -> u64 {
 /// wake-ups travel it (the reports read the maps).
 fn session(args: &Args) -> Session<'_> {
     Session {
-        buffer_bytes: EVENTS_BYTES,
+        buffer_bytes: match args.user_mode() && args.unwind == unwind::UnwindMode::Dwarf {
+            true => SAMPLES_BYTES,
+            false => EVENTS_BYTES,
+        },
         ..Session::new(TOOL.name, &args.common, &LOSSES)
     }
 }
@@ -351,12 +385,21 @@ fn open_sized(
     maps.ksites
         .set_max_entries(call_sites)
         .context("sizing the per-call-site table")?;
-    if user {
-        // Unused: user mode takes every stack.
+    let dwarf = user && args.unwind == unwind::UnwindMode::Dwarf;
+    if user && !dwarf {
+        // Unused: user mode with frame pointers takes every stack.
         maps.site_budgets
             .set_max_entries(1)
             .context("sizing the stack budgets")?;
     }
+    // --unwind dwarf: one scratch entry per CPU (the stack copy); frame pointers: no copies.
+    let cpus = match dwarf {
+        true => libbpf_rs::num_possible_cpus().context("counting the CPUs")? as u32,
+        false => 1,
+    };
+    maps.samples
+        .set_max_entries(cpus)
+        .context("sizing the stack copies")?;
     maps.pending
         .set_max_entries(args.max_threads)
         .context("sizing the table of calls in progress")?;
@@ -368,6 +411,7 @@ fn open_sized(
         rodata.combined = args.combined;
         rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
         rodata.stacks_per_second = args.stack_budget();
+        rodata.stack_bytes = if dwarf { args.stack_bytes } else { 0 };
         rodata.page_size = page_size();
     }
     let node_tps = choose_programs(&mut open, user, args.pages, bulk);

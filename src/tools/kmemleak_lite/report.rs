@@ -13,6 +13,10 @@ use serde::Serialize;
 
 use super::symbols::{Frame, Symbols};
 use super::target::{shell_status, Child};
+use super::unwind::{self, UserId};
+use user::Incomplete;
+
+mod user;
 use super::Args;
 use crate::consumer::{Handler, Stop};
 use crate::host::container::{CgroupFields, Resolver};
@@ -49,10 +53,17 @@ struct StackJson<'f> {
     /// Kernel mode: this stack's objects handed out again while still listed (freed unseen).
     #[serde(skip_serializing_if = "Option::is_none")]
     freed_unseen: Option<u64>,
-    /// Kernel mode: allocations counted under their call site, and why ([`CallSite`]):
+    /// Allocations counted under their call site, and why ([`CallSite`], [`UserId::Site`]):
     /// `frames` holds the call site alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     call_site_only: Option<&'static str>,
+    /// User mode: how the stack was walked, "fp" or "dwarf" (--unwind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unwind: Option<&'static str>,
+    /// User mode: the stack went deeper than the bytes copied (--stack-bytes): its outermost
+    /// callers are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cut: Option<bool>,
 }
 
 /// Kernel mode: a call site id standing for the stacks of allocations recorded under it
@@ -151,6 +162,9 @@ struct ReportJson<'f> {
     /// task's allocations and has none).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     cgroup: Option<CgroupFields<'f>>,
+    /// --unwind dwarf: allocations whose stacks are not whole, by cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete_stacks: Option<Incomplete>,
 }
 
 pub struct Reporter<'a> {
@@ -192,6 +206,8 @@ pub struct Reporter<'a> {
     containers: Resolver,
     /// The traced process's cgroup, read at start (the last report may come after it ended).
     cgroup_id: Option<u64>,
+    /// User mode with --unwind dwarf: the stacks unwound from the copies the BPF side sends.
+    user_stacks: Option<unwind::Stacks>,
 }
 
 impl<'a> Reporter<'a> {
@@ -241,6 +257,8 @@ impl<'a> Reporter<'a> {
             exported: Vec::new(),
             containers: Resolver::default(),
             cgroup_id: None,
+            user_stacks: (args.user_mode() && args.unwind == unwind::UnwindMode::Dwarf)
+                .then(|| unwind::Stacks::new(args.stack_bytes)),
         };
         r.refresh_maps();
         r.cgroup_id = r.pid().and_then(|p| r.containers.pid_cgroup(p));
@@ -311,16 +329,23 @@ impl<'a> Reporter<'a> {
         self.listed.clear();
         let older_ns = self.older_ns;
         let (combined, show_allocs) = (self.combined, self.show_allocs);
+        let mut live = std::collections::HashSet::new();
         if !combined || show_allocs {
             let totals = &mut self.totals;
             let listed = &mut self.listed;
+            let user_stacks = self.user_stacks.as_ref();
+            let live = &mut live;
             for_each_entry(
                 self.allocs,
                 &mut self.keys,
                 &mut self.values,
                 |key, value| {
                     let addr = u64::from_ne_bytes(key.try_into().expect("8-byte key"));
-                    let info: alloc_info = read_value(value);
+                    let mut info: alloc_info = read_value(value);
+                    if let Some(stacks) = user_stacks {
+                        live.insert(info.stack_id);
+                        info.stack_id = stacks.canonical(info.stack_id);
+                    }
                     let age = now_ns.saturating_sub(info.ts);
                     if age < older_ns {
                         return;
@@ -335,6 +360,9 @@ impl<'a> Reporter<'a> {
                     }
                 },
             )?;
+        }
+        if let Some(stacks) = &mut self.user_stacks {
+            stacks.retain(&live);
         }
         if combined {
             let totals = &mut self.totals;
@@ -357,6 +385,18 @@ impl<'a> Reporter<'a> {
     fn stack_frames(&self, stack_id: i64) -> Vec<u64> {
         if let Some(call_site) = CallSite::of(stack_id) {
             return vec![call_site.addr];
+        }
+        if let Some(stacks) = &self.user_stacks {
+            match UserId::of(stack_id) {
+                Some(UserId::Site { addr, .. }) => return vec![addr],
+                Some(UserId::Sample(_)) => {
+                    return stacks
+                        .stack(stack_id)
+                        .map(|s| s.frames.clone())
+                        .unwrap_or_default()
+                }
+                None => {}
+            }
         }
         if stack_id < 0 {
             return Vec::new();
@@ -452,6 +492,7 @@ impl<'a> Reporter<'a> {
             })
             .collect();
         if self.sink.is_json() {
+            let incomplete_stacks = self.incomplete();
             let symbols = &self.symbols;
             let record = ReportJson {
                 head: Header::new(event::LEAK_REPORT, self.clock.rfc3339(now_ns)),
@@ -472,7 +513,11 @@ impl<'a> Reporter<'a> {
                                 .flatten(),
                             cache: info.cache.clone(),
                             freed_unseen: kernel.then_some(info.reused),
-                            call_site_only: CallSite::of(id).map(CallSite::why),
+                            call_site_only: CallSite::of(id)
+                                .map(CallSite::why)
+                                .or_else(|| self.user_site(id).map(|(_, why)| why)),
+                            unwind: self.unwound_how(),
+                            cut: self.unwound_how().map(|_| self.is_cut(id)),
                             frames,
                         }
                     })
@@ -489,6 +534,7 @@ impl<'a> Reporter<'a> {
                         .collect()
                 }),
                 cgroup: self.cgroup_id.map(|id| self.containers.json(id)),
+                incomplete_stacks,
             };
             return Ok(self.sink.json(&record)?);
         }
@@ -516,7 +562,10 @@ impl<'a> Reporter<'a> {
                 Some(CallSite { lost: true, .. }) => {
                     "call site, stacks lost (the stack table was full or stacks collided; --max-stacks)".to_string()
                 }
-                None => "stack".to_string(),
+                None => match self.user_site(id) {
+                    Some((from, _)) => from,
+                    None => "stack".to_string(),
+                },
             };
             let _ = match &info.cache {
                 Some(cache) => writeln!(
@@ -539,6 +588,13 @@ impl<'a> Reporter<'a> {
             for &a in frames {
                 let _ = writeln!(text, "\t\t{}", self.symbols.frame(a).text);
             }
+            if self.is_cut(id) {
+                let _ = writeln!(
+                    text,
+                    "\t\t[cut: the stack goes deeper than the {} bytes copied; --stack-bytes]",
+                    self.user_stacks.as_ref().map_or(0, |s| s.stack_bytes)
+                );
+            }
             if kernel {
                 let resolved: Vec<&Frame> = frames
                     .iter()
@@ -549,6 +605,7 @@ impl<'a> Reporter<'a> {
                 }
             }
         }
+        self.write_incomplete(&mut text);
         Ok(self.sink.writer().write_all(text.as_bytes())?)
     }
 }
@@ -558,9 +615,14 @@ impl Handler for Reporter<'_> {
         Some(&mut self.containers)
     }
 
-    /// The only records: the dynamic loader has mapped or unmapped libraries.
-    fn event(&mut self, _data: &[u8]) -> Result<()> {
-        self.maps_changed = true;
+    /// The dynamic loader has mapped or unmapped libraries; or, with --unwind dwarf, a copy of
+    /// a stack to unwind (user.rs).
+    fn event(&mut self, data: &[u8]) -> Result<()> {
+        if !self.stack_copy(data) {
+            // The loader's: read the maps now, while the process is there (a short one may
+            // end before the next poll round, and its frames in libraries would go unnamed).
+            self.refresh_maps();
+        }
         Ok(())
     }
 

@@ -94,6 +94,11 @@ impl Symbols {
         }
     }
 
+    /// The snapshot of the process's mappings.
+    pub fn maps(&self) -> &[Mapping] {
+        &self.maps
+    }
+
     /// Makes sure every address in `addrs` is in the cache (one blazesym call per file).
     pub fn resolve(&mut self, addrs: &[u64]) {
         let mut todo: Vec<u64> = addrs
@@ -117,7 +122,7 @@ impl Symbols {
                 .symbolize(&src, Input::AbsAddr(&todo))
                 .unwrap_or_default();
             for (i, &addr) in todo.iter().enumerate() {
-                let frame = make_frame(addr, results.get(i), None);
+                let frame = make_frame(addr, results.get(i), None, 0);
                 self.cache.insert(addr, frame);
             }
             return;
@@ -132,7 +137,7 @@ impl Symbols {
                     entry.1.push(addr - m.start + m.offset);
                 }
                 None => {
-                    self.cache.insert(addr, make_frame(addr, None, None));
+                    self.cache.insert(addr, make_frame(addr, None, None, 0));
                 }
             }
         }
@@ -142,8 +147,8 @@ impl Symbols {
                 .symbolizer
                 .symbolize(&src, Input::FileOffset(&offsets))
                 .unwrap_or_default();
-            for (i, &addr) in addrs.iter().enumerate() {
-                let frame = make_frame(addr, results.get(i), Some(&path));
+            for (i, (&addr, &offset)) in addrs.iter().zip(&offsets).enumerate() {
+                let frame = make_frame(addr, results.get(i), Some(&path), offset);
                 self.cache.insert(addr, frame);
             }
         }
@@ -163,7 +168,14 @@ impl Symbols {
     }
 }
 
-fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Frame {
+/// `file_offset`: where `addr` is in `module`'s file (a frame without a symbol, in a stripped
+/// library's code that .dynsym does not name, is shown as `libfoo.so+0x1234` by it).
+fn make_frame(
+    addr: u64,
+    sym: Option<&Symbolized>,
+    module: Option<&Path>,
+    file_offset: u64,
+) -> Frame {
     let mut frame = Frame {
         addr: format!("{addr:#x}"),
         symbol: None,
@@ -202,6 +214,9 @@ fn make_frame(addr: u64, sym: Option<&Symbolized>, module: Option<&Path>) -> Fra
                 .as_ref()
                 .map(|m| crate::render::escape::path(Path::new(m)));
         }
+    } else if let Some(base) = &base {
+        let _ = write!(frame.text, "{base}+{file_offset:#x}");
+        return frame;
     } else {
         let _ = write!(frame.text, "{addr:#x}");
     }
