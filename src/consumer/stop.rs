@@ -27,6 +27,14 @@ impl Stop {
         })
     }
 
+    /// The same stop with its clock started now: a tool's `--timeout` (uprobe-lat's `-d`)
+    /// counts from when tracing has started, not from before a slow load or attach.
+    pub fn timed(&self, timeout: Option<Duration>) -> Stop {
+        Stop {
+            deadline: timeout.map(|t| Instant::now() + t),
+        }
+    }
+
     /// Ends the run from inside the tool, as Ctrl-C would (e.g. the traced command exited).
     pub fn request(&self) {
         SIGNALLED.store(true, Ordering::SeqCst);

@@ -288,11 +288,13 @@ pub fn sequence<T: Sequence>(tool: &T) -> Result<u8> {
     let sink = common.sink(T::NAME)?;
     let cgroup = tool.cgroup()?;
     let mut target = tool.resolve()?;
-    let stop = Stop::install(tool.timeout())?;
+    // Ctrl-C and SIGTERM from here on; the run's own length from when it traces.
+    let stop = Stop::install(None)?;
     let (mut skel, mut links) = tool.load(&session, &cgroup, &target)?;
     if let Flow::End = tool.attach(&mut skel, &mut target, &mut links, &stop)? {
         return Ok(0);
     }
+    let stop = stop.timed(tool.timeout());
     let skipped = tool.skipped_runs(&skel, &target);
     let mut handler = tool.handler(&skel, &mut target, &links, &stop, sink)?;
     let consumed = session.consume(&skel, skipped, &stop, &mut handler);
