@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    assert_one_line_error, build_c_program, final_losses, require_bpf, run_tool, Finished, Traced,
+    assert_one_line_error, build_c_program, final_losses, final_report, require_bpf, run_tool,
+    Finished, Traced,
 };
 use serde_json::Value;
 
@@ -633,13 +634,7 @@ fn final_report_of(program: &std::path::Path) -> (Value, Finished) {
     let out = Traced::start(TOOL, &["-c", &command, "--json", "-i", "60", "-T", "100"])
         .wait(Duration::from_secs(60));
     assert!(out.status.success(), "{out:?}");
-    let last = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["final"] == Value::Bool(true))
-        .unwrap_or_else(|| panic!("no final report: {}", out.stdout));
+    let last = final_report(&out);
     (last, out)
 }
 

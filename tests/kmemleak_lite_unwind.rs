@@ -69,13 +69,7 @@ fn final_report_of(program: &str, args: &[&str]) -> (Value, Finished) {
     let _ = std::fs::remove_file(&marker_file);
     assert!(reported, "no report after the program leaked: {out:?}");
     assert!(out.status.success(), "{out:?}");
-    let last = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["final"] == Value::Bool(true))
-        .unwrap_or_else(|| panic!("no final report: {}", out.stdout));
+    let last = common::final_report(&out);
     (last, out)
 }
 

@@ -418,6 +418,17 @@ pub fn final_losses(out: &Finished) -> (u64, serde_json::Map<String, serde_json:
     )
 }
 
+/// kmemleak-lite's last report of a `--json` run (`"final": true`), among the JSON lines of its
+/// stdout (the traced command may print there too).
+pub fn final_report(out: &Finished) -> serde_json::Value {
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["final"] == serde_json::Value::Bool(true))
+        .unwrap_or_else(|| panic!("no final report: {}", out.stdout))
+}
+
 /// The loss cause of a full event buffer under the transport the environment forces
 /// (CORETRACE_TRANSPORT=perf, as the kernel matrix sets it: the perf buffer; otherwise the ring
 /// buffer): its key in the JSON loss record, and its words on stderr.
