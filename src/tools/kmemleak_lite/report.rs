@@ -12,7 +12,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
 use super::symbols::{Frame, Symbols};
-use super::target::{shell_status, Child};
+use super::command::{shell_status, Child};
 use super::unwind::{self, UserId};
 use user::Incomplete;
 
