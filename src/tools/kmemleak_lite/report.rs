@@ -16,12 +16,6 @@ use libbpf_rs::MapCore;
 use super::command::{shell_status, Child};
 use super::symbols::Symbols;
 use super::unwind;
-
-mod gather;
-mod json;
-mod kernel;
-mod text;
-mod user;
 use super::Args;
 use crate::consumer::{Handler, Stop};
 use crate::host::container::Resolver;
@@ -32,12 +26,19 @@ use crate::render::clock::Clock;
 use crate::render::exit_status::ExitStatus;
 use crate::skel::kmemleak_lite::KmemleakLiteSkel;
 
+mod gather;
+mod json;
+mod kernel;
+mod text;
+mod user;
+
 #[derive(Clone, Copy)]
 pub enum Mode<'a> {
     Kernel,
     Pid(u32),
     Command(&'a Child),
 }
+
 pub struct Reporter<'a> {
     sink: Sink,
     mode: Mode<'a>,
