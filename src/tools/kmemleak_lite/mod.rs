@@ -239,7 +239,7 @@ fn parse_older(s: &str) -> Result<u64, String> {
 /// tracepoint programs for the slab events); fentry adds kmem_cache_free_bulk, whose frees
 /// (kfree_bulk, kfree_rcu batches, maple tree nodes) pass no tracepoint. Where fentry is
 /// refused (`attach::select` falls back to the tracepoints alone), the objects freed out of
-/// sight are marked in the report instead (report::unseen_free).
+/// sight are marked in the report instead (report::kernel::unseen_free).
 static KERNEL_HOOK: attach::Hook = attach::Hook {
     methods: &[attach::Method::Fentry, attach::Method::Tracepoint],
     functions: &["kmem_cache_free_bulk"],
