@@ -197,8 +197,10 @@ static __always_inline struct cgroup *task_cgroup(struct task_struct *task, __u6
  * into `cgroup_names`, which user space empties (src/host/container/names.rs), so a container whose
  * cgroup is removed before user space reads its events is still named. `cgroup_sent` keeps
  * this to once per cgroup (an id it forgets is sent again: harmless). A full `cgroup_names`
- * counts LOSS_CGROUP_NAMES_FULL, and the id is tried again at its next event. Both maps are
- * shrunk to one entry before load when user space does not ask for names (send_cgroup_names).
+ * counts LOSS_CGROUP_NAMES_FULL, and the id is tried again at its next event. When user space
+ * does not ask for names (send_cgroup_names), these three maps are not created at all
+ * (src/load/driver.rs, Session::open): the code that uses them is then dead, and the verifier
+ * never reaches libbpf's stand-ins for their references.
  */
 #define CGROUP_NAME_LEVELS 8
 #define CGROUP_NAME_LEN 96

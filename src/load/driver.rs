@@ -44,6 +44,7 @@ pub struct OpenCommon<'a> {
     pub send_cgroup_names: &'a mut bool,
     pub cgroup_sent: &'a mut OpenMapMut<'static>,
     pub cgroup_names: &'a mut OpenMapMut<'static>,
+    pub cgroup_name_scratch: &'a mut OpenMapMut<'static>,
 }
 
 /// What common.bpf.h declares, in a loaded skeleton.
@@ -79,6 +80,7 @@ macro_rules! bpf {
                     send_cgroup_names: &mut rodata.send_cgroup_names,
                     cgroup_sent: &mut maps.cgroup_sent,
                     cgroup_names: &mut maps.cgroup_names,
+                    cgroup_name_scratch: &mut maps.cgroup_name_scratch,
                 })
             }
 
@@ -132,9 +134,13 @@ impl<'a> Session<'a> {
         *c.filter_container = cgroup.by_container();
         *c.send_cgroup_names = cgroup.names;
         if !cgroup.names {
-            // Unused: no kernel memory for them.
-            c.cgroup_sent.set_max_entries(1)?;
-            c.cgroup_names.set_max_entries(1)?;
+            // Unused: not created at all (fewer bpf() calls at start-up). libbpf turns the
+            // programs' references to them into calls the verifier never reaches: the code
+            // that uses them is dead, `send_cgroup_names` being a frozen constant. Their
+            // loaded handles are placeholders then: nothing reads them (`Session::loaded`).
+            c.cgroup_sent.set_autocreate(false)?;
+            c.cgroup_names.set_autocreate(false)?;
+            c.cgroup_name_scratch.set_autocreate(false)?;
         }
         Ok(open)
     }
