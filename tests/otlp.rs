@@ -36,12 +36,13 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Answers every request with `status`.
-    fn start(status: u16) -> Receiver {
+    /// Answers the requests with `answers` (tests/otlp_receiver.py: `STATUS[/RETRY_AFTER][+REJECTED]`,
+    /// comma-separated, the last for every request after).
+    fn start(answers: &str) -> Receiver {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otlp_receiver.py");
         let mut child = Command::new(python())
             .arg(script)
-            .arg(status.to_string())
+            .arg(answers)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -83,11 +84,11 @@ impl Receiver {
         seen
     }
 
-    /// Every log record received so far.
+    /// Every log record received so far (in requests answered 200: those are sent).
     fn log_records(&self) -> Vec<Value> {
         self.requests()
             .iter()
-            .filter(|r| r["signal"] == "logs")
+            .filter(|r| r["signal"] == "logs" && r["status"] == 200)
             .flat_map(|r| r["records"].as_array().unwrap().clone())
             .collect()
     }
@@ -111,7 +112,7 @@ fn wait_until(what: &str, pred: impl Fn() -> bool) {
 
 bpf_test!(
     fn an_execsnoop_record_arrives_as_a_log_record_with_the_attributes_of_its_json_line() {
-        let rx = Receiver::start(200);
+        let rx = Receiver::start("200");
         let m = marker("otlp-exec");
         let t = Traced::start("execsnoop", &["--json", "--otlp-endpoint", &rx.url()]);
         run_traced(Command::new("/bin/echo").args([m.as_str(), "two words"]));
@@ -144,7 +145,7 @@ bpf_test!(
 
 bpf_test!(
     fn a_uprobe_lat_histogram_over_otlp_has_the_count_of_the_json_report() {
-        let rx = Receiver::start(200);
+        let rx = Receiver::start("200");
         let exe =
             common::build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
         let mut target = Command::new(&exe)
@@ -213,10 +214,17 @@ bpf_test!(
 /// (written after export ends) and its two metrics snapshots (at start and at exit: the
 /// interval is an hour).
 fn export_against(endpoint: &str, env: &[(&str, &str)], execs: usize) -> (Finished, u64) {
+    let (out, logs) = export_with(&["--otlp-endpoint", endpoint], env, execs);
+    (out, logs + 2)
+}
+
+/// Runs execsnoop with `args` and `env`, execs /bin/true with a marker `execs` times, and
+/// returns what it printed and how many log records it had to export (its JSON lines but the
+/// final loss record).
+fn export_with(args: &[&str], env: &[(&str, &str)], execs: usize) -> (Finished, u64) {
     let mut cmd = Command::new(common::bin("execsnoop"));
-    cmd.args(["--json", "--metrics-interval", "3600", "--otlp-endpoint"])
-        .arg(endpoint)
-        .arg("-v")
+    cmd.args(["--json", "--metrics-interval", "3600", "-v"])
+        .args(args)
         .envs(env.iter().copied());
     let t = Traced::start_cmd(cmd);
     let m = marker("otlp-loss");
@@ -225,8 +233,16 @@ fn export_against(endpoint: &str, env: &[(&str, &str)], execs: usize) -> (Finish
     }
     t.wait_for(WAIT, |out| out.contains(&m));
     let out = t.stop();
-    let records = out.stdout.lines().count() as u64 - 1 + 2;
+    let records = out.stdout.lines().count() as u64 - 1;
     (out, records)
+}
+
+/// Asserts that no OTLP loss was counted.
+fn no_otlp_loss(out: &Finished) {
+    let (_, by_cause) = final_losses(out);
+    for key in ["otlp_queue_full", "otlp_endpoint_down", "otlp_rejected"] {
+        assert_eq!(lost(&by_cause, key), 0, "{key}: {out:?}");
+    }
 }
 
 fn lost(by_cause: &serde_json::Map<String, Value>, key: &str) -> u64 {
@@ -261,7 +277,7 @@ bpf_test!(
 
 bpf_test!(
     fn a_refusing_endpoint_counts_every_record_as_rejected() {
-        let rx = Receiver::start(400);
+        let rx = Receiver::start("400");
         let (out, records) = export_against(&rx.url(), &[], 3);
         assert!(out.status.success(), "{out:?}");
         let (_, by_cause) = final_losses(&out);
@@ -294,6 +310,65 @@ bpf_test!(
         // Tracing itself lost nothing.
         assert_eq!(lost(&by_cause, common::buffer_full().0), 0, "{by_cause:?}");
         assert!(out.stderr.contains("the queue to the endpoint was full"));
+    }
+);
+
+bpf_test!(
+    fn an_unavailable_endpoint_is_retried_after_its_retry_after_and_a_backoff_and_nothing_is_lost()
+    {
+        // The first request: 503 with Retry-After: 1; its retry: 503; the next: 200, as all after.
+        let rx = Receiver::start("503/1,503,200");
+        let (out, records) = export_against(&rx.url(), &[], 3);
+        assert!(out.status.success(), "{out:?}");
+        no_otlp_loss(&out);
+        let requests = rx.requests();
+        let status: Vec<u64> = requests
+            .iter()
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect();
+        assert_eq!(status[..3], [503, 503, 200], "{status:?}");
+        // One thread sends, one request at a time: the 2nd and 3rd are the 1st's retries.
+        let time = |i: usize| requests[i]["time"].as_f64().unwrap();
+        assert!(
+            time(1) - time(0) >= 1.0,
+            "Retry-After: 1 honoured: {requests:?}"
+        );
+        assert!(
+            time(2) - time(1) >= 0.3,
+            "backoff (0.5 s less a quarter): {requests:?}"
+        );
+        // Every record arrived once.
+        let sent = requests.iter().filter(|r| r["status"] == 200);
+        let metrics = sent.clone().filter(|r| r["signal"] == "metrics").count() as u64;
+        let logs = rx.log_records().len() as u64;
+        assert_eq!(metrics + logs, records, "{requests:?}");
+    }
+);
+
+bpf_test!(
+    fn a_partial_success_counts_the_records_it_rejected() {
+        // Logs only (no metrics), so the first request is a batch of log records.
+        let rx = Receiver::start("200+2,200");
+        let url = format!("{}/v1/logs", rx.url());
+        let env = [("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", url.as_str())];
+        let (out, records) = export_with(&[], &env, 5);
+        assert!(out.status.success(), "{out:?}");
+        let (_, by_cause) = final_losses(&out);
+        assert_eq!(lost(&by_cause, "otlp_rejected"), 2, "{out:?}");
+        assert_eq!(lost(&by_cause, "otlp_endpoint_down"), 0);
+        assert_eq!(lost(&by_cause, "otlp_queue_full"), 0);
+        assert!(out.stderr.contains("execsnoop: 2 records not exported over OTLP: the endpoint refused the request, or rejected them in a partial success"), "{}", out.stderr);
+        let requests = rx.requests();
+        assert!(
+            requests.iter().all(|r| r["signal"] == "logs"),
+            "{requests:?}"
+        );
+        let first = requests[0]["records"].as_array().unwrap().len();
+        assert!(
+            first >= 2,
+            "the first batch holds the rejected records: {requests:?}"
+        );
+        assert_eq!(rx.log_records().len() as u64, records, "{requests:?}");
     }
 );
 

@@ -4,11 +4,17 @@ OpenTelemetry protobuf definitions (the opentelemetry-proto package, see
 tools/setup-debian.sh), checks what the specification requires of it, and prints one JSON line
 per request with what it carried, in plain values. The first line is "listening PORT".
 
-Usage: otlp_receiver.py [STATUS]   answer every request with STATUS (default 200).
+Usage: otlp_receiver.py [ANSWER,...]   answer the requests, in the order they come, with these
+(the last one for every request after; default 200). An ANSWER is STATUS[/SECONDS][+REJECTED]:
+/SECONDS adds a Retry-After header, +REJECTED a partial_success in the response body rejecting
+that many log records or data points. Each line also says the status answered and when (the
+monotonic clock, in seconds).
 """
 
 import json
+import re
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -20,7 +26,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-STATUS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+ANSWERS = [re.fullmatch(r"(\d+)(?:/(\d+))?(?:\+(\d+))?", a).groups()
+           for a in (sys.argv[1] if len(sys.argv) > 1 else "200").split(",")]
 
 
 def plain(v):
@@ -125,13 +132,26 @@ class Handler(BaseHTTPRequestHandler):
             if decode is None:
                 raise ValueError(f"path {self.path}")
             seen, response = decode(body)
-            seen["headers"] = {k.lower(): v for k, v in self.headers.items()}
+            status, retry_after, rejected = ANSWERS.pop(0) if len(ANSWERS) > 1 else ANSWERS[0]
+            status = int(status)
+            if rejected:
+                partial = response.partial_success
+                if seen["signal"] == "logs":
+                    partial.rejected_log_records = int(rejected)
+                else:
+                    partial.rejected_data_points = int(rejected)
+                partial.error_message = "rejected by the test"
+            seen.update(headers={k.lower(): v for k, v in self.headers.items()},
+                        status=status, time=time.monotonic())
             print(json.dumps(seen), flush=True)
-            status, reply = STATUS, response.SerializeToString()
+            reply = response.SerializeToString()
         except Exception as e:  # what the test must see: the request broke the spec
             print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
             status, reply = 400, b""
+            retry_after = None
         self.send_response(status)
+        if retry_after:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()

@@ -30,7 +30,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "Export over OTLP/HTTP (protobuf) to this base URL, as --otlp-endpoint does (which overrides it): logs to URL/v1/logs, metrics to URL/v1/metrics. http:// only: https is refused (send to a local OpenTelemetry Collector, which can forward over TLS)."),
     ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "The full URL of one signal; either alone exports that signal only."),
     ("OTEL_EXPORTER_OTLP_HEADERS", "Headers sent with every request: key1=value1,key2=value2, values percent-encoded."),
-    ("OTEL_EXPORTER_OTLP_TIMEOUT", "Milliseconds a request may take (default 10000); what is not answered in time counts as lost (otlp_endpoint_down)."),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "Milliseconds an export may take, retries included (default 10000); what is not sent in time counts as lost (otlp_endpoint_down)."),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "Only http/protobuf is supported; anything else is refused."),
     ("OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME", "Resource attributes added to (or overriding) service.name=coretrace, service.version, host.name and coretrace.tool."),
 ];

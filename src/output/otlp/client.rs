@@ -1,11 +1,9 @@
 //! The sending side of OTLP export: a bounded queue the consumer's thread offers records to
 //! without ever waiting, and a thread that batches log records (up to [`BATCH`] records, or
-//! what came within [`BATCH_DELAY`]) and POSTs them, and each metrics snapshot, over plain
-//! HTTP/1.1 (a new connection per request: one a second at most, no keep-alive state to get
-//! wrong). What cannot be queued or sent is counted in [`Lost`], by cause.
+//! what came within [`BATCH_DELAY`]) and POSTs them, and each metrics snapshot ([`http`]),
+//! retrying what the specification says to retry. What cannot be queued or sent is counted in
+//! [`Lost`], by cause.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -13,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
+use super::http;
 use super::proto::{self, Origin};
 use super::{Config, Lost, Url, LOST};
 use crate::output::metrics::Exposition;
@@ -23,8 +22,12 @@ pub const QUEUE: usize = 2048;
 pub const BATCH: usize = 512;
 /// How long a log record waits for others before its batch is sent.
 pub const BATCH_DELAY: Duration = Duration::from_secs(1);
-/// A response's head is read up to this size; the body is never needed.
-const RESPONSE_HEAD_MAX: usize = 16 * 1024;
+/// Requests per export at most: the first and its retries.
+pub const ATTEMPTS: u32 = 4;
+/// The wait before the first retry, doubled before each next one up to BACKOFF_MAX (less a
+/// random quarter), unless the endpoint says how long with `Retry-After`.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
 
 /// Records queued and not yet sent or counted lost; once `close` gave up waiting and counted
 /// them, the thread counts nothing more (one lock for both, so nothing is counted twice).
@@ -152,9 +155,12 @@ struct Sender {
     pending: Arc<Mutex<Pending>>,
 }
 
-/// How a request went.
+/// How an export went.
 enum Outcome {
-    Sent,
+    /// Accepted, but for the records (log records, or data points) its partial success rejected.
+    Sent {
+        rejected: u64,
+    },
     Down,
     Rejected,
 }
@@ -214,72 +220,53 @@ impl Sender {
             return;
         }
         pending.count = pending.count.saturating_sub(n);
-        let counter = match outcome {
-            Outcome::Sent => None,
-            Outcome::Down => Some(&self.lost.endpoint_down),
-            Outcome::Rejected => Some(&self.lost.rejected),
+        let (counter, lost) = match outcome {
+            // Never more than were sent, whatever the endpoint says: a metrics snapshot
+            // (n = 1) with rejected points counts as one.
+            Outcome::Sent { rejected } => (&self.lost.rejected, rejected.min(n)),
+            Outcome::Down => (&self.lost.endpoint_down, n),
+            Outcome::Rejected => (&self.lost.rejected, n),
         };
-        if let Some(c) = counter {
-            c.fetch_add(n, Ordering::Relaxed);
+        if lost > 0 {
+            counter.fetch_add(lost, Ordering::Relaxed);
         }
     }
 
-    /// One POST within the timeout; 2xx is sent, 429/502/503/504 and no answer are the
-    /// endpoint down (the specification's retryable answers), anything else is refused.
+    /// One export: POSTs until an answer that is not retryable, within the timeout in all
+    /// (the specification's "time to wait for each batch export"). 429, 502, 503, 504 and no
+    /// answer are retried after an exponential backoff (or the `Retry-After` asked for), at
+    /// most [`ATTEMPTS`] times; then, or when the wait would pass the timeout, the endpoint is
+    /// down. A 2xx is sent, less what its partial success rejected; anything else is refused.
     fn post(&self, url: &Url, body: &[u8]) -> Outcome {
-        match self.exchange(url, body) {
-            Ok(status) if (200..300).contains(&status) => Outcome::Sent,
-            Ok(429 | 502 | 503 | 504) | Err(_) => Outcome::Down,
-            Ok(_) => Outcome::Rejected,
-        }
-    }
-
-    fn exchange(&self, url: &Url, body: &[u8]) -> std::io::Result<u16> {
         let deadline = Instant::now() + self.config.timeout;
-        let addr = url
-            .authority
-            .to_socket_addrs()?
-            .next()
-            .ok_or(std::io::ErrorKind::NotFound)?;
-        let mut stream = TcpStream::connect_timeout(&addr, self.config.timeout)?;
-        let left = || {
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        };
-        stream.set_write_timeout(Some(left()))?;
-        let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: coretrace/{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n",
-            url.path,
-            url.host,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        for (k, v) in &self.config.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        // The status line, read within what is left of the timeout.
-        let mut got = Vec::with_capacity(512);
-        let mut buf = [0u8; 1024];
-        while !got.windows(2).any(|w| w == b"\r\n") && got.len() < RESPONSE_HEAD_MAX {
-            stream.set_read_timeout(Some(left()))?;
-            if Instant::now() >= deadline {
-                return Err(std::io::ErrorKind::TimedOut.into());
-            }
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
+        let mut backoff = BACKOFF_FIRST;
+        for attempt in 1..=ATTEMPTS {
+            let wait = match http::post(url, &self.config.headers, body, deadline) {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    return Outcome::Sent {
+                        rejected: proto::rejected(&r.body),
+                    }
+                }
+                Ok(r) if matches!(r.status, 429 | 502 | 503 | 504) => r.retry_after,
+                Ok(_) => return Outcome::Rejected,
+                Err(_) => None,
+            };
+            let wait = wait.unwrap_or_else(|| jitter(backoff));
+            if attempt == ATTEMPTS || Instant::now() + wait >= deadline {
                 break;
             }
-            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(wait);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        let line = String::from_utf8_lossy(&got);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .filter(|_| line.starts_with("HTTP/1."))
-            .ok_or_else(|| std::io::ErrorKind::InvalidData.into())
+        Outcome::Down
     }
+}
+
+/// `d` less up to a quarter, so that exporters the same outage stopped do not all retry at
+/// once (the clock's nanoseconds are random enough for that).
+fn jitter(d: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    d - d / 4 * (nanos % 1000) / 1000
 }

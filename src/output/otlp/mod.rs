@@ -5,6 +5,7 @@
 //! network, and what cannot be sent is counted by cause like every other loss ([`causes`]).
 
 mod client;
+mod http;
 mod proto;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,19 +27,20 @@ pub const QUEUE_FULL: LossCause = LossCause {
 };
 
 /// Records not exported because the endpoint could not be reached, timed out, or answered
-/// that it is unavailable (429, 502, 503, 504).
+/// that it is unavailable (429, 502, 503, 504), its retries included.
 pub const ENDPOINT_DOWN: LossCause = LossCause {
     slot: None,
     key: "otlp_endpoint_down",
-    what: "records not exported over OTLP: the endpoint could not be reached, timed out or was unavailable (log records, and metric snapshots, which the next one replaces)",
+    what: "records not exported over OTLP: the endpoint could not be reached, timed out or was unavailable, retries included (log records, and metric snapshots, which the next one replaces)",
     advice: "check that the OpenTelemetry Collector listens at --otlp-endpoint (OTEL_EXPORTER_OTLP_TIMEOUT sets the time allowed, 10 s by default)",
 };
 
-/// Records not exported because the endpoint refused the request (any other non-2xx status).
+/// Records not exported because the endpoint refused the request (any other non-2xx status),
+/// or accepted it but rejected them (a partial success).
 pub const REJECTED: LossCause = LossCause {
     slot: None,
     key: "otlp_rejected",
-    what: "records not exported over OTLP: the endpoint refused the request",
+    what: "records not exported over OTLP: the endpoint refused the request, or rejected them in a partial success",
     advice: "check the endpoint's URL path (/v1/logs, /v1/metrics) and OTEL_EXPORTER_OTLP_HEADERS (e.g. authentication)",
 };
 

@@ -267,6 +267,66 @@ fn point(
     }
 }
 
+/// Reads a varint at `*at`, moving past it; None when cut short or longer than ten bytes.
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The last field `field` of wire type `wire` in message `b`, skipping the others: a varint's
+/// value, or a LEN field's bytes (as the range they take). None if absent or malformed.
+fn find_field(b: &[u8], field: u64, wire: u64) -> Option<(u64, std::ops::Range<usize>)> {
+    let (mut at, mut found) = (0, None);
+    while at < b.len() {
+        let k = read_varint(b, &mut at)?;
+        let start = at;
+        let v = match k & 7 {
+            0 => read_varint(b, &mut at)?,
+            1 => 8,
+            5 => 4,
+            2 => read_varint(b, &mut at)?,
+            _ => return None, // groups: not in these messages
+        };
+        let skip = if k & 7 == 0 {
+            0
+        } else {
+            usize::try_from(v).ok()?
+        };
+        let (from, to) = if k & 7 == 2 {
+            (at, at.checked_add(skip)?)
+        } else {
+            (start, at + skip)
+        };
+        if to > b.len() {
+            return None;
+        }
+        at = to;
+        if k >> 3 == field && k & 7 == wire {
+            found = Some((v, from..to));
+        }
+    }
+    found
+}
+
+/// In an ExportLogsServiceResponse or ExportMetricsServiceResponse (a 2xx answer's body): how
+/// many log records or data points its `partial_success` says were rejected (field 1 of the
+/// response, and field 1 of that message in both); 0 when there is none or it does not parse.
+pub fn rejected(response: &[u8]) -> u64 {
+    let Some((_, partial)) = find_field(response, 1, LEN as u64) else {
+        return 0;
+    };
+    find_field(&response[partial], 1, VARINT as u64)
+        .map_or(0, |(n, _)| i64::try_from(n).map_or(0, |n| n as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +350,25 @@ mod tests {
         let out = log_record(&rec, 5);
         assert!(out.ends_with(&[0x62, 4, b'e', b'x', b'e', b'c']), "{out:?}");
         assert!(out.windows(11).any(|w| w == b"process.pid"));
+    }
+
+    #[test]
+    fn partial_success_is_read_from_either_response() {
+        // partial_success { rejected = 300, error_message = "x" }, after an unknown field.
+        let mut partial = Vec::new();
+        uint(&mut partial, 1, 300);
+        bytes(&mut partial, 2, b"x");
+        let mut resp = Vec::new();
+        fixed64(&mut resp, 9, 1);
+        bytes(&mut resp, 1, &partial);
+        assert_eq!(rejected(&resp), 300);
+        assert_eq!(rejected(&[]), 0, "full success: an empty body");
+        assert_eq!(rejected(&resp[..resp.len() - 2]), 0, "cut short");
+        let mut negative = Vec::new();
+        uint(&mut negative, 1, -1i64 as u64);
+        let mut resp = Vec::new();
+        bytes(&mut resp, 1, &negative);
+        assert_eq!(rejected(&resp), 0);
+        assert_eq!(rejected(b"<html>"), 0);
     }
 }
