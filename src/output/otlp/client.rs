@@ -4,7 +4,7 @@
 //! retrying what the specification says to retry. What cannot be queued or sent is counted in
 //! [`Lost`], by cause.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,6 +49,8 @@ pub struct Client {
     done: Mutex<Receiver<()>>,
     lost: Arc<Lost>,
     pending: Arc<Mutex<Pending>>,
+    /// Set by `close`: the sender stops retrying (the run is ending, a user waits for it).
+    closing: Arc<AtomicBool>,
     resource: Vec<(String, String)>,
     scope: String,
     start_ns: u64,
@@ -70,11 +72,13 @@ impl Client {
         let (done_tx, done) = mpsc::channel();
         let lost = LOST.get_or_init(Arc::default).clone();
         let pending = Arc::new(Mutex::new(Pending::default()));
+        let closing = Arc::new(AtomicBool::new(false));
         let client = Arc::new(Client {
             tx: Mutex::new(Some(tx)),
             done: Mutex::new(done),
             lost: lost.clone(),
             pending: pending.clone(),
+            closing: closing.clone(),
             resource: config.resource.clone(),
             scope: format!("coretrace/{tool}"),
             start_ns: unix_ns(),
@@ -87,6 +91,7 @@ impl Client {
             config,
             lost,
             pending,
+            closing,
         };
         std::thread::Builder::new()
             .name("otlp".into())
@@ -130,12 +135,14 @@ impl Client {
         }
     }
 
-    /// At the end of a run: sends what is queued, waiting at most the timeout and a second;
-    /// what is still unsent then counts as lost with the endpoint down.
+    /// At the end of a run: sends what is queued, one request each (no more retries: a user
+    /// waits), waiting at most the timeout and a second; what is still unsent then counts as
+    /// lost with the endpoint down.
     pub fn close(&self) {
         let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
+        self.closing.store(true, Ordering::Relaxed);
         drop(tx);
         let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if done.recv_timeout(self.timeout + BATCH_DELAY).is_err() {
@@ -153,6 +160,7 @@ struct Sender {
     scope: String,
     lost: Arc<Lost>,
     pending: Arc<Mutex<Pending>>,
+    closing: Arc<AtomicBool>,
 }
 
 /// How an export went.
@@ -235,8 +243,8 @@ impl Sender {
     /// One export: POSTs until an answer that is not retryable, within the timeout in all
     /// (the specification's "time to wait for each batch export"). 429, 502, 503, 504 and no
     /// answer are retried after an exponential backoff (or the `Retry-After` asked for), at
-    /// most [`ATTEMPTS`] times; then, or when the wait would pass the timeout, the endpoint is
-    /// down. A 2xx is sent, less what its partial success rejected; anything else is refused.
+    /// most [`ATTEMPTS`] times; then, or when the wait would pass the timeout or the run is
+    /// ending (`Client::close`), the endpoint is down. A 2xx is sent, less what its partial success rejected; anything else is refused.
     fn post(&self, url: &Url, body: &[u8]) -> Outcome {
         let deadline = Instant::now() + self.config.timeout;
         let mut backoff = BACKOFF_FIRST;
@@ -252,13 +260,27 @@ impl Sender {
                 Err(_) => None,
             };
             let wait = wait.unwrap_or_else(|| jitter(backoff));
-            if attempt == ATTEMPTS || Instant::now() + wait >= deadline {
+            if attempt == ATTEMPTS || Instant::now() + wait >= deadline || !self.pause(wait) {
                 break;
             }
-            std::thread::sleep(wait);
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         Outcome::Down
+    }
+}
+
+impl Sender {
+    /// Waits `wait` before a retry; false, at once, if the run is ending.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        while !self.closing.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
     }
 }
 
