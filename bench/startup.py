@@ -5,8 +5,13 @@ line-buffered the way a user sees it); the clock stops at the first line that sa
 are live (the header, or the "Tracing ..." line). Ours and libbpf-tools' run alternately, N
 rounds each, and the medians are compared in the same run.
 
-usage: sudo bench/startup.py [ROUNDS]        (default 21; run from the repository root,
-                                              after `cargo build --release`)
+With BEFORE=DIR (the tool links of an earlier build, e.g. a worktree's target/release), each
+tool of that build runs in the same rounds too, and the ratio of this build's median to its is
+printed: a refactor's start-up before and after, in one run.
+
+usage: sudo [OURS=DIR] [BEFORE=DIR] bench/startup.py [ROUNDS]
+       (default 21 rounds, OURS target/release; run from the repository root, after
+        `cargo build --release`)
 """
 
 import os
@@ -19,7 +24,8 @@ import sys
 import time
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 21
-OURS = "target/release"
+OURS = os.environ.get("OURS", "target/release")
+BEFORE = os.environ.get("BEFORE")
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 
 # (label, argv, what the "probes are live" line starts with)
@@ -82,24 +88,41 @@ def ms(values):
     return statistics.median(values) * 1000
 
 
+def before_argv(argv):
+    """The same command run from the BEFORE build (its tool link in place of ours)."""
+    return [os.path.join(BEFORE, os.path.basename(argv[0]))] + argv[1:]
+
+
+def timed_rounds(commands):
+    """Medians, in ms, of each (argv, prefix), the commands taking turns in every round."""
+    runs = [[] for _ in commands]
+    for _ in range(ROUNDS):
+        for i, (argv, prefix) in enumerate(commands):
+            runs[i].append(time_to_line(argv, prefix))
+    return [ms(r) for r in runs]
+
+
 def main():
     # The tools are links to the multicall binary: make them if a build has not yet.
     subprocess.run(["tools/tool-links.sh", OURS], check=True)
     if os.geteuid() != 0:
         sys.exit("run as root (the tools load BPF)")
     print(f"launch to header on a pty, median of {ROUNDS} runs, kernel {os.uname().release}")
-    for label, ours, ours_prefix, theirs, theirs_prefix in PAIRS:
-        a, b = [], []
-        for _ in range(ROUNDS):
-            a.append(time_to_line(ours, ours_prefix))
-            b.append(time_to_line(theirs, theirs_prefix))
-        print(
-            f"{label:14} ours {ms(a):6.1f} ms   libbpf-tools {ms(b):6.1f} ms   "
-            f"ratio ours/libbpf-tools {ms(a) / ms(b):.2f}"
-        )
-    for label, ours, prefix in ALONE:
-        a = [time_to_line(ours, prefix) for _ in range(ROUNDS)]
-        print(f"{label:14} ours {ms(a):6.1f} ms")
+    rows = [(label, ours, op, theirs, tp) for label, ours, op, theirs, tp in PAIRS]
+    rows += [(label, ours, prefix, None, None) for label, ours, prefix in ALONE]
+    for label, ours, ours_prefix, theirs, theirs_prefix in rows:
+        commands = [(ours, ours_prefix)]
+        if theirs:
+            commands.append((theirs, theirs_prefix))
+        if BEFORE:
+            commands.append((before_argv(ours), ours_prefix))
+        medians = timed_rounds(commands)
+        line = f"{label:14} ours {medians[0]:6.1f} ms"
+        if theirs:
+            line += f"   libbpf-tools {medians[1]:6.1f} ms   ratio ours/libbpf-tools {medians[0] / medians[1]:.2f}"
+        if BEFORE:
+            line += f"   before {medians[-1]:6.1f} ms   ratio ours/before {medians[0] / medians[-1]:.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

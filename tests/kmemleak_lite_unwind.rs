@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{build_c_program, marker, require_bpf, Finished, Traced};
+use common::{build_c_program, marker, Finished, Traced};
 use serde_json::Value;
 
 const TOOL: &str = "kmemleak-lite";
@@ -149,55 +149,53 @@ fn assert_dwarf_whole(report: &Value, out: &Finished) {
     assert_eq!(report["incomplete_stacks"], whole, "{}", out.stdout);
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_cxx_program_without_frame_pointers_shows_each_leak_down_to_main() {
-    require_bpf();
-    let program = deep_cxx();
-    let (last, out) = final_report(&program, &[]);
-    assert_dwarf_whole(&last, &out);
-    let chain = ["store", "handle_request", "serve", "main"];
-    // The string's characters, allocated inside libstdc++ (_M_construct): the stack crosses it.
-    assert_eq!(
-        allocations_through(&last, "libstdc++", &chain),
-        REQUESTS,
-        "{}",
-        out.stdout
-    );
-    // The std::string object itself: operator new's caller is store.
-    let objects: u64 = stacks_with_chain(&last, &chain)
-        .iter()
-        .filter(|(_, _, s)| function(&s["frames"][0]) == "store")
-        .map(|(bytes, n, _)| {
-            assert_eq!(*bytes, n * 32, "{}", out.stdout);
-            n
-        })
-        .sum();
-    assert_eq!(objects, REQUESTS, "{}", out.stdout);
-}
-
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn frame_pointers_alone_lose_the_cxx_program_chain() {
-    // What --unwind dwarf is for: the same program with --unwind fp stops in libstdc++.
-    require_bpf();
-    let (last, out) = final_report(&deep_cxx(), &["--unwind", "fp"]);
-    assert!(
-        out.stderr.contains("walked with frame pointers"),
-        "{}",
-        out.stderr
-    );
-    let chain = ["store", "handle_request", "serve", "main"];
-    assert_eq!(
-        allocations_through(&last, "libstdc++", &chain),
-        0,
-        "{}",
-        out.stdout
-    );
-    for s in last["stacks"].as_array().unwrap() {
-        assert_eq!(s["unwind"], "fp", "{s}");
+bpf_test!(
+    fn a_cxx_program_without_frame_pointers_shows_each_leak_down_to_main() {
+        let program = deep_cxx();
+        let (last, out) = final_report(&program, &[]);
+        assert_dwarf_whole(&last, &out);
+        let chain = ["store", "handle_request", "serve", "main"];
+        // The string's characters, allocated inside libstdc++ (_M_construct): the stack crosses it.
+        assert_eq!(
+            allocations_through(&last, "libstdc++", &chain),
+            REQUESTS,
+            "{}",
+            out.stdout
+        );
+        // The std::string object itself: operator new's caller is store.
+        let objects: u64 = stacks_with_chain(&last, &chain)
+            .iter()
+            .filter(|(_, _, s)| function(&s["frames"][0]) == "store")
+            .map(|(bytes, n, _)| {
+                assert_eq!(*bytes, n * 32, "{}", out.stdout);
+                n
+            })
+            .sum();
+        assert_eq!(objects, REQUESTS, "{}", out.stdout);
     }
-}
+);
+
+bpf_test!(
+    fn frame_pointers_alone_lose_the_cxx_program_chain() {
+        // What --unwind dwarf is for: the same program with --unwind fp stops in libstdc++.
+        let (last, out) = final_report(&deep_cxx(), &["--unwind", "fp"]);
+        assert!(
+            out.stderr.contains("walked with frame pointers"),
+            "{}",
+            out.stderr
+        );
+        let chain = ["store", "handle_request", "serve", "main"];
+        assert_eq!(
+            allocations_through(&last, "libstdc++", &chain),
+            0,
+            "{}",
+            out.stdout
+        );
+        for s in last["stacks"].as_array().unwrap() {
+            assert_eq!(s["unwind"], "fp", "{s}");
+        }
+    }
+);
 
 /// The C program's leaks: REQUESTS blocks of 64-71 bytes from store, and 10 of 24 bytes from
 /// qsort's callback, under libc's qsort (`through_libc`: asserted where libc has unwind tables).
@@ -225,80 +223,76 @@ fn assert_c_leaks(program: &Path, through_libc: Option<&str>) {
     }
 }
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_c_program_without_frame_pointers_shows_each_leak_down_to_main_pie_and_not() {
-    require_bpf();
-    let pie = build_c_program("deep", &["-O2", "-g"]);
-    assert_c_leaks(&pie, Some("libc.so"));
-    let fixed = build_c_program("deep_nopie", &["-O2", "-g", "-no-pie"]);
-    assert_c_leaks(&fixed, Some("libc.so"));
-}
+bpf_test!(
+    fn a_c_program_without_frame_pointers_shows_each_leak_down_to_main_pie_and_not() {
+        let pie = build_c_program("deep", &["-O2", "-g"]);
+        assert_c_leaks(&pie, Some("libc.so"));
+        let fixed = build_c_program("deep_nopie", &["-O2", "-g", "-no-pie"]);
+        assert_c_leaks(&fixed, Some("libc.so"));
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_static_musl_program_without_frame_pointers_shows_each_leak_down_to_main() {
-    require_bpf();
-    // musl-gcc's specs, given to cc (Debian's musl-tools), as tests/kmemleak_lite.rs does.
-    let specs = format!(
-        "/usr/lib/{}-linux-musl/musl-gcc.specs",
-        std::env::consts::ARCH
-    );
-    let program = build_c_program("deep_musl", &["-specs", &specs, "-static", "-O2", "-g"]);
-    assert_c_leaks(&program, None);
-}
+bpf_test!(
+    fn a_static_musl_program_without_frame_pointers_shows_each_leak_down_to_main() {
+        // musl-gcc's specs, given to cc (Debian's musl-tools), as tests/kmemleak_lite.rs does.
+        let specs = format!(
+            "/usr/lib/{}-linux-musl/musl-gcc.specs",
+            std::env::consts::ARCH
+        );
+        let program = build_c_program("deep_musl", &["-specs", &specs, "-static", "-O2", "-g"]);
+        assert_c_leaks(&program, None);
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn a_rust_release_program_shows_each_leak_down_to_main() {
-    require_bpf();
-    // cargo's release profile: opt-level 3, no debug info (symbols kept), no frame pointers.
-    let program = build(
-        "rustc",
-        "deep_rs.rs",
-        "deep_rs",
-        &[
-            "--crate-name",
-            "deep",
-            "--edition",
-            "2021",
-            "-C",
-            "opt-level=3",
-            "-C",
-            "strip=debuginfo",
-        ],
-    );
-    let (last, out) = final_report(&program, &[]);
-    assert_dwarf_whole(&last, &out);
-    let chain = [
-        "deep::store",
-        "deep::handle_request",
-        "deep::serve",
-        "deep::main",
-    ];
-    let n: u64 = stacks_with_chain(&last, &chain).iter().map(|s| s.1).sum();
-    assert_eq!(n, REQUESTS, "{}", out.stdout);
-}
+bpf_test!(
+    fn a_rust_release_program_shows_each_leak_down_to_main() {
+        // cargo's release profile: opt-level 3, no debug info (symbols kept), no frame pointers.
+        let program = build(
+            "rustc",
+            "deep_rs.rs",
+            "deep_rs",
+            &[
+                "--crate-name",
+                "deep",
+                "--edition",
+                "2021",
+                "-C",
+                "opt-level=3",
+                "-C",
+                "strip=debuginfo",
+            ],
+        );
+        let (last, out) = final_report(&program, &[]);
+        assert_dwarf_whole(&last, &out);
+        let chain = [
+            "deep::store",
+            "deep::handle_request",
+            "deep::serve",
+            "deep::main",
+        ];
+        let n: u64 = stacks_with_chain(&last, &chain).iter().map(|s| s.1).sum();
+        assert_eq!(n, REQUESTS, "{}", out.stdout);
+    }
+);
 
-#[test]
-#[ignore = "loads BPF: needs root; run with --include-ignored (tools/test.sh does)"]
-fn frames_in_code_never_seen_mapped_are_counted_by_cause() {
-    // deep_dl loads a library whose file it has deleted: its code is in no mapping the tool can
-    // read, so the walk stops there; every leak through it is counted as unmapped, none lost.
-    require_bpf();
-    let lib = build_c_program("deep_lib", &["-O2", "-shared", "-fPIC"]);
-    let program = build_c_program("deep_dl", &["-O2", "-g"]);
-    let command = format!("{} {}", program.display(), lib.display());
-    let (last, out) = final_report_of(&command, &["--unwind", "dwarf"]);
-    let counted = serde_json::json!({"cut": 0, "unmapped": REQUESTS});
-    assert_eq!(last["incomplete_stacks"], counted, "{}", out.stdout);
-    // The leaks are all there, under store, their stack ending in the deleted library.
-    let stores: u64 = last["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| function(&s["frames"][0]) == "store")
-        .map(|s| s["allocations"].as_u64().unwrap())
-        .sum();
-    assert_eq!(stores, REQUESTS, "{}", out.stdout);
-}
+bpf_test!(
+    fn frames_in_code_never_seen_mapped_are_counted_by_cause() {
+        // deep_dl loads a library whose file it has deleted: its code is in no mapping the tool can
+        // read, so the walk stops there; every leak through it is counted as unmapped, none lost.
+        let lib = build_c_program("deep_lib", &["-O2", "-shared", "-fPIC"]);
+        let program = build_c_program("deep_dl", &["-O2", "-g"]);
+        let command = format!("{} {}", program.display(), lib.display());
+        let (last, out) = final_report_of(&command, &["--unwind", "dwarf"]);
+        let counted = serde_json::json!({"cut": 0, "unmapped": REQUESTS});
+        assert_eq!(last["incomplete_stacks"], counted, "{}", out.stdout);
+        // The leaks are all there, under store, their stack ending in the deleted library.
+        let stores: u64 = last["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| function(&s["frames"][0]) == "store")
+            .map(|s| s["allocations"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stores, REQUESTS, "{}", out.stdout);
+    }
+);

@@ -149,7 +149,7 @@ static __always_inline void output_event(void *ctx, void *data, __u64 size)
 }
 
 /*
- * Attribution: which cgroup an event's task sits in (src/host/container.rs turns the id into a path,
+ * Attribution: which cgroup an event's task sits in (src/host/container/ turns the id into a path,
  * a container id and a pod uid, once per cgroup).
  *
  * The id is the cgroup v2 id (the kernfs node id, the directory's inode number), except where
@@ -194,7 +194,7 @@ static __always_inline struct cgroup *task_cgroup(struct task_struct *task, __u6
 /*
  * Attribution that outlives the cgroup: the first time an id is seen, the names of its cgroup
  * and of its parents (leaf first, up to CGROUP_NAME_LEVELS, the hierarchy's root left out) go
- * into `cgroup_names`, which user space empties (src/host/container.rs), so a container whose
+ * into `cgroup_names`, which user space empties (src/host/container/names.rs), so a container whose
  * cgroup is removed before user space reads its events is still named. `cgroup_sent` keeps
  * this to once per cgroup (an id it forgets is sent again: harmless). A full `cgroup_names`
  * counts LOSS_CGROUP_NAMES_FULL, and the id is tried again at its next event. Both maps are

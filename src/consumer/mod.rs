@@ -134,7 +134,7 @@ pub fn run<M: MapCore>(
         h.tick(now)?;
         if !stopping && now >= next_loss_check {
             next_loss_check = now + LOSS_CHECK_INTERVAL;
-            // Cgroup names nobody asked for yet leave the BPF map (src/host/container.rs).
+            // Cgroup names nobody asked for yet leave the BPF map (src/host/container/names.rs).
             crate::host::container::drain_names();
             if let Some(resolver) = h.containers() {
                 resolver.sweep();

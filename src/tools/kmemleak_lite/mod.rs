@@ -3,8 +3,16 @@
 //! outstanding allocation in a map; user space reads that map at each report, so no event
 //! crosses the ring buffer per allocation (the only records are user mode's rare wake-ups when
 //! the dynamic loader maps a library).
+//!
+//! Here: the options, the loss causes and the hooks. By concern: `target` (which file holds a
+//! process's or a command's allocator), `command` (-c's command, held before its exec),
+//! `programs` (the BPF side sized, its mode's programs chosen and attached), `sequence` (the
+//! driver's phases), `report` (the periodic report), `symbols` and `unwind` (frames named, and
+//! stacks walked with unwind tables), `page` (the man page's prose).
 
+mod command;
 mod page;
+mod programs;
 mod report;
 mod sequence;
 mod symbols;
@@ -16,11 +24,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use libbpf_rs::skel::OpenSkel;
-use libbpf_rs::Link;
 
 use crate::cli::{self, parse_pid, parse_seconds, CommonArgs};
 use crate::consumer::LossCause;
-use crate::host::container::CgroupFilter;
 use crate::load::driver::Session;
 use crate::load::{attach, setup};
 
@@ -82,14 +88,10 @@ pub const REFUSED: &[(&str, &str)] = &[(
 )];
 use crate::skel::kmemleak_lite::defs::{
     DEFAULT_MAX_STACKS, LOSS_ALLOCS_FULL, LOSS_PENDING_FULL, LOSS_SAMPLE_LOST, LOSS_STACK_LOST,
-    MAX_CALL_SITES, STACK_ERROR_SLOTS,
 };
-use crate::skel::kmemleak_lite::{
-    types::{alloc_info, combined_info, kstack_info},
-    KmemleakLiteSkel, OpenKmemleakLiteSkel,
-};
+use crate::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
 
-use target::{Allocator, Probe};
+use programs::{attach_allocator, open_sized};
 
 // SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for alloc_info {}
@@ -98,7 +100,6 @@ unsafe impl plain::Plain for combined_info {}
 // SAFETY: a plain C struct (integers and arrays of them): every bit pattern is a value.
 unsafe impl plain::Plain for kstack_info {}
 
-const BPF_F_USER_STACK: u64 = 1 << 8;
 
 /// --stacks-per-second's default: a call site that allocates less often in a process keeps
 /// every stack (a burst of a few hundred leaks has them all); a hot one (an open/close loop
@@ -238,7 +239,7 @@ fn parse_older(s: &str) -> Result<u64, String> {
 /// tracepoint programs for the slab events); fentry adds kmem_cache_free_bulk, whose frees
 /// (kfree_bulk, kfree_rcu batches, maple tree nodes) pass no tracepoint. Where fentry is
 /// refused (`attach::select` falls back to the tracepoints alone), the objects freed out of
-/// sight are marked in the report instead (report::unseen_free).
+/// sight are marked in the report instead (report::kernel::unseen_free).
 static KERNEL_HOOK: attach::Hook = attach::Hook {
     methods: &[attach::Method::Fentry, attach::Method::Tracepoint],
     functions: &["kmem_cache_free_bulk"],
@@ -316,8 +317,8 @@ fn check_attempt(args: &Args, bulk: bool) -> Result<()> {
     let (pid, alloc) = match (args.pid, &args.command) {
         (Some(pid), _) => (pid, target::allocator_of_pid(pid)?),
         (None, Some(line)) => {
-            let argv = target::split_command(line)?;
-            let exe = target::resolve_program(&argv[0])?;
+            let argv = command::split_command(line)?;
+            let exe = command::resolve_program(&argv[0])?;
             (std::process::id(), target::allocator_of_command(&exe)?)
         }
         (None, None) => unreachable!("user mode has -p or -c"),
@@ -326,15 +327,6 @@ fn check_attempt(args: &Args, bulk: bool) -> Result<()> {
     attach_allocator(&skel, pid, &alloc, &mut links, false)
 }
 
-fn page_size() -> u64 {
-    // SAFETY: sysconf takes a constant and reads no memory of ours.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as u64
-    } else {
-        4096
-    }
-}
 
 /// The driver's session for kmemleak-lite: its own buffer size, since only the loader's rare
 /// wake-ups travel it (the reports read the maps).
@@ -348,245 +340,6 @@ fn session(args: &Args) -> Session<'_> {
     }
 }
 
-/// Opens the skeleton with its tables sized and its constants set from `args`, and only the
-/// programs of the mode enabled (see `choose_programs`); also returns whether the kernel has
-/// the separate _node tracepoints.
-fn open_sized(
-    session: &Session,
-    args: &Args,
-    user: bool,
-    bulk: bool,
-) -> Result<(OpenKmemleakLiteSkel<'static>, bool)> {
-    let mut open = session.open::<KmemleakLiteSkel>(&CgroupFilter::default())?;
-    let maps = &mut open.maps;
-    maps.allocs
-        .set_max_entries(args.max_allocs)
-        .context("sizing the allocation table")?;
-    maps.stack_traces
-        .set_max_entries(args.max_stacks)
-        .context("sizing the stack table")?;
-    // Kernel mode only (user mode leaves them empty: one entry each).
-    let (kernel_stacks, call_sites) = match user {
-        true => (1, 1),
-        false => (args.max_stacks + STACK_ERROR_SLOTS, MAX_CALL_SITES),
-    };
-    // One entry per stack id, plus the negative errors, plus the call sites recorded without
-    // stacks: they can never fill (see the BPF side). Only --combined uses them.
-    let combined_entries = match args.combined {
-        true => args.max_stacks + STACK_ERROR_SLOTS + call_sites,
-        false => 1,
-    };
-    maps.combined_allocs
-        .set_max_entries(combined_entries)
-        .context("sizing the per-stack totals")?;
-    maps.kstacks
-        .set_max_entries(kernel_stacks)
-        .context("sizing the per-stack table")?;
-    maps.ksites
-        .set_max_entries(call_sites)
-        .context("sizing the per-call-site table")?;
-    let dwarf = user && args.unwind == unwind::UnwindMode::Dwarf;
-    if user && !dwarf {
-        // Unused: user mode with frame pointers takes every stack.
-        maps.site_budgets
-            .set_max_entries(1)
-            .context("sizing the stack budgets")?;
-    }
-    // --unwind dwarf: one scratch entry per CPU (the stack copy); frame pointers: no copies.
-    let cpus = match dwarf {
-        true => libbpf_rs::num_possible_cpus().context("counting the CPUs")? as u32,
-        false => 1,
-    };
-    maps.samples
-        .set_max_entries(cpus)
-        .context("sizing the stack copies")?;
-    maps.pending
-        .set_max_entries(args.max_threads)
-        .context("sizing the table of calls in progress")?;
-    {
-        let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
-        rodata.min_size = args.min_size.unwrap_or(0);
-        rodata.max_size = args.max_size.unwrap_or(u64::MAX);
-        rodata.sample_every = args.sample_rate;
-        rodata.combined = args.combined;
-        rodata.stack_flags = if user { BPF_F_USER_STACK } else { 0 };
-        rodata.stacks_per_second = args.stack_budget();
-        rodata.stack_bytes = if dwarf { args.stack_bytes } else { 0 };
-        rodata.page_size = page_size();
-    }
-    let node_tps = choose_programs(&mut open, user, args.pages, bulk);
-    Ok((open, node_tps))
-}
-
-/// Attaches the kernel-mode programs loaded; returns the links and the tracepoints' names.
-fn attach_kernel(
-    skel: &KmemleakLiteSkel,
-    node_tps: bool,
-    pages: bool,
-    bulk: bool,
-) -> Result<(Vec<Link>, String)> {
-    let progs = &skel.progs;
-    let mut tps = vec![
-        ("kmalloc", &progs.kmalloc),
-        ("kfree", &progs.kfree),
-        ("kmem_cache_alloc", &progs.kmem_cache_alloc),
-        ("kmem_cache_free", &progs.kmem_cache_free),
-    ];
-    if node_tps {
-        tps.push(("kmalloc_node", &progs.kmalloc_node));
-        tps.push(("kmem_cache_alloc_node", &progs.kmem_cache_alloc_node));
-    }
-    if pages {
-        tps.push(("mm_page_alloc", &progs.mm_page_alloc));
-        tps.push(("mm_page_free", &progs.mm_page_free));
-        tps.push(("mm_page_free_batched", &progs.mm_page_free_batched));
-    }
-    let mut links = Vec::new();
-    for (name, prog) in &tps {
-        links.push(
-            prog.attach()
-                .with_context(|| format!("attaching to the kmem:{name} tracepoint"))?,
-        );
-    }
-    let mut names: Vec<&str> = tps.iter().map(|(n, _)| *n).collect();
-    if bulk {
-        links.push(
-            progs
-                .kmem_cache_free_bulk
-                .attach()
-                .context("attaching fentry to kmem_cache_free_bulk")?,
-        );
-        names.push("and fentry on kmem_cache_free_bulk");
-    }
-    Ok((links, names.join(", ")))
-}
-
-/// Loads only the programs of the chosen mode; returns whether the kernel still has the
-/// separate kmalloc_node / kmem_cache_alloc_node tracepoints (merged into kmalloc and
-/// kmem_cache_alloc in 6.1 and later).
-fn choose_programs(open: &mut OpenKmemleakLiteSkel, user: bool, pages: bool, bulk: bool) -> bool {
-    let node = !user && attach::tracepoint_exists("kmem/kmalloc_node");
-    let p = &mut open.progs;
-    for prog in [
-        &mut p.kmalloc,
-        &mut p.kfree,
-        &mut p.kmem_cache_alloc,
-        &mut p.kmem_cache_free,
-    ] {
-        prog.set_autoload(!user);
-    }
-    p.kmem_cache_free_bulk.set_autoload(!user && bulk);
-    p.kmalloc_node.set_autoload(node);
-    p.kmem_cache_alloc_node.set_autoload(node);
-    p.mm_page_alloc.set_autoload(!user && pages);
-    p.mm_page_free.set_autoload(!user && pages);
-    p.mm_page_free_batched.set_autoload(!user && pages);
-    for prog in [
-        &mut p.malloc_enter,
-        &mut p.calloc_enter,
-        &mut p.realloc_enter,
-        &mut p.posix_memalign_enter,
-        &mut p.memalign_enter,
-        &mut p.valloc_enter,
-        &mut p.pvalloc_enter,
-        &mut p.mmap_enter,
-        &mut p.free_enter,
-        &mut p.alloc_exit,
-        &mut p.mmap_exit,
-        &mut p.realloc_exit,
-        &mut p.posix_memalign_exit,
-        &mut p.thread_exit,
-        &mut p.loader_changed,
-    ] {
-        prog.set_autoload(user);
-    }
-    node
-}
-
-/// Entry probe and return probe of each allocator function found. Two names at one address
-/// (glibc's aligned_alloc is memalign) are probed once.
-fn attach_allocator(
-    skel: &crate::skel::kmemleak_lite::KmemleakLiteSkel,
-    pid: u32,
-    alloc: &Allocator,
-    links: &mut Vec<Link>,
-    verbose: bool,
-) -> Result<()> {
-    let p = &skel.progs;
-    links.push(
-        p.thread_exit
-            .attach()
-            .context("attaching to sched_process_exit (to forget threads that end)")?,
-    );
-    let files = std::iter::once((&alloc.path, &alloc.functions)).chain(
-        alloc
-            .cxx
-            .as_ref()
-            .map(|(path, functions)| (path, functions)),
-    );
-    for (path, functions) in files {
-        let mut done: Vec<u64> = Vec::new();
-        for &(probe, name, offset) in functions {
-            if done.contains(&offset) {
-                continue;
-            }
-            done.push(offset);
-            let (entry, ret) = match probe {
-                Probe::Malloc | Probe::CxxNew => (&p.malloc_enter, Some(&p.alloc_exit)),
-                Probe::Calloc => (&p.calloc_enter, Some(&p.alloc_exit)),
-                Probe::Realloc => (&p.realloc_enter, Some(&p.realloc_exit)),
-                Probe::PosixMemalign => (&p.posix_memalign_enter, Some(&p.posix_memalign_exit)),
-                Probe::AlignedAlloc | Probe::Memalign => (&p.memalign_enter, Some(&p.alloc_exit)),
-                Probe::Valloc => (&p.valloc_enter, Some(&p.alloc_exit)),
-                Probe::Pvalloc => (&p.pvalloc_enter, Some(&p.alloc_exit)),
-                Probe::Mmap => (&p.mmap_enter, Some(&p.mmap_exit)),
-                Probe::Free | Probe::Munmap => (&p.free_enter, None),
-            };
-            let off = offset as usize;
-            let attach = |prog: &libbpf_rs::ProgramMut, retprobe: bool| {
-                prog.attach_uprobe(retprobe, pid as i32, path, off)
-                    .with_context(|| {
-                        format!(
-                            "attaching a uprobe to {name} in {} (pid {pid})",
-                            crate::render::escape::path(path)
-                        )
-                    })
-            };
-            // Return probe first: an entry without its return would leave a pending call.
-            if let Some(ret) = ret {
-                links.push(attach(ret, true)?);
-            }
-            links.push(attach(entry, false)?);
-            if verbose {
-                eprintln!(
-                    "kmemleak-lite: probing {name} at {:#x} in {}",
-                    offset,
-                    crate::render::escape::path(path)
-                );
-            }
-        }
-    }
-    if let Some((path, offset)) = &alloc.loader {
-        let shown = crate::render::escape::path(path);
-        links.push(
-            p.loader_changed
-                .attach_uprobe(false, pid as i32, path, *offset as usize)
-                .with_context(|| {
-                    format!(
-                        "attaching a uprobe to {} in {shown} (pid {pid})",
-                        target::LOADER_HOOK
-                    )
-                })?,
-        );
-        if verbose {
-            eprintln!(
-                "kmemleak-lite: probing {} at {offset:#x} in {shown}: its maps are read again when it maps a library",
-                target::LOADER_HOOK
-            );
-        }
-    }
-    Ok(())
-}
 
 /// kmemleak-lite's `main`: it refuses some options with an explanation (`REFUSED`), and with
 /// -c its exit status is the command's.

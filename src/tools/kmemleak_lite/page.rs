@@ -3,7 +3,7 @@
 pub const PAGE: crate::tools::Page = crate::tools::Page {
     description: &[
         "kmemleak-lite reports outstanding (never freed) allocations by call stack, in the format of BCC's memleak. In kernel mode (the default) it hooks the kmem tracepoints (kmalloc, kmem_cache_alloc and their frees; --pages adds page allocations). In user mode (-p PID or -c COMMAND) it hooks the process's allocator with uprobes: malloc, calloc, realloc, free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, mmap and munmap.",
-        "Frames are named from kallsyms for the kernel and from the ELF and DWARF of the mapped files for user code (function+offset, and file:line where there is debug information). User stacks are walked by frame pointer: build the program with -fno-omit-frame-pointer.",
+        "Frames are named from kallsyms for the kernel and from the ELF and DWARF of the mapped files for user code (function+offset, and file:line where there is debug information). User stacks are walked by frame pointer where the code keeps them, and from the binaries' own unwind tables (.eh_frame, .debug_frame) on a copy of the stack where it does not (--unwind auto, the default): programs and libraries built without frame pointers need no rebuild. Code with no unwind tables (JIT-compiled code, assembly without CFI directives) is crossed only by its frame pointers, and a stack deeper than the copy (--stack-bytes) is marked cut, never silently short.",
         "With -c, the command is started held before its exec until the probes are in; it cannot outlive the tool, and its exit status becomes the tool's.",
     ],
     requirements: &[

@@ -7,10 +7,11 @@ use anyhow::Result;
 use libbpf_rs::Link;
 
 use super::report::{Mode, Reporter};
-use super::target::{self, Allocator, Child};
+use super::command::{self, Child};
+use super::target::{self, Allocator};
+use super::programs::{attach_allocator, attach_kernel, open_sized};
 use super::{
-    attach_allocator, attach_kernel, check_attempt, needs, open_sized, session, Args,
-    KERNEL_HOOK, LOSSES, PROBE_SKIPPED, TOOL, USER_HOOK,
+    check_attempt, needs, session, Args, KERNEL_HOOK, LOSSES, PROBE_SKIPPED, TOOL, USER_HOOK,
 };
 use crate::cli::CommonArgs;
 use crate::consumer::{self, LossCause, Stop};
@@ -70,8 +71,8 @@ impl Sequence for Args {
         Ok(if let Some(pid) = self.pid {
             Target::Pid(pid, target::allocator_of_pid(pid)?)
         } else if let Some(line) = &self.command {
-            let argv = target::split_command(line)?;
-            let exe = target::resolve_program(&argv[0])?;
+            let argv = command::split_command(line)?;
+            let exe = command::resolve_program(&argv[0])?;
             let alloc = target::allocator_of_command(&exe)?;
             let child = Child::spawn(&exe, &argv)?;
             Target::Command(child, alloc, line.clone())

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::{target, Args};
+use super::{command, Args};
 use crate::host::proc_maps::Mapping;
 use crate::host::unwind::{has_frame_pointers, needs_libstdcxx, Unwinder, Unwound};
 use crate::skel::kmemleak_lite::defs;
@@ -218,7 +218,7 @@ pub fn check_combined(mode: UnwindMode, combined: bool) -> Result<()> {
 pub fn settle(args: &mut Args) -> Result<()> {
     let exe = match (args.pid, &args.command) {
         (Some(pid), _) => PathBuf::from(format!("/proc/{pid}/exe")),
-        (None, Some(line)) => target::resolve_program(&target::split_command(line)?[0])?,
+        (None, Some(line)) => command::resolve_program(&command::split_command(line)?[0])?,
         (None, None) => PathBuf::new(),
     };
     let (chosen, why) = match (args.unwind, args.combined) {
