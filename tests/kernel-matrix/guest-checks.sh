@@ -520,22 +520,32 @@ check_kmemleak_lite() {
 
 # --- the host's integration tests, run here as they are ------------------------------------------
 
-# run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test.
+# run_tests NAME: runs the test binary of tests/NAME.rs one test at a time; one line per test,
+# "TOOL test:TEST", or "TOOL test:REST::TEST" for tests/TOOL_REST.rs (run.sh's test_checks
+# expects the same names).
 run_tests() {
-    name=$1 out=$WORK/tests-$1.out
+    name=$1 out=$WORK/tests-$1.out tool="" sub=""
+    for each in $TOOLS; do
+        u=$(echo "$each" | tr - _)
+        case $name in
+            "$u") tool=$each; break ;;
+            "$u"_*) tool=$each sub=${name#"$u"_}; break ;;
+        esac
+    done
+    [ -n "$tool" ] || tool=$(echo "$name" | tr _ -)
     CORETRACE_REQUIRE_BPF=1 RUST_BACKTRACE=0 timeout 900 "/coretrace/tests/$name" --include-ignored --test-threads=1 >"$out" 2>&1
     rc=$?
     # libtest: "test some_name ... ok" / "... FAILED" / "... ignored"
-    awk -v tool="$(echo "$name" | tr _ -)" '
-        /^test .* \.\.\. ok$/ { print "PASS " tool " test:" $2 }
-        /^test .* \.\.\. FAILED$/ { print "FAIL " tool " test:" $2 " assertion failed (output below)" }
-        /^test .* \.\.\. ignored/ { print "SKIP " tool " test:" $2 " ignored" }' "$out"
+    awk -v tool="$tool" -v prefix="${sub:+$sub::}" '
+        /^test .* \.\.\. ok$/ { print "PASS " tool " test:" prefix $2 }
+        /^test .* \.\.\. FAILED$/ { print "FAIL " tool " test:" prefix $2 " assertion failed (output below)" }
+        /^test .* \.\.\. ignored/ { print "SKIP " tool " test:" prefix $2 " ignored" }' "$out"
     if grep -q '\.\.\. FAILED$' "$out"; then
         # The failures' own output, as libtest prints it after the list.
         sed -n '/^failures:$/,/^test result/p' "$out" | head -n 120 | cut -c 1-600 | sed 's/^/  | /'
     fi
     if ! grep -q '^test result: ' "$out"; then
-        fail "$(echo "$name" | tr _ -)" tests "the test binary ended without a result (exit $rc)" "$out"
+        fail "$tool" "tests${sub:+:$sub}" "the test binary ended without a result (exit $rc)" "$out"
         return
     fi
     # A run cannot pass by doing less: the binary's own verdict and counts must agree with the
@@ -544,9 +554,9 @@ run_tests() {
     passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$out" | tail -n 1)
     seen=$(grep -c '^test .* \.\.\. ok$' "$out")
     if [ "$rc" != 0 ]; then
-        fail "$(echo "$name" | tr _ -)" tests "the test binary failed (exit $rc)" "$out"
+        fail "$tool" "tests${sub:+:$sub}" "the test binary failed (exit $rc)" "$out"
     elif [ "$passed" != "$seen" ]; then
-        fail "$(echo "$name" | tr _ -)" tests "libtest says $passed passed, $seen pass lines were read" "$out"
+        fail "$tool" "tests${sub:+:$sub}" "libtest says $passed passed, $seen pass lines were read" "$out"
     fi
 }
 

@@ -3,9 +3,11 @@
 #
 # Boots Debian's 5.10, 6.1 and 6.12 cloud kernels (x86-64) and trixie's 6.12 arm64 cloud kernel
 # under QEMU (TCG; KVM hangs on these machines) with an initramfs, one per architecture,
-# holding busybox, the suite's release binaries, the test programs of tests/programs,
-# the integration test binaries of the tracing tools (cargo test --release --no-run) and their
-# shared libraries; runs guest-checks.sh inside (its own checks, then those test binaries);
+# holding busybox, the suite's release binaries, the test programs of tests/programs (C, C++
+# and Rust, built on the host by build-progs.sh; the guest's cc, g++ and rustc hand them to the
+# tests), the integration test binaries of the tracing tools (tests/TOOL.rs and
+# tests/TOOL_*.rs: cargo test --release --no-run) and the shared libraries of all of them
+# (libstdc++, libgcc_s, ...); runs guest-checks.sh inside (its own checks, then those test binaries);
 # reads the PASS/FAIL/SKIP lines and the kernel version from the serial console; prints a
 # summary and writes docs/kernel-matrix.md (keeping, as it is, whatever follows its line
 # "<!-- kernel-matrix:kept -->": runs made by hand on kernels outside the default set) and, for
@@ -290,22 +292,48 @@ copy_elf_arm64() {
     done
 }
 
-# Builds the test programs of tests/programs/*.c into $1 (a directory), for the x86 guests
-# (build-progs.sh says how; build-arm64.sh builds the arm64 guest's).
+# Builds the test programs of tests/programs (*.c, *.cc, *.rs) into $1 (a directory), for the
+# x86 guests, with the compilers the tests use (build-progs.sh says how; build-arm64.sh builds
+# the arm64 guest's).
 build_test_progs() {
     sh "$here/build-progs.sh" cc "$1" "$repo/tests/programs"
 }
 
-# The integration tests (tests/<name>.rs) as cargo built them into $bindir/deps: prints
-# "name path" for each, the newest build of each that was made against the tools in $bindir
-# (the tests find the tools by the absolute path cargo gave them at build time).
+# tool_test NAME: whether tests/NAME.rs holds integration tests of a tracing tool: it is named
+# after the tool (tests/kmemleak_lite.rs) or starts with its name and "_"
+# (tests/kmemleak_lite_unwind.rs). The others (coretrace-gen's, the JSON schema's) do not touch
+# a kernel.
+tool_test() {
+    local tool
+    for tool in $all_tools; do
+        case $1 in "${tool//-/_}"|"${tool//-/_}"_*) return 0 ;; esac
+    done
+    return 1
+}
+
+# test_checks NAME BIN: the checks of test binary BIN (tests/NAME.rs), as guest-checks.sh's
+# run_tests reports them: "TOOL test:TEST", or "TOOL test:REST::TEST" for tests/TOOL_REST.rs.
+test_checks() {
+    local name=$1 bin=$2 tool prefix=""
+    for tool in $all_tools; do
+        case $name in
+            "${tool//-/_}") break ;;
+            "${tool//-/_}"_*) prefix="${name#"${tool//-/_}"_}::"; break ;;
+        esac
+    done
+    run_arch "$bin" --list 2>/dev/null | sed -n "s/^\(.*\): test\$/$tool test:$prefix\1/p"
+}
+
+# The integration tests of the tracing tools (tests/<tool>.rs, tests/<tool>_*.rs) as cargo built
+# them into $bindir/deps: prints "name path" for each, the newest build of each that was made
+# against the tools in $bindir (the tests find the tools by the absolute path cargo gave them at
+# build time).
 find_test_bins() {
     local bindir=$1 src name bin
     for src in "$repo"/tests/*.rs; do
         [ -e "$src" ] || continue
         name=$(basename "$src" .rs)
-        # Only the tests of the tracing tools: the others (coretrace-gen's) do not touch a kernel.
-        case " ${all_tools//-/_} " in *" $name "*) ;; *) continue ;; esac
+        tool_test "$name" || continue
         for bin in $(ls -t "$bindir"/deps/"$name"-???????????????? 2>/dev/null); do
             [ -x "$bin" ] || continue
             # A test harness, not the bin target of the same name, built against $bindir.
@@ -362,8 +390,11 @@ build_initramfs() {
         copy_elf "$prog" "$stage" "/coretrace/progs/$(basename "$prog")"
     done
     cp "$here/guest-checks.sh" "$stage/coretrace/guest-checks.sh"
+    # The compilers the tests call, each handing over run.sh's build (guest-cc.sh).
     mkdir -p "$stage/coretrace/shim"
     cp "$here/guest-cc.sh" "$stage/coretrace/shim/cc"
+    chmod 755 "$stage/coretrace/shim/cc"
+    for prog in g++ c++ rustc; do ln -s cc "$stage/coretrace/shim/$prog"; done
     cat >"$stage/init" <<'EOF'
 #!/bin/busybox sh
 # initramfs init of the kernel matrix: mount, run the checks, power off.
@@ -387,7 +418,7 @@ cd /tmp
 echo "CTM END rc=$?"
 poweroff -f
 EOF
-    chmod 755 "$stage/init" "$stage/coretrace/guest-checks.sh" "$stage/coretrace/shim/cc"
+    chmod 755 "$stage/init" "$stage/coretrace/guest-checks.sh"
     (cd "$stage" && find . | cpio -o -H newc --quiet) | gzip -1 >"$img"
 }
 
@@ -448,13 +479,14 @@ for series in $kernels; do
     image[$series]=$(fetch_kernel "$series")
 done
 
-# The integration tests of the tracing tools (tests/<tool>.rs) that have no test binary yet.
+# The integration tests of the tracing tools (tests/<tool>.rs, tests/<tool>_*.rs) that have no
+# test binary yet.
 missing_test_bins() {
     local src name
     for src in "$repo"/tests/*.rs; do
         [ -e "$src" ] || continue
         name=$(basename "$src" .rs)
-        case " ${all_tools//-/_} " in *" $name "*) ;; *) continue ;; esac
+        tool_test "$name" || continue
         printf '%s\n' "$test_bins" | awk -v n="$name" '$1 == n { found = 1 } END { exit !found }' || echo "$name"
     done
 }
@@ -526,7 +558,7 @@ prepare_arch() {
         done
         while read -r name bin; do
             [ -n "$name" ] || continue
-            run_arch "$bin" --list 2>/dev/null | sed -n "s/^\(.*\): test\$/${name//_/-} test:\1/p"
+            test_checks "$name" "$bin"
         done <<<"$test_bins"
     } | sort -u >"$work/expected-$arch"
     log "$arch: checks defined by the suite: $(wc -l <"$work/expected-$arch") per kernel ($(grep -c '@perf$' "$work/expected-$arch") of them with the perf transport forced)"
@@ -699,7 +731,13 @@ which the guest then runs too.
 
 Each kernel runs two passes. The default pass: every tool's `--check`, its checks on processes
 and files the guest makes, the same tools with the kernel's own BTF hidden (a copy given with
-`--btf`/`CORETRACE_BTF`), and the tools' integration test binaries. The second pass
+`--btf`/`CORETRACE_BTF`), and the tools' integration test binaries (`tests/TOOL.rs` and
+`tests/TOOL_*.rs`; a test of `tests/TOOL_REST.rs` is listed as `test:REST::NAME`, e.g.
+kmemleak-lite's DWARF unwinding tests as `test:unwind::...`). The test programs those tests build
+(C, C++ with g++, Rust with rustc, as in `tests/programs`) are built on the host with the tests'
+own flags and handed over by the guest's `cc`, `g++` and `rustc` (`guest-cc.sh`); the guest has
+the shared libraries they link (libstdc++, libgcc_s, libc), the host's own, so that a stack
+through libstdc++ crosses the same code as on the host. The second pass
 (`CORETRACE_TRANSPORT=perf`) runs every tool's own checks again with the perf-buffer transport
 forced. In both, a tool's `agrees` check compares what `--check` said (exit status, the attach
 method, the transport on its `transport:` line) with what its runs did: the method from `-v`,
