@@ -2,8 +2,8 @@
 //! `$OUT_DIR/<tool>.skel.rs` (libbpf-cargo), which `src/skel.rs` includes (through the lines
 //! `skeleton_lines` writes, as src/load/driver.rs includes its `bpf!` lines); and turns the
 //! numeric `#define`s of the headers the C and the Rust side share (`src/bpf/<tool>.h`,
-//! common.bpf.h) into Rust constants in `$OUT_DIR/<tool>.defs.rs`, so that no number is copied
-//! by hand.
+//! common.bpf.h, user_stack.bpf.h) into Rust constants in `$OUT_DIR/<tool>.defs.rs`, so that
+//! no number is copied by hand.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,8 @@ fn main() {
         let file = src.file_name().unwrap().to_string_lossy();
         file.replace(".bpf.c", ".h")
     });
-    for header in std::iter::once("common.bpf.h".to_string()).chain(headers) {
+    let shared = ["common.bpf.h", "user_stack.bpf.h"].map(String::from);
+    for header in shared.into_iter().chain(headers) {
         let path = Path::new(BPF_DIR).join(&header);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));

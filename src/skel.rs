@@ -30,3 +30,9 @@ include!(concat!(env!("OUT_DIR"), "/skeletons.rs"));
 pub mod common {
     include!(concat!(env!("OUT_DIR"), "/common.defs.rs"));
 }
+
+/// The numeric `#define`s of `src/bpf/user_stack.bpf.h` (the copy of a user stack that
+/// kmemleak-lite and uprobe-lat send), as Rust constants (build.rs).
+pub mod user_stack {
+    include!(concat!(env!("OUT_DIR"), "/user_stack.defs.rs"));
+}

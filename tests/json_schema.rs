@@ -110,7 +110,7 @@ bpf_test!(
         let exe = build_c_program("uprobe_target", &["-O1", "-g", "-fno-inline", "-pthread"]);
         let target_fn = format!("{}:work_sleep", exe.display());
         for extra in [
-            &["--slower-than", "1ms"][..],
+            &["--slower-than", "1ms", "--stack"][..],
             &["--per-pid", "--kernel-hist"][..],
         ] {
             let mut target = spawn_ready(Command::new(&exe).arg("run").stdin(Stdio::piped()));
@@ -128,6 +128,9 @@ bpf_test!(
             assert_eq!(validate("uprobe-lat", &out), kinds(want), "{out:?}");
             if extra[0] == "--per-pid" {
                 assert!(out.stdout.contains("\"process.pid\":"), "{out:?}");
+            } else {
+                // --stack: the slow calls' stacks are validated too.
+                assert!(out.stdout.contains("\"stack\":[{"), "{out:?}");
             }
         }
     }

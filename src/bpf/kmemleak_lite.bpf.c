@@ -11,6 +11,7 @@
 #include <bpf/bpf_tracing.h>
 #include "kmemleak_lite.h"
 #include "common.bpf.h"
+#include "user_stack.bpf.h"
 
 const volatile __u64 min_size = 0;
 const volatile __u64 max_size = ~0ULL;
@@ -184,7 +185,6 @@ struct trace_event_raw_mm_page_free___x {
 } __attribute__((preserve_access_index));
 
 struct kstack_info _kstack_info = {};
-struct stack_sample _stack_sample = {};
 
 /* Kernel mode: allocation stack id -> its cache and how many of its objects were seen freed out
  * of sight (kmemleak_lite.h). One entry per stack id, like combined_allocs: it cannot fill. */
@@ -492,84 +492,28 @@ int thread_exit(void *ctx)
 /* ---------------------------------------------------------------------------------------- */
 /* User mode, --unwind dwarf (kmemleak_lite.h, stack_sample). */
 
-/* One per CPU (user space sizes it), indexed by CPU: too large for a per-CPU map's value. A
- * program preempted while filling it (uprobe programs can be) could see another's copy here;
- * `busy` makes that one count its sample lost instead. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stack_sample);
-} samples SEC(".maps");
-
-/* Copies from sp up a page at a time, so the copy stops at the end of the stack's mapping (a
- * read that faults) instead of failing whole; sets SAMPLE_STACK_END then. */
-static __always_inline __u32 copy_stack(struct stack_sample *s, __u64 sp)
-{
-	__u64 off = 0, len, rest;
-
-	for (int i = 0; i < MAX_STACK_BYTES / STACK_PAGE + 1; i++) {
-		if (off >= stack_bytes || off > MAX_STACK_BYTES)
-			break;
-		rest = stack_bytes - off;
-		len = STACK_PAGE - ((sp + off) & (STACK_PAGE - 1));
-		if (len > rest)
-			len = rest;
-		/* Checked on the register passed (64-bit: no 32-bit copy checked instead). */
-		barrier_var(len);
-		if (len == 0 || len > STACK_PAGE)
-			break;
-		if (bpf_probe_read_user(&s->data[off], len, (void *)(sp + off))) {
-			s->flags |= SAMPLE_STACK_END;
-			break;
-		}
-		off += len;
-	}
-	return off;
-}
-
 /* The stack id of a user allocation recorded at its allocator's return (see take_stack). */
 static __always_inline __s64 user_stack(struct pt_regs *ctx)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u64 ip = PT_REGS_IP(ctx), size;
+	__u64 ip = PT_REGS_IP(ctx);
 	__s64 site = STACK_ID_USER_SITE | (__s64)ip, id;
 	struct stack_sample *s;
-	long err;
 
 	if (!stack_bytes)
 		return take_stack(ctx);
 	if (!stack_in_budget(ip, bpf_ktime_get_ns()))
 		return site;
-	s = bpf_map_lookup_elem(&samples, &cpu);
-	if (!s || (s->flags & SAMPLE_BUSY)) {
+	s = begin_sample(cpu);
+	if (!s) {
 		count_loss(LOSS_SAMPLE_LOST);
 		return site | USER_SITE_LOST;
 	}
-	s->flags = SAMPLE_BUSY;
-	s->ts = bpf_ktime_get_ns();
 	/* Numbered per CPU (the entry keeps the last number): no atomic that returns a value,
 	 * which 5.10's BPF lacks. */
 	s->seq = (((s->seq >> SAMPLE_CPU_BITS) + 1) << SAMPLE_CPU_BITS) | (cpu & SAMPLE_CPU_MASK);
 	id = STACK_ID_SAMPLE | (__s64)(s->seq & (USER_SITE_LOST - 1));
-	s->regs[0] = ip;
-	s->regs[1] = PT_REGS_SP(ctx);
-	s->regs[2] = PT_REGS_FP(ctx);
-#if defined(__TARGET_ARCH_arm64)
-	s->regs[3] = PT_REGS_RET(ctx); /* the link register */
-#else
-	s->regs[3] = 0;
-#endif
-	s->len = copy_stack(s, s->regs[1]);
-	size = __builtin_offsetof(struct stack_sample, data) + s->len;
-	if (size > sizeof(*s))
-		size = sizeof(*s);
-	if (perf_buffer)
-		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, s, size);
-	else
-		err = bpf_ringbuf_output(&events, s, size, submit_flags());
-	s->flags = 0;
-	if (err) {
+	if (send_sample(ctx, s, stack_bytes)) {
 		count_loss(LOSS_SAMPLE_LOST);
 		return site | USER_SITE_LOST;
 	}

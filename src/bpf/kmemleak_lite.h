@@ -78,33 +78,22 @@ struct site_budget {
  * User mode with --unwind dwarf (src/tools/kmemleak_lite/unwind.rs): no frame-pointer walk in
  * the kernel. At the allocator's return the program copies the registers an unwinder starts
  * from and the top of the user stack (from sp up, --stack-bytes, at most MAX_STACK_BYTES) into
- * a stack_sample record; user space unwinds it with the binaries' .eh_frame/.debug_frame. The
+ * a stack_sample record (user_stack.bpf.h); user space unwinds it with the binaries'
+ * .eh_frame/.debug_frame. The
  * allocation's stack_id is then STACK_ID_SAMPLE | the record's seq. Over --stacks-per-second
  * (per call site, the return address, and process), or when the record could not be sent
  * (counted: LOSS_SAMPLE_LOST, and USER_SITE_LOST set), it is STACK_ID_USER_SITE | the return
  * address: the allocation is counted under its call site. Positive, and above any stack
  * table id; user addresses are below 2^56.
  */
-#define MAX_STACK_BYTES 32768
-#define STACK_PAGE 4096
 #define STACK_ID_SAMPLE (1LL << 60)
 #define STACK_ID_USER_SITE (1LL << 61)
 #define USER_SITE_LOST (1LL << 59)
 
-#define SAMPLE_STACK_END 1 /* the copy stopped where the stack's mapping ends: nothing was cut */
-#define SAMPLE_BUSY 2      /* the CPU's scratch entry is being filled (ignored in records) */
 /* seq: a count per CPU above the CPU's number; an id keeps its low 59 bits (below
  * USER_SITE_LOST). */
 #define SAMPLE_CPU_BITS 12
 #define SAMPLE_CPU_MASK ((1ULL << SAMPLE_CPU_BITS) - 1)
 
-struct stack_sample {
-	__u64 ts;	/* every record starts with its time (common.bpf.h) */
-	__u64 seq;
-	__u64 regs[4];	/* ip, sp, frame pointer; arm64's link register (0 on x86-64) */
-	__u32 len;	/* bytes of data, the stack from sp up */
-	__u32 flags;	/* SAMPLE_* */
-	__u8 data[MAX_STACK_BYTES + STACK_PAGE]; /* a page of slack for the verifier's bounds */
-};
 
 #endif /* __KMEMLEAK_LITE_H */

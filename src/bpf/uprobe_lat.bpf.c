@@ -18,12 +18,14 @@
 #include <bpf/bpf_tracing.h>
 #include "uprobe_lat.h"
 #include "common.bpf.h"
+#include "user_stack.bpf.h"
 
 const volatile __u32 targ_tgid = 0;
 const volatile bool kernel_hist = false;
 const volatile bool per_pid = false;
 const volatile __u64 unit_div = 1;	 /* ns per unit of the kernel histogram's slots */
 const volatile __u64 slower_than_ns = 0; /* 0: no slow-call rows */
+const volatile __u32 stack_bytes = 0;	 /* --stack: bytes of user stack copied, else 0 */
 
 struct frame {
 	__u64 ts;
@@ -183,6 +185,29 @@ static __always_inline void record_hist(__u32 func_id, __u32 pid, __u64 lat)
 		h->max_ns = lat;
 }
 
+/*
+ * --stack: sends a copy of the user stack at a slow call's return (the callers' frames are
+ * intact there; the function itself is the row's). Returns whether it was sent; a copy that
+ * could not be is counted, and the row says so.
+ */
+static __always_inline bool send_stack(struct pt_regs *ctx, __u32 tid, __u64 now)
+{
+	struct stack_sample *s = begin_sample(bpf_get_smp_processor_id());
+
+	if (!s) {
+		count_loss(LOSS_STACK_LOST);
+		return false;
+	}
+	/* The call's time: the consumer's time order (perf buffer) keeps the copy first. */
+	s->ts = now;
+	s->seq = SLOW_STACK_SEQ | tid;
+	if (send_sample(ctx, s, stack_bytes)) {
+		count_loss(LOSS_STACK_LOST);
+		return false;
+	}
+	return true;
+}
+
 static __noinline int on_return(void *ctx, __u32 func_id)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -191,7 +216,7 @@ static __noinline int on_return(void *ctx, __u32 func_id)
 	__u32 d, i, j;
 	struct thread_stack *st;
 	struct call_event *e;
-	bool slow;
+	bool slow, stack = false;
 	__u64 lat;
 
 	if (filtered_out(pid))
@@ -233,6 +258,8 @@ static __noinline int on_return(void *ctx, __u32 func_id)
 		if (!slow)
 			return 0;
 	}
+	if (slow && stack_bytes)
+		stack = send_stack(ctx, tid, now);
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return 0;
@@ -241,7 +268,7 @@ static __noinline int on_return(void *ctx, __u32 func_id)
 	e->pid = pid;
 	e->tid = tid;
 	e->func_id = func_id;
-	e->flags = slow ? CALL_SLOW : 0;
+	e->flags = (slow ? CALL_SLOW : 0) | (stack ? CALL_STACK : 0);
 	/* --per-pid names each process: from here, since a short-lived one is gone by the time
 	 * user space reads its calls. */
 	if (slow || per_pid)

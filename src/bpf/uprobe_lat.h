@@ -13,6 +13,11 @@
 
 /* call_event.flags */
 #define CALL_SLOW 1 /* at least --slower-than (comm is filled for these, and with --per-pid) */
+#define CALL_STACK 2 /* --stack: the call's stack_sample (user_stack.bpf.h) was sent just before */
+
+/* --stack: stack_sample.seq is this bit | the thread id. A call_event's second word, lat_ns,
+ * never has it set (that would be 292 years), so the two records are told apart there. */
+#define SLOW_STACK_SEQ (1ULL << 63)
 
 /*
  * Slots of the shared `losses` map (common.bpf.h; slot 0 is the ring buffer): calls that were
@@ -22,6 +27,7 @@
 #define LOSS_UNWOUND 2	    /* skipped by longjmp/an exception, or the thread exited inside it */
 #define LOSS_HIST_FULL 3    /* --kernel-hist --per-pid: the histogram table was full */
 #define LOSS_THREADS_FULL 4 /* the per-thread table (--max-threads) was full */
+#define LOSS_STACK_LOST 5   /* --stack: a slow call shown without its stack (no room to send it) */
 
 /* One finished call (ring-buffer mode: every call; --kernel-hist: only slow ones). */
 struct call_event {

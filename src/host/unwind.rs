@@ -172,6 +172,52 @@ impl Unwinder {
     }
 }
 
+/// A stack_sample record (src/bpf/user_stack.bpf.h), read from its bytes.
+pub struct Sample<'a> {
+    /// The tool's tag for the copy.
+    pub seq: u64,
+    /// ip, sp, frame pointer, arm64's link register.
+    pub regs: [u64; 4],
+    /// The stack's bytes from sp up.
+    pub data: &'a [u8],
+    /// The copy reaches the end of the stack's mapping: nothing was cut.
+    pub ended: bool,
+}
+
+impl<'a> Sample<'a> {
+    /// The bytes of a record before its copy of the stack.
+    pub const HEADER: usize = 56;
+
+    /// Reads a record; None if it is too short to be one.
+    pub fn parse(record: &'a [u8]) -> Option<Sample<'a>> {
+        let word = |i: usize| u64::from_ne_bytes(record[i * 8..i * 8 + 8].try_into().unwrap());
+        if record.len() < Self::HEADER {
+            return None;
+        }
+        let len = u32::from_ne_bytes(record[48..52].try_into().unwrap()) as usize;
+        let flags = u32::from_ne_bytes(record[52..56].try_into().unwrap());
+        Some(Sample {
+            seq: word(1),
+            regs: [word(2), word(3), word(4), word(5)],
+            data: &record[Self::HEADER..(Self::HEADER + len).min(record.len())],
+            ended: flags & crate::skel::user_stack::SAMPLE_STACK_END != 0,
+        })
+    }
+}
+
+/// --stack-bytes' default: a copy of the stack's top 16 KiB covers the stacks of deep servers
+/// (a C++ request path of 40 frames uses 2-5 KiB); what is deeper is marked cut.
+pub const DEFAULT_STACK_BYTES: u32 = 16384;
+
+/// --stack-bytes: a whole number of bytes from 1024 to the most a record carries.
+pub fn parse_stack_bytes(s: &str) -> Result<u32, String> {
+    let max = crate::skel::user_stack::MAX_STACK_BYTES;
+    match s.parse::<u32>() {
+        Ok(n) if (1024..=max).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a number of bytes from 1024 to {max}")),
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn native_regs(regs: [u64; 4]) -> framehop::UnwindRegsNative {
     framehop::x86_64::UnwindRegsX86_64::new(regs[0], regs[1], regs[2])

@@ -2,6 +2,7 @@
 //! [`histogram`]) latency histograms. Output is buffered and written once per poll round by the
 //! consumer, never once per event.
 
+pub mod frames;
 pub mod histogram;
 pub mod http;
 pub mod losses;

@@ -15,7 +15,6 @@ mod page;
 mod programs;
 mod report;
 mod sequence;
-mod symbols;
 mod target;
 mod unwind;
 

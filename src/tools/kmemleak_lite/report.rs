@@ -14,7 +14,7 @@ use anyhow::Result;
 use libbpf_rs::MapCore;
 
 use super::command::{shell_status, Child};
-use super::symbols::Symbols;
+use crate::host::symbols::Symbols;
 use super::unwind;
 use super::Args;
 use crate::consumer::{Handler, Stop};

@@ -1,6 +1,6 @@
 //! User mode's stacks through code built without frame pointers (--unwind dwarf): the BPF
 //! program copies the registers and the top of the user stack at the allocator's return
-//! (kmemleak_lite.h, stack_sample); here they are unwound (host::unwind) and numbered. Each
+//! (user_stack.bpf.h, stack_sample); here they are unwound (host::unwind) and numbered. Each
 //! allocation keeps its sample's id; the report asks for its stack here. And which walk
 //! --unwind auto picks for a program.
 
@@ -11,7 +11,8 @@ use anyhow::{bail, Result};
 
 use super::{command, Args};
 use crate::host::proc_maps::Mapping;
-use crate::host::unwind::{has_frame_pointers, needs_libstdcxx, Unwinder, Unwound};
+pub use crate::host::unwind::{parse_stack_bytes, DEFAULT_STACK_BYTES};
+use crate::host::unwind::{has_frame_pointers, needs_libstdcxx, Sample, Unwinder, Unwound};
 use crate::skel::kmemleak_lite::defs;
 
 /// The user-mode stack ids (kmemleak_lite.h), as the report's i64 stack ids.
@@ -19,7 +20,6 @@ const STACK_ID_SAMPLE: i64 = defs::STACK_ID_SAMPLE as i64;
 const STACK_ID_USER_SITE: i64 = defs::STACK_ID_USER_SITE as i64;
 const USER_SITE_LOST: i64 = defs::USER_SITE_LOST as i64;
 const SAMPLE_SEQ_MASK: i64 = USER_SITE_LOST - 1;
-const SAMPLE_STACK_END: u32 = defs::SAMPLE_STACK_END;
 
 /// How user stacks are walked (--unwind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,13 +35,6 @@ pub enum UnwindMode {
 /// How one stack in the report was walked (JSON `unwind`).
 pub const FP: &str = "fp";
 pub const DWARF: &str = "dwarf";
-
-/// --stack-bytes' default: a copy of the stack's top 16 KiB covers the allocation stacks of
-/// deep servers (a C++ request path of 40 frames uses 2-5 KiB); what is deeper is marked cut.
-pub const DEFAULT_STACK_BYTES: u32 = 16384;
-
-/// The bytes of a record before its copy of the stack (struct stack_sample).
-const HEADER: usize = 56;
 
 /// What a user-mode stack id stands for, beside a kernel stack table id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,22 +90,17 @@ impl Stacks {
     /// Whether a record is a stack sample (the other records, the loader's wake-ups, are 8
     /// bytes).
     pub fn is_sample(record: &[u8]) -> bool {
-        record.len() >= HEADER
+        record.len() >= Sample::HEADER
     }
 
     /// Unwinds one stack_sample record with the process's mappings `maps`.
     pub fn add(&mut self, record: &[u8], maps: &[Mapping]) {
-        let word = |i: usize| u64::from_ne_bytes(record[i * 8..i * 8 + 8].try_into().unwrap());
-        let (seq, regs) = (
-            word(1) & SAMPLE_SEQ_MASK as u64,
-            [word(2), word(3), word(4), word(5)],
-        );
-        let len = u32::from_ne_bytes(record[48..52].try_into().unwrap()) as usize;
-        let flags = u32::from_ne_bytes(record[52..56].try_into().unwrap());
-        let data = &record[HEADER..(HEADER + len).min(record.len())];
+        let Some(sample) = Sample::parse(record) else {
+            return;
+        };
+        let seq = sample.seq & SAMPLE_SEQ_MASK as u64;
         self.unwinder.sync_modules(maps);
-        let ended = flags & SAMPLE_STACK_END != 0;
-        let stack = self.unwinder.unwind(regs, data, ended);
+        let stack = self.unwinder.unwind(sample.regs, sample.data, sample.ended);
         let number = match self.numbers.get(&stack) {
             Some(&n) => n,
             None => {
@@ -165,15 +153,6 @@ impl Stacks {
         let used: HashSet<u64> = self.samples.values().map(|&(n, _)| n).collect();
         self.stacks.retain(|n, _| used.contains(n));
         self.numbers.retain(|_, n| used.contains(n));
-    }
-}
-
-/// --stack-bytes: a whole number of bytes from 1024 to the most a record carries.
-pub fn parse_stack_bytes(s: &str) -> Result<u32, String> {
-    let max = defs::MAX_STACK_BYTES;
-    match s.parse::<u32>() {
-        Ok(n) if (1024..=max).contains(&n) => Ok(n),
-        _ => Err(format!("'{s}' is not a number of bytes from 1024 to {max}")),
     }
 }
 

@@ -10,6 +10,7 @@ mod hist;
 mod links;
 mod page;
 mod report;
+mod stack;
 pub mod target;
 
 use std::time::Duration;
@@ -39,14 +40,14 @@ unsafe impl plain::Plain for types::hist_key {}
 const MAX_SLOTS: usize = defs::MAX_SLOTS as usize;
 
 use crate::skel::uprobe_lat::defs::{
-    self, LOSS_HIST_FULL, LOSS_THREADS_FULL, LOSS_TOO_DEEP, LOSS_UNWOUND,
+    self, LOSS_HIST_FULL, LOSS_STACK_LOST, LOSS_THREADS_FULL, LOSS_TOO_DEEP, LOSS_UNWOUND,
 };
 /// At most this many (function, process, epoch) histograms in the kernel with
 /// `--kernel-hist --per-pid` (each is 408 bytes per CPU, all allocated at start).
 const PER_PID_HISTS: u32 = 16384;
 
 /// How uprobe-lat can lose a call (LOSS_* in uprobe_lat.h).
-pub static LOSSES: [consumer::LossCause; 5] = [
+pub static LOSSES: [consumer::LossCause; 6] = [
     consumer::RINGBUF_FULL,
     consumer::LossCause {
         slot: Some(LOSS_TOO_DEEP),
@@ -72,6 +73,12 @@ pub static LOSSES: [consumer::LossCause; 5] = [
         what: "calls not timed: the per-thread table was full",
         advice: "raise --max-threads",
     },
+    consumer::LossCause {
+        slot: Some(LOSS_STACK_LOST),
+        key: "stack_lost",
+        what: "slow calls were shown without their stack: there was no room to send it",
+        advice: "raise --ringbuf-size, or raise --slower-than so fewer calls are slow",
+    },
 ];
 
 #[derive(Parser, Debug)]
@@ -79,7 +86,7 @@ pub static LOSSES: [consumer::LossCause; 5] = [
     name = TOOL.name,
     version,
     about = "Time user-space functions: log2 histograms and percentiles of their latency",
-    after_help = "Targets:\n  PATH:FUNC      a function in a program or library given by path\n  LIB:FUNC       a library by name, found as the dynamic loader would (libc:malloc)\n  :FUNC          a function in the program of -p PID\n  FUNC may be a glob (parse_*): every match gets its own histogram.\n\nExamples:\n  uprobe-lat libc:malloc                   # every process's malloc(), in ns\n  uprobe-lat -u -p 181 libc:read           # read() in process 181, in us\n  uprobe-lat -p 181 :handle_request        # a function of process 181's program\n  uprobe-lat -m './server:parse_*'         # each parse_ function, in ms\n  uprobe-lat -i 5 -d 60 libc:malloc        # print and reset every 5 s, for a minute\n  uprobe-lat --slower-than 10ms /usr/bin/myapp:flush   # and each call over 10 ms\n  uprobe-lat --kernel-hist libc:malloc     # sum in the kernel: cheapest for hot functions\n  uprobe-lat -l 'libc:str*'                # list the functions a target matches"
+    after_help = "Targets:\n  PATH:FUNC      a function in a program or library given by path\n  LIB:FUNC       a library by name, found as the dynamic loader would (libc:malloc)\n  :FUNC          a function in the program of -p PID\n  FUNC may be a glob (parse_*): every match gets its own histogram.\n\nExamples:\n  uprobe-lat libc:malloc                   # every process's malloc(), in ns\n  uprobe-lat -u -p 181 libc:read           # read() in process 181, in us\n  uprobe-lat -p 181 :handle_request        # a function of process 181's program\n  uprobe-lat -m './server:parse_*'         # each parse_ function, in ms\n  uprobe-lat -i 5 -d 60 libc:malloc        # print and reset every 5 s, for a minute\n  uprobe-lat --slower-than 10ms /usr/bin/myapp:flush   # and each call over 10 ms\n  uprobe-lat --slower-than 10ms --stack ./app:flush    # and who called it\n  uprobe-lat --kernel-hist libc:malloc     # sum in the kernel: cheapest for hot functions\n  uprobe-lat -l 'libc:str*'                # list the functions a target matches"
 )]
 pub struct Args {
     /// What to time: PATH:FUNC, LIB:FUNC or :FUNC (with -p); FUNC may be a glob
@@ -147,6 +154,18 @@ pub struct Args {
     /// Also print every call that took at least DURATION (10ms, 500us, 1.5s)
     #[arg(long = "slower-than", value_name = "DURATION", value_parser = parse_duration_ns)]
     pub slower_than: Option<u64>,
+
+    /// With --slower-than: print each slow call's user stack, its callers unwound with the
+    /// binaries' unwind tables from a copy of the stack's top (no frame pointers needed)
+    #[arg(long = "stack")]
+    pub stack: bool,
+
+    /// With --stack: bytes of stack copied from the stack pointer up (1024-32768); a stack
+    /// deeper than that is shown as far as it goes, marked cut
+    #[arg(long = "stack-bytes", value_name = "BYTES",
+          default_value_t = crate::host::unwind::DEFAULT_STACK_BYTES,
+          value_parser = crate::host::unwind::parse_stack_bytes)]
+    pub stack_bytes: u32,
 
     /// Do not measure the probes' own cost at start-up
     #[arg(long = "no-calibrate")]
@@ -231,6 +250,7 @@ impl Sequence for Args {
     }
 
     fn early(&self) -> Result<Option<u8>> {
+        stack::check(self)?;
         if self.list && !self.common.check {
             return list(self).map(|()| Some(0));
         }
@@ -399,7 +419,13 @@ fn load(
                 .set_max_entries(functions as u32 * 2)?;
         }
     }
+    // --stack: one scratch entry per CPU for the stack copies.
+    if args.stack {
+        let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
+        open.maps.samples.set_max_entries(cpus as u32)?;
+    }
     let rodata = setup::rodata(open.maps.rodata_data.as_deref_mut())?;
+    rodata.stack_bytes = if args.stack { args.stack_bytes } else { 0 };
     rodata.targ_tgid = args.pid.unwrap_or(0);
     rodata.kernel_hist = args.kernel_hist;
     rodata.per_pid = args.per_pid;

@@ -18,6 +18,7 @@ pub const PAGE: crate::tools::Page = crate::tools::Page {
         ("count mean p50 p90 p99 p99.9 max", "Calls, and their mean, percentiles and maximum latency, with units."),
         ("probe overhead", "Time the probes add per call to the traced program, and how much of it lands inside a measured latency."),
         ("TIME PID TID COMM FUNC LAT", "With --slower-than: one line per call at least that slow."),
+        ("stack (indented lines)", "With --stack: under a slow call's line, its caller and that one's callers, one frame a line (function+offset (file:line) [binary]), unwound from a copy of the stack's top with the binaries' unwind tables (no frame pointers needed). [cut: ...] ends a stack deeper than --stack-bytes; [stack lost ...] says its copy found no room in the ring buffer (counted as stack_lost)."),
     ],
     overhead: &[
         "The traced program pays about what libbpf-tools' funclatency costs it, in either mode: the uprobe trap is nearly all of it, microseconds per call. With multi-uprobe links, many functions attach and detach at once (the measured figures are in the README's Performance section and docs/benchmarks.md).",

@@ -3,7 +3,6 @@
 //! and a row per call slower than --slower-than.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,6 +14,7 @@ use super::compact::CompactLatencies;
 use super::target::Probe;
 use super::cumulative::Cumulative;
 use super::hist::{fold_other_pids, json_buckets, parse_key, read_hist, Bucket, HistSum, OTHER_PIDS};
+use super::stack::{self, Stacks};
 use super::{Args, MAX_SLOTS};
 use crate::consumer::{decode, Handler, Stop};
 use crate::host::container::CgroupFields;
@@ -30,6 +30,8 @@ use crate::skel::uprobe_lat::defs::CALL_SLOW;
 /// After flipping the epoch, how long BPF programs that read the old one may still be
 /// writing to it (they run for well under a microsecond).
 const EPOCH_SETTLE: Duration = Duration::from_millis(2);
+mod slow;
+
 /// How often -p checks that its process is still there.
 const PID_CHECK: Duration = Duration::from_millis(500);
 
@@ -126,19 +128,6 @@ struct HistJson<'a> {
     probe_overhead_in_latency_ns: Option<f64>,
 }
 
-/// One call slower than --slower-than.
-#[derive(Serialize)]
-struct SlowJson<'a> {
-    #[serde(flatten)]
-    head: Header,
-    #[serde(flatten)]
-    attrs: Attrs<'a>,
-    binary: &'a str,
-    latency_ns: u64,
-    #[serde(flatten)]
-    cgroup: CgroupFields<'a>,
-}
-
 pub struct Report<'a> {
     sink: Sink,
     probes: &'a [Probe],
@@ -176,6 +165,8 @@ pub struct Report<'a> {
     lat_text: String,
     /// With --metrics-*: the histograms since the start.
     cumulative: Option<Cumulative>,
+    /// --stack: the slow calls' stack copies.
+    stacks: Option<Stacks>,
 }
 
 impl<'a> Report<'a> {
@@ -234,40 +225,8 @@ impl<'a> Report<'a> {
             comm_text: String::new(),
             lat_text: String::new(),
             cumulative,
+            stacks: args.stack.then(|| Stacks::new(args.stack_bytes)),
         })
-    }
-
-    fn slow_call(&mut self, e: &call_event) -> Result<()> {
-        let Some(probe) = self.probes.get(e.func_id as usize) else {
-            return Ok(());
-        };
-        let comm = c_str_bytes(&e.comm);
-        let name = &self.names[e.func_id as usize];
-        if self.sink.is_json() {
-            let rec = SlowJson {
-                head: Header::new(event::SLOW_CALL, self.table.clock.rfc3339(e.ts)),
-                attrs: Attrs {
-                    pid: Some(e.pid),
-                    tid: Some(e.tid),
-                    comm: Some(escaped(comm)),
-                    function: Some(name),
-                    ..Default::default()
-                },
-                binary: &probe.binary,
-                latency_ns: e.lat_ns,
-                cgroup: self.table.containers.json(e.cgroup_id),
-            };
-            return Ok(self.sink.json(&rec)?);
-        }
-        self.comm_text.clear();
-        escape_into(&mut self.comm_text, comm);
-        self.lat_text.clear();
-        let _ = write!(self.lat_text, "{}", human_ns(e.lat_ns as f64));
-        let own: [&dyn std::fmt::Display; 3] = [&e.pid, &e.tid, &self.comm_text];
-        let tail: [&dyn std::fmt::Display; 2] = [name, &self.lat_text];
-        Ok(self
-            .table
-            .row(&mut self.sink, e.ts, e.cgroup_id, &own, &tail)?)
     }
 
     /// Reads (kernel mode) and prints every histogram with calls, then starts afresh.
@@ -507,6 +466,10 @@ impl Handler for Report<'_> {
     }
 
     fn event(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(st) = self.stacks.as_mut().filter(|_| stack::is_copy(data)) {
+            st.copy(data);
+            return Ok(());
+        }
         let (e, _) = decode::<call_event>(data)?;
         if e.flags & CALL_SLOW != 0 {
             self.slow_call(e)?;

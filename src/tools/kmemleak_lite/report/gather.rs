@@ -11,7 +11,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use super::kernel::{caller, is_tracing_frame, CallSite, StackInfo};
 use super::{Mode, Reporter};
 use crate::skel::kmemleak_lite::types::{alloc_info, combined_info, kstack_info};
-use crate::tools::kmemleak_lite::symbols::Frame;
+use crate::host::symbols::Frame;
 use crate::tools::kmemleak_lite::unwind::UserId;
 
 /// The top stacks of one report, most bytes first: (stack id, bytes, allocations), each

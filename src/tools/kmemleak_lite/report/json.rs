@@ -9,7 +9,7 @@ use super::user::Incomplete;
 use super::{Mode, Reporter};
 use crate::host::container::CgroupFields;
 use crate::output::schema::{event, Header};
-use crate::tools::kmemleak_lite::symbols::Frame;
+use crate::host::symbols::Frame;
 
 #[derive(Serialize)]
 struct StackJson<'f> {

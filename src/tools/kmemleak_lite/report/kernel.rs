@@ -3,7 +3,7 @@
 //! the kernel frees where the kmem tracepoints cannot see it (not leaks, marked as such).
 
 use crate::skel::kmemleak_lite::defs::{CALL_SITE_STACK_LOST, STACK_ID_CALL_SITE};
-use crate::tools::kmemleak_lite::symbols::Frame;
+use crate::host::symbols::Frame;
 
 /// Kernel mode: a call site id standing for the stacks of allocations recorded under it
 /// (kmemleak_lite.h, STACK_ID_CALL_SITE).

@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::gather::Top;
 use super::kernel::{unseen_free, CallSite};
 use super::{Mode, Reporter};
-use crate::tools::kmemleak_lite::symbols::Frame;
+use crate::host::symbols::Frame;
 
 impl Reporter<'_> {
     /// The report as text, written to the sink at once.

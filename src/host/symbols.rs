@@ -1,6 +1,8 @@
 //! Stack frames to names with blazesym: kernel frames from kallsyms, user frames from the ELF
 //! (and DWARF, for file:line) of the files the process maps. The process's mappings are
-//! snapshotted while it runs, so frames still resolve after it has exited.
+//! snapshotted while it runs, so frames still resolve after it has exited. Shared by
+//! kmemleak-lite's stacks and uprobe-lat's --stack, so both name frames alike (in JSON too:
+//! output::frames).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -9,14 +11,11 @@ use std::path::{Path, PathBuf};
 use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::MaybeDefault;
-use serde::Serialize;
-
-use crate::output::schema::CodeLocation;
 
 use crate::host::proc_maps::Mapping;
 use crate::render::escape::escape_into;
 
-/// A symbolized frame.
+/// A symbolized frame (its JSON form: output::frames).
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub addr: String,
@@ -29,33 +28,7 @@ pub struct Frame {
     pub text: String,
 }
 
-/// In JSON, the symbol, file and line under OpenTelemetry's `code.*` names.
-impl Serialize for Frame {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct FrameJson<'a> {
-            addr: &'a str,
-            #[serde(flatten)]
-            code: CodeLocation<'a>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            offset: Option<u64>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            module: Option<&'a str>,
-        }
-        FrameJson {
-            addr: &self.addr,
-            code: CodeLocation {
-                function: self.symbol.as_deref(),
-                file: self.file.as_deref(),
-                line: self.line,
-            },
-            offset: self.offset,
-            module: self.module.as_deref(),
-        }
-        .serialize(s)
-    }
-}
-
+/// Names the frames of one process (user) or of the kernel, with a cache by address.
 pub struct Symbols {
     symbolizer: Symbolizer,
     kernel: bool,
