@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_one_line_error, final_losses, marker, run_tool, Finished, Traced};
+use common::{assert_one_line_error, final_losses, run_tool, Finished, Traced};
 use serde_json::Value;
 
 const TOOL: &str = "uprobe-lat";
@@ -18,18 +18,7 @@ const TOOL: &str = "uprobe-lat";
 /// Builds the program into a directory of its own (a unique path: the test traces only its
 /// own file), as its Build: line says.
 fn build() -> PathBuf {
-    let dir = std::env::temp_dir().join(marker("ustack"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/slow_stack.c");
-    let exe = dir.join("slow_stack");
-    let status = Command::new("cc")
-        .args(["-O2", "-g", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .expect("cc must be installed to build the test program");
-    assert!(status.success(), "building {}", src.display());
-    exe
+    common::build_c_program("slow_stack", &["-O2", "-g"])
 }
 
 /// Traces slow_fn with `args` while the program makes its calls; with `pad`, main puts 12 KiB
