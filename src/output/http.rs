@@ -399,8 +399,9 @@ fn read_head(
     }
 }
 
-/// Where the head ends (after its blank line), searching from `from`.
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+/// Where an HTTP head ends (after its blank line), searching from `from`: the exporter's
+/// requests and the OTLP client's responses.
+pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     (from..buf.len()).find_map(|i| {
         let rest = &buf[i..];
         if rest.starts_with(b"\r\n\r\n") {

@@ -9,6 +9,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::Url;
+use crate::output::http::head_end;
 
 /// A response's head is read up to this size.
 const HEAD_MAX: usize = 16 * 1024;
@@ -66,7 +67,7 @@ pub fn post(
     let mut buf = [0u8; 4096];
     let mut want = HEAD_MAX;
     loop {
-        if let Some(end) = head_end(&got) {
+        if let Some(end) = head_end(&got, 0) {
             let length = content_length(&got[..end]).unwrap_or(BODY_MAX);
             want = end + length.min(BODY_MAX);
         }
@@ -86,11 +87,6 @@ pub fn post(
     parse(&got).ok_or_else(|| std::io::ErrorKind::InvalidData.into())
 }
 
-/// Where the head ends (after its blank line).
-fn head_end(got: &[u8]) -> Option<usize> {
-    got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
 /// The value of header `name` in `head`.
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.split("\r\n").skip(1).find_map(|line| {
@@ -107,7 +103,7 @@ fn content_length(head: &[u8]) -> Option<usize> {
 
 /// A response as read: a status line is needed; a head cut short still gives the status.
 fn parse(got: &[u8]) -> Option<Response> {
-    let end = head_end(got).unwrap_or(got.len());
+    let end = head_end(got, 0).unwrap_or(got.len());
     let head = String::from_utf8_lossy(&got[..end]);
     if !head.starts_with("HTTP/1.") {
         return None;
